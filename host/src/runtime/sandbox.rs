@@ -1,0 +1,180 @@
+//! One connector instance's store state: its WASI context (built from its grant), its limits,
+//! its deadline and its handle on the run log.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{ResourceLimiter, StoreContextMut, UpdateDeadline};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use super::bindings::{logging, types};
+use super::log::RunLog;
+use super::stdio::LogStream;
+use crate::capability::{Preopen, fs};
+use crate::protocol::LogLevel;
+
+/// Resource limits of one connector instance.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits {
+    /// Maximum linear memory, in bytes.
+    pub memory: u64,
+    /// Maximum wall-clock time of one call into the connector.
+    pub call_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory: 512 << 20,
+            call_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What one sandbox is given.
+#[derive(Debug, Clone, Default)]
+pub struct Sandbox {
+    /// Limits.
+    pub limits: Limits,
+    /// Directories preopened for it.
+    pub dirs: Vec<Preopen>,
+    /// Where its logs and output go.
+    pub log: RunLog,
+}
+
+/// Raised (as a trap) when a call runs past its deadline.
+#[derive(Debug, thiserror::Error)]
+#[error("deadline of {0:?} exceeded")]
+pub struct DeadlineExceeded(pub Duration);
+
+/// Raised (as a trap) when memory would grow past the limit.
+#[derive(Debug, thiserror::Error)]
+#[error("memory limit of {limit} bytes exceeded (asked for {requested})")]
+pub struct MemoryLimitExceeded {
+    /// The limit.
+    pub limit: u64,
+    /// The size asked for.
+    pub requested: u64,
+}
+
+/// Store data of one connector instance.
+pub struct ConnectorState {
+    name: Arc<str>,
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: Limits,
+    deadline: Option<Instant>,
+    log: RunLog,
+}
+
+impl ConnectorState {
+    /// A sandbox for `name`: no environment, no arguments, no network, only the granted
+    /// directories, stdio into the run log.
+    pub fn new(name: &str, sandbox: &Sandbox) -> Result<Self, fs::FsGrantError> {
+        let mut builder = WasiCtxBuilder::new();
+        // File I/O runs inline on the calling task instead of a blocking-pool hop per call.
+        builder.allow_blocking_current_thread(true);
+        builder.stdout(LogStream::new(name, LogLevel::Info, sandbox.log.clone()));
+        builder.stderr(LogStream::new(name, LogLevel::Warn, sandbox.log.clone()));
+        builder.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
+        fs::apply(&mut builder, &sandbox.dirs)?;
+        Ok(ConnectorState {
+            name: name.into(),
+            wasi: builder.build(),
+            table: ResourceTable::new(),
+            limits: sandbox.limits,
+            deadline: None,
+            log: sandbox.log.clone(),
+        })
+    }
+
+    /// The connector's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The run log this connector writes to.
+    pub fn log(&self) -> &RunLog {
+        &self.log
+    }
+
+    /// The limits.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Start the clock for one call.
+    pub fn arm_deadline(&mut self) {
+        self.deadline = Some(Instant::now() + self.limits.call_timeout);
+    }
+
+    /// Stop the clock.
+    pub fn disarm_deadline(&mut self) {
+        self.deadline = None;
+    }
+
+    /// Called on every epoch tick while the connector runs: yield to other tasks, or stop the
+    /// call once its deadline has passed.
+    pub fn on_epoch(ctx: StoreContextMut<'_, Self>) -> wasmtime::Result<UpdateDeadline> {
+        let state = ctx.data();
+        match state.deadline {
+            Some(d) if Instant::now() >= d => {
+                Err(DeadlineExceeded(state.limits.call_timeout).into())
+            }
+            _ => Ok(UpdateDeadline::Yield(1)),
+        }
+    }
+}
+
+impl WasiView for ConnectorState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl ResourceLimiter for ConnectorState {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired as u64 > self.limits.memory {
+            return Err(MemoryLimitExceeded {
+                limit: self.limits.memory,
+                requested: desired as u64,
+            }
+            .into());
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 1 << 20)
+    }
+}
+
+/// The `types` interface has no functions; the trait only marks it as provided.
+impl types::Host for ConnectorState {}
+
+impl logging::Host for ConnectorState {
+    fn log(&mut self, level: logging::Level, message: String) {
+        let level = match level {
+            logging::Level::Trace => LogLevel::Trace,
+            logging::Level::Debug => LogLevel::Debug,
+            logging::Level::Info => LogLevel::Info,
+            logging::Level::Warn => LogLevel::Warn,
+            logging::Level::Error => LogLevel::Error,
+        };
+        self.log.push(&self.name, level, &message);
+    }
+}
