@@ -1,0 +1,596 @@
+//! The connection file: which source and destination, their configs and grants, which streams
+//! and how, and the limits of a run. `sluice run CONNECTION.toml` reads one.
+//!
+//! Relative paths (connectors, granted directories) are relative to the file itself, so a
+//! connection file means the same thing whatever directory it is run from.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::capability::{Access, Grant, Preopen};
+use crate::protocol::{
+    Catalog, ConfiguredCatalog, ConfiguredStream, DestinationMode, Spec, SyncMode,
+};
+use crate::runtime::Limits;
+
+/// Why a connection file cannot be used. Each variant names the file and the field.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectionError {
+    /// The file could not be read.
+    #[error("cannot read connection file {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The TOML is malformed, a field is missing, misspelled or of the wrong type.
+    #[error("connection file {} is invalid: {message}", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said, with line, column and field.
+        message: String,
+    },
+    /// A connector file does not exist.
+    #[error(
+        "{field} in {} points to {}, which does not exist (build the connectors with \
+         `cargo xtask build`, or fix the path; relative paths are relative to the connection file)",
+        file.display(), path.display()
+    )]
+    ConnectorNotFound {
+        /// The connection file.
+        file: PathBuf,
+        /// `source.connector` or `destination.connector`.
+        field: &'static str,
+        /// The resolved path.
+        path: PathBuf,
+    },
+    /// A granted directory cannot be used.
+    #[error("{field} in {}: {reason}", file.display())]
+    Grant {
+        /// The connection file.
+        file: PathBuf,
+        /// Which grant.
+        field: String,
+        /// Why.
+        reason: String,
+    },
+    /// The stream selection does not fit the source's catalog or the destination's modes.
+    #[error("streams in {}: {message}", file.display())]
+    Streams {
+        /// The connection file.
+        file: PathBuf,
+        /// What does not fit.
+        message: String,
+    },
+}
+
+/// The file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    name: Option<String>,
+    source: EndpointFile,
+    destination: EndpointFile,
+    #[serde(default)]
+    streams: Option<Vec<StreamSelection>>,
+    #[serde(default)]
+    limits: LimitsFile,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EndpointFile {
+    connector: PathBuf,
+    #[serde(default)]
+    config: Option<toml::Table>,
+    #[serde(default)]
+    grant: Grant,
+}
+
+/// How one stream is moved, as the connection file selects it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamSelection {
+    /// The stream's name in the source's catalog.
+    pub name: String,
+    /// Default: full refresh.
+    pub sync_mode: Option<SyncMode>,
+    /// Default: overwrite for full refresh, append for incremental.
+    pub destination_mode: Option<DestinationMode>,
+    /// Default: the stream's own cursor.
+    pub cursor_field: Option<Vec<String>>,
+    /// Default: the stream's own key.
+    pub primary_key: Option<Vec<Vec<String>>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsFile {
+    memory_mib: Option<u64>,
+    call_timeout_secs: Option<f64>,
+    batch_records: Option<u32>,
+    max_batch_mib: Option<u64>,
+    checkpoint_interval_secs: Option<f64>,
+}
+
+/// Limits of a run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RunLimits {
+    /// Per connector instance.
+    pub connector: Limits,
+    /// Records the host asks for per pull.
+    pub batch_records: u32,
+    /// Largest batch the host accepts, in bytes.
+    pub max_batch_bytes: usize,
+    /// How often the destination is flushed and checkpoints committed (at most).
+    pub checkpoint_interval: Duration,
+}
+
+impl Default for RunLimits {
+    fn default() -> Self {
+        RunLimits {
+            connector: Limits::default(),
+            batch_records: 1000,
+            max_batch_bytes: 64 << 20,
+            checkpoint_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// One side of a connection, resolved.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// The component file.
+    pub connector: PathBuf,
+    /// Its config as JSON text.
+    pub config: String,
+    /// Directories it may see.
+    pub dirs: Vec<Preopen>,
+}
+
+/// A connection file, parsed and resolved.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    /// Its name: the key of its state and run history.
+    pub name: String,
+    /// Where it was read from.
+    pub file: PathBuf,
+    /// The source.
+    pub source: Endpoint,
+    /// The destination.
+    pub destination: Endpoint,
+    /// The streams to move; `None` moves all.
+    pub streams: Option<Vec<StreamSelection>>,
+    /// Limits.
+    pub limits: RunLimits,
+}
+
+impl Connection {
+    /// Read and resolve a connection file.
+    pub fn load(path: &Path) -> Result<Connection, ConnectionError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConnectionError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Parse `text` as if read from `path`.
+    pub fn parse(path: &Path, text: &str) -> Result<Connection, ConnectionError> {
+        let invalid = |message: String| ConnectionError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        let file: File = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let name = match file.name {
+            Some(n) if n.trim().is_empty() => return Err(invalid("`name` is empty".into())),
+            Some(n) => n,
+            None => path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("connection")
+                .to_string(),
+        };
+        let l = file.limits;
+        let defaults = RunLimits::default();
+        let positive = |field: &str, v: f64| {
+            if v.is_finite() && v > 0.0 {
+                Ok(Duration::from_secs_f64(v))
+            } else {
+                Err(invalid(format!(
+                    "`limits.{field}` must be a positive number of seconds"
+                )))
+            }
+        };
+        let limits = RunLimits {
+            connector: Limits {
+                memory: l.memory_mib.map_or(defaults.connector.memory, |m| m << 20),
+                call_timeout: match l.call_timeout_secs {
+                    Some(v) => positive("call_timeout_secs", v)?,
+                    None => defaults.connector.call_timeout,
+                },
+            },
+            batch_records: l.batch_records.unwrap_or(defaults.batch_records).max(1),
+            max_batch_bytes: l
+                .max_batch_mib
+                .map_or(defaults.max_batch_bytes, |m| (m << 20) as usize),
+            checkpoint_interval: match l.checkpoint_interval_secs {
+                Some(v) => positive("checkpoint_interval_secs", v)?,
+                None => defaults.checkpoint_interval,
+            },
+        };
+        if limits.connector.memory < 1 << 20 {
+            return Err(invalid("`limits.memory_mib` must be at least 1".into()));
+        }
+        let source = endpoint(path, base, "source", file.source, Access::ReadOnly)?;
+        let destination = endpoint(
+            path,
+            base,
+            "destination",
+            file.destination,
+            Access::ReadWrite,
+        )?;
+        Ok(Connection {
+            name,
+            file: path.to_path_buf(),
+            source,
+            destination,
+            streams: file.streams,
+            limits,
+        })
+    }
+
+    /// The configured catalog for this run: the selected streams of the source's `catalog`,
+    /// checked against what the destination (`destination`'s spec) supports.
+    pub fn configure(
+        &self,
+        catalog: &Catalog,
+        destination: &Spec,
+    ) -> Result<ConfiguredCatalog, ConnectionError> {
+        configure(catalog, self.streams.as_deref(), destination).map_err(|message| {
+            ConnectionError::Streams {
+                file: self.file.clone(),
+                message,
+            }
+        })
+    }
+}
+
+fn endpoint(
+    file: &Path,
+    base: &Path,
+    side: &'static str,
+    e: EndpointFile,
+    access: Access,
+) -> Result<Endpoint, ConnectionError> {
+    let connector = base.join(&e.connector);
+    if !connector.is_file() {
+        return Err(ConnectionError::ConnectorNotFound {
+            file: file.to_path_buf(),
+            field: if side == "source" {
+                "source.connector"
+            } else {
+                "destination.connector"
+            },
+            path: connector,
+        });
+    }
+    let config = serde_json::to_string(&e.config.unwrap_or_default()).map_err(|err| {
+        ConnectionError::Invalid {
+            path: file.to_path_buf(),
+            message: format!("`{side}.config` cannot be turned into JSON: {err}"),
+        }
+    })?;
+    let mut dirs = Vec::new();
+    for (i, d) in e.grant.dirs.iter().enumerate() {
+        let field = format!("{side}.grant.dirs[{i}]");
+        // A destination's output directory is created on first use; a source's must exist.
+        if access == Access::ReadWrite {
+            let _ = std::fs::create_dir_all(base.join(&d.host));
+        }
+        let p = d
+            .resolve(base, access)
+            .map_err(|err| ConnectionError::Grant {
+                file: file.to_path_buf(),
+                field,
+                reason: err.to_string(),
+            })?;
+        dirs.push(p);
+    }
+    Ok(Endpoint {
+        connector,
+        config,
+        dirs,
+    })
+}
+
+/// Select and configure streams. Defaults: every stream; full refresh; overwrite for full
+/// refresh and append for incremental; the stream's own cursor and key.
+pub fn configure(
+    catalog: &Catalog,
+    selections: Option<&[StreamSelection]>,
+    destination: &Spec,
+) -> Result<ConfiguredCatalog, String> {
+    let all: Vec<StreamSelection>;
+    let selections = match selections {
+        Some(s) => s,
+        None => {
+            all = catalog
+                .streams
+                .iter()
+                .map(|s| StreamSelection {
+                    name: s.name.clone(),
+                    sync_mode: None,
+                    destination_mode: None,
+                    cursor_field: None,
+                    primary_key: None,
+                })
+                .collect();
+            &all
+        }
+    };
+    if selections.is_empty() {
+        return Err(
+            "no stream is selected; list at least one `[[streams]]` or omit them all".into(),
+        );
+    }
+    let mut streams = Vec::with_capacity(selections.len());
+    for sel in selections {
+        let Some(stream) = catalog.get(&sel.name) else {
+            let names: Vec<&str> = catalog.streams.iter().map(|s| s.name.as_str()).collect();
+            return Err(format!(
+                "stream `{}` is not in the source's catalog (it has: {})",
+                sel.name,
+                names.join(", ")
+            ));
+        };
+        if streams
+            .iter()
+            .any(|s: &ConfiguredStream| s.stream.name == sel.name)
+        {
+            return Err(format!("stream `{}` is selected twice", sel.name));
+        }
+        let sync_mode = sel.sync_mode.unwrap_or(SyncMode::FullRefresh);
+        if !stream.supported_sync_modes.contains(&sync_mode) {
+            return Err(format!(
+                "stream `{}` does not support {sync_mode:?} (it supports {:?})",
+                sel.name, stream.supported_sync_modes
+            ));
+        }
+        let cursor_field = sel
+            .cursor_field
+            .clone()
+            .unwrap_or_else(|| stream.default_cursor_field.clone());
+        if sync_mode == SyncMode::Incremental && cursor_field.is_empty() {
+            return Err(format!(
+                "stream `{}` is incremental but has no cursor; set `cursor_field`",
+                sel.name
+            ));
+        }
+        let destination_mode = sel.destination_mode.unwrap_or(match sync_mode {
+            SyncMode::FullRefresh => DestinationMode::Overwrite,
+            SyncMode::Incremental => DestinationMode::Append,
+        });
+        if !destination
+            .supported_destination_modes
+            .contains(&destination_mode)
+        {
+            return Err(format!(
+                "stream `{}`: the destination does not support {destination_mode:?} \
+                 (it supports {:?})",
+                sel.name, destination.supported_destination_modes
+            ));
+        }
+        let primary_key = sel
+            .primary_key
+            .clone()
+            .unwrap_or_else(|| stream.primary_key.clone());
+        if destination_mode == DestinationMode::AppendDedup && primary_key.is_empty() {
+            return Err(format!(
+                "stream `{}` uses append_dedup but has no primary key; set `primary_key`",
+                sel.name
+            ));
+        }
+        streams.push(ConfiguredStream {
+            stream: stream.clone(),
+            sync_mode,
+            destination_mode,
+            cursor_field,
+            primary_key,
+        });
+    }
+    Ok(ConfiguredCatalog { streams })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::StreamDescriptor;
+
+    fn setup(text: &str) -> (tempfile::TempDir, Result<Connection, ConnectionError>) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("s.wasm"), b"x").unwrap();
+        std::fs::write(dir.path().join("d.wasm"), b"x").unwrap();
+        let path = dir.path().join("conn.toml");
+        std::fs::write(&path, text).unwrap();
+        let c = Connection::load(&path);
+        (dir, c)
+    }
+
+    const GOOD: &str = r#"
+name = "demo"
+[source]
+connector = "s.wasm"
+config = { count = 5, nested = { a = [1, 2] } }
+[destination]
+connector = "d.wasm"
+[[destination.grant.dirs]]
+host = "out"
+guest = "/output"
+[limits]
+memory_mib = 64
+call_timeout_secs = 0.5
+"#;
+
+    #[test]
+    fn a_good_file_resolves_paths_config_and_limits() {
+        let (dir, c) = setup(GOOD);
+        let c = c.unwrap();
+        assert_eq!(c.name, "demo");
+        assert_eq!(c.source.connector, dir.path().join("s.wasm"));
+        let config: serde_json::Value = serde_json::from_str(&c.source.config).unwrap();
+        assert_eq!(config["nested"]["a"][1], 2);
+        assert_eq!(c.destination.config, "{}");
+        assert_eq!(c.destination.dirs[0].guest, "/output");
+        assert!(
+            dir.path().join("out").is_dir(),
+            "destination dirs are created"
+        );
+        assert_eq!(c.limits.connector.memory, 64 << 20);
+        assert_eq!(c.limits.connector.call_timeout, Duration::from_millis(500));
+    }
+
+    fn error_of(text: &str) -> String {
+        setup(text).1.unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_missing_field_is_named() {
+        let e = error_of("[source]\nconnector = \"s.wasm\"\n");
+        assert!(e.contains("missing field `destination`"), "{e}");
+        let e = error_of("[source]\n[destination]\nconnector = \"d.wasm\"\n");
+        assert!(e.contains("missing field `connector`"), "{e}");
+        assert!(e.contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn a_wrong_type_is_named_with_its_line() {
+        let e = error_of(&GOOD.replace("memory_mib = 64", "memory_mib = \"lots\""));
+        assert!(e.contains("memory_mib"), "{e}");
+        assert!(e.contains("invalid type"), "{e}");
+    }
+
+    #[test]
+    fn a_misspelled_field_is_refused() {
+        let e = error_of(&GOOD.replace("memory_mib", "memroy_mib"));
+        assert!(e.contains("unknown field `memroy_mib`"), "{e}");
+    }
+
+    #[test]
+    fn an_unknown_connector_path_is_named() {
+        let e = error_of(&GOOD.replace("\"s.wasm\"", "\"nope/source.wasm\""));
+        assert!(e.contains("source.connector"), "{e}");
+        assert!(e.contains("nope/source.wasm"), "{e}");
+    }
+
+    #[test]
+    fn a_bad_grant_is_named() {
+        let e = error_of(&GOOD.replace("/output", "output"));
+        assert!(e.contains("destination.grant.dirs[0]"), "{e}");
+        let e = error_of(
+            &format!("{GOOD}\n[[source.grant.dirs]]\nhost = \"missing\"\nguest = \"/in\"\n")
+                .replace("[limits]\nmemory_mib = 64\ncall_timeout_secs = 0.5\n", ""),
+        );
+        assert!(
+            e.contains("source.grant.dirs[0]") && e.contains("missing"),
+            "{e}"
+        );
+    }
+
+    fn catalog() -> Catalog {
+        Catalog {
+            streams: vec![
+                StreamDescriptor {
+                    name: "users".into(),
+                    json_schema: serde_json::json!({}),
+                    supported_sync_modes: vec![SyncMode::FullRefresh, SyncMode::Incremental],
+                    default_cursor_field: vec!["updated_at".into()],
+                    primary_key: vec![vec!["id".into()]],
+                },
+                StreamDescriptor {
+                    name: "files".into(),
+                    json_schema: serde_json::json!({}),
+                    supported_sync_modes: vec![SyncMode::FullRefresh],
+                    default_cursor_field: vec![],
+                    primary_key: vec![],
+                },
+            ],
+        }
+    }
+
+    fn dest(modes: &[DestinationMode]) -> Spec {
+        Spec {
+            config_schema: serde_json::json!({}),
+            documentation_url: None,
+            supported_destination_modes: modes.to_vec(),
+        }
+    }
+
+    fn sel(name: &str, sync: Option<SyncMode>, dm: Option<DestinationMode>) -> StreamSelection {
+        StreamSelection {
+            name: name.into(),
+            sync_mode: sync,
+            destination_mode: dm,
+            cursor_field: None,
+            primary_key: None,
+        }
+    }
+
+    #[test]
+    fn defaults_move_every_stream_by_full_refresh_overwrite() {
+        let c = configure(&catalog(), None, &dest(&[DestinationMode::Overwrite])).unwrap();
+        assert_eq!(c.streams.len(), 2);
+        assert!(
+            c.streams
+                .iter()
+                .all(|s| s.sync_mode == SyncMode::FullRefresh
+                    && s.destination_mode == DestinationMode::Overwrite)
+        );
+    }
+
+    #[test]
+    fn incremental_appends_with_the_stream_cursor() {
+        let both = dest(&[DestinationMode::Append, DestinationMode::Overwrite]);
+        let c = configure(
+            &catalog(),
+            Some(&[sel("users", Some(SyncMode::Incremental), None)]),
+            &both,
+        )
+        .unwrap();
+        assert_eq!(c.streams[0].destination_mode, DestinationMode::Append);
+        assert_eq!(c.streams[0].cursor_field, ["updated_at"]);
+    }
+
+    #[test]
+    fn selections_that_do_not_fit_are_refused_with_the_reason() {
+        let both = dest(&[DestinationMode::Append, DestinationMode::Overwrite]);
+        let e = configure(&catalog(), Some(&[sel("userz", None, None)]), &both).unwrap_err();
+        assert!(e.contains("userz") && e.contains("users, files"), "{e}");
+        let e = configure(
+            &catalog(),
+            Some(&[sel("files", Some(SyncMode::Incremental), None)]),
+            &both,
+        )
+        .unwrap_err();
+        assert!(e.contains("does not support Incremental"), "{e}");
+        let e = configure(
+            &catalog(),
+            Some(&[sel("users", None, Some(DestinationMode::AppendDedup))]),
+            &both,
+        )
+        .unwrap_err();
+        assert!(e.contains("AppendDedup"), "{e}");
+        let e = configure(
+            &catalog(),
+            Some(&[sel("users", None, None), sel("users", None, None)]),
+            &both,
+        )
+        .unwrap_err();
+        assert!(e.contains("twice"), "{e}");
+    }
+}

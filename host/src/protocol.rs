@@ -109,7 +109,7 @@ pub struct Batch {
 }
 
 /// A checkpoint of one stream.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StreamState {
     /// The stream.
     pub stream: String,
@@ -313,6 +313,8 @@ impl ConnectorError {
 
 /// A source the sync engine pulls from: a sandboxed component, or native code in benchmarks.
 pub trait SourceReader: Send {
+    /// The connector's name, for errors.
+    fn name(&self) -> &str;
     /// The next message holding at most `max_records` records; `None` when the read is done.
     fn next(
         &mut self,
@@ -322,6 +324,8 @@ pub trait SourceReader: Send {
 
 /// A destination the sync engine writes into.
 pub trait DestinationWriter: Send {
+    /// The connector's name, for errors.
+    fn name(&self) -> &str;
     /// Write one batch.
     fn write(&mut self, batch: Batch) -> impl Future<Output = Result<(), ConnectorError>> + Send;
     /// Make everything written so far durable.

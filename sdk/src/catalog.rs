@@ -151,10 +151,7 @@ impl State {
     }
 
     /// The committed state of `stream` decoded into `T`; `None` when absent.
-    pub fn decode<T: serde::de::DeserializeOwned>(
-        &self,
-        stream: &str,
-    ) -> crate::Result<Option<T>> {
+    pub fn decode<T: serde::de::DeserializeOwned>(&self, stream: &str) -> crate::Result<Option<T>> {
         match self.streams.get(stream) {
             None => Ok(None),
             Some(v) => serde_json::from_value(v.clone()).map(Some).map_err(|e| {

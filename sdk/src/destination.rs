@@ -50,9 +50,8 @@ impl<'a> Batch<'a> {
     pub fn records<T: DeserializeOwned>(&self) -> impl Iterator<Item = Result<T>> + 'a {
         let stream = self.stream;
         self.lines().enumerate().map(move |(i, line)| {
-            serde_json::from_slice(line).map_err(|e| {
-                Error::fatal(format!("record {} of stream `{stream}`: {e}", i + 1))
-            })
+            serde_json::from_slice(line)
+                .map_err(|e| Error::fatal(format!("record {} of stream `{stream}`: {e}", i + 1)))
         })
     }
 }

@@ -104,9 +104,7 @@ impl<R: Reader + 'static> src::GuestReader for SourceReader<R> {
         let msg = self.0.borrow_mut().next(max_records)?;
         Ok(msg.map(|m| match m {
             Message::Batch { stream, records } => w::Message::Batch(w::Batch { stream, records }),
-            Message::State { stream, state } => {
-                w::Message::State(w::StreamState { stream, state })
-            }
+            Message::State { stream, state } => w::Message::State(w::StreamState { stream, state }),
         }))
     }
 }

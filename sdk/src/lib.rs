@@ -40,9 +40,7 @@ pub use source::{Emitter, Message, Reader, ReaderDriver, Source};
 /// Implementation details the export macros expand to. Not part of the API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::glue::{
-        DestinationExport, SourceExport, destination_world, source_world,
-    };
+    pub use crate::glue::{DestinationExport, SourceExport, destination_world, source_world};
     pub use wit_bindgen;
 }
 

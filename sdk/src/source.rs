@@ -209,7 +209,9 @@ pub mod wire {
         let mut decoded = State::default();
         for (stream, json) in state {
             let value = serde_json::from_str(&json).map_err(|e| {
-                Error::config(format!("the saved state of stream `{stream}` is not JSON: {e}"))
+                Error::config(format!(
+                    "the saved state of stream `{stream}` is not JSON: {e}"
+                ))
             })?;
             decoded.insert(stream, value);
         }
@@ -264,7 +266,10 @@ mod tests {
             .iter()
             .map(|m| match m {
                 Message::Batch { stream, records } => {
-                    format!("{stream}{}", records.iter().filter(|&&b| b == b'\n').count())
+                    format!(
+                        "{stream}{}",
+                        records.iter().filter(|&&b| b == b'\n').count()
+                    )
                 }
                 Message::State { stream, state } => format!("S{stream}={state}"),
             })
@@ -291,8 +296,14 @@ mod tests {
             count: u64,
         }
         let err = decode_config::<C>(r#"{"count": "many"}"#).unwrap_err();
-        assert!(matches!(&err, Error::Config(m) if m.contains("invalid type")), "{err}");
+        assert!(
+            matches!(&err, Error::Config(m) if m.contains("invalid type")),
+            "{err}"
+        );
         let err = decode_config::<C>("{}").unwrap_err();
-        assert!(matches!(&err, Error::Config(m) if m.contains("missing field `count`")), "{err}");
+        assert!(
+            matches!(&err, Error::Config(m) if m.contains("missing field `count`")),
+            "{err}"
+        );
     }
 }

@@ -1,1 +1,197 @@
-fn main(){}
+//! Developer tasks. Each does its own set-up on a fresh machine (the wasm32-wasip2 target, the
+//! connectors, the binary), so the README's commands work from a clean clone:
+//!
+//! - `cargo xtask build`: connectors into `dist/`, the `sluice` binary (release).
+//! - `cargo xtask demo`: build, then run `examples/faker-to-file.toml`.
+//! - `cargo xtask test [ARGS]`: build, then the whole test suite (`cargo test --release`).
+//! - `cargo xtask bench [ARGS]`: build, then the benchmarks.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+/// First-party connectors, shipped in `dist/connectors/`.
+const CONNECTORS: &[&str] = &["source-faker", "source-file", "destination-file"];
+/// Connectors that exist to test the host, in `dist/test-connectors/`.
+const TEST_CONNECTORS: &[&str] = &["chaos-source", "chaos-destination"];
+const TARGET: &str = "wasm32-wasip2";
+
+fn main() -> Result<()> {
+    let mut args = std::env::args().skip(1);
+    let task = args.next().unwrap_or_default();
+    let rest: Vec<String> = args.collect();
+    let ws = Workspace::find()?;
+    match task.as_str() {
+        "build" => ws.build(),
+        "demo" => {
+            ws.build()?;
+            ws.demo()
+        }
+        "test" => {
+            ws.build()?;
+            ws.test(&rest)
+        }
+        "bench" => {
+            ws.build()?;
+            ws.bench(&rest)
+        }
+        _ => bail!("usage: cargo xtask build|demo|test [cargo test args]|bench [args]"),
+    }
+}
+
+struct Workspace {
+    root: PathBuf,
+    target: PathBuf,
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    eprintln!("xtask: {cmd:?}");
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed ({status})");
+    }
+    Ok(())
+}
+
+impl Workspace {
+    fn find() -> Result<Self> {
+        let out = cargo()
+            .args(["metadata", "--no-deps", "--format-version", "1"])
+            .output()
+            .context("cannot run `cargo metadata`")?;
+        if !out.status.success() {
+            bail!(
+                "cargo metadata failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let meta: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+        let path = |key: &str| -> Result<PathBuf> {
+            meta[key]
+                .as_str()
+                .map(PathBuf::from)
+                .with_context(|| format!("cargo metadata has no {key}"))
+        };
+        Ok(Workspace {
+            root: path("workspace_root")?,
+            target: path("target_directory")?,
+        })
+    }
+
+    fn dist(&self) -> PathBuf {
+        self.root.join("dist")
+    }
+
+    fn sluice_bin(&self) -> PathBuf {
+        self.target.join("release").join("sluice")
+    }
+
+    /// `rustup target add` unless the target is already installed (RUSTUP_AUTO_INSTALL=0 means a
+    /// toolchain file alone would not do it).
+    fn ensure_target(&self) -> Result<()> {
+        let out = Command::new("rustup")
+            .args(["target", "list", "--installed"])
+            .output()
+            .context("rustup is needed to install the wasm32-wasip2 target")?;
+        if String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .any(|l| l.trim() == TARGET)
+        {
+            return Ok(());
+        }
+        run(Command::new("rustup").args(["target", "add", TARGET]))
+    }
+
+    fn build(&self) -> Result<()> {
+        self.ensure_target()?;
+        let mut cmd = cargo();
+        cmd.current_dir(&self.root)
+            .args(["build", "--release", "--target", TARGET]);
+        for c in CONNECTORS.iter().chain(TEST_CONNECTORS) {
+            cmd.args(["-p", c]);
+        }
+        run(&mut cmd)?;
+        run(cargo().current_dir(&self.root).args([
+            "build",
+            "--release",
+            "-p",
+            "sluice",
+            "--bin",
+            "sluice",
+        ]))?;
+        let built = self.target.join(TARGET).join("release");
+        for (list, dir) in [
+            (CONNECTORS, "connectors"),
+            (TEST_CONNECTORS, "test-connectors"),
+        ] {
+            let dest = self.dist().join(dir);
+            std::fs::create_dir_all(&dest)?;
+            for name in list {
+                let from = built.join(format!("{}.wasm", name.replace('-', "_")));
+                copy_if_changed(&from, &dest.join(format!("{name}.wasm")))?;
+            }
+        }
+        eprintln!("xtask: connectors are in {}", self.dist().display());
+        Ok(())
+    }
+
+    fn demo(&self) -> Result<()> {
+        let data = self.root.join("examples/output/sluice-data");
+        let conn = self.root.join("examples/faker-to-file.toml");
+        run(Command::new(self.sluice_bin())
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("run")
+            .arg(&conn))?;
+        eprintln!(
+            "xtask: the records are in {}; run history: {} --data-dir {} runs",
+            self.root.join("examples/output/faker").display(),
+            self.sluice_bin().display(),
+            data.display()
+        );
+        Ok(())
+    }
+
+    fn env(&self, cmd: &mut Command) {
+        cmd.env("SLUICE_DIST", self.dist())
+            .env("SLUICE_BIN", self.sluice_bin());
+    }
+
+    fn test(&self, args: &[String]) -> Result<()> {
+        let mut cmd = cargo();
+        cmd.current_dir(&self.root)
+            .args(["test", "--release", "--workspace"])
+            .args(args);
+        self.env(&mut cmd);
+        run(&mut cmd)
+    }
+
+    fn bench(&self, args: &[String]) -> Result<()> {
+        let mut cmd = cargo();
+        cmd.current_dir(&self.root)
+            .args(["bench", "-p", "sluice-tests"])
+            .args(args);
+        self.env(&mut cmd);
+        run(&mut cmd)
+    }
+}
+
+/// Copy via a temporary file, and only when the bytes differ, so a running test never sees a
+/// half-written component and unchanged connectors keep their compiled cache entries warm.
+fn copy_if_changed(from: &Path, to: &Path) -> Result<()> {
+    let bytes = std::fs::read(from).with_context(|| format!("cannot read {}", from.display()))?;
+    if std::fs::read(to).ok().as_deref() == Some(&bytes[..]) {
+        return Ok(());
+    }
+    let tmp = to.with_extension("wasm.tmp");
+    std::fs::write(&tmp, &bytes)?;
+    std::fs::rename(&tmp, to)?;
+    Ok(())
+}

@@ -271,11 +271,26 @@ mod tests {
     #[test]
     fn overwrite_replaces_and_append_adds() {
         let dir = tempfile::tempdir().unwrap();
-        write(dir.path(), Format::Jsonl, DestinationMode::Overwrite, b"{\"id\":1}\n");
-        write(dir.path(), Format::Jsonl, DestinationMode::Append, b"{\"id\":2}\n");
+        write(
+            dir.path(),
+            Format::Jsonl,
+            DestinationMode::Overwrite,
+            b"{\"id\":1}\n",
+        );
+        write(
+            dir.path(),
+            Format::Jsonl,
+            DestinationMode::Append,
+            b"{\"id\":2}\n",
+        );
         let text = std::fs::read_to_string(dir.path().join("users.jsonl")).unwrap();
         assert_eq!(text, "{\"id\":1}\n{\"id\":2}\n");
-        write(dir.path(), Format::Jsonl, DestinationMode::Overwrite, b"{\"id\":3}\n");
+        write(
+            dir.path(),
+            Format::Jsonl,
+            DestinationMode::Overwrite,
+            b"{\"id\":3}\n",
+        );
         let text = std::fs::read_to_string(dir.path().join("users.jsonl")).unwrap();
         assert_eq!(text, "{\"id\":3}\n");
     }
@@ -284,7 +299,12 @@ mod tests {
     fn append_cuts_a_half_written_line() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("users.jsonl"), "{\"id\":1}\n{\"id\":2,\"na").unwrap();
-        write(dir.path(), Format::Jsonl, DestinationMode::Append, b"{\"id\":2}\n");
+        write(
+            dir.path(),
+            Format::Jsonl,
+            DestinationMode::Append,
+            b"{\"id\":2}\n",
+        );
         let text = std::fs::read_to_string(dir.path().join("users.jsonl")).unwrap();
         assert_eq!(text, "{\"id\":1}\n{\"id\":2}\n");
     }
@@ -298,7 +318,12 @@ mod tests {
             DestinationMode::Overwrite,
             b"{\"id\":1,\"name\":\"a, b\",\"address\":{\"city\":\"X\"}}\n{\"id\":2}\n",
         );
-        write(dir.path(), Format::Csv, DestinationMode::Append, b"{\"id\":3,\"name\":\"c\"}\n");
+        write(
+            dir.path(),
+            Format::Csv,
+            DestinationMode::Append,
+            b"{\"id\":3,\"name\":\"c\"}\n",
+        );
         let text = std::fs::read_to_string(dir.path().join("users.csv")).unwrap();
         assert_eq!(
             text,
@@ -309,9 +334,11 @@ mod tests {
     #[test]
     fn csv_refuses_a_field_outside_the_schema_instead_of_dropping_it() {
         let dir = tempfile::tempdir().unwrap();
-        let mut w =
-            FileDestination::open(config(dir.path(), Format::Csv), catalog(DestinationMode::Overwrite))
-                .unwrap();
+        let mut w = FileDestination::open(
+            config(dir.path(), Format::Csv),
+            catalog(DestinationMode::Overwrite),
+        )
+        .unwrap();
         let err = w
             .write(Batch {
                 stream: "users",

@@ -330,7 +330,9 @@ impl Generator {
         let mut r = rng(self.seed, Kind::Purchases, user, 2 + nth);
         let created = r.random_range(PURCHASES_CREATED_FROM..CREATED_UNTIL);
         let added = created + r.random_range(0..86_400);
-        let purchased = r.random_bool(0.8).then(|| added + r.random_range(60..604_800));
+        let purchased = r
+            .random_bool(0.8)
+            .then(|| added + r.random_range(60..604_800));
         let returned = purchased
             .filter(|_| r.random_bool(0.1))
             .map(|p| p + r.random_range(86_400..2_592_000));
@@ -375,11 +377,30 @@ mod tests {
     fn users_have_airbyte_fields_in_order() {
         let users = all(Kind::Users, 7, 3, None);
         assert_eq!(users.len(), 3);
-        let keys: Vec<&str> = users[0].as_object().unwrap().keys().map(|k| k.as_str()).collect();
+        let keys: Vec<&str> = users[0]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
         let mut expected = vec![
-            "id", "created_at", "updated_at", "name", "title", "age", "email", "telephone",
-            "gender", "language", "academic_degree", "nationality", "occupation", "height",
-            "blood_type", "weight", "address",
+            "id",
+            "created_at",
+            "updated_at",
+            "name",
+            "title",
+            "age",
+            "email",
+            "telephone",
+            "gender",
+            "language",
+            "academic_degree",
+            "nationality",
+            "occupation",
+            "height",
+            "blood_type",
+            "weight",
+            "address",
         ];
         let mut sorted = keys.clone();
         sorted.sort();

@@ -193,9 +193,10 @@ pub fn row_to_json(columns: &[(String, Column)], row: &csv::ByteRecord) -> Value
         } else {
             match column {
                 Column::Integer => text.parse::<i64>().map(Value::from).ok(),
-                Column::Number => text.parse::<f64>().ok().and_then(|f| {
-                    serde_json::Number::from_f64(f).map(Value::Number)
-                }),
+                Column::Number => text
+                    .parse::<f64>()
+                    .ok()
+                    .and_then(|f| serde_json::Number::from_f64(f).map(Value::Number)),
                 Column::Boolean => text.parse::<bool>().map(Value::Bool).ok(),
                 Column::String => None,
             }
@@ -228,8 +229,14 @@ mod tests {
     #[test]
     fn discover_infers_types_from_csv_and_jsonl() {
         let dir = dir_with(&[
-            ("people.csv", "id,name,score,ok\n1,Ann,1.5,true\n2,,2,false\n"),
-            ("events.jsonl", "{\"id\":1,\"tags\":[\"a\"],\"v\":1}\n\n{\"id\":2,\"v\":2.5,\"x\":null}\n"),
+            (
+                "people.csv",
+                "id,name,score,ok\n1,Ann,1.5,true\n2,,2,false\n",
+            ),
+            (
+                "events.jsonl",
+                "{\"id\":1,\"tags\":[\"a\"],\"v\":1}\n\n{\"id\":2,\"v\":2.5,\"x\":null}\n",
+            ),
             ("notes.txt", "ignored"),
         ]);
         let catalog = wire::discover::<FileSource>(&config(dir.path())).unwrap();
@@ -280,7 +287,14 @@ mod tests {
     fn csv_rows_become_typed_objects_and_resume_from_the_offset() {
         let dir = dir_with(&[("p.csv", "id,name\n1,a\n2,b\n3,\"c, d\"\n")]);
         let (records, states) = read_all(dir.path(), vec![]);
-        assert_eq!(records, [json!({"id":1,"name":"a"}), json!({"id":2,"name":"b"}), json!({"id":3,"name":"c, d"})]);
+        assert_eq!(
+            records,
+            [
+                json!({"id":1,"name":"a"}),
+                json!({"id":2,"name":"b"}),
+                json!({"id":3,"name":"c, d"})
+            ]
+        );
         assert_eq!(states[0], "p:{\"offset\":16}");
         let (rest, _) = read_all(dir.path(), vec![("p".into(), "{\"offset\":16}".into())]);
         assert_eq!(rest, [json!({"id":3,"name":"c, d"})]);
@@ -300,7 +314,10 @@ mod tests {
     fn a_missing_directory_is_a_config_error() {
         let err = wire::check::<FileSource>(&json!({"path": "/definitely/not/here"}).to_string())
             .unwrap_err();
-        assert!(matches!(&err, Error::Config(m) if m.contains("/definitely/not/here")), "{err}");
+        assert!(
+            matches!(&err, Error::Config(m) if m.contains("/definitely/not/here")),
+            "{err}"
+        );
         let _ = Config { path: "/x".into() };
     }
 }

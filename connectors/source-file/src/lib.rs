@@ -63,7 +63,11 @@ pub fn stream_files(dir: &Path) -> Result<Vec<StreamFile>> {
             Some("jsonl" | "ndjson") => Format::Jsonl,
             _ => continue,
         };
-        let Some(name) = path.file_stem().and_then(|s| s.to_str()).map(str::to_string) else {
+        let Some(name) = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .map(str::to_string)
+        else {
             continue;
         };
         files.push(StreamFile { name, path, format });
@@ -129,7 +133,10 @@ impl Source for FileSource {
         for configured in &catalog.streams {
             let name = &configured.stream.name;
             let file = files.iter().find(|f| &f.name == name).ok_or_else(|| {
-                Error::config(format!("stream `{name}` has no file in {}", config.path.display()))
+                Error::config(format!(
+                    "stream `{name}` has no file in {}",
+                    config.path.display()
+                ))
             })?;
             let offset = state.decode::<Offset>(name)?.map_or(0, |o| o.offset);
             pending.push((file.clone(), configured.stream.json_schema.clone(), offset));
@@ -183,7 +190,10 @@ impl FileReader {
             }
             Format::Csv => {
                 let mut rows = csv::ReaderBuilder::new().from_reader(f);
-                let header = rows.byte_headers().map_err(|e| csv_error(&file.path, e))?.clone();
+                let header = rows
+                    .byte_headers()
+                    .map_err(|e| csv_error(&file.path, e))?
+                    .clone();
                 let columns = infer::columns(&header, &schema);
                 if offset > 0 {
                     let mut pos = csv::Position::new();
@@ -241,7 +251,10 @@ impl Reader for FileReader {
             } => {
                 let mut read_any = false;
                 while out.wants_more() {
-                    if !rows.read_byte_record(record).map_err(|e| csv_error(Path::new(name), e))? {
+                    if !rows
+                        .read_byte_record(record)
+                        .map_err(|e| csv_error(Path::new(name), e))?
+                    {
                         finished = true;
                         break;
                     }

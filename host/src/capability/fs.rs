@@ -119,7 +119,10 @@ mod tests {
                 guest: bad.into(),
             };
             assert!(
-                matches!(g.resolve(dir.path(), Access::ReadOnly), Err(FsGrantError::BadGuestPath(_))),
+                matches!(
+                    g.resolve(dir.path(), Access::ReadOnly),
+                    Err(FsGrantError::BadGuestPath(_))
+                ),
                 "{bad}"
             );
         }

@@ -1,11 +1,13 @@
 //! The bracket around every call into a connector: arm the deadline, run, disarm, classify.
 
+use std::time::Duration;
+
 use wasmtime::Store;
 
 use super::bindings::types as w;
 use super::classify;
 use super::convert;
-use super::sandbox::ConnectorState;
+use super::sandbox::{ConnectorState, DeadlineExceeded};
 use crate::protocol::{ConnectorError, Failure};
 
 /// A store plus what the host remembers about its health.
@@ -22,6 +24,11 @@ impl Guarded {
 
     pub fn name(&self) -> &str {
         self.store.data().name()
+    }
+
+    /// The per-call time limit.
+    pub fn limit(&self) -> Duration {
+        self.store.data().limits().call_timeout
     }
 
     /// Refuse to enter an instance that already failed.
@@ -65,5 +72,18 @@ impl Guarded {
     /// A failure found by the host in what the call returned.
     pub fn protocol(&self, call: &'static str, failure: Failure) -> ConnectorError {
         ConnectorError::new(self.name(), call, failure)
+    }
+}
+
+/// Bound a call by wall-clock time even while the connector waits inside a host call (a sleep, a
+/// blocked read), where the epoch deadline cannot fire. Dropping the call's future cancels it;
+/// the instance is then treated as dead.
+pub async fn timed<T>(
+    limit: Duration,
+    call: impl Future<Output = wasmtime::Result<T>>,
+) -> wasmtime::Result<T> {
+    match tokio::time::timeout(limit, call).await {
+        Ok(r) => r,
+        Err(_) => Err(DeadlineExceeded(limit).into()),
     }
 }

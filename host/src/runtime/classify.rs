@@ -63,7 +63,12 @@ mod tests {
     #[test]
     fn limits_are_named() {
         let s = store();
-        let e = trap("c", "next", &s, DeadlineExceeded(Limits::default().call_timeout).into());
+        let e = trap(
+            "c",
+            "next",
+            &s,
+            DeadlineExceeded(Limits::default().call_timeout).into(),
+        );
         assert!(matches!(e.failure, Failure::Timeout { .. }));
         assert!(e.to_string().contains("call_timeout_secs"), "{e}");
         let e = trap(
@@ -83,9 +88,11 @@ mod tests {
     #[test]
     fn an_abort_after_a_panic_quotes_the_panic() {
         let s = store();
-        s.data()
-            .log()
-            .push("c", crate::protocol::LogLevel::Error, "panicked at x.rs:1:1:\nboom");
+        s.data().log().push(
+            "c",
+            crate::protocol::LogLevel::Error,
+            "panicked at x.rs:1:1:\nboom",
+        );
         let e = trap("c", "next", &s, Trap::UnreachableCodeReached.into());
         assert!(matches!(&e.failure, Failure::Panic { message } if message.contains("boom")));
         assert_eq!(e.connector, "c");

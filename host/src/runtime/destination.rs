@@ -4,7 +4,7 @@ use wasmtime::component::ResourceAny;
 
 use super::bindings::destination::Destination;
 use super::bindings::types as w;
-use super::call::Guarded;
+use super::call::{Guarded, timed};
 use super::convert;
 use super::sandbox::ConnectorState;
 use crate::protocol::{Batch, ConfiguredCatalog, ConnectorError, DestinationWriter, Spec};
@@ -26,8 +26,9 @@ impl DestinationInstance {
     /// `spec()`.
     pub async fn spec(&mut self) -> Result<Spec, ConnectorError> {
         self.g.enter("spec")?;
+        let limit = self.g.limit();
         let api = self.bindings.sluice_connector_destination_connector();
-        let r = api.call_spec(&mut self.g.store).await.map(Ok);
+        let r = timed(limit, api.call_spec(&mut self.g.store)).await.map(Ok);
         let spec = self.g.leave("spec", r)?;
         convert::spec(spec).map_err(|f| self.g.protocol("spec", f))
     }
@@ -35,8 +36,9 @@ impl DestinationInstance {
     /// `check(config)`.
     pub async fn check(&mut self, config: &String) -> Result<(), ConnectorError> {
         self.g.enter("check")?;
+        let limit = self.g.limit();
         let api = self.bindings.sluice_connector_destination_connector();
-        let r = api.call_check(&mut self.g.store, config).await;
+        let r = timed(limit, api.call_check(&mut self.g.store, config)).await;
         self.g.leave("check", r)
     }
 
@@ -47,9 +49,10 @@ impl DestinationInstance {
         catalog: &ConfiguredCatalog,
     ) -> Result<WasmWriter, ConnectorError> {
         self.g.enter("open")?;
+        let limit = self.g.limit();
         let api = self.bindings.sluice_connector_destination_connector();
         let catalog = convert::configured_catalog(catalog);
-        let r = api.call_open(&mut self.g.store, config, &catalog).await;
+        let r = timed(limit, api.call_open(&mut self.g.store, config, &catalog)).await;
         let writer = self.g.leave("open", r)?;
         Ok(WasmWriter {
             g: self.g,
@@ -67,21 +70,37 @@ pub struct WasmWriter {
 }
 
 impl DestinationWriter for WasmWriter {
+    fn name(&self) -> &str {
+        self.g.name()
+    }
+
     async fn write(&mut self, batch: Batch) -> Result<(), ConnectorError> {
         self.g.enter("write")?;
-        let api = self.bindings.sluice_connector_destination_connector().writer();
+        let limit = self.g.limit();
+        let api = self
+            .bindings
+            .sluice_connector_destination_connector()
+            .writer();
         let batch = w::Batch {
             stream: batch.stream,
             records: batch.records,
         };
-        let r = api.call_write(&mut self.g.store, self.writer, &batch).await;
+        let r = timed(
+            limit,
+            api.call_write(&mut self.g.store, self.writer, &batch),
+        )
+        .await;
         self.g.leave("write", r)
     }
 
     async fn flush(&mut self) -> Result<(), ConnectorError> {
         self.g.enter("flush")?;
-        let api = self.bindings.sluice_connector_destination_connector().writer();
-        let r = api.call_flush(&mut self.g.store, self.writer).await;
+        let limit = self.g.limit();
+        let api = self
+            .bindings
+            .sluice_connector_destination_connector()
+            .writer();
+        let r = timed(limit, api.call_flush(&mut self.g.store, self.writer)).await;
         self.g.leave("flush", r)
     }
 }

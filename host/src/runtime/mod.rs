@@ -6,8 +6,8 @@
 //! stdout/stderr go to the run log.
 
 mod bindings;
-mod call;
 mod cache;
+mod call;
 mod classify;
 mod convert;
 mod destination;
@@ -189,9 +189,7 @@ impl Runtime {
                     .destination_linker
                     .instantiate_pre(&component)
                     .map_err(|e| link_error(&e))?;
-                ConnectorPre::Destination(
-                    DestinationPre::new(pre).map_err(|e| format!("{e:#}"))?,
-                )
+                ConnectorPre::Destination(DestinationPre::new(pre).map_err(|e| format!("{e:#}"))?)
             }
             (true, true) => {
                 return Err("it exports both the source and the destination interface".into());
@@ -341,12 +339,12 @@ impl wasmtime::component::HasData for HasIo {
 /// A linker with exactly what connectors may import: the sluice interfaces and the WASI 0.2
 /// interfaces a Rust std program needs, minus everything network (`wasi:sockets`).
 fn linker(engine: &Engine, kind: ConnectorKind) -> wasmtime::Result<Linker<ConnectorState>> {
+    use wasmtime_wasi::WasiView;
     use wasmtime_wasi::cli::{WasiCli, WasiCliView};
     use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView};
     use wasmtime_wasi::filesystem::{WasiFilesystem, WasiFilesystemView};
     use wasmtime_wasi::p2::bindings::{cli, clocks, filesystem, random};
     use wasmtime_wasi::random::WasiRandom;
-    use wasmtime_wasi::WasiView;
     use wasmtime_wasi_io::bindings::wasi::io;
 
     type T = ConnectorState;
@@ -376,9 +374,7 @@ fn linker(engine: &Engine, kind: ConnectorKind) -> wasmtime::Result<Linker<Conne
     cli::terminal_stderr::add_to_linker::<T, WasiCli>(&mut l, T::cli)?;
     match kind {
         ConnectorKind::Source => Source::add_to_linker::<T, HasSelf<T>>(&mut l, |s| s)?,
-        ConnectorKind::Destination => {
-            Destination::add_to_linker::<T, HasSelf<T>>(&mut l, |s| s)?
-        }
+        ConnectorKind::Destination => Destination::add_to_linker::<T, HasSelf<T>>(&mut l, |s| s)?,
     }
     Ok(l)
 }

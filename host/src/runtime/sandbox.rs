@@ -77,7 +77,10 @@ impl ConnectorState {
         builder.allow_blocking_current_thread(true);
         builder.stdout(LogStream::new(name, LogLevel::Info, sandbox.log.clone()));
         builder.stderr(LogStream::new(name, LogLevel::Warn, sandbox.log.clone()));
-        builder.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
+        builder
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
         fs::apply(&mut builder, &sandbox.dirs)?;
         Ok(ConnectorState {
             name: name.into(),

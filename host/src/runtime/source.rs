@@ -3,7 +3,7 @@
 use wasmtime::component::ResourceAny;
 
 use super::bindings::source::Source;
-use super::call::Guarded;
+use super::call::{Guarded, timed};
 use super::convert;
 use super::sandbox::ConnectorState;
 use crate::protocol::{
@@ -27,8 +27,9 @@ impl SourceInstance {
     /// `spec()`.
     pub async fn spec(&mut self) -> Result<Spec, ConnectorError> {
         self.g.enter("spec")?;
+        let limit = self.g.limit();
         let api = self.bindings.sluice_connector_source_connector();
-        let r = api.call_spec(&mut self.g.store).await.map(Ok);
+        let r = timed(limit, api.call_spec(&mut self.g.store)).await.map(Ok);
         let spec = self.g.leave("spec", r)?;
         convert::spec(spec).map_err(|f| self.g.protocol("spec", f))
     }
@@ -36,16 +37,18 @@ impl SourceInstance {
     /// `check(config)`.
     pub async fn check(&mut self, config: &String) -> Result<(), ConnectorError> {
         self.g.enter("check")?;
+        let limit = self.g.limit();
         let api = self.bindings.sluice_connector_source_connector();
-        let r = api.call_check(&mut self.g.store, config).await;
+        let r = timed(limit, api.call_check(&mut self.g.store, config)).await;
         self.g.leave("check", r)
     }
 
     /// `discover(config)`.
     pub async fn discover(&mut self, config: &String) -> Result<Catalog, ConnectorError> {
         self.g.enter("discover")?;
+        let limit = self.g.limit();
         let api = self.bindings.sluice_connector_source_connector();
-        let r = api.call_discover(&mut self.g.store, config).await;
+        let r = timed(limit, api.call_discover(&mut self.g.store, config)).await;
         let catalog = self.g.leave("discover", r)?;
         convert::catalog(catalog).map_err(|f| self.g.protocol("discover", f))
     }
@@ -58,6 +61,7 @@ impl SourceInstance {
         state: &[StreamState],
     ) -> Result<WasmReader, ConnectorError> {
         self.g.enter("read")?;
+        let limit = self.g.limit();
         let api = self.bindings.sluice_connector_source_connector();
         let state: Vec<_> = state
             .iter()
@@ -67,9 +71,11 @@ impl SourceInstance {
             })
             .collect();
         let catalog = convert::configured_catalog(catalog);
-        let r = api
-            .call_read(&mut self.g.store, config, &catalog, &state)
-            .await;
+        let r = timed(
+            limit,
+            api.call_read(&mut self.g.store, config, &catalog, &state),
+        )
+        .await;
         let reader = self.g.leave("read", r)?;
         Ok(WasmReader {
             g: self.g,
@@ -87,12 +93,19 @@ pub struct WasmReader {
 }
 
 impl SourceReader for WasmReader {
+    fn name(&self) -> &str {
+        self.g.name()
+    }
+
     async fn next(&mut self, max_records: u32) -> Result<Option<Message>, ConnectorError> {
         self.g.enter("next")?;
+        let limit = self.g.limit();
         let api = self.bindings.sluice_connector_source_connector().reader();
-        let r = api
-            .call_next(&mut self.g.store, self.reader, max_records)
-            .await;
+        let r = timed(
+            limit,
+            api.call_next(&mut self.g.store, self.reader, max_records),
+        )
+        .await;
         Ok(self.g.leave("next", r)?.map(convert::message))
     }
 }

@@ -1,0 +1,397 @@
+//! One run of a connection: load both connectors, discover, configure, then pump from the
+//! source through the host's checks into the destination, committing checkpoints as the
+//! destination makes data durable. An interrupted or failed run is resumed by the next run.
+
+mod engine;
+pub mod validate;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub use engine::{Checkpoints, Progress, PumpConfig, PumpOutcome, pump};
+
+use crate::capability::Preopen;
+use crate::connection::{Connection, ConnectionError};
+use crate::protocol::{
+    ConfiguredCatalog, ConnectorError, ConnectorKind, DestinationMode, StreamState, SyncMode,
+};
+use crate::runtime::{Connector, LogLine, RunLog, Runtime, RuntimeError, Sandbox};
+use crate::store::{LockError, RunStatus, Store, StoreError, StreamStats};
+
+/// Why a run could not start or did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// The connection file.
+    #[error(transparent)]
+    Connection(#[from] ConnectionError),
+    /// Loading a connector.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// A connector call.
+    #[error(transparent)]
+    Connector(#[from] ConnectorError),
+    /// The store.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Another process runs this connection.
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    /// A connector of the wrong kind in a slot.
+    #[error("{field} ({path}) is a {actual}, but a {expected} is needed there")]
+    WrongKind {
+        /// `source.connector` or `destination.connector`.
+        field: &'static str,
+        /// Its path.
+        path: String,
+        /// What it is.
+        actual: ConnectorKind,
+        /// What the slot needs.
+        expected: ConnectorKind,
+    },
+    /// A bug in the host.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Options of one run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Start a new run even if the last one is unfinished (abandon its progress).
+    pub fresh: bool,
+    /// Live counters, for a progress display.
+    pub progress: Arc<Progress>,
+}
+
+/// What a run did.
+#[derive(Debug)]
+pub struct RunReport {
+    /// The run id in the store.
+    pub run_id: i64,
+    /// 1, or more when resuming.
+    pub attempt: i64,
+    /// Per stream: records and bytes durably written by this attempt.
+    pub streams: Vec<StreamStats>,
+    /// Checkpoints committed.
+    pub commits: u64,
+    /// Per stream (same order as `streams`): how long it was moving.
+    pub active: Vec<Duration>,
+    /// Wall-clock time of the attempt.
+    pub duration: Duration,
+    /// Connector log lines kept.
+    pub log: Vec<LogLine>,
+    /// Connector log lines dropped (over the bound).
+    pub log_dropped: u64,
+    /// `None` when it succeeded.
+    pub error: Option<SyncError>,
+}
+
+impl RunReport {
+    /// Whether the run succeeded.
+    pub fn succeeded(&self) -> bool {
+        self.error.is_none()
+    }
+
+    /// Records moved, all streams.
+    pub fn records(&self) -> u64 {
+        self.streams.iter().map(|s| s.records).sum()
+    }
+
+    /// Bytes moved, all streams.
+    pub fn bytes(&self) -> u64 {
+        self.streams.iter().map(|s| s.bytes).sum()
+    }
+}
+
+/// Commits into the store, adding the counts of earlier attempts of the same run.
+struct StoreCheckpoints<'a> {
+    store: &'a Store,
+    run_id: i64,
+    connection: &'a str,
+    base: Vec<StreamStats>,
+}
+
+fn add(base: &[StreamStats], this: &[StreamStats]) -> Vec<StreamStats> {
+    let mut out = base.to_vec();
+    for s in this {
+        match out.iter_mut().find(|b| b.stream == s.stream) {
+            Some(b) => {
+                b.records += s.records;
+                b.bytes += s.bytes;
+            }
+            None => out.push(s.clone()),
+        }
+    }
+    out
+}
+
+impl Checkpoints for StoreCheckpoints<'_> {
+    async fn commit(
+        &mut self,
+        states: Vec<StreamState>,
+        stats: Vec<StreamStats>,
+    ) -> Result<(), SyncError> {
+        let total = add(&self.base, &stats);
+        self.store
+            .commit_checkpoint(self.run_id, self.connection, &states, &total)
+            .await?;
+        Ok(())
+    }
+}
+
+fn sandbox(dirs: &[Preopen], conn: &Connection, log: &RunLog) -> Sandbox {
+    Sandbox {
+        limits: conn.limits.connector,
+        dirs: dirs.to_vec(),
+        log: log.clone(),
+    }
+}
+
+fn load(
+    runtime: &Runtime,
+    conn: &Connection,
+    field: &'static str,
+    expected: ConnectorKind,
+) -> Result<Connector, SyncError> {
+    let path = match expected {
+        ConnectorKind::Source => &conn.source.connector,
+        ConnectorKind::Destination => &conn.destination.connector,
+    };
+    let connector = runtime.load(path)?;
+    if connector.kind() != expected {
+        return Err(SyncError::WrongKind {
+            field,
+            path: path.display().to_string(),
+            actual: connector.kind(),
+            expected,
+        });
+    }
+    Ok(connector)
+}
+
+/// Run `conn` once: resume its unfinished run, or start a new one.
+///
+/// Errors before a run exists (the connection's lock, a connector that does not load) are
+/// returned as `Err`; everything after is recorded in the store and in the report.
+pub async fn run(
+    runtime: &Runtime,
+    store: &Store,
+    conn: &Connection,
+    options: RunOptions,
+) -> Result<RunReport, SyncError> {
+    let lock = store.lock(&conn.name)?;
+    let source = load(runtime, conn, "source.connector", ConnectorKind::Source)?;
+    let destination = load(
+        runtime,
+        conn,
+        "destination.connector",
+        ConnectorKind::Destination,
+    )?;
+    let start = store.begin_run(&lock, &conn.name, options.fresh).await?;
+    tracing::info!(
+        run = start.run_id,
+        attempt = start.attempt,
+        "run of `{}` started",
+        conn.name
+    );
+    let began = Instant::now();
+    let log = RunLog::new();
+    let mut outcome = attempt(
+        runtime,
+        store,
+        conn,
+        &source,
+        &destination,
+        &log,
+        &start,
+        &options,
+    )
+    .await;
+    let (status, error) = match &outcome.result {
+        Ok(()) => (RunStatus::Succeeded, None),
+        Err(e) => (RunStatus::Failed, Some(e.to_string())),
+    };
+    let lines = log.lines();
+    store.append_logs(start.run_id, &lines).await?;
+    store
+        .finish_run(
+            start.run_id,
+            status,
+            error.as_deref(),
+            &add(&start.committed, &outcome.stats),
+            log.dropped(),
+        )
+        .await?;
+    drop(lock);
+    Ok(RunReport {
+        run_id: start.run_id,
+        attempt: start.attempt,
+        streams: std::mem::take(&mut outcome.stats),
+        commits: outcome.commits,
+        active: std::mem::take(&mut outcome.active),
+        duration: began.elapsed(),
+        log: lines,
+        log_dropped: log.dropped(),
+        error: outcome.result.err(),
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn attempt(
+    runtime: &Runtime,
+    store: &Store,
+    conn: &Connection,
+    source: &Connector,
+    destination: &Connector,
+    log: &RunLog,
+    start: &crate::store::RunStart,
+    options: &RunOptions,
+) -> PumpOutcome {
+    let failed = |e: SyncError| PumpOutcome {
+        stats: Vec::new(),
+        commits: 0,
+        active: Vec::new(),
+        result: Err(e),
+    };
+    let prepared = async {
+        let mut src = source
+            .source(runtime, &sandbox(&conn.source.dirs, conn, log))
+            .await?;
+        let catalog = src.discover(&conn.source.config).await?;
+        let mut dst = destination
+            .destination(runtime, &sandbox(&conn.destination.dirs, conn, log))
+            .await?;
+        let spec = dst.spec().await?;
+        let catalog = conn.configure(&catalog, &spec)?;
+        let committed = store.states(&conn.name).await?;
+        let (states, dest_catalog) = resume_plan(&catalog, &committed, start.run_id);
+        let reader = src.read(&conn.source.config, &catalog, &states).await?;
+        let writer = dst.open(&conn.destination.config, &dest_catalog).await?;
+        Ok::<_, SyncError>((reader, writer, catalog))
+    }
+    .await;
+    let (reader, writer, catalog) = match prepared {
+        Ok(p) => p,
+        Err(e) => return failed(e),
+    };
+    let checkpoints = StoreCheckpoints {
+        store,
+        run_id: start.run_id,
+        connection: &conn.name,
+        base: start.committed.clone(),
+    };
+    let cfg = PumpConfig {
+        batch_records: conn.limits.batch_records,
+        max_batch_bytes: conn.limits.max_batch_bytes,
+        checkpoint_interval: conn.limits.checkpoint_interval,
+        ..PumpConfig::default()
+    };
+    pump(
+        reader,
+        writer,
+        Arc::new(catalog),
+        checkpoints,
+        cfg,
+        options.progress.clone(),
+    )
+    .await
+}
+
+/// Which committed states the source gets, and how the destination applies each stream.
+///
+/// - Incremental streams always continue from their committed state.
+/// - Full-refresh streams start from nothing, unless this run already committed a checkpoint
+///   for them (a resumed run): then they continue from it.
+/// - A stream this run already committed to is appended to, never overwritten again: the
+///   destination holds this run's records up to the checkpoint.
+pub fn resume_plan(
+    catalog: &ConfiguredCatalog,
+    committed: &[crate::store::CommittedState],
+    run_id: i64,
+) -> (Vec<StreamState>, ConfiguredCatalog) {
+    let mut states = Vec::new();
+    let mut dest = catalog.clone();
+    for s in &mut dest.streams {
+        let Some(c) = committed.iter().find(|c| c.state.stream == s.stream.name) else {
+            continue;
+        };
+        let this_run = c.run_id == run_id;
+        if s.sync_mode == SyncMode::Incremental || this_run {
+            states.push(c.state.clone());
+        }
+        if this_run && s.destination_mode == DestinationMode::Overwrite {
+            s.destination_mode = DestinationMode::Append;
+        }
+    }
+    (states, dest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::*;
+    use crate::store::CommittedState;
+
+    fn stream(name: &str, sync: SyncMode, dm: DestinationMode) -> ConfiguredStream {
+        ConfiguredStream {
+            stream: StreamDescriptor {
+                name: name.into(),
+                json_schema: serde_json::json!({}),
+                supported_sync_modes: vec![sync],
+                default_cursor_field: vec![],
+                primary_key: vec![],
+            },
+            sync_mode: sync,
+            destination_mode: dm,
+            cursor_field: vec![],
+            primary_key: vec![],
+        }
+    }
+
+    fn committed(stream: &str, run_id: i64) -> CommittedState {
+        CommittedState {
+            state: StreamState {
+                stream: stream.into(),
+                state: "{}".into(),
+            },
+            run_id,
+        }
+    }
+
+    #[test]
+    fn a_fresh_run_rereads_full_refresh_streams_and_continues_incremental_ones() {
+        let catalog = ConfiguredCatalog {
+            streams: vec![
+                stream("full", SyncMode::FullRefresh, DestinationMode::Overwrite),
+                stream("inc", SyncMode::Incremental, DestinationMode::Append),
+            ],
+        };
+        let (states, dest) = resume_plan(&catalog, &[committed("full", 1), committed("inc", 1)], 2);
+        assert_eq!(
+            states.iter().map(|s| s.stream.as_str()).collect::<Vec<_>>(),
+            ["inc"]
+        );
+        assert_eq!(dest.streams[0].destination_mode, DestinationMode::Overwrite);
+    }
+
+    #[test]
+    fn a_resumed_run_continues_and_appends_what_it_already_wrote() {
+        let catalog = ConfiguredCatalog {
+            streams: vec![
+                stream("done", SyncMode::FullRefresh, DestinationMode::Overwrite),
+                stream(
+                    "untouched",
+                    SyncMode::FullRefresh,
+                    DestinationMode::Overwrite,
+                ),
+            ],
+        };
+        let (states, dest) = resume_plan(
+            &catalog,
+            &[committed("done", 7), committed("untouched", 6)],
+            7,
+        );
+        assert_eq!(states.len(), 1);
+        assert_eq!(dest.streams[0].destination_mode, DestinationMode::Append);
+        assert_eq!(dest.streams[1].destination_mode, DestinationMode::Overwrite);
+    }
+}

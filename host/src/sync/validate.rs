@@ -1,0 +1,176 @@
+//! The wall's first check: every batch is UTF-8, one JSON object per line, for a stream in the
+//! configured catalog, and not larger than the limit. Messages give positions, never record
+//! contents (which may hold personal data).
+
+use serde::de::IgnoredAny;
+
+use crate::protocol::{Batch, ConfiguredCatalog, Failure, StreamState};
+
+/// Check `batch` and return its record count. Adds a final newline if the source left it off.
+pub fn batch(
+    batch: &mut Batch,
+    catalog: &ConfiguredCatalog,
+    max_bytes: usize,
+) -> Result<u64, Failure> {
+    let bad = |message: String| Err(Failure::Protocol { message });
+    if catalog.get(&batch.stream).is_none() {
+        return bad(format!(
+            "it sent a batch for stream `{}`, which is not in the configured catalog",
+            printable(&batch.stream)
+        ));
+    }
+    if batch.records.len() > max_bytes {
+        return bad(format!(
+            "it sent a batch of {} MiB for stream `{}`, over the limit of {} MiB; emit smaller \
+             batches, or raise `limits.max_batch_mib` in the connection file",
+            batch.records.len() >> 20,
+            batch.stream,
+            max_bytes >> 20
+        ));
+    }
+    if let Err(e) = std::str::from_utf8(&batch.records) {
+        return bad(format!(
+            "its batch for stream `{}` is not valid UTF-8 (at byte {})",
+            batch.stream,
+            e.valid_up_to()
+        ));
+    }
+    if batch.records.last().is_some_and(|&b| b != b'\n') {
+        batch.records.push(b'\n');
+    }
+    let mut records = 0;
+    for (i, line) in batch.records.split(|&b| b == b'\n').enumerate() {
+        if i > 0 && line.is_empty() && records == i as u64 {
+            // The empty tail after the final newline.
+            continue;
+        }
+        let is_object = line.trim_ascii_start().first() == Some(&b'{');
+        let parsed = serde_json::from_slice::<IgnoredAny>(line);
+        match (is_object, parsed) {
+            (true, Ok(_)) => records += 1,
+            (_, Err(e)) => {
+                return bad(format!(
+                    "line {} of its batch for stream `{}` is not valid JSON ({})",
+                    i + 1,
+                    batch.stream,
+                    e
+                ));
+            }
+            (false, Ok(_)) => {
+                return bad(format!(
+                    "line {} of its batch for stream `{}` is JSON but not an object; every \
+                     record must be a JSON object",
+                    i + 1,
+                    batch.stream
+                ));
+            }
+        }
+    }
+    Ok(records)
+}
+
+/// Check a checkpoint: a known stream and a JSON state.
+pub fn state(state: &StreamState, catalog: &ConfiguredCatalog) -> Result<(), Failure> {
+    if catalog.get(&state.stream).is_none() {
+        return Err(Failure::Protocol {
+            message: format!(
+                "it checkpointed stream `{}`, which is not in the configured catalog",
+                printable(&state.stream)
+            ),
+        });
+    }
+    serde_json::from_str::<IgnoredAny>(&state.state).map_err(|e| Failure::Protocol {
+        message: format!("its state for stream `{}` is not JSON: {e}", state.stream),
+    })?;
+    Ok(())
+}
+
+/// A stream name as it can be shown: control characters escaped, length bounded.
+fn printable(s: &str) -> String {
+    let mut out: String = s.chars().take(100).flat_map(char::escape_debug).collect();
+    if s.chars().count() > 100 {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::*;
+
+    fn catalog() -> ConfiguredCatalog {
+        ConfiguredCatalog {
+            streams: vec![ConfiguredStream {
+                stream: StreamDescriptor {
+                    name: "users".into(),
+                    json_schema: serde_json::json!({}),
+                    supported_sync_modes: vec![SyncMode::FullRefresh],
+                    default_cursor_field: vec![],
+                    primary_key: vec![],
+                },
+                sync_mode: SyncMode::FullRefresh,
+                destination_mode: DestinationMode::Overwrite,
+                cursor_field: vec![],
+                primary_key: vec![],
+            }],
+        }
+    }
+
+    fn check(stream: &str, records: &[u8]) -> Result<(u64, Vec<u8>), String> {
+        let mut b = Batch {
+            stream: stream.into(),
+            records: records.to_vec(),
+        };
+        batch(&mut b, &catalog(), 1 << 20)
+            .map(|n| (n, b.records))
+            .map_err(|f| f.to_string())
+    }
+
+    #[test]
+    fn good_batches_are_counted_and_newline_terminated() {
+        assert_eq!(check("users", b"{\"a\":1}\n{}\n").unwrap().0, 2);
+        let (n, bytes) = check("users", b"{\"a\":1}\n { \"b\" : [1] }").unwrap();
+        assert_eq!((n, bytes.last()), (2, Some(&b'\n')));
+        assert_eq!(check("users", b"").unwrap().0, 0);
+    }
+
+    #[test]
+    fn bad_batches_say_what_and_where_without_the_data() {
+        let e = check("orders", b"{}\n").unwrap_err();
+        assert!(
+            e.contains("`orders`") && e.contains("not in the configured catalog"),
+            "{e}"
+        );
+        let e = check("users", b"{\"a\":1}\n{\"ssn\":\"123-45\xff\"}\n").unwrap_err();
+        assert!(e.contains("not valid UTF-8 (at byte"), "{e}");
+        let e = check("users", b"{\"a\":1}\n[1,2]\n").unwrap_err();
+        assert!(e.contains("line 2") && e.contains("not an object"), "{e}");
+        let e = check("users", b"{\"secret\":\"hunter2\"\n").unwrap_err();
+        assert!(e.contains("line 1") && e.contains("not valid JSON"), "{e}");
+        assert!(!e.contains("hunter2"), "{e}");
+        let e = check("users", b"{}\n\n{}\n").unwrap_err();
+        assert!(e.contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn oversized_batches_name_the_limit() {
+        let mut b = Batch {
+            stream: "users".into(),
+            records: vec![b' '; 3 << 20],
+        };
+        let e = batch(&mut b, &catalog(), 1 << 20).unwrap_err().to_string();
+        assert!(e.contains("3 MiB") && e.contains("max_batch_mib"), "{e}");
+    }
+
+    #[test]
+    fn states_must_be_json_for_a_known_stream() {
+        let st = |s: &str, v: &str| StreamState {
+            stream: s.into(),
+            state: v.into(),
+        };
+        assert!(state(&st("users", "{\"c\":1}"), &catalog()).is_ok());
+        assert!(state(&st("nope", "{}"), &catalog()).is_err());
+        assert!(state(&st("users", "{"), &catalog()).is_err());
+    }
+}
