@@ -465,7 +465,10 @@ call_timeout_secs = 0.5
         assert!(e.contains("missing field `destination`"), "{e}");
         let e = error_of("[source]\n[destination]\nconnector = \"d.wasm\"\n");
         assert!(e.contains("missing field `connector`"), "{e}");
-        assert!(e.contains("line 2"), "{e}");
+        assert!(
+            e.contains("line 1") && e.contains("[source]"),
+            "points at the table: {e}"
+        );
     }
 
     #[test]

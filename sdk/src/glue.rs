@@ -53,12 +53,13 @@ pub(crate) fn log(level: Level, message: &str) {
     logging::log(level, message);
 }
 
-/// Route panic messages to the run log, so the host can say why a connector trapped.
+/// Route panic messages (`panicked at FILE:LINE:COL:\nMESSAGE`) to the run log, so the host can
+/// say why a connector trapped.
 fn install_panic_hook() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         std::panic::set_hook(Box::new(|info| {
-            log(Level::Error, &format!("panicked at {info}"));
+            log(Level::Error, &info.to_string());
         }));
     });
 }

@@ -1,1 +1,165 @@
+//! Helpers for sluice's end-to-end tests and benchmarks: where the built connectors and binary
+//! are, connection files in temporary directories, and native (in-process) runners of the same
+//! connectors through the same sync engine.
 
+pub mod native;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use sluice::connection::Connection;
+use sluice::runtime::{Runtime, RuntimeConfig};
+use sluice::store::Store;
+use sluice::sync::{self, RunOptions, RunReport};
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is inside the workspace")
+        .to_path_buf()
+}
+
+/// `dist/`, where `cargo xtask build` puts the connectors.
+pub fn dist() -> PathBuf {
+    std::env::var_os("SLUICE_DIST")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("dist"))
+}
+
+fn must_exist(path: PathBuf) -> PathBuf {
+    assert!(
+        path.exists(),
+        "{} is missing: run the tests with `cargo xtask test` (it builds the connectors and \
+         the binary first), or run `cargo xtask build` once",
+        path.display()
+    );
+    path
+}
+
+/// A first-party connector, e.g. `connector("source-faker")`.
+pub fn connector(name: &str) -> PathBuf {
+    must_exist(dist().join("connectors").join(format!("{name}.wasm")))
+}
+
+/// A test connector, e.g. `test_connector("chaos-source")`.
+pub fn test_connector(name: &str) -> PathBuf {
+    must_exist(dist().join("test-connectors").join(format!("{name}.wasm")))
+}
+
+/// The `sluice` binary built by `cargo xtask build`.
+pub fn sluice_bin() -> PathBuf {
+    let path = std::env::var_os("SLUICE_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| root().join("target"));
+            target.join("release").join("sluice")
+        });
+    must_exist(path)
+}
+
+/// One runtime per test process, with a compiled cache shared by all test processes.
+pub fn runtime() -> Arc<Runtime> {
+    static RT: OnceLock<Arc<Runtime>> = OnceLock::new();
+    RT.get_or_init(|| {
+        Runtime::new(RuntimeConfig {
+            cache_dir: Some(dist().join(".test-cache")),
+            ..RuntimeConfig::default()
+        })
+        .expect("runtime")
+    })
+    .clone()
+}
+
+/// A scratch directory holding connection files, granted directories and a data dir.
+pub struct Scratch {
+    /// The temporary directory (deleted on drop).
+    pub dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    /// A new, empty scratch directory.
+    pub fn new() -> Self {
+        Scratch {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    /// A path inside it.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// The data dir (store and cache) used by this scratch's runs.
+    pub fn data_dir(&self) -> PathBuf {
+        self.path("data")
+    }
+
+    /// Write `text` to `rel` and return its path.
+    pub fn write(&self, rel: &str, text: &str) -> PathBuf {
+        let path = self.path(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        std::fs::write(&path, text).expect("write");
+        path
+    }
+
+    /// Open this scratch's store.
+    pub async fn store(&self) -> Store {
+        Store::open(&self.data_dir()).await.expect("store")
+    }
+
+    /// Run the connection file `rel` in-process.
+    pub async fn run(&self, rel: &str) -> RunReport {
+        let conn = Connection::load(&self.path(rel)).expect("connection file");
+        let store = self.store().await;
+        sync::run(&runtime(), &store, &conn, RunOptions::default())
+            .await
+            .expect("the run starts")
+    }
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// TOML for a path (quoted, escaped).
+pub fn toml_path(p: &Path) -> String {
+    format!("{:?}", p.display().to_string())
+}
+
+/// A connection from source-faker (config `faker`, a TOML inline table) into destination-file
+/// writing `out/` as `format`, with extra TOML appended (streams, limits).
+pub fn faker_to_file(faker: &str, format: &str, extra: &str) -> String {
+    format!(
+        r#"
+name = "faker-to-file"
+[source]
+connector = {source}
+config = {faker}
+[destination]
+connector = {dest}
+config = {{ path = "/output", format = "{format}" }}
+[[destination.grant.dirs]]
+host = "out"
+guest = "/output"
+{extra}
+"#,
+        source = toml_path(&connector("source-faker")),
+        dest = toml_path(&connector("destination-file")),
+    )
+}
+
+/// The records of a JSONL file as JSON values.
+pub fn read_jsonl(path: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line {l:?}: {e}")))
+        .collect()
+}

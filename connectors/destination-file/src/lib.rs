@@ -139,7 +139,7 @@ struct StreamFile {
 
 enum Kind {
     Jsonl(File),
-    Csv(CsvFile),
+    Csv(Box<CsvFile>),
 }
 
 impl StreamFile {
@@ -170,7 +170,10 @@ impl StreamFile {
         cut_partial_last_line(&mut file, &path)?;
         let kind = match config.format {
             Format::Jsonl => Kind::Jsonl(file),
-            Format::Csv => Kind::Csv(CsvFile::new(file, &configured.stream.json_schema)?),
+            Format::Csv => Kind::Csv(Box::new(CsvFile::new(
+                file,
+                &configured.stream.json_schema,
+            )?)),
         };
         Ok(StreamFile { kind, dirty: false })
     }

@@ -44,8 +44,8 @@ pub async fn runs(data_dir: &Path, args: RunsArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "{:>6}  {:<24} {:<12} {:>7} {:>12}  {}",
-        "run", "connection", "status", "attempt", "records", "started"
+        "{:>6}  {:<24} {:<12} {:>7} {:>12}  started",
+        "run", "connection", "status", "attempt", "records"
     );
     for r in runs {
         let records: u64 = r.streams.iter().map(|s| s.records).sum();

@@ -183,10 +183,27 @@ impl Store {
             .connect_with(options)
             .await
             .map_err(db("open"))?;
-        sqlx::migrate!("./migrations")
-            .run(&pool)
-            .await
-            .map_err(|source| StoreError::Migrate { path: file, source })?;
+        // Two processes opening a fresh data dir at once would both try to create the schema;
+        // the first to take this lock migrates, the other then finds it done.
+        let lock_path = data_dir.join("store.lock");
+        let guard = tokio::task::spawn_blocking(move || {
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&lock_path)?;
+            f.lock().map(|()| f)
+        })
+        .await
+        .map_err(std::io::Error::other)
+        .flatten()
+        .map_err(|source| StoreError::DataDir {
+            path: data_dir.to_path_buf(),
+            source,
+        })?;
+        let migrated = sqlx::migrate!("./migrations").run(&pool).await;
+        drop(guard);
+        migrated.map_err(|source| StoreError::Migrate { path: file, source })?;
         Ok(Store {
             pool,
             dir: data_dir.to_path_buf(),
@@ -516,6 +533,20 @@ mod tests {
         let runs = s.runs(Some("c"), 10).await.unwrap();
         assert_eq!(runs.len(), 3);
         assert_eq!(runs[1].error.as_deref(), Some("boom"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_opens_of_a_fresh_data_dir_all_succeed() {
+        let dir = tempfile::tempdir().unwrap();
+        let opens: Vec<_> = (0..8)
+            .map(|_| {
+                let path = dir.path().to_path_buf();
+                tokio::spawn(async move { Store::open(&path).await.map(|_| ()) })
+            })
+            .collect();
+        for o in opens {
+            o.await.unwrap().unwrap();
+        }
     }
 
     #[tokio::test]

@@ -35,18 +35,17 @@ pub fn batch(
             e.valid_up_to()
         ));
     }
-    if batch.records.last().is_some_and(|&b| b != b'\n') {
+    if batch.records.is_empty() {
+        return Ok(0);
+    }
+    if batch.records.last() != Some(&b'\n') {
         batch.records.push(b'\n');
     }
+    let body = &batch.records[..batch.records.len() - 1];
     let mut records = 0;
-    for (i, line) in batch.records.split(|&b| b == b'\n').enumerate() {
-        if i > 0 && line.is_empty() && records == i as u64 {
-            // The empty tail after the final newline.
-            continue;
-        }
+    for (i, line) in body.split(|&b| b == b'\n').enumerate() {
         let is_object = line.trim_ascii_start().first() == Some(&b'{');
-        let parsed = serde_json::from_slice::<IgnoredAny>(line);
-        match (is_object, parsed) {
+        match (is_object, serde_json::from_slice::<IgnoredAny>(line)) {
             (true, Ok(_)) => records += 1,
             (_, Err(e)) => {
                 return bad(format!(

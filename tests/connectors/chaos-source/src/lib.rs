@@ -23,7 +23,7 @@ pub enum Behavior {
     Loop,
     /// Block in a host call (sleep) forever.
     Sleep,
-    /// Allocate almost 4 GiB.
+    /// Allocate 4 GiB.
     Alloc,
     /// Recurse without end.
     Recursion,
@@ -120,8 +120,9 @@ impl Reader for ChaosReader {
             },
             Behavior::Sleep => std::thread::sleep(std::time::Duration::from_secs(3600)),
             Behavior::Alloc => {
-                let v = vec![1u8; 0xFFFF_0000];
-                black_box(&v);
+                // 4 GiB in 256 MiB pieces (one wasm32 allocation cannot exceed 2 GiB).
+                let hog: Vec<Vec<u8>> = (0..16).map(|_| vec![1u8; 256 << 20]).collect();
+                black_box(&hog);
             }
             Behavior::Recursion => {
                 black_box(recurse(0, [1; 16]));

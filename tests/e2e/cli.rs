@@ -1,0 +1,149 @@
+//! `sluice spec|check|discover|runs` and the summary of `sluice run`, as an operator sees them.
+
+use std::process::Command;
+
+use sluice_tests::{Scratch, connector, faker_to_file, sluice_bin, test_connector};
+
+fn sluice(s: &Scratch, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(sluice_bin())
+        .arg("--data-dir")
+        .arg(s.data_dir())
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn p(path: std::path::PathBuf) -> String {
+    path.display().to_string()
+}
+
+#[test]
+fn spec_prints_kind_digest_and_config_schema() {
+    let s = Scratch::new();
+    let (code, out, err) = sluice(&s, &["spec", &p(connector("source-faker"))]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["kind"], "source");
+    assert_eq!(v["digest"].as_str().unwrap().len(), 64);
+    assert!(v["spec"]["config_schema"]["properties"]["count"].is_object());
+    let (_, out, _) = sluice(&s, &["spec", &p(connector("destination-file"))]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["kind"], "destination");
+    assert_eq!(
+        v["spec"]["supported_destination_modes"],
+        serde_json::json!(["append", "overwrite"])
+    );
+}
+
+#[test]
+fn discover_lists_the_streams() {
+    let s = Scratch::new();
+    let config = s.write("faker.json", r#"{"count": 5}"#);
+    let (code, out, err) = sluice(
+        &s,
+        &[
+            "discover",
+            &p(connector("source-faker")),
+            "--config",
+            &p(config),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let names: Vec<&str> = v["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["users", "products", "purchases"]);
+}
+
+#[test]
+fn check_says_ok_or_why_not() {
+    let s = Scratch::new();
+    let good = s.write("good.toml", "count = 3\n");
+    let (code, out, _) = sluice(
+        &s,
+        &["check", &p(connector("source-faker")), "--config", &p(good)],
+    );
+    assert_eq!(code, 0);
+    assert!(out.contains("ok"), "{out}");
+    let bad = s.write("bad.json", r#"{"behavior": "fly"}"#);
+    let (code, out, _) = sluice(
+        &s,
+        &[
+            "check",
+            &p(test_connector("chaos-source")),
+            "--config",
+            &p(bad),
+        ],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("config error") && out.contains("unknown variant `fly`"),
+        "{out}"
+    );
+    // destination-file checks its directory, which must be granted.
+    let dest_cfg = s.write("d.json", r#"{"path": "/output"}"#);
+    let (code, out, _) = sluice(
+        &s,
+        &[
+            "check",
+            &p(connector("destination-file")),
+            "--config",
+            &p(dest_cfg.clone()),
+        ],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("/output") && out.contains("granted"), "{out}");
+    std::fs::create_dir_all(s.path("o")).unwrap();
+    let grant = format!("{}=/output", s.path("o").display());
+    let (code, out, _) = sluice(
+        &s,
+        &[
+            "check",
+            &p(connector("destination-file")),
+            "--config",
+            &p(dest_cfg),
+            "--dir",
+            &grant,
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+}
+
+#[test]
+fn a_file_that_is_not_a_connector_is_refused() {
+    let s = Scratch::new();
+    let junk = s.write("junk.wasm", "not wasm at all");
+    let (code, _, err) = sluice(&s, &["spec", &p(junk)]);
+    assert_eq!(code, 2);
+    assert!(err.contains("junk.wasm is not a sluice connector"), "{err}");
+}
+
+#[test]
+fn run_prints_a_summary_and_runs_lists_it() {
+    let s = Scratch::new();
+    let conn = s.write(
+        "c.toml",
+        &faker_to_file("{ count = 100, seed = 1 }", "jsonl", ""),
+    );
+    let (code, out, err) = sluice(&s, &["run", &p(conn)]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("run 1 of `faker-to-file` succeeded"), "{out}");
+    for needle in ["users", "products", "purchases", "total", "records/s"] {
+        assert!(out.contains(needle), "summary lacks {needle}: {out}");
+    }
+    let (code, out, _) = sluice(&s, &["runs"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("faker-to-file") && out.contains("succeeded"),
+        "{out}"
+    );
+}

@@ -1,0 +1,10 @@
+//! End-to-end tests: real components in real sandboxes, the real binary, a real store.
+//!
+//! Run with `cargo xtask test`, which builds the connectors and the binary first.
+
+mod chaos;
+mod cli;
+mod connection_files;
+mod faker_to_file;
+mod resume;
+mod source_file;
