@@ -50,3 +50,35 @@ async fn csv_and_jsonl_files_become_typed_streams() {
     assert_eq!(events[0]["meta"]["x"], 1);
     assert_eq!(events.len(), 2);
 }
+
+/// The README's tutorial connector works as the README says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tutorial_source_moves_its_greetings() {
+    let s = Scratch::new();
+    let conn = |count: u32| {
+        format!(
+            r#"
+name = "hello"
+[source]
+connector = {source}
+config = {{ count = {count} }}
+[destination]
+connector = {dest}
+[[destination.grant.dirs]]
+host = "out"
+guest = "/output"
+[[streams]]
+name = "greetings"
+destination_mode = "append"
+"#,
+            source = toml_path(&sluice_tests::test_connector("hello-source")),
+            dest = toml_path(&connector("destination-file")),
+        )
+    };
+    s.write("c.toml", &conn(2500));
+    let r = s.run("c.toml").await;
+    assert!(r.succeeded(), "{:?}", r.error);
+    assert_eq!(r.records(), 2500);
+    let greetings = read_jsonl(&s.path("out/greetings.jsonl"));
+    assert_eq!(greetings[2499], serde_json::json!({"id": 2500, "text": "hello"}));
+}

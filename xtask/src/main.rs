@@ -13,8 +13,9 @@ use anyhow::{Context, Result, bail};
 
 /// First-party connectors, shipped in `dist/connectors/`.
 const CONNECTORS: &[&str] = &["source-faker", "source-file", "destination-file"];
-/// Connectors that exist to test the host, in `dist/test-connectors/`.
-const TEST_CONNECTORS: &[&str] = &["chaos-source", "chaos-destination"];
+/// Connectors that exist to test the host (and the README's tutorial connector), in
+/// `dist/test-connectors/`.
+const TEST_CONNECTORS: &[&str] = &["chaos-source", "chaos-destination", "hello-source"];
 const TARGET: &str = "wasm32-wasip2";
 
 fn main() -> Result<()> {
