@@ -80,5 +80,8 @@ destination_mode = "append"
     assert!(r.succeeded(), "{:?}", r.error);
     assert_eq!(r.records(), 2500);
     let greetings = read_jsonl(&s.path("out/greetings.jsonl"));
-    assert_eq!(greetings[2499], serde_json::json!({"id": 2500, "text": "hello"}));
+    assert_eq!(
+        greetings[2499],
+        serde_json::json!({"id": 2500, "text": "hello"})
+    );
 }
