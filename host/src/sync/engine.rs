@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 
 use super::{SyncError, validate};
 use crate::protocol::{
-    Batch, ConfiguredCatalog, ConnectorError, DestinationWriter, Message, SourceReader, StreamState,
+    ConfiguredCatalog, ConnectorError, DestinationWriter, Message, SourceReader, StreamState,
 };
 use crate::store::StreamStats;
 
@@ -75,11 +75,6 @@ pub struct PumpOutcome {
     pub result: Result<(), SyncError>,
 }
 
-enum Item {
-    Batch(Batch, u64),
-    State(StreamState),
-}
-
 /// Move everything from `reader` to `writer`.
 pub async fn pump<R, W, C>(
     mut reader: R,
@@ -94,37 +89,21 @@ where
     W: DestinationWriter,
     C: Checkpoints,
 {
-    let (tx, mut rx) = mpsc::channel::<Item>(cfg.queue_depth.max(1));
-    let source_catalog = catalog.clone();
+    let (tx, mut rx) = mpsc::channel::<Message>(cfg.queue_depth.max(1));
+    let source_name = reader.name().to_string();
+    // The source task only pulls: the sandboxed call is the expensive part, and checking the
+    // batch at the wall happens on the destination's side of the queue, so the two halves keep
+    // two cores busy in balance.
     let source = tokio::spawn(async move {
-        let catalog = source_catalog;
-        loop {
-            let item = match reader.next(cfg.batch_records).await? {
-                None => return Ok::<(), ConnectorError>(()),
-                Some(Message::Batch(mut batch)) => {
-                    let records = validate::batch(&mut batch, &catalog, cfg.max_batch_bytes)
-                        .map_err(|f| ConnectorError::new(reader.name(), "next", f))?;
-                    if records == 0 {
-                        continue;
-                    }
-                    progress.records.fetch_add(records, Ordering::Relaxed);
-                    progress
-                        .bytes
-                        .fetch_add(batch.records.len() as u64, Ordering::Relaxed);
-                    Item::Batch(batch, records)
-                }
-                Some(Message::State(state)) => {
-                    validate::state(&state, &catalog)
-                        .map_err(|f| ConnectorError::new(reader.name(), "next", f))?;
-                    Item::State(state)
-                }
-            };
-            if tx.send(item).await.is_err() {
+        while let Some(message) = reader.next(cfg.batch_records).await? {
+            if tx.send(message).await.is_err() {
                 // The destination stopped; its error tells the story.
-                return Ok(());
+                break;
             }
         }
+        Ok::<(), ConnectorError>(())
     });
+    let wall = |f| SyncError::from(ConnectorError::new(&source_name, "next", f));
 
     let mut written: Vec<StreamStats> = catalog
         .streams
@@ -157,14 +136,31 @@ where
         };
     }
 
+    // The loop ends with Err when the destination failed, and with Ok(Some(refusal)) when the
+    // source's data was refused at the wall: the destination is then still healthy, and what
+    // it wrote before is flushed and committed below.
+    let mut refused = None;
     let mut destination: Result<(), SyncError> = async {
-        while let Some(item) = rx.recv().await {
-            match item {
-                Item::Batch(batch, records) => {
+        while let Some(message) = rx.recv().await {
+            match message {
+                Message::Batch(mut batch) => {
+                    let records = match validate::batch(&mut batch, &catalog, cfg.max_batch_bytes) {
+                        Ok(n) => n,
+                        Err(f) => {
+                            refused = Some(wall(f));
+                            break;
+                        }
+                    };
+                    if records == 0 {
+                        continue;
+                    }
+                    let bytes = batch.records.len() as u64;
+                    progress.records.fetch_add(records, Ordering::Relaxed);
+                    progress.bytes.fetch_add(bytes, Ordering::Relaxed);
                     let i = written.iter().position(|s| s.stream == batch.stream);
                     if let Some(i) = i {
                         written[i].records += records;
-                        written[i].bytes += batch.records.len() as u64;
+                        written[i].bytes += bytes;
                         spans[i].get_or_insert_with(|| (Instant::now(), Instant::now()));
                     }
                     writer.write(batch).await?;
@@ -172,7 +168,11 @@ where
                         *end = Instant::now();
                     }
                 }
-                Item::State(state) => {
+                Message::State(state) => {
+                    if let Err(f) = validate::state(&state, &catalog) {
+                        refused = Some(wall(f));
+                        break;
+                    }
                     pending.insert(state.stream.clone(), state);
                     if last_flush.elapsed() >= cfg.checkpoint_interval {
                         flush_and_commit!().await?;
@@ -185,8 +185,8 @@ where
     .await;
     drop(rx);
 
-    if destination.is_err() {
-        // The source may be mid-call; nothing it produces now can be written.
+    if destination.is_err() || refused.is_some() {
+        // The source may be mid-call; nothing it produces now will be written.
         source.abort();
     }
     let source = match source.await {
@@ -199,6 +199,10 @@ where
         // checkpoints covering it are committed, so the next attempt resumes from there.
         destination = flush_and_commit!().await;
     }
+    let source = match refused {
+        Some(e) => Err(e),
+        None => source,
+    };
     let result = destination.and(source);
     PumpOutcome {
         stats: durable,
