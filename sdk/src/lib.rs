@@ -7,11 +7,13 @@
 //! [`Destination`] and a [`Writer`]. One macro call exports the connector as a WebAssembly
 //! component for the `wasm32-wasip2` target:
 //!
-//! ```ignore
+//! ```text
 //! struct Faker;
-//! impl sluice_sdk::Source for Faker { /* … */ }
+//! impl sluice_sdk::Source for Faker { … }
 //! sluice_sdk::export_source!(Faker);
 //! ```
+//!
+//! A complete, tested example is `examples/hello-source` in the sluice repository.
 //!
 //! Records cross the sandbox wall as batches of newline-delimited JSON; the SDK does the
 //! batching. Configs are decoded into your own serde types, so a bad config becomes a clear

@@ -66,6 +66,9 @@ pub struct Emitter {
     tail_records: usize,
     /// Records queued since the host last pulled.
     pending: usize,
+    /// Bytes of the last full batch: the next one starts with this capacity instead of
+    /// growing (and copying) its way up to it.
+    batch_hint: usize,
 }
 
 impl Emitter {
@@ -75,6 +78,7 @@ impl Emitter {
             max_records: 1,
             tail_records: 0,
             pending: 0,
+            batch_hint: 64 * 1024,
         }
     }
 
@@ -123,9 +127,12 @@ impl Emitter {
                 if s == stream && self.tail_records < self.max_records && records.len() < BATCH_SOFT_BYTES
         );
         if !reuse {
+            if let Some(Message::Batch { records, .. }) = self.queue.back() {
+                self.batch_hint = records.len().clamp(64 * 1024, BATCH_SOFT_BYTES + 64 * 1024);
+            }
             self.queue.push_back(Message::Batch {
                 stream: stream.to_string(),
-                records: Vec::with_capacity(64 * 1024),
+                records: Vec::with_capacity(self.batch_hint),
             });
             self.tail_records = 0;
         }

@@ -114,7 +114,7 @@ impl Workspace {
         self.ensure_target()?;
         let mut cmd = cargo();
         cmd.current_dir(&self.root)
-            .args(["build", "--release", "--target", TARGET]);
+            .args(["build", "--profile", "connector", "--target", TARGET]);
         for c in CONNECTORS.iter().chain(TEST_CONNECTORS) {
             cmd.args(["-p", c]);
         }
@@ -127,7 +127,7 @@ impl Workspace {
             "--bin",
             "sluice",
         ]))?;
-        let built = self.target.join(TARGET).join("release");
+        let built = self.target.join(TARGET).join("connector");
         for (list, dir) in [
             (CONNECTORS, "connectors"),
             (TEST_CONNECTORS, "test-connectors"),

@@ -3,11 +3,10 @@
 
 use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg32;
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 use sluice_sdk::{Emitter, Result, Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use time::macros::format_description;
 
 use crate::data::*;
 
@@ -86,13 +85,95 @@ impl Kind {
     }
 }
 
-/// Format seconds since the epoch the way Airbyte's faker does: `2001-05-23T04:29:23+00:00`.
+/// A short string built on the stack and serialized as a JSON string. Record fields are laid
+/// out byte by byte instead of through `fmt`: inside the sandbox, `fmt`'s indirect calls are a
+/// large share of a record's cost, and a record then needs no allocation of its own.
+#[derive(Clone, Copy)]
+struct Text {
+    buf: [u8; 64],
+    len: usize,
+}
+
+impl Text {
+    fn new() -> Self {
+        Text {
+            buf: [0; 64],
+            len: 0,
+        }
+    }
+
+    fn str(mut self, s: &str) -> Self {
+        let end = (self.len + s.len()).min(self.buf.len());
+        self.buf[self.len..end].copy_from_slice(&s.as_bytes()[..end - self.len]);
+        self.len = end;
+        self
+    }
+
+    fn int(self, n: u64) -> Self {
+        self.str(itoa::Buffer::new().format(n))
+    }
+
+    /// `n` in exactly `width` digits, zero-padded (high digits beyond `width` are dropped).
+    fn padded(mut self, mut n: u64, width: usize) -> Self {
+        let end = (self.len + width).min(self.buf.len());
+        for i in (self.len..end).rev() {
+            self.buf[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+        self.len = end;
+        self
+    }
+
+    fn as_str(&self) -> &str {
+        // Only whole `&str`s and ASCII digits are ever copied in, and never cut (64 bytes is
+        // more than any field here needs), so this cannot fail.
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
+    }
+}
+
+impl Serialize for Text {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// Seconds since the epoch, serialized the way Airbyte's faker writes timestamps:
+/// `2001-05-23T04:29:23+00:00`. `time` does the calendar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    fn text(self) -> Text {
+        let Ok(t) = OffsetDateTime::from_unix_timestamp(self.0) else {
+            return Text::new();
+        };
+        let (year, month, day) = t.to_calendar_date();
+        let (h, m, s) = t.to_hms();
+        Text::new()
+            .padded(year.clamp(0, 9999) as u64, 4)
+            .str("-")
+            .padded(month as u64, 2)
+            .str("-")
+            .padded(day.into(), 2)
+            .str("T")
+            .padded(h.into(), 2)
+            .str(":")
+            .padded(m.into(), 2)
+            .str(":")
+            .padded(s.into(), 2)
+            .str("+00:00")
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.text().serialize(s)
+    }
+}
+
+/// A cursor value as text.
 pub fn timestamp(secs: i64) -> String {
-    let fmt = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]+00:00");
-    OffsetDateTime::from_unix_timestamp(secs)
-        .ok()
-        .and_then(|t| t.format(&fmt).ok())
-        .unwrap_or_default()
+    Timestamp(secs).text().as_str().to_string()
 }
 
 /// Parse a cursor value back into seconds.
@@ -100,6 +181,44 @@ pub fn parse_timestamp(s: &str) -> Option<i64> {
     OffsetDateTime::parse(s, &Rfc3339)
         .ok()
         .map(|t| t.unix_timestamp())
+}
+
+/// `know2036+1@duck.com`
+fn email(word: &str, year: u32, id: u64, domain: &str) -> Text {
+    Text::new()
+        .str(word)
+        .int(year.into())
+        .str("+")
+        .int(id)
+        .str("@")
+        .str(domain)
+}
+
+/// `(698) 930-1111`, `067-835-7187` or `+1-698-930-1111`
+fn telephone(style: u32, a: u32, b: u32, c: u32) -> Text {
+    let (a, b, c) = (u64::from(a), u64::from(b), u64::from(c));
+    match style {
+        0 => Text::new()
+            .str("(")
+            .int(a)
+            .str(") ")
+            .int(b)
+            .str("-")
+            .padded(c, 4),
+        1 => Text::new()
+            .padded(a % 100, 3)
+            .str("-")
+            .int(b)
+            .str("-")
+            .padded(c, 4),
+        _ => Text::new()
+            .str("+1-")
+            .int(a)
+            .str("-")
+            .int(b)
+            .str("-")
+            .padded(c, 4),
+    }
 }
 
 fn rng(seed: u64, kind: Kind, id: u64, salt: u64) -> Pcg32 {
@@ -117,31 +236,31 @@ fn pick<'a>(r: &mut Pcg32, list: &[&'a str]) -> &'a str {
 
 #[derive(Serialize)]
 struct Address<'a> {
-    street_number: String,
+    street_number: Text,
     street_name: &'a str,
     city: &'a str,
     state: &'a str,
     province: &'a str,
-    postal_code: String,
+    postal_code: Text,
     country_code: &'a str,
 }
 
 #[derive(Serialize)]
 struct User<'a> {
     id: u64,
-    created_at: String,
-    updated_at: String,
+    created_at: Timestamp,
+    updated_at: Timestamp,
     name: &'a str,
     title: &'a str,
     age: u32,
-    email: String,
-    telephone: String,
+    email: Text,
+    telephone: Text,
     gender: &'a str,
     language: &'a str,
     academic_degree: &'a str,
     nationality: &'a str,
     occupation: &'a str,
-    height: String,
+    height: Text,
     blood_type: &'a str,
     weight: u32,
     address: Address<'a>,
@@ -154,8 +273,8 @@ struct Product<'a> {
     model: &'a str,
     year: u32,
     price: f64,
-    created_at: String,
-    updated_at: String,
+    created_at: Timestamp,
+    updated_at: Timestamp,
 }
 
 #[derive(Serialize)]
@@ -163,11 +282,11 @@ struct Purchase {
     id: u64,
     user_id: u64,
     product_id: u64,
-    created_at: String,
-    updated_at: String,
-    added_to_cart_at: Option<String>,
-    purchased_at: Option<String>,
-    returned_at: Option<String>,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+    added_to_cart_at: Option<Timestamp>,
+    purchased_at: Option<Timestamp>,
+    returned_at: Option<Timestamp>,
 }
 
 /// How many purchases user `user` made (0 to 3).
@@ -267,26 +386,22 @@ impl Generator {
         let mut r = rng(self.seed, Kind::Users, id, 0);
         let name = pick(&mut r, FIRST_NAMES);
         let created = r.random_range(USERS_CREATED_FROM..CREATED_UNTIL);
-        let email = format!(
-            "{}{}+{id}@{}",
+        let email = email(
             pick(&mut r, EMAIL_WORDS),
             r.random_range(1900..2100u32),
-            pick(&mut r, EMAIL_DOMAINS)
+            id,
+            pick(&mut r, EMAIL_DOMAINS),
         );
         let (a, b, c) = (
             r.random_range(200..1000u32),
             r.random_range(100..1000u32),
             r.random_range(0..10000u32),
         );
-        let telephone = match r.random_range(0..3u32) {
-            0 => format!("({a}) {b}-{c:04}"),
-            1 => format!("{:03}-{b}-{c:04}", a % 100),
-            _ => format!("+1-{a}-{b}-{c:04}"),
-        };
+        let telephone = telephone(r.random_range(0..3u32), a, b, c);
         User {
             id,
-            created_at: timestamp(created),
-            updated_at: timestamp(updated),
+            created_at: Timestamp(created),
+            updated_at: Timestamp(updated),
             name,
             title: pick(&mut r, TITLES),
             age: r.random_range(18..90),
@@ -297,16 +412,18 @@ impl Generator {
             academic_degree: pick(&mut r, ACADEMIC_DEGREES),
             nationality: pick(&mut r, NATIONALITIES),
             occupation: pick(&mut r, OCCUPATIONS),
-            height: format!("{}.{:02}", 1, r.random_range(45..100u32)),
+            height: Text::new()
+                .str("1.")
+                .padded(r.random_range(45..100u32).into(), 2),
             blood_type: pick(&mut r, BLOOD_TYPES),
             weight: r.random_range(40..130),
             address: Address {
-                street_number: r.random_range(1..2000u32).to_string(),
+                street_number: Text::new().int(r.random_range(1..2000u32).into()),
                 street_name: pick(&mut r, STREET_NAMES),
                 city: pick(&mut r, CITIES),
                 state: pick(&mut r, STATES),
                 province: pick(&mut r, STATES),
-                postal_code: format!("{:05}", r.random_range(501..99951u32)),
+                postal_code: Text::new().padded(r.random_range(501..99951u32).into(), 5),
                 country_code: pick(&mut r, COUNTRY_CODES),
             },
         }
@@ -321,8 +438,8 @@ impl Generator {
             model: pick(&mut r, models),
             year: r.random_range(1990..2025),
             price: f64::from(r.random_range(5_000..90_000u32)) + 0.99,
-            created_at: timestamp(r.random_range(PRODUCTS_CREATED_FROM..CREATED_UNTIL)),
-            updated_at: timestamp(updated),
+            created_at: Timestamp(r.random_range(PRODUCTS_CREATED_FROM..CREATED_UNTIL)),
+            updated_at: Timestamp(updated),
         }
     }
 
@@ -340,11 +457,11 @@ impl Generator {
             id,
             user_id: user,
             product_id: r.random_range(1..=PRODUCT_COUNT),
-            created_at: timestamp(created),
-            updated_at: timestamp(updated),
-            added_to_cart_at: Some(timestamp(added)),
-            purchased_at: purchased.map(timestamp),
-            returned_at: returned.map(timestamp),
+            created_at: Timestamp(created),
+            updated_at: Timestamp(updated),
+            added_to_cart_at: Some(Timestamp(added)),
+            purchased_at: purchased.map(Timestamp),
+            returned_at: returned.map(Timestamp),
         }
     }
 }
@@ -371,6 +488,17 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn timestamps_look_like_airbyte_and_parse_back() {
+        for secs in [0, 946_684_800, BASE + 1, 1_704_067_199, 4_102_444_800] {
+            let text = timestamp(secs);
+            assert_eq!(text.len(), 25, "{text}");
+            assert!(text.ends_with("+00:00"));
+            assert_eq!(parse_timestamp(&text), Some(secs), "{text}");
+        }
+        assert_eq!(timestamp(BASE + 1), "2024-06-01T00:00:01+00:00");
     }
 
     #[test]
