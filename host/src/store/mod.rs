@@ -178,13 +178,9 @@ impl Store {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await
-            .map_err(db("open"))?;
-        // Two processes opening a fresh data dir at once would both try to create the schema;
-        // the first to take this lock migrates, the other then finds it done.
+        // Two processes opening a fresh data dir at once would both try to create the file,
+        // switch it to WAL (which SQLite does not retry on a busy database) and create the
+        // schema; the first to take this lock does all three, the other then finds them done.
         let lock_path = data_dir.join("store.lock");
         let guard = tokio::task::spawn_blocking(move || {
             let f = std::fs::OpenOptions::new()
@@ -201,6 +197,17 @@ impl Store {
             path: data_dir.to_path_buf(),
             source,
         })?;
+        let pool = match SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => {
+                drop(guard);
+                return Err(db("open")(e));
+            }
+        };
         let migrated = sqlx::migrate!("./migrations").run(&pool).await;
         drop(guard);
         migrated.map_err(|source| StoreError::Migrate { path: file, source })?;
