@@ -148,8 +148,12 @@ pub struct Endpoint {
     pub connector: PathBuf,
     /// Its config as JSON text.
     pub config: String,
-    /// Directories it may see.
+    /// The grant as written; checked against the connector's manifest when the run starts.
+    pub grant: Grant,
+    /// The grant's directories, resolved (in the order of `grant.dirs`).
     pub dirs: Vec<Preopen>,
+    /// The directory relative paths in the grant are relative to.
+    pub base: PathBuf,
 }
 
 /// A connection file, parsed and resolved.
@@ -305,7 +309,9 @@ fn endpoint(
     Ok(Endpoint {
         connector,
         config,
+        grant: e.grant,
         dirs,
+        base: base.to_path_buf(),
     })
 }
 

@@ -7,9 +7,11 @@
 //! The modules are the architecture (dependencies point down):
 //! - [`sync`]: one run, source → host → destination, with checkpoints;
 //! - [`runtime`], [`capability`]: the sandbox and what it may touch;
+//! - [`boundary`]: what happens at the wall (events, rate limits), independent of wasmtime;
 //! - [`store`]: control-plane persistence (SQLite);
 //! - [`protocol`]: the contract's data, shared by all of them.
 
+pub mod boundary;
 pub mod capability;
 pub mod connection;
 pub mod protocol;

@@ -25,6 +25,7 @@ extern crate self as sluice_sdk;
 mod catalog;
 pub mod destination;
 mod error;
+pub mod http;
 pub mod log;
 pub mod source;
 
@@ -46,7 +47,25 @@ pub mod __private {
     pub use wit_bindgen;
 }
 
-/// Export a [`Source`] implementation as this crate's WebAssembly component.
+/// Embed the connector crate's `sluice.toml` (its manifest: name, version, kind, description,
+/// requested capabilities) in the component as the `sluice:manifest` custom section, where the
+/// host reads it before it instantiates anything. The export macros call it.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __embed_manifest {
+    () => {
+        #[used]
+        #[unsafe(link_section = "sluice:manifest")]
+        static __SLUICE_MANIFEST: [u8; include_bytes!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/sluice.toml"
+        ))
+        .len()] = *include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/sluice.toml"));
+    };
+}
+
+/// Export a [`Source`] implementation as this crate's WebAssembly component, with the crate's
+/// `sluice.toml` manifest embedded.
 ///
 /// Expands to nothing when not building for WebAssembly, so the crate also builds natively.
 #[macro_export]
@@ -54,6 +73,7 @@ macro_rules! export_source {
     ($source:ty) => {
         #[cfg(target_arch = "wasm32")]
         const _: () = {
+            $crate::__embed_manifest!();
             type __SluiceSourceExport = $crate::__private::SourceExport<$source>;
             $crate::__private::source_world::__export_source_world!(
                 __SluiceSourceExport with_types_in $crate::__private::source_world
@@ -62,7 +82,8 @@ macro_rules! export_source {
     };
 }
 
-/// Export a [`Destination`] implementation as this crate's WebAssembly component.
+/// Export a [`Destination`] implementation as this crate's WebAssembly component, with the
+/// crate's `sluice.toml` manifest embedded.
 ///
 /// Expands to nothing when not building for WebAssembly, so the crate also builds natively.
 #[macro_export]
@@ -70,6 +91,7 @@ macro_rules! export_destination {
     ($destination:ty) => {
         #[cfg(target_arch = "wasm32")]
         const _: () = {
+            $crate::__embed_manifest!();
             type __SluiceDestinationExport = $crate::__private::DestinationExport<$destination>;
             $crate::__private::destination_world::__export_destination_world!(
                 __SluiceDestinationExport with_types_in $crate::__private::destination_world

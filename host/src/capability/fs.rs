@@ -15,6 +15,10 @@ pub struct DirGrant {
     pub host: PathBuf,
     /// Where the connector sees it, e.g. `/input`.
     pub guest: String,
+    /// Narrower access than the connector's request (`read-only` for a destination that should
+    /// only read); default: what the connector requested for that path.
+    #[serde(default)]
+    pub access: Option<Access>,
 }
 
 /// Whether a connector may change what is in a directory.
@@ -54,18 +58,24 @@ pub enum FsGrantError {
     BadGuestPath(String),
 }
 
+/// A guest path must be absolute and plain: `/input`, not `input`, `/a/../b` or `/a//b`.
+pub fn check_guest_path(guest: &str) -> Result<(), FsGrantError> {
+    let plain = guest.starts_with('/')
+        && guest
+            .split('/')
+            .skip(1)
+            .all(|c| !c.is_empty() && c != "." && c != "..");
+    if !plain && guest != "/" {
+        return Err(FsGrantError::BadGuestPath(guest.to_string()));
+    }
+    Ok(())
+}
+
 impl DirGrant {
     /// Resolve against `base` (the connection file's directory) and check it can be preopened.
     pub fn resolve(&self, base: &Path, access: Access) -> Result<Preopen, FsGrantError> {
         let guest = &self.guest;
-        let plain = guest.starts_with('/')
-            && guest
-                .split('/')
-                .skip(1)
-                .all(|c| !c.is_empty() && c != "." && c != "..");
-        if !plain && guest != "/" {
-            return Err(FsGrantError::BadGuestPath(guest.clone()));
-        }
+        check_guest_path(guest)?;
         let host = base.join(&self.host);
         let meta = std::fs::metadata(&host).map_err(|e| FsGrantError::Unusable {
             path: host.clone(),
@@ -117,6 +127,7 @@ mod tests {
             let g = DirGrant {
                 host: ".".into(),
                 guest: bad.into(),
+                access: None,
             };
             assert!(
                 matches!(
@@ -135,12 +146,14 @@ mod tests {
         let g = DirGrant {
             host: "data".into(),
             guest: "/input".into(),
+            access: None,
         };
         let p = g.resolve(dir.path(), Access::ReadOnly).unwrap();
         assert_eq!(p.host, dir.path().join("data").canonicalize().unwrap());
         let missing = DirGrant {
             host: "nope".into(),
             guest: "/input".into(),
+            access: None,
         };
         let err = missing.resolve(dir.path(), Access::ReadOnly).unwrap_err();
         assert!(err.to_string().contains("nope"), "{err}");

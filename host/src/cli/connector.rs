@@ -1,10 +1,13 @@
-//! `sluice spec|check|discover CONNECTOR.wasm`.
+//! `sluice inspect|spec|check|discover CONNECTOR.wasm`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use sluice::capability::{Access, DirGrant};
+use sluice::boundary::audit::EventLog;
+use sluice::capability::net::{AllowRule, NetGrant, NetPolicy};
+use sluice::capability::{DirGrant, Grant};
 use sluice::protocol::{ConnectorKind, Failure};
 use sluice::runtime::{Connector, RunLog, Runtime, Sandbox};
 
@@ -12,6 +15,15 @@ use sluice::runtime::{Connector, RunLog, Runtime, Sandbox};
 pub struct ConnectorArgs {
     /// The connector component (.wasm).
     connector: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct InspectArgs {
+    /// The connector component (.wasm).
+    connector: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -24,6 +36,9 @@ pub struct ConfigArgs {
     /// Grant a directory, `HOST=GUEST` (read-only for sources, read-write for destinations).
     #[arg(long = "dir", value_name = "HOST=GUEST")]
     dirs: Vec<String>,
+    /// Grant outbound HTTP to `scheme://host[:port]` (within what the connector requests).
+    #[arg(long = "allow", value_name = "URL")]
+    allow: Vec<AllowRule>,
 }
 
 fn load(data_dir: &Path, path: &Path) -> anyhow::Result<(std::sync::Arc<Runtime>, Connector)> {
@@ -49,27 +64,137 @@ fn config_json(path: Option<&Path>) -> anyhow::Result<String> {
     Ok(value.to_string())
 }
 
-fn sandbox(args: &ConfigArgs, kind: ConnectorKind) -> anyhow::Result<Sandbox> {
-    let access = match kind {
-        ConnectorKind::Source => Access::ReadOnly,
-        ConnectorKind::Destination => Access::ReadWrite,
-    };
-    let mut dirs = Vec::new();
+/// The sandbox the flags grant, checked against the connector's manifest like a connection's.
+fn sandbox(args: &ConfigArgs, rt: &Runtime, c: &Connector) -> anyhow::Result<Sandbox> {
+    let mut grant = Grant::default();
+    let mut resolved = Vec::new();
     for d in &args.dirs {
         let Some((host, guest)) = d.split_once('=') else {
             bail!("--dir {d}: expected HOST=GUEST, e.g. --dir ./data=/input");
         };
-        let grant = DirGrant {
+        let dir = DirGrant {
             host: host.into(),
             guest: guest.into(),
+            access: None,
         };
-        dirs.push(grant.resolve(Path::new("."), access)?);
+        resolved.push(dir.resolve(Path::new("."), sluice::capability::Access::ReadOnly)?);
+        grant.dirs.push(dir);
     }
+    if !args.allow.is_empty() {
+        grant.network = Some(NetGrant {
+            allow: args.allow.clone(),
+            ..NetGrant::default()
+        });
+    }
+    let limits = sluice::runtime::Limits::default();
+    let caps = grant
+        .check(
+            "",
+            c.manifest(),
+            &resolved,
+            Path::new("."),
+            limits.call_timeout,
+        )
+        .map_err(|e| anyhow::anyhow!("{}", e.reason))?;
+    let events = EventLog::new();
+    let net = NetPolicy::new(c.name(), caps.net, rt.resolver().clone(), events.clone())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(Sandbox {
-        dirs,
+        limits,
+        dirs: caps.dirs,
+        net: Some(Arc::new(net)),
         log: RunLog::new(),
-        ..Sandbox::default()
+        events,
     })
+}
+
+/// Paths (`a.b`) of the fields a JSON schema marks `"secret": true`.
+fn secret_fields(schema: &serde_json::Value, prefix: &str, out: &mut Vec<String>) {
+    let Some(props) = schema.get("properties").and_then(|p| p.as_object()) else {
+        return;
+    };
+    for (name, sub) in props {
+        let path = if prefix.is_empty() {
+            name.clone()
+        } else {
+            format!("{prefix}.{name}")
+        };
+        if sub.get("secret").and_then(|v| v.as_bool()) == Some(true) {
+            out.push(path.clone());
+        }
+        secret_fields(sub, &path, out);
+        if let Some(items) = sub.get("items") {
+            secret_fields(items, &format!("{path}[]"), out);
+        }
+        for key in ["oneOf", "anyOf"] {
+            for alt in sub
+                .get(key)
+                .and_then(|v| v.as_array())
+                .into_iter()
+                .flatten()
+            {
+                secret_fields(alt, &path, out);
+            }
+        }
+    }
+}
+
+pub async fn inspect(data_dir: &Path, args: InspectArgs) -> anyhow::Result<ExitCode> {
+    let (rt, c) = load(data_dir, &args.connector)?;
+    let sandbox = Sandbox::default();
+    let spec = match c.kind() {
+        ConnectorKind::Source => c.source(&rt, &sandbox).await?.spec().await?,
+        ConnectorKind::Destination => c.destination(&rt, &sandbox).await?.spec().await?,
+    };
+    let mut secrets = Vec::new();
+    secret_fields(&spec.config_schema, "", &mut secrets);
+    let m = c.manifest();
+    if args.json {
+        let out = serde_json::json!({
+            "manifest": m,
+            "digest": c.digest(),
+            "config_schema": spec.config_schema,
+            "secret_fields": secrets,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{} {} ({})", m.name, m.version, m.kind);
+    if !m.description.is_empty() {
+        println!("  {}", m.description);
+    }
+    println!("  sha256 {}", c.digest());
+    println!("\nrequested capabilities (a connection's grant can only narrow these):");
+    let caps = &m.capabilities;
+    if caps.dirs.is_empty() && caps.network.is_empty() && caps.secrets.is_empty() {
+        println!("  none: no files, no network, no secrets");
+    }
+    for d in &caps.dirs {
+        let access = match (m.kind, d.access) {
+            (ConnectorKind::Source, _) | (_, sluice::capability::Access::ReadOnly) => "read-only",
+            _ => "read-write",
+        };
+        println!("  directory  {} ({access})", d.guest);
+    }
+    for n in &caps.network {
+        println!("  network    {n}");
+    }
+    for s in &caps.secrets {
+        println!(
+            "  secret     `{}` held inside the sandbox: {}",
+            s.name, s.why
+        );
+    }
+    println!(
+        "\nconfig fields marked secret (put a `{{{{secret:NAME}}}}` placeholder there, not the value):"
+    );
+    if secrets.is_empty() {
+        println!("  none");
+    }
+    for s in &secrets {
+        println!("  {s}");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 pub async fn spec(data_dir: &Path, args: ConnectorArgs) -> anyhow::Result<ExitCode> {
@@ -87,12 +212,13 @@ pub async fn spec(data_dir: &Path, args: ConnectorArgs) -> anyhow::Result<ExitCo
 pub async fn check(data_dir: &Path, args: ConfigArgs) -> anyhow::Result<ExitCode> {
     let (rt, c) = load(data_dir, &args.connector)?;
     let config = config_json(args.config.as_deref())?;
-    let sandbox = sandbox(&args, c.kind())?;
+    let sandbox = sandbox(&args, &rt, &c)?;
     let result = match c.kind() {
         ConnectorKind::Source => c.source(&rt, &sandbox).await?.check(&config).await,
         ConnectorKind::Destination => c.destination(&rt, &sandbox).await?.check(&config).await,
     };
     print_log(&sandbox.log);
+    print_events(&sandbox.events);
     match result {
         Ok(()) => {
             println!("ok: `{}` accepts this config", c.name());
@@ -115,11 +241,23 @@ pub async fn discover(data_dir: &Path, args: ConfigArgs) -> anyhow::Result<ExitC
         );
     }
     let config = config_json(args.config.as_deref())?;
-    let sandbox = sandbox(&args, c.kind())?;
+    let sandbox = sandbox(&args, &rt, &c)?;
     let catalog = c.source(&rt, &sandbox).await?.discover(&config).await;
     print_log(&sandbox.log);
+    print_events(&sandbox.events);
     println!("{}", serde_json::to_string_pretty(&catalog?)?);
     Ok(ExitCode::SUCCESS)
+}
+
+fn print_events(events: &EventLog) {
+    for e in events.events() {
+        if e.outcome != sluice::boundary::audit::Outcome::Allowed {
+            eprintln!(
+                "[{}] {:?} {}: {} ({})",
+                e.connector, e.outcome, e.capability, e.action, e.detail
+            );
+        }
+    }
 }
 
 fn print_log(log: &RunLog) {

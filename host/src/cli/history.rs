@@ -19,7 +19,7 @@ pub struct RunsArgs {
     /// Print JSON.
     #[arg(long)]
     json: bool,
-    /// Also print the connector log of this run.
+    /// Print the connector log and the events at the wall (requests, refusals) of this run.
     #[arg(long, value_name = "RUN_ID")]
     log: Option<i64>,
 }
@@ -35,6 +35,20 @@ pub async fn runs(data_dir: &Path, args: RunsArgs) -> anyhow::Result<ExitCode> {
     if let Some(id) = args.log {
         for (connector, level, message) in store.logs(id).await? {
             println!("[{connector}] {level}: {message}");
+        }
+        for e in store.events(id).await? {
+            let at =
+                time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(e.at_ms) * 1_000_000)
+                    .ok()
+                    .and_then(|t| {
+                        t.format(&time::format_description::well_known::Rfc3339)
+                            .ok()
+                    })
+                    .unwrap_or_default();
+            println!(
+                "{at} [{}] {} {:?}: {} ({})",
+                e.connector, e.capability, e.outcome, e.action, e.detail
+            );
         }
         return Ok(ExitCode::SUCCESS);
     }

@@ -29,6 +29,8 @@ struct Cli {
 enum Command {
     /// Run a connection: move its streams from the source to the destination.
     Run(run::RunArgs),
+    /// Show a connector's manifest: what it is and every capability it requests.
+    Inspect(connector::InspectArgs),
     /// Print a connector's spec (its config schema) as JSON.
     Spec(connector::ConnectorArgs),
     /// Check a connector's config.
@@ -83,6 +85,7 @@ pub fn main() -> ExitCode {
         let data_dir = data_dir(cli.data_dir)?;
         match cli.command {
             Command::Run(a) => run::run(&data_dir, a).await,
+            Command::Inspect(a) => connector::inspect(&data_dir, a).await,
             Command::Spec(a) => connector::spec(&data_dir, a).await,
             Command::Check(a) => connector::check(&data_dir, a).await,
             Command::Discover(a) => connector::discover(&data_dir, a).await,

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
+use sluice::boundary::audit::{Capability, Outcome};
 use sluice::connection::Connection;
 use sluice::store::Store;
 use sluice::sync::{self, Progress, RunOptions, RunReport};
@@ -105,6 +106,8 @@ fn json_report(conn: &Connection, r: &RunReport) -> serde_json::Value {
         "records": r.records(),
         "bytes": r.bytes(),
         "log_lines_dropped": r.log_dropped,
+        "refusals": r.refusals,
+        "events": r.events,
     })
 }
 
@@ -141,6 +144,32 @@ fn print_summary(conn: &Connection, r: &RunReport) {
         format::rate(r.records(), secs),
         format::bytes((r.bytes() as f64 / secs.max(1e-9)) as u64)
     );
+    let requests = r
+        .events
+        .iter()
+        .filter(|e| e.capability == Capability::Network && e.outcome != Outcome::Refused)
+        .count();
+    if requests > 0 {
+        println!("  outbound requests: {requests}");
+    }
+    if r.refusals > 0 {
+        println!(
+            "  REFUSED {} attempt(s) to reach past the grant:",
+            format::count(r.refusals)
+        );
+        for e in r
+            .events
+            .iter()
+            .filter(|e| e.outcome == Outcome::Refused)
+            .take(10)
+        {
+            println!(
+                "    [{}] {} {}: {}",
+                e.connector, e.capability, e.action, e.detail
+            );
+        }
+        println!("  (all events: sluice runs --log {})", r.run_id);
+    }
     if r.log_dropped > 0 {
         println!(
             "  note: connectors logged more than the run log keeps; {} lines were dropped",

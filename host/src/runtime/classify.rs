@@ -56,7 +56,9 @@ mod tests {
 
     fn store() -> Store<ConnectorState> {
         let engine = wasmtime::Engine::default();
-        let state = ConnectorState::new("c", &Sandbox::default()).unwrap();
+        let resolver: std::sync::Arc<dyn crate::capability::net::Resolve> =
+            std::sync::Arc::new(crate::capability::net::SystemResolver);
+        let state = ConnectorState::new("c", &Sandbox::default(), &resolver).unwrap();
         Store::new(&engine, state)
     }
 

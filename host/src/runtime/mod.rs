@@ -11,6 +11,7 @@ mod call;
 mod classify;
 mod convert;
 mod destination;
+mod fs_audit;
 pub mod log;
 mod sandbox;
 mod source;
@@ -29,6 +30,8 @@ pub use log::{LogLine, RunLog};
 pub use sandbox::{ConnectorState, Limits, Sandbox};
 pub use source::{SourceInstance, WasmReader};
 
+use crate::capability::manifest::Manifest;
+use crate::capability::net::{Resolve, SystemResolver};
 use crate::protocol::{ConnectorError, ConnectorKind, Failure};
 use bindings::destination::{Destination, DestinationPre};
 use bindings::source::{Source, SourcePre};
@@ -50,6 +53,8 @@ pub struct RuntimeConfig {
     /// Pre-reserve slots for this many concurrent instances (the pooling allocator): faster
     /// instantiation for hosts that start many. `None` allocates on demand.
     pub pooling: Option<Pooling>,
+    /// How outbound requests' host names are resolved (the system's resolver by default).
+    pub resolver: Arc<dyn Resolve>,
 }
 
 /// Pooling allocator sizing.
@@ -67,6 +72,7 @@ impl Default for RuntimeConfig {
             cache_dir: None,
             max_wasm_stack: 1 << 20,
             pooling: None,
+            resolver: Arc::new(SystemResolver),
         }
     }
 }
@@ -93,6 +99,25 @@ pub enum RuntimeError {
         /// Why.
         reason: String,
     },
+    /// The component imports something no sandbox is ever given (sockets, say).
+    #[error("{} is refused: {reason}", path.display())]
+    Forbidden {
+        /// The path.
+        path: PathBuf,
+        /// What it imports and what it may import instead.
+        reason: String,
+    },
+}
+
+/// Why component bytes cannot be loaded as a connector.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// Not a component implementing the contract (or no valid manifest).
+    #[error("{0}")]
+    NotAConnector(String),
+    /// It imports something no sandbox is given.
+    #[error("{0}")]
+    Forbidden(String),
 }
 
 /// The engine, the linkers and the compiled-component cache. Cheap to share behind an `Arc`.
@@ -101,6 +126,7 @@ pub struct Runtime {
     source_linker: Linker<ConnectorState>,
     destination_linker: Linker<ConnectorState>,
     cache: cache::ComponentCache,
+    resolver: Arc<dyn Resolve>,
 }
 
 impl Runtime {
@@ -133,7 +159,13 @@ impl Runtime {
             source_linker,
             destination_linker,
             cache,
+            resolver: config.resolver,
         }))
+    }
+
+    /// The resolver outbound requests use.
+    pub fn resolver(&self) -> &Arc<dyn Resolve> {
+        &self.resolver
     }
 
     /// The engine.
@@ -153,49 +185,80 @@ impl Runtime {
             .and_then(|s| s.to_str())
             .unwrap_or("connector")
             .replace('_', "-");
-        self.load_bytes(&name, &bytes)
-            .map_err(|reason| RuntimeError::NotAConnector {
+        self.load_bytes(&name, &bytes).map_err(|e| match e {
+            LoadError::NotAConnector(reason) => RuntimeError::NotAConnector {
                 path: path.to_path_buf(),
                 reason,
-            })
+            },
+            LoadError::Forbidden(reason) => RuntimeError::Forbidden {
+                path: path.to_path_buf(),
+                reason,
+            },
+        })
     }
 
     /// Load a connector component from memory, naming it `name`.
-    pub fn load_bytes(&self, name: &str, bytes: &[u8]) -> Result<Connector, String> {
+    pub fn load_bytes(&self, name: &str, bytes: &[u8]) -> Result<Connector, LoadError> {
+        self.load_inner(name, bytes)
+    }
+
+    fn load_inner(&self, name: &str, bytes: &[u8]) -> Result<Connector, LoadError> {
+        let not = LoadError::NotAConnector;
         if wasmtime::Engine::detect_precompiled(bytes).is_some() {
-            return Err("it is precompiled native code; give the .wasm component".into());
+            return Err(not(
+                "it is precompiled native code; give the .wasm component".into(),
+            ));
         }
+        let manifest = Manifest::from_component(bytes).map_err(|e| not(e.to_string()))?;
         let digest = sha256_hex(bytes);
-        let (component, cache) = self
-            .cache
-            .load(&self.engine, bytes, &digest)
-            .map_err(|e| format!("it does not compile as a WebAssembly component: {e:#}"))?;
+        let (component, cache) = self.cache.load(&self.engine, bytes, &digest).map_err(|e| {
+            not(format!(
+                "it does not compile as a WebAssembly component: {e:#}"
+            ))
+        })?;
         let exports: Vec<String> = component
             .component_type()
             .exports(&self.engine)
             .map(|(n, _)| n.to_string())
             .collect();
         let has = |e: &str| exports.iter().any(|x| x == e);
+        let exported = match (has(SOURCE_EXPORT), has(DESTINATION_EXPORT)) {
+            (true, false) => Some(ConnectorKind::Source),
+            (false, true) => Some(ConnectorKind::Destination),
+            _ => None,
+        };
+        if let Some(kind) = exported
+            && kind != manifest.kind
+        {
+            return Err(not(format!(
+                "its manifest says it is a {}, but it exports the {kind} interface",
+                manifest.kind
+            )));
+        }
         let pre = match (has(SOURCE_EXPORT), has(DESTINATION_EXPORT)) {
             (true, false) => {
                 let pre = self
                     .source_linker
                     .instantiate_pre(&component)
-                    .map_err(|e| link_error(&e))?;
-                ConnectorPre::Source(SourcePre::new(pre).map_err(|e| format!("{e:#}"))?)
+                    .map_err(|e| LoadError::Forbidden(link_error(&e)))?;
+                ConnectorPre::Source(SourcePre::new(pre).map_err(|e| not(format!("{e:#}")))?)
             }
             (false, true) => {
                 let pre = self
                     .destination_linker
                     .instantiate_pre(&component)
-                    .map_err(|e| link_error(&e))?;
-                ConnectorPre::Destination(DestinationPre::new(pre).map_err(|e| format!("{e:#}"))?)
+                    .map_err(|e| LoadError::Forbidden(link_error(&e)))?;
+                ConnectorPre::Destination(
+                    DestinationPre::new(pre).map_err(|e| not(format!("{e:#}")))?,
+                )
             }
             (true, true) => {
-                return Err("it exports both the source and the destination interface".into());
+                return Err(not(
+                    "it exports both the source and the destination interface".into(),
+                ));
             }
             (false, false) => {
-                return Err(format!(
+                return Err(not(format!(
                     "it exports neither `{SOURCE_EXPORT}` nor `{DESTINATION_EXPORT}` \
                      (it exports: {}); build it with sluice-sdk's export macros",
                     if exports.is_empty() {
@@ -203,7 +266,7 @@ impl Runtime {
                     } else {
                         exports.join(", ")
                     }
-                ));
+                )));
             }
         };
         Ok(Connector {
@@ -211,6 +274,7 @@ impl Runtime {
             digest,
             cache,
             pre,
+            manifest,
         })
     }
 
@@ -219,7 +283,7 @@ impl Runtime {
         connector: &Connector,
         sandbox: &Sandbox,
     ) -> Result<Store<ConnectorState>, ConnectorError> {
-        let state = ConnectorState::new(&connector.name, sandbox).map_err(|e| {
+        let state = ConnectorState::new(&connector.name, sandbox, &self.resolver).map_err(|e| {
             ConnectorError::new(
                 &connector.name,
                 "instantiate",
@@ -236,9 +300,17 @@ impl Runtime {
 }
 
 fn link_error(e: &wasmtime::Error) -> String {
+    let text = format!("{e:#}");
+    let hint = if text.contains("wasi:sockets") {
+        "; sluice never gives connectors sockets: outbound requests go through \
+         `wasi:http/outgoing-handler`, which the host filters by the connection's grant"
+    } else {
+        ""
+    };
     format!(
-        "it needs an import the sandbox does not provide ({e:#}); connectors may import \
-         `sluice:connector/logging` and WASI 0.2 clocks, random, cli and filesystem, nothing else"
+        "it needs an import the sandbox does not provide ({text}){hint}; connectors may import \
+         `sluice:connector/logging`, `wasi:http/outgoing-handler` and WASI 0.2 clocks, random, \
+         cli and filesystem, nothing else"
     )
 }
 
@@ -248,6 +320,7 @@ pub struct Connector {
     digest: String,
     cache: CacheOutcome,
     pre: ConnectorPre,
+    manifest: Manifest,
 }
 
 enum ConnectorPre {
@@ -269,6 +342,11 @@ impl Connector {
     /// Hex SHA-256 of the component.
     pub fn digest(&self) -> &str {
         &self.digest
+    }
+
+    /// What it says it is and asks for.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
     }
 
     /// Whether loading hit the compiled cache.
@@ -336,8 +414,9 @@ impl wasmtime::component::HasData for HasIo {
     type Data<'a> = &'a mut ResourceTable;
 }
 
-/// A linker with exactly what connectors may import: the sluice interfaces and the WASI 0.2
-/// interfaces a Rust std program needs, minus everything network (`wasi:sockets`).
+/// A linker with exactly what connectors may import: the sluice interfaces, the WASI 0.2
+/// interfaces a Rust std program needs, and outbound `wasi:http` (filtered by the send hook);
+/// never `wasi:sockets`.
 fn linker(engine: &Engine, kind: ConnectorKind) -> wasmtime::Result<Linker<ConnectorState>> {
     use wasmtime_wasi::WasiView;
     use wasmtime_wasi::cli::{WasiCli, WasiCliView};
@@ -372,6 +451,8 @@ fn linker(engine: &Engine, kind: ConnectorKind) -> wasmtime::Result<Linker<Conne
     cli::terminal_stdin::add_to_linker::<T, WasiCli>(&mut l, T::cli)?;
     cli::terminal_stdout::add_to_linker::<T, WasiCli>(&mut l, T::cli)?;
     cli::terminal_stderr::add_to_linker::<T, WasiCli>(&mut l, T::cli)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut l)?;
+    fs_audit::add_to_linker(&mut l)?;
     match kind {
         ConnectorKind::Source => Source::add_to_linker::<T, HasSelf<T>>(&mut l, |s| s)?,
         ConnectorKind::Destination => Destination::add_to_linker::<T, HasSelf<T>>(&mut l, |s| s)?,

@@ -7,10 +7,13 @@ use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, StoreContextMut, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::bindings::{logging, types};
 use super::log::RunLog;
 use super::stdio::LogStream;
+use crate::boundary::audit::EventLog;
+use crate::capability::net::{HttpHooks, NetPolicy, Resolve};
 use crate::capability::{Preopen, fs};
 use crate::protocol::LogLevel;
 
@@ -39,8 +42,12 @@ pub struct Sandbox {
     pub limits: Limits,
     /// Directories preopened for it.
     pub dirs: Vec<Preopen>,
+    /// What it may send; `None`: no network (every request refused and recorded).
+    pub net: Option<Arc<NetPolicy>>,
     /// Where its logs and output go.
     pub log: RunLog,
+    /// Where what it did and was refused is recorded.
+    pub events: EventLog,
 }
 
 /// Raised (as a trap) when a call runs past its deadline.
@@ -63,15 +70,22 @@ pub struct ConnectorState {
     name: Arc<str>,
     wasi: WasiCtx,
     table: ResourceTable,
+    http: WasiHttpCtx,
+    hooks: HttpHooks,
     limits: Limits,
     deadline: Option<Instant>,
     log: RunLog,
+    events: EventLog,
 }
 
 impl ConnectorState {
-    /// A sandbox for `name`: no environment, no arguments, no network, only the granted
-    /// directories, stdio into the run log.
-    pub fn new(name: &str, sandbox: &Sandbox) -> Result<Self, fs::FsGrantError> {
+    /// A sandbox for `name`: no environment, no arguments, no sockets, only the granted
+    /// directories and outbound requests, stdio into the run log.
+    pub fn new(
+        name: &str,
+        sandbox: &Sandbox,
+        resolver: &Arc<dyn Resolve>,
+    ) -> Result<Self, fs::FsGrantError> {
         let mut builder = WasiCtxBuilder::new();
         // File I/O runs inline on the calling task instead of a blocking-pool hop per call.
         builder.allow_blocking_current_thread(true);
@@ -82,14 +96,30 @@ impl ConnectorState {
             .allow_udp(false)
             .allow_ip_name_lookup(false);
         fs::apply(&mut builder, &sandbox.dirs)?;
+        let policy = match &sandbox.net {
+            Some(p) => p.clone(),
+            None => Arc::new(NetPolicy::deny_all(
+                name,
+                resolver.clone(),
+                sandbox.events.clone(),
+            )),
+        };
         Ok(ConnectorState {
             name: name.into(),
             wasi: builder.build(),
             table: ResourceTable::new(),
+            http: WasiHttpCtx::new(),
+            hooks: HttpHooks::new(policy),
             limits: sandbox.limits,
             deadline: None,
             log: sandbox.log.clone(),
+            events: sandbox.events.clone(),
         })
+    }
+
+    /// Where refusals of this sandbox are recorded.
+    pub fn events(&self) -> &EventLog {
+        &self.events
     }
 
     /// The connector's name.
@@ -135,6 +165,16 @@ impl WasiView for ConnectorState {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for ConnectorState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
         }
     }
 }

@@ -17,6 +17,7 @@ use sqlx::{Row, SqlitePool};
 
 pub use lock::{ConnectionLock, LockError};
 
+use crate::boundary::audit::Event;
 use crate::protocol::StreamState;
 use crate::runtime::LogLine;
 
@@ -47,6 +48,9 @@ pub enum StoreError {
         /// The migration error.
         source: sqlx::migrate::MigrateError,
     },
+    /// A row holds a value this version cannot read.
+    #[error("the store holds an unreadable value: {0}")]
+    Corrupt(String),
 }
 
 fn db(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
@@ -403,6 +407,66 @@ impl Store {
                 .map_err(db("append log"))?;
         }
         tx.commit().await.map_err(db("append logs"))
+    }
+
+    /// Record a run's events at the wall (appended after any of an earlier attempt).
+    pub async fn append_events(&self, run_id: i64, events: &[Event]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db("begin events"))?;
+        let start: i64 =
+            sqlx::query("SELECT COALESCE(MAX(seq), 0) AS s FROM run_events WHERE run_id = ?")
+                .bind(run_id)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db("event position"))?
+                .get("s");
+        let text = |v: serde_json::Value| v.as_str().map(str::to_string).unwrap_or_default();
+        for (i, e) in events.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO run_events (run_id, seq, at_ms, connector, capability, outcome, action, detail) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(run_id)
+            .bind(start + 1 + i as i64)
+            .bind(e.at_ms)
+            .bind(&e.connector)
+            .bind(text(serde_json::to_value(e.capability).unwrap_or_default()))
+            .bind(text(serde_json::to_value(e.outcome).unwrap_or_default()))
+            .bind(&e.action)
+            .bind(&e.detail)
+            .execute(&mut *tx)
+            .await
+            .map_err(db("append event"))?;
+        }
+        tx.commit().await.map_err(db("append events"))
+    }
+
+    /// The events of a run, in order.
+    pub async fn events(&self, run_id: i64) -> Result<Vec<Event>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT at_ms, connector, capability, outcome, action, detail FROM run_events \
+             WHERE run_id = ? ORDER BY seq",
+        )
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("read events"))?;
+        fn parse<T: serde::de::DeserializeOwned>(s: String) -> Result<T, serde_json::Error> {
+            serde_json::from_value(serde_json::Value::String(s))
+        }
+        rows.into_iter()
+            .map(|r| {
+                Ok(Event {
+                    at_ms: r.get("at_ms"),
+                    connector: r.get("connector"),
+                    capability: parse(r.get("capability"))
+                        .map_err(|e| StoreError::Corrupt(format!("event capability: {e}")))?,
+                    outcome: parse(r.get("outcome"))
+                        .map_err(|e| StoreError::Corrupt(format!("event outcome: {e}")))?,
+                    action: r.get("action"),
+                    detail: r.get("detail"),
+                })
+            })
+            .collect()
     }
 
     /// The log lines of a run: (connector, level, message).

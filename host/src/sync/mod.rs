@@ -10,8 +10,10 @@ use std::time::{Duration, Instant};
 
 pub use engine::{Checkpoints, Progress, PumpConfig, PumpOutcome, pump};
 
-use crate::capability::Preopen;
-use crate::connection::{Connection, ConnectionError};
+use crate::boundary::audit::{Capability, EventLog};
+use crate::capability::net::NetPolicy;
+use crate::capability::{Capabilities, GrantError};
+use crate::connection::{Connection, ConnectionError, Endpoint};
 use crate::protocol::{
     ConfiguredCatalog, ConnectorError, ConnectorKind, DestinationMode, StreamState, SyncMode,
 };
@@ -36,6 +38,14 @@ pub enum SyncError {
     /// Another process runs this connection.
     #[error(transparent)]
     Lock(#[from] LockError),
+    /// The connection grants more than the connector requests, or a grant cannot be given.
+    #[error("the grant in {} is refused: {source}", file.display())]
+    Grant {
+        /// The connection file.
+        file: std::path::PathBuf,
+        /// What is wrong.
+        source: GrantError,
+    },
     /// A connector of the wrong kind in a slot.
     #[error("{field} ({path}) is a {actual}, but a {expected} is needed there")]
     WrongKind {
@@ -81,6 +91,10 @@ pub struct RunReport {
     pub log: Vec<LogLine>,
     /// Connector log lines dropped (over the bound).
     pub log_dropped: u64,
+    /// What the connectors did and were refused at the wall.
+    pub events: Vec<crate::boundary::audit::Event>,
+    /// Refusals recorded (kept in `events` or not).
+    pub refusals: u64,
     /// `None` when it succeeded.
     pub error: Option<SyncError>,
 }
@@ -138,12 +152,85 @@ impl Checkpoints for StoreCheckpoints<'_> {
     }
 }
 
-fn sandbox(dirs: &[Preopen], conn: &Connection, log: &RunLog) -> Sandbox {
-    Sandbox {
-        limits: conn.limits.connector,
-        dirs: dirs.to_vec(),
-        log: log.clone(),
+/// One side of the connection, loaded and granted.
+struct Side {
+    connector: Connector,
+    sandbox: Sandbox,
+    config: String,
+}
+
+/// Load a side's connector, check its grant against its manifest, and build its sandbox.
+fn prepare_side(
+    runtime: &Runtime,
+    conn: &Connection,
+    endpoint: &Endpoint,
+    field: &'static str,
+    expected: ConnectorKind,
+    log: &RunLog,
+    events: &EventLog,
+) -> Result<Side, SyncError> {
+    let connector = load(runtime, conn, field, expected)?;
+    let side = match expected {
+        ConnectorKind::Source => "source",
+        ConnectorKind::Destination => "destination",
+    };
+    let caps: Capabilities = endpoint
+        .grant
+        .check(
+            side,
+            connector.manifest(),
+            &endpoint.dirs,
+            &endpoint.base,
+            conn.limits.connector.call_timeout,
+        )
+        .map_err(|source| {
+            events.refused(
+                connector.name(),
+                Capability::Load,
+                "grant",
+                &source.to_string(),
+            );
+            SyncError::Grant {
+                file: conn.file.clone(),
+                source,
+            }
+        })?;
+    let config = caps.config_for_connector(&endpoint.config);
+    for s in &caps.inside {
+        log.push(
+            connector.name(),
+            crate::protocol::LogLevel::Info,
+            &format!(
+                "secret `{}` is handed to the connector inside its config",
+                s.name
+            ),
+        );
     }
+    let net = NetPolicy::new(
+        connector.name(),
+        caps.net,
+        runtime.resolver().clone(),
+        events.clone(),
+    )
+    .map_err(|reason| SyncError::Grant {
+        file: conn.file.clone(),
+        source: GrantError {
+            field: format!("{side}.grant.network"),
+            reason,
+        },
+    })?;
+    let sandbox = Sandbox {
+        limits: conn.limits.connector,
+        dirs: caps.dirs,
+        net: Some(Arc::new(net)),
+        log: log.clone(),
+        events: events.clone(),
+    };
+    Ok(Side {
+        connector,
+        sandbox,
+        config,
+    })
 }
 
 fn load(
@@ -156,7 +243,10 @@ fn load(
         ConnectorKind::Source => &conn.source.connector,
         ConnectorKind::Destination => &conn.destination.connector,
     };
-    let connector = runtime.load(path)?;
+    let mut connector = runtime.load(path)?;
+    // Messages name the connector by its package name, whatever its file is called.
+    let package = connector.manifest().name.clone();
+    connector.set_name(&package);
     if connector.kind() != expected {
         return Err(SyncError::WrongKind {
             field,
@@ -170,8 +260,9 @@ fn load(
 
 /// Run `conn` once: resume its unfinished run, or start a new one.
 ///
-/// Errors before a run exists (the connection's lock, a connector that does not load) are
-/// returned as `Err`; everything after is recorded in the store and in the report.
+/// Errors before a run exists (the connection's lock, the store) are returned as `Err`;
+/// everything after, from loading the connectors and checking their grants on, is recorded in
+/// the store and in the report.
 pub async fn run(
     runtime: &Runtime,
     store: &Store,
@@ -179,13 +270,6 @@ pub async fn run(
     options: RunOptions,
 ) -> Result<RunReport, SyncError> {
     let lock = store.lock(&conn.name)?;
-    let source = load(runtime, conn, "source.connector", ConnectorKind::Source)?;
-    let destination = load(
-        runtime,
-        conn,
-        "destination.connector",
-        ConnectorKind::Destination,
-    )?;
     let start = store.begin_run(&lock, &conn.name, options.fresh).await?;
     tracing::info!(
         run = start.run_id,
@@ -195,23 +279,66 @@ pub async fn run(
     );
     let began = Instant::now();
     let log = RunLog::new();
-    let mut outcome = attempt(
+    let events = EventLog::new();
+    let sides = prepare_side(
         runtime,
-        store,
         conn,
-        &source,
-        &destination,
+        &conn.source,
+        "source.connector",
+        ConnectorKind::Source,
         &log,
-        &start,
-        &options,
+        &events,
     )
-    .await;
+    .and_then(|source| {
+        let destination = prepare_side(
+            runtime,
+            conn,
+            &conn.destination,
+            "destination.connector",
+            ConnectorKind::Destination,
+            &log,
+            &events,
+        )?;
+        Ok((source, destination))
+    });
+    let mut outcome = match sides {
+        Ok((source, destination)) => {
+            attempt(
+                runtime,
+                store,
+                conn,
+                &source,
+                &destination,
+                &start,
+                &options,
+            )
+            .await
+        }
+        Err(e) => {
+            if let SyncError::Runtime(RuntimeError::Forbidden { path, reason }) = &e {
+                events.refused(
+                    &path.display().to_string(),
+                    Capability::Load,
+                    "load",
+                    reason,
+                );
+            }
+            PumpOutcome {
+                stats: Vec::new(),
+                commits: 0,
+                active: Vec::new(),
+                result: Err(e),
+            }
+        }
+    };
     let (status, error) = match &outcome.result {
         Ok(()) => (RunStatus::Succeeded, None),
         Err(e) => (RunStatus::Failed, Some(e.to_string())),
     };
     let lines = log.lines();
     store.append_logs(start.run_id, &lines).await?;
+    let recorded = events.events();
+    store.append_events(start.run_id, &recorded).await?;
     store
         .finish_run(
             start.run_id,
@@ -231,18 +358,18 @@ pub async fn run(
         duration: began.elapsed(),
         log: lines,
         log_dropped: log.dropped(),
+        events: recorded,
+        refusals: events.counts().0,
         error: outcome.result.err(),
     })
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn attempt(
     runtime: &Runtime,
     store: &Store,
     conn: &Connection,
-    source: &Connector,
-    destination: &Connector,
-    log: &RunLog,
+    source: &Side,
+    destination: &Side,
     start: &crate::store::RunStart,
     options: &RunOptions,
 ) -> PumpOutcome {
@@ -253,19 +380,18 @@ async fn attempt(
         result: Err(e),
     };
     let prepared = async {
-        let mut src = source
-            .source(runtime, &sandbox(&conn.source.dirs, conn, log))
-            .await?;
-        let catalog = src.discover(&conn.source.config).await?;
+        let mut src = source.connector.source(runtime, &source.sandbox).await?;
+        let catalog = src.discover(&source.config).await?;
         let mut dst = destination
-            .destination(runtime, &sandbox(&conn.destination.dirs, conn, log))
+            .connector
+            .destination(runtime, &destination.sandbox)
             .await?;
         let spec = dst.spec().await?;
         let catalog = conn.configure(&catalog, &spec)?;
         let committed = store.states(&conn.name).await?;
         let (states, dest_catalog) = resume_plan(&catalog, &committed, start.run_id);
-        let reader = src.read(&conn.source.config, &catalog, &states).await?;
-        let writer = dst.open(&conn.destination.config, &dest_catalog).await?;
+        let reader = src.read(&source.config, &catalog, &states).await?;
+        let writer = dst.open(&destination.config, &dest_catalog).await?;
         Ok::<_, SyncError>((reader, writer, catalog))
     }
     .await;

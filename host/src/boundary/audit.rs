@@ -1,0 +1,168 @@
+//! Events at the wall: every outbound request a connector made and every attempt refused,
+//! recorded with the run. Never headers, bodies, record values or secrets: only who, what,
+//! where and the outcome.
+//!
+//! Everything goes through [`EventLog::record`], the one function the tamper-evident audit
+//! log takes over when it lands.
+
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+/// Events kept per run; past this, events are counted but not kept.
+const MAX_EVENTS: usize = 10_000;
+
+/// Which capability an event is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Capability {
+    /// Files and directories.
+    Filesystem,
+    /// Outbound HTTP.
+    Network,
+    /// A secret bound to a connection.
+    Secret,
+    /// What the component imports or asks for in its manifest.
+    Load,
+}
+
+impl std::fmt::Display for Capability {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Capability::Filesystem => "filesystem",
+            Capability::Network => "network",
+            Capability::Secret => "secret",
+            Capability::Load => "load",
+        })
+    }
+}
+
+/// Whether the host allowed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Done on the connector's behalf.
+    Allowed,
+    /// Refused: the connector reached past its grant.
+    Refused,
+    /// Allowed, but it did not complete (connection refused, timeout, TLS failure…).
+    Failed,
+}
+
+/// One thing a connector did or tried.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Unix time in milliseconds.
+    pub at_ms: i64,
+    /// The connector (name in the connection).
+    pub connector: String,
+    /// The capability involved.
+    pub capability: Capability,
+    /// Allowed or refused.
+    pub outcome: Outcome,
+    /// What it tried, e.g. `GET https://api.example.com:443/v1/users` or `open ../etc/passwd`.
+    pub action: String,
+    /// The result (status, bytes) or the reason for a refusal, with what to change to allow it.
+    pub detail: String,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    events: Vec<Event>,
+    dropped: u64,
+    refused: u64,
+    allowed: u64,
+}
+
+/// The events of one run, shared by the sandboxes of its connectors. Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct EventLog {
+    inner: Arc<Mutex<Inner>>,
+}
+
+fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+impl EventLog {
+    /// An empty log.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Record one event. The single entry point: refusals are also traced as warnings.
+    pub fn record(
+        &self,
+        connector: &str,
+        capability: Capability,
+        outcome: Outcome,
+        action: &str,
+        detail: &str,
+    ) {
+        if outcome == Outcome::Refused {
+            tracing::warn!(connector, %capability, action, "refused: {detail}");
+        }
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        match outcome {
+            Outcome::Refused => inner.refused += 1,
+            Outcome::Allowed | Outcome::Failed => inner.allowed += 1,
+        }
+        if inner.events.len() >= MAX_EVENTS {
+            inner.dropped += 1;
+            return;
+        }
+        inner.events.push(Event {
+            at_ms: now_ms(),
+            connector: connector.to_string(),
+            capability,
+            outcome,
+            action: action.to_string(),
+            detail: detail.to_string(),
+        });
+    }
+
+    /// Record a refusal.
+    pub fn refused(&self, connector: &str, capability: Capability, action: &str, reason: &str) {
+        self.record(connector, capability, Outcome::Refused, action, reason);
+    }
+
+    /// The events kept so far.
+    pub fn events(&self) -> Vec<Event> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .events
+            .clone()
+    }
+
+    /// How many refusals, and how many allowed actions, were recorded (kept or not).
+    pub fn counts(&self) -> (u64, u64) {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        (inner.refused, inner.allowed)
+    }
+
+    /// Events not kept because the log was full.
+    pub fn dropped(&self) -> u64 {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).dropped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_are_kept_and_counted_and_the_log_is_bounded() {
+        let log = EventLog::new();
+        log.refused("c", Capability::Network, "GET http://10.0.0.1/", "private");
+        log.record("c", Capability::Network, Outcome::Allowed, "GET x", "200");
+        assert_eq!(log.counts(), (1, 1));
+        assert_eq!(log.events()[0].outcome, Outcome::Refused);
+        for _ in 0..MAX_EVENTS {
+            log.record("c", Capability::Network, Outcome::Allowed, "GET x", "200");
+        }
+        assert_eq!(log.events().len(), MAX_EVENTS);
+        assert_eq!(log.dropped(), 2);
+        assert_eq!(log.counts(), (1, MAX_EVENTS as u64 + 1));
+    }
+}

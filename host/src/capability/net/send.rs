@@ -1,0 +1,531 @@
+//! The send hook: every `wasi:http/outgoing-handler.handle` call of a connector ends here.
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use http::header::{HOST, HeaderValue, RETRY_AFTER};
+use http::request::Parts;
+use http::{Request, Response, Uri};
+use http_body_util::{BodyExt, Full, Limited};
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use wasmtime_wasi_http::io::TokioIo;
+use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
+
+use super::allow::{Scheme, normalize_host};
+use super::body::{Metered, Report};
+use super::{NetPolicy, classify};
+use crate::boundary::audit::{Capability, Outcome};
+use crate::boundary::ratelimit::{Backoff, is_retryable, parse_retry_after};
+use crate::capability::secrets;
+
+/// The `wasi:http` hooks of one sandbox: its connector's [`NetPolicy`].
+#[derive(Debug, Clone)]
+pub struct HttpHooks {
+    policy: Arc<NetPolicy>,
+}
+
+impl HttpHooks {
+    /// Hooks enforcing `policy`.
+    pub fn new(policy: Arc<NetPolicy>) -> Self {
+        HttpHooks { policy }
+    }
+}
+
+type IoFuture = Box<dyn Future<Output = Result<(), Error>> + Send>;
+type SendFuture = Box<dyn Future<Output = Result<(Response<WasiBody>, IoFuture), Error>> + Send>;
+
+impl WasiHttpHooks for HttpHooks {
+    fn default_scheme(&mut self) -> Option<http::uri::Scheme> {
+        // A request must say where it goes; nothing is implied.
+        None
+    }
+
+    fn send_request(
+        &mut self,
+        request: Request<WasiBody>,
+        options: Option<RequestOptions>,
+        _fut: IoFuture,
+    ) -> SendFuture {
+        let policy = self.policy.clone();
+        Box::new(async move {
+            let response = policy.send(request, options).await?;
+            Ok((response, Box::new(async { Ok(()) }) as IoFuture))
+        })
+    }
+}
+
+/// Why a request was refused, and what the connector is told.
+#[derive(Debug)]
+pub(super) struct Refusal {
+    capability: Capability,
+    reason: String,
+    code: Error,
+}
+
+impl Refusal {
+    fn network(reason: String) -> Self {
+        Refusal {
+            capability: Capability::Network,
+            reason,
+            code: Error::HttpRequestDenied,
+        }
+    }
+
+    fn secret(reason: String) -> Self {
+        Refusal {
+            capability: Capability::Secret,
+            reason,
+            code: Error::HttpRequestDenied,
+        }
+    }
+
+    fn address(reason: String) -> Self {
+        Refusal {
+            capability: Capability::Network,
+            reason,
+            code: Error::DestinationIpProhibited,
+        }
+    }
+}
+
+/// Where an admitted request goes.
+#[derive(Debug, Clone)]
+pub(super) struct Target {
+    scheme: Scheme,
+    /// Normalized host (IPv6 without brackets).
+    host: String,
+    port: u16,
+    /// The matching allowlist entry names this host exactly.
+    exact: bool,
+}
+
+impl Target {
+    /// `https://api.example.com:443`, for messages and events.
+    pub(super) fn origin(&self) -> String {
+        if self.host.contains(':') {
+            format!("{}://[{}]:{}", self.scheme, self.host, self.port)
+        } else {
+            format!("{}://{}:{}", self.scheme, self.host, self.port)
+        }
+    }
+}
+
+/// `METHOD scheme://host:port/path` with no query string (queries carry secrets and data).
+fn describe(method: &http::Method, uri: &Uri) -> String {
+    let path = uri.path();
+    match (uri.scheme_str(), uri.authority()) {
+        (Some(s), Some(a)) => format!("{method} {s}://{a}{path}"),
+        _ => format!("{method} {path}"),
+    }
+}
+
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+fn option_timeout(ours: Duration, theirs: Option<Duration>) -> Duration {
+    theirs.map_or(ours, |t| t.min(ours))
+}
+
+impl NetPolicy {
+    fn refuse(&self, action: &str, r: Refusal) -> Error {
+        self.events
+            .refused(&self.connector, r.capability, action, &r.reason);
+        r.code
+    }
+
+    fn failed(&self, action: &str, detail: &str) {
+        self.events.record(
+            &self.connector,
+            Capability::Network,
+            Outcome::Failed,
+            action,
+            detail,
+        );
+    }
+
+    /// Send one request for the connector, or refuse it.
+    pub(super) async fn send(
+        self: Arc<Self>,
+        request: Request<WasiBody>,
+        options: Option<RequestOptions>,
+    ) -> Result<Response<WasiBody>, Error> {
+        let started = Instant::now();
+        let (mut parts, body) = request.into_parts();
+        let action = describe(&parts.method, &parts.uri);
+        let target = self
+            .admit(&mut parts)
+            .map_err(|r| self.refuse(&action, r))?;
+        let body = match Limited::new(body, self.limits.max_request_bytes as usize)
+            .collect()
+            .await
+        {
+            Ok(b) => b.to_bytes(),
+            Err(e) => {
+                let too_big = e
+                    .downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some();
+                let reason = if too_big {
+                    format!(
+                        "the request body is larger than {} bytes (raise `network.max_request_mib`)",
+                        self.limits.max_request_bytes
+                    )
+                } else {
+                    format!("the request body could not be read: {e}")
+                };
+                self.failed(&action, &reason);
+                return Err(Error::HttpRequestBodySize(Some(
+                    self.limits.max_request_bytes,
+                )));
+            }
+        };
+        let addrs = self
+            .resolve_checked(&target)
+            .await
+            .map_err(|r| self.refuse(&action, r))?;
+
+        let mut backoff = Backoff::new(self.retry);
+        loop {
+            self.limiter.until_ready(&target.host).await;
+            let response = match self
+                .attempt(&target, &addrs, &parts, body.clone(), options)
+                .await
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    self.failed(&action, &format!("failed: {e}"));
+                    return Err(e);
+                }
+            };
+            let status = response.status().as_u16();
+            if is_retryable(status) {
+                let retry_after = response
+                    .headers()
+                    .get(RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| parse_retry_after(v, SystemTime::now()));
+                if let Some(delay) = backoff.next_delay(retry_after) {
+                    tracing::debug!(
+                        connector = self.connector,
+                        "{action}: {status}, retrying in {delay:?}"
+                    );
+                    drop(response);
+                    tokio::time::sleep(delay).await;
+                    continue;
+                }
+            }
+            let report = Report {
+                policy: self.clone(),
+                action,
+                status,
+                sent: body.len() as u64,
+                retries: backoff.retries(),
+                started,
+            };
+            let idle = option_timeout(
+                self.limits.timeout,
+                options.and_then(|o| o.between_bytes_timeout),
+            );
+            return Ok(response.map(|incoming| {
+                Metered::new(incoming, self.limits.max_response_bytes, idle, report).boxed_unsync()
+            }));
+        }
+    }
+
+    /// Decide from the request alone whether it may leave, and substitute bound secrets.
+    pub(super) fn admit(&self, parts: &mut Parts) -> Result<Target, Refusal> {
+        let uri = parts.uri.clone();
+        let scheme = uri.scheme_str().and_then(Scheme::parse).ok_or_else(|| {
+            Refusal::network("only absolute http:// and https:// URLs may leave the sandbox".into())
+        })?;
+        let authority = uri.authority().ok_or_else(|| {
+            Refusal::network(
+                "the URL has no host: a request's destination comes from its absolute URL only"
+                    .into(),
+            )
+        })?;
+        if authority.as_str().contains('@') {
+            return Err(Refusal::network(
+                "credentials in the URL are refused; use a bound secret in a header".into(),
+            ));
+        }
+        let host = normalize_host(authority.host());
+        let port = authority.port_u16().unwrap_or(scheme.default_port());
+        // The Host header, if any, must name the URL's authority: it is never a second source
+        // of truth about the destination.
+        for value in parts.headers.get_all(HOST) {
+            let agrees = value
+                .to_str()
+                .is_ok_and(|v| v.eq_ignore_ascii_case(authority.as_str()));
+            if !agrees {
+                return Err(Refusal::network(format!(
+                    "the Host header {:?} disagrees with the URL's authority `{authority}`",
+                    String::from_utf8_lossy(value.as_bytes())
+                )));
+            }
+        }
+        let target = Target {
+            scheme,
+            host,
+            port,
+            exact: false,
+        };
+        let Some(rule) = self
+            .allow
+            .iter()
+            .find(|r| r.matches(scheme, &target.host, port))
+        else {
+            let why = if self.allow.is_empty() {
+                "this connector has no network grant".to_string()
+            } else {
+                format!(
+                    "it is not in the network allowlist ({})",
+                    self.allow
+                        .iter()
+                        .map(|r| r.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            };
+            return Err(Refusal::network(format!(
+                "{} is refused: {why}; add it to the connection's `grant.network.allow` if the \
+                 connector should reach it",
+                target.origin()
+            )));
+        };
+        let target = Target {
+            exact: rule.host.is_exact(),
+            ..target
+        };
+        self.substitute_secrets(parts, &target)?;
+        Ok(target)
+    }
+
+    /// Replace `{{secret:NAME}}` in query values and headers with bound secrets.
+    fn substitute_secrets(&self, parts: &mut Parts, target: &Target) -> Result<(), Refusal> {
+        let value_for = |name: &str| -> Result<&str, Refusal> {
+            let secret = self
+                .secrets
+                .iter()
+                .find(|s| s.name == name)
+                .ok_or_else(|| {
+                    Refusal::secret(format!(
+                        "`{{{{secret:{name}}}}}` names no secret bound to this connector"
+                    ))
+                })?;
+            if !secret
+                .to
+                .iter()
+                .any(|r| r.matches(target.scheme, &target.host, target.port))
+            {
+                return Err(Refusal::secret(format!(
+                    "secret `{name}` may only be sent to {}, not to {}",
+                    if secret.to.is_empty() {
+                        "no destination".to_string()
+                    } else {
+                        secret
+                            .to
+                            .iter()
+                            .map(|r| r.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    },
+                    target.origin()
+                )));
+            }
+            Ok(secret.expose())
+        };
+        if secrets::has_placeholder(parts.uri.path()) {
+            return Err(Refusal::secret(
+                "secret placeholders are substituted in headers and query values only, not in \
+                 the URL path"
+                    .into(),
+            ));
+        }
+        if let Some(query) = parts.uri.query()
+            && secrets::has_placeholder(query)
+        {
+            let query = secrets::substitute(query, |name| {
+                value_for(name).map(|v| {
+                    percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC)
+                        .to_string()
+                })
+            })?;
+            let mut p = parts.uri.clone().into_parts();
+            let path_and_query = format!("{}?{query}", parts.uri.path());
+            p.path_and_query = Some(path_and_query.parse().map_err(|_| {
+                Refusal::secret("the query is not valid after substitution".into())
+            })?);
+            parts.uri = Uri::from_parts(p)
+                .map_err(|_| Refusal::secret("the URL is not valid after substitution".into()))?;
+        }
+        for value in parts.headers.values_mut() {
+            let Ok(text) = value.to_str() else { continue };
+            if !secrets::has_placeholder(text) {
+                continue;
+            }
+            let replaced = secrets::substitute(text, |name| value_for(name).map(str::to_string))?;
+            let mut v = HeaderValue::from_str(&replaced).map_err(|_| {
+                Refusal::secret("a secret's value cannot be sent in a header".into())
+            })?;
+            v.set_sensitive(true);
+            *value = v;
+        }
+        Ok(())
+    }
+
+    /// Resolve the host once and check every address.
+    async fn resolve_checked(&self, target: &Target) -> Result<Vec<SocketAddr>, Refusal> {
+        let ips: Vec<IpAddr> = match target.host.parse::<IpAddr>() {
+            Ok(ip) => vec![ip],
+            Err(_) => {
+                let lookup = self.resolver.resolve(&target.host, target.port);
+                match tokio::time::timeout(self.limits.timeout, lookup).await {
+                    Ok(Ok(ips)) if !ips.is_empty() => ips,
+                    Ok(Ok(_)) => {
+                        return Err(Refusal {
+                            capability: Capability::Network,
+                            reason: format!("`{}` has no addresses", target.host),
+                            code: Error::DnsError {
+                                rcode: Some("NXDOMAIN".into()),
+                                info_code: None,
+                            },
+                        });
+                    }
+                    Ok(Err(e)) => {
+                        return Err(Refusal {
+                            capability: Capability::Network,
+                            reason: format!("`{}` does not resolve: {e}", target.host),
+                            code: Error::DnsError {
+                                rcode: None,
+                                info_code: None,
+                            },
+                        });
+                    }
+                    Err(_) => {
+                        return Err(Refusal {
+                            capability: Capability::Network,
+                            reason: format!("resolving `{}` timed out", target.host),
+                            code: Error::DnsTimeout,
+                        });
+                    }
+                }
+            }
+        };
+        if !target.exact {
+            // Fail closed: one forbidden address in the answer refuses the request.
+            for ip in &ips {
+                if let Some(special) = classify(*ip) {
+                    return Err(Refusal::address(format!(
+                        "{} resolves to {ip}, {}; only a host granted by its exact name may \
+                         reach such addresses",
+                        target.origin(),
+                        special.describe()
+                    )));
+                }
+            }
+        }
+        Ok(ips
+            .into_iter()
+            .map(|ip| SocketAddr::new(ip, target.port))
+            .collect())
+    }
+
+    /// One attempt: connect to a checked address, TLS if asked, send, wait for the head.
+    async fn attempt(
+        &self,
+        target: &Target,
+        addrs: &[SocketAddr],
+        parts: &Parts,
+        body: Bytes,
+        options: Option<RequestOptions>,
+    ) -> Result<Response<hyper::body::Incoming>, Error> {
+        let connect_timeout =
+            option_timeout(self.limits.timeout, options.and_then(|o| o.connect_timeout));
+        let first_byte = option_timeout(
+            self.limits.timeout,
+            options.and_then(|o| o.first_byte_timeout),
+        );
+        let mut last = Error::ConnectionRefused;
+        let mut stream = None;
+        for addr in addrs {
+            match tokio::time::timeout(connect_timeout, TcpStream::connect(addr)).await {
+                Ok(Ok(s)) => {
+                    stream = Some(s);
+                    break;
+                }
+                Ok(Err(e)) => last = Error::Connect(e),
+                Err(_) => last = Error::ConnectionTimeout,
+            }
+        }
+        let stream = stream.ok_or(last)?;
+        let _ = stream.set_nodelay(true);
+        let io: Box<dyn Io> = match target.scheme {
+            Scheme::Http => Box::new(stream),
+            Scheme::Https => {
+                let config = self
+                    .tls
+                    .clone()
+                    .ok_or_else(|| Error::InternalError(Some("TLS is not configured".into())))?;
+                let name = match target.host.parse::<IpAddr>() {
+                    Ok(ip) => ServerName::from(ip),
+                    Err(_) => ServerName::try_from(target.host.clone())
+                        .map_err(|_| Error::TlsProtocolError)?,
+                };
+                let tls = tokio_rustls::TlsConnector::from(config);
+                let connect = tls.connect(name, stream);
+                let s = tokio::time::timeout(connect_timeout, connect)
+                    .await
+                    .map_err(|_| Error::ConnectionTimeout)?
+                    .map_err(tls_error)?;
+                Box::new(s)
+            }
+        };
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+            .await
+            .map_err(Error::Hyper)?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!("outbound connection ended: {e}");
+            }
+        });
+        let path = parts
+            .uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_string();
+        let mut req = Request::builder()
+            .method(parts.method.clone())
+            .uri(path)
+            .body(Full::new(body))
+            .map_err(|e| Error::InternalError(Some(e.to_string())))?;
+        *req.headers_mut() = parts.headers.clone();
+        let authority = parts.uri.authority().map_or("", |a| a.as_str());
+        req.headers_mut().insert(
+            HOST,
+            HeaderValue::from_str(authority).map_err(|_| Error::HttpRequestUriInvalid)?,
+        );
+        tokio::time::timeout(first_byte, sender.send_request(req))
+            .await
+            .map_err(|_| Error::ConnectionReadTimeout)?
+            .map_err(Error::Hyper)
+    }
+}
+
+fn tls_error(e: std::io::Error) -> Error {
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        Some(rustls::Error::InvalidCertificate(_)) => Error::TlsCertificateError,
+        Some(rustls::Error::AlertReceived(alert)) => Error::TlsAlertReceived {
+            alert_id: Some(u8::from(*alert)),
+            alert_message: Some(format!("{alert:?}")),
+        },
+        _ => Error::Tls(e),
+    }
+}

@@ -1,0 +1,244 @@
+//! Secrets a connection binds to a connector, and the `{{secret:NAME}}` placeholders that stand
+//! for them.
+//!
+//! A secret is **bound to outbound hosts** by default: the connector's config holds only the
+//! placeholder, the connector copies it into a header or a query value, and the host's send hook
+//! substitutes the value for requests to those hosts only. The connector never holds the
+//! credential, and a placeholder sent anywhere else is refused.
+//!
+//! A secret marked `inside = true` is substituted into the connector's config instead, for
+//! connectors that must hold it (to sign requests, say). The connector's manifest must request
+//! it by name, with a reason the operator sees at grant time.
+
+use std::path::{Path, PathBuf};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use super::net::AllowRule;
+
+/// The placeholder syntax: `{{secret:NAME}}`.
+const OPEN: &str = "{{secret:";
+const CLOSE: &str = "}}";
+
+/// A secret as the connection file binds it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretGrant {
+    /// The name placeholders use.
+    pub name: String,
+    /// Read the value from this environment variable of the sluice process…
+    #[serde(default)]
+    pub env: Option<String>,
+    /// …or from this file (relative to the connection file; trailing newline removed).
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+    /// The outbound destinations it may be sent to (allowlist syntax).
+    #[serde(default)]
+    pub to: Vec<AllowRule>,
+    /// Hand the value to the connector inside its config (its manifest must request it).
+    #[serde(default)]
+    pub inside: bool,
+}
+
+/// A secret value that never prints: `Debug` shows only the name.
+#[derive(Clone)]
+pub struct Secret {
+    /// Its name.
+    pub name: String,
+    value: SecretString,
+    /// Where it may be sent.
+    pub to: Vec<AllowRule>,
+    /// Whether the connector receives it in its config.
+    pub inside: bool,
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Secret")
+            .field("name", &self.name)
+            .field("value", &"[redacted]")
+            .field("to", &self.to)
+            .field("inside", &self.inside)
+            .finish()
+    }
+}
+
+/// Why a secret cannot be used. Never contains the value.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    /// Neither or both of `env` and `file`.
+    #[error("secret `{0}` needs exactly one of `env` or `file` to say where its value comes from")]
+    Source(String),
+    /// The environment variable is not set.
+    #[error("secret `{name}`: environment variable `{var}` is not set (or not UTF-8)")]
+    Env {
+        /// The secret.
+        name: String,
+        /// The variable.
+        var: String,
+    },
+    /// The file cannot be read.
+    #[error("secret `{name}`: cannot read {}: {reason}", path.display())]
+    File {
+        /// The secret.
+        name: String,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The value is empty.
+    #[error("secret `{0}` is empty")]
+    Empty(String),
+    /// A bad name.
+    #[error("secret name `{0}` must be letters, digits, `_` or `-`")]
+    Name(String),
+}
+
+impl SecretGrant {
+    /// Load the value (from the environment or a file relative to `base`).
+    pub fn load(&self, base: &Path) -> Result<Secret, SecretError> {
+        if self.name.is_empty()
+            || !self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(SecretError::Name(self.name.clone()));
+        }
+        let value = match (&self.env, &self.file) {
+            (Some(var), None) => std::env::var(var).map_err(|_| SecretError::Env {
+                name: self.name.clone(),
+                var: var.clone(),
+            })?,
+            (None, Some(path)) => {
+                let path = base.join(path);
+                let mut v = std::fs::read_to_string(&path).map_err(|e| SecretError::File {
+                    name: self.name.clone(),
+                    path: path.clone(),
+                    reason: e.kind().to_string(),
+                })?;
+                while v.ends_with(['\n', '\r']) {
+                    v.pop();
+                }
+                v
+            }
+            _ => return Err(SecretError::Source(self.name.clone())),
+        };
+        if value.is_empty() {
+            return Err(SecretError::Empty(self.name.clone()));
+        }
+        Ok(Secret {
+            name: self.name.clone(),
+            value: SecretString::from(value),
+            to: self.to.clone(),
+            inside: self.inside,
+        })
+    }
+}
+
+impl Secret {
+    /// A secret from a value in memory (tests, the API later).
+    pub fn new(name: &str, value: &str, to: Vec<AllowRule>, inside: bool) -> Secret {
+        Secret {
+            name: name.to_string(),
+            value: SecretString::from(value.to_string()),
+            to,
+            inside,
+        }
+    }
+
+    /// The value, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        self.value.expose_secret()
+    }
+}
+
+/// The names of the placeholders in `text`, in order.
+pub fn placeholders(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find(OPEN) {
+        let after = &rest[i + OPEN.len()..];
+        match after.find(CLOSE) {
+            Some(j) => {
+                out.push(&after[..j]);
+                rest = &after[j + CLOSE.len()..];
+            }
+            None => break,
+        }
+    }
+    out
+}
+
+/// Replace every placeholder in `text` with what `value` returns for its name.
+pub fn substitute<E>(
+    text: &str,
+    mut value: impl FnMut(&str) -> Result<String, E>,
+) -> Result<String, E> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find(OPEN) {
+        let after = &rest[i + OPEN.len()..];
+        let Some(j) = after.find(CLOSE) else { break };
+        out.push_str(&rest[..i]);
+        out.push_str(&value(&after[..j])?);
+        rest = &after[j + CLOSE.len()..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Whether `text` contains something that looks like a placeholder.
+pub fn has_placeholder(text: &str) -> bool {
+    text.contains(OPEN)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_found_and_substituted() {
+        let t = "Bearer {{secret:token}} and {{secret:other}}";
+        assert_eq!(placeholders(t), ["token", "other"]);
+        let out = substitute::<()>(t, |n| Ok(n.to_uppercase())).unwrap();
+        assert_eq!(out, "Bearer TOKEN and OTHER");
+        assert_eq!(
+            substitute::<()>("no secrets", |_| Ok("x".into())).unwrap(),
+            "no secrets"
+        );
+        assert!(!has_placeholder("{secret:x}"));
+        assert!(has_placeholder("a{{secret:x}}"));
+    }
+
+    #[test]
+    fn secrets_never_print_and_load_from_env_or_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("tok"), "s3cr3t-value\n").unwrap();
+        let g = SecretGrant {
+            name: "tok".into(),
+            env: None,
+            file: Some("tok".into()),
+            to: vec![],
+            inside: false,
+        };
+        let s = g.load(dir.path()).unwrap();
+        assert_eq!(s.expose(), "s3cr3t-value");
+        assert!(!format!("{s:?}").contains("s3cr3t"));
+
+        let missing = SecretGrant {
+            env: Some("SLUICE_TEST_SURELY_UNSET_VAR".into()),
+            file: None,
+            ..g.clone()
+        };
+        let err = missing.load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("SLUICE_TEST_SURELY_UNSET_VAR"), "{err}");
+        let both = SecretGrant {
+            env: Some("X".into()),
+            ..g
+        };
+        assert!(matches!(both.load(dir.path()), Err(SecretError::Source(_))));
+    }
+}
