@@ -6,5 +6,6 @@ mod chaos;
 mod cli;
 mod connection_files;
 mod faker_to_file;
+mod hostile;
 mod resume;
 mod source_file;

@@ -3,9 +3,14 @@
 //! connectors through the same sync engine.
 
 pub mod native;
+pub mod server;
 
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use sluice::capability::net::resolve::{Resolve, Resolving};
 
 use sluice::connection::Connection;
 use sluice::runtime::{Runtime, RuntimeConfig};
@@ -73,6 +78,69 @@ pub fn runtime() -> Arc<Runtime> {
     .clone()
 }
 
+/// A resolver answering from a script: each name has a list of answers, given out in turn (the
+/// last one repeats). Counts lookups, so tests can prove the host resolved once.
+#[derive(Debug, Default)]
+pub struct ScriptedResolver {
+    answers: Mutex<HashMap<String, Vec<Vec<IpAddr>>>>,
+    calls: Mutex<HashMap<String, usize>>,
+}
+
+impl ScriptedResolver {
+    /// An empty script: every name fails to resolve.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// `name` resolves to `answers[0]` the first time, `answers[1]` the next…
+    pub fn script(&self, name: &str, answers: &[&[&str]]) {
+        let answers = answers
+            .iter()
+            .map(|a| a.iter().map(|ip| ip.parse().expect("an IP")).collect())
+            .collect();
+        self.answers
+            .lock()
+            .unwrap()
+            .insert(name.to_string(), answers);
+    }
+
+    /// How many times `name` was looked up.
+    pub fn calls(&self, name: &str) -> usize {
+        self.calls.lock().unwrap().get(name).copied().unwrap_or(0)
+    }
+}
+
+impl Resolve for ScriptedResolver {
+    fn resolve<'a>(&'a self, host: &'a str, _port: u16) -> Resolving<'a> {
+        Box::pin(async move {
+            let n = {
+                let mut calls = self.calls.lock().unwrap();
+                let c = calls.entry(host.to_string()).or_default();
+                *c += 1;
+                *c
+            };
+            let answers = self.answers.lock().unwrap();
+            match answers.get(host) {
+                Some(list) if !list.is_empty() => Ok(list[(n - 1).min(list.len() - 1)].clone()),
+                _ => Err(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("{host}: no such name in the test's script"),
+                )),
+            }
+        })
+    }
+}
+
+/// A runtime whose outbound requests resolve names with `resolver`.
+pub fn runtime_with(resolver: Arc<dyn Resolve>) -> Arc<Runtime> {
+    Runtime::new(RuntimeConfig {
+        cache_dir: Some(dist().join(".test-cache")),
+        resolver,
+        ..RuntimeConfig::default()
+    })
+    .expect("runtime")
+}
+
 /// A scratch directory holding connection files, granted directories and a data dir.
 pub struct Scratch {
     /// The temporary directory (deleted on drop).
@@ -114,9 +182,14 @@ impl Scratch {
 
     /// Run the connection file `rel` in-process.
     pub async fn run(&self, rel: &str) -> RunReport {
+        self.run_with(&runtime(), rel).await
+    }
+
+    /// Run the connection file `rel` in-process on `rt`.
+    pub async fn run_with(&self, rt: &Runtime, rel: &str) -> RunReport {
         let conn = Connection::load(&self.path(rel)).expect("connection file");
         let store = self.store().await;
-        sync::run(&runtime(), &store, &conn, RunOptions::default())
+        sync::run(rt, &store, &conn, RunOptions::default())
             .await
             .expect("the run starts")
     }

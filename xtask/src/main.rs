@@ -15,7 +15,13 @@ use anyhow::{Context, Result, bail};
 const CONNECTORS: &[&str] = &["source-faker", "source-file", "destination-file"];
 /// Connectors that exist to test the host (and the README's tutorial connector), in
 /// `dist/test-connectors/`.
-const TEST_CONNECTORS: &[&str] = &["chaos-source", "chaos-destination", "hello-source"];
+const TEST_CONNECTORS: &[&str] = &[
+    "chaos-source",
+    "chaos-destination",
+    "hostile-source",
+    "hostile-socket",
+    "hello-source",
+];
 const TARGET: &str = "wasm32-wasip2";
 
 fn main() -> Result<()> {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
+use http::HeaderName;
 use http::header::{HOST, HeaderValue, RETRY_AFTER};
 use http::request::Parts;
 use http::{Request, Response, Uri};
@@ -14,7 +15,10 @@ use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use wasmtime_wasi_http::io::TokioIo;
-use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
+use wasmtime_wasi_http::{
+    DEFAULT_FORBIDDEN_HEADERS, Error, ForbiddenHeaderFilter, RequestOptions, WasiBody,
+    WasiHttpHooks,
+};
 
 use super::allow::{Scheme, normalize_host};
 use super::body::{Metered, Report};
@@ -40,6 +44,29 @@ type IoFuture = Box<dyn Future<Output = Result<(), Error>> + Send>;
 type SendFuture = Box<dyn Future<Output = Result<(Response<WasiBody>, IoFuture), Error>> + Send>;
 
 impl WasiHttpHooks for HttpHooks {
+    /// wasi-http's own list (hop-by-hop headers and `Host`, which the host sets from the URL),
+    /// with every attempt recorded: a connector setting `Host` is trying to steer a request
+    /// somewhere its URL does not say.
+    fn forbidden_header_filter(&mut self) -> ForbiddenHeaderFilter {
+        let policy = self.policy.clone();
+        Arc::new(move |name: &HeaderName| {
+            let forbidden = DEFAULT_FORBIDDEN_HEADERS.contains(name);
+            if forbidden {
+                policy.events.refused(
+                    &policy.connector,
+                    Capability::Network,
+                    &format!("set header `{name}`"),
+                    if *name == HOST {
+                        "the Host header comes from the request's URL; a connector cannot set it"
+                    } else {
+                        "hop-by-hop headers are managed by the host"
+                    },
+                );
+            }
+            forbidden
+        })
+    }
+
     fn default_scheme(&mut self) -> Option<http::uri::Scheme> {
         // A request must say where it goes; nothing is implied.
         None

@@ -1,0 +1,169 @@
+//! A source that tries to reach past its grant, one attack chosen by its config. When an attack
+//! succeeds, it emits what it got as a `loot` record, so a test sees an escape in the output;
+//! when the host refuses, it ends its read with the error it was given.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use sluice_sdk::{
+    Catalog, ConfiguredCatalog, Emitter, Error, Reader, Result, Source, Spec, State, Stream, Value,
+    http, json,
+};
+
+/// What to try.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Attack {
+    /// Read `path` with std (libc resolves it against the preopened directories).
+    ReadFile,
+    /// Open `path` relative to the first preopened directory with the raw WASI call, skipping
+    /// libc's path handling (absolute paths, `..`).
+    RawOpen,
+    /// Write a file at `path`.
+    WriteFile,
+    /// Report the environment variables and arguments it sees.
+    Env,
+    /// GET `url` with `headers` (redirects followed, each checked by the host again).
+    Http,
+    /// Send a request whose URL has a scheme but no host, with the raw WASI calls.
+    NoAuthority,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub attack: Attack,
+    #[serde(default)]
+    pub path: String,
+    #[serde(default)]
+    pub url: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+pub struct Hostile;
+
+impl Source for Hostile {
+    type Config = Config;
+    type Reader = Loot;
+
+    fn spec() -> Spec {
+        Spec::new(json!({"type": "object", "required": ["attack"]}))
+    }
+
+    fn check(_: &Config) -> Result<()> {
+        Ok(())
+    }
+
+    fn discover(_: &Config) -> Result<Catalog> {
+        Ok(Catalog {
+            streams: vec![Stream::new("loot", json!({"type": "object"}))],
+        })
+    }
+
+    fn read(config: Config, _: ConfiguredCatalog, _: State) -> Result<Loot> {
+        let loot = attack(&config)?;
+        Ok(Loot(Some(loot)))
+    }
+}
+
+fn attack(c: &Config) -> Result<Value> {
+    match c.attack {
+        Attack::ReadFile => match std::fs::read_to_string(&c.path) {
+            Ok(text) => Ok(json!({"read": c.path, "content": text})),
+            Err(e) => Err(Error::fatal(format!("read {}: {e}", c.path))),
+        },
+        Attack::RawOpen => {
+            raw::open(&c.path).map(|text| json!({"raw-open": c.path, "content": text}))
+        }
+        Attack::WriteFile => match std::fs::write(&c.path, "pwned") {
+            Ok(()) => Ok(json!({"wrote": c.path})),
+            Err(e) => Err(Error::fatal(format!("write {}: {e}", c.path))),
+        },
+        Attack::Env => Ok(json!({
+            "env": std::env::vars().collect::<Vec<_>>(),
+            "args": std::env::args().collect::<Vec<_>>(),
+            "cwd": std::env::current_dir().ok().map(|d| d.display().to_string()),
+        })),
+        Attack::Http => {
+            let mut req = http::get(&c.url);
+            for (k, v) in &c.headers {
+                req = req.header(k, v);
+            }
+            let resp = req.send()?;
+            Ok(json!({
+                "status": resp.status,
+                "body": String::from_utf8_lossy(&resp.body),
+            }))
+        }
+        Attack::NoAuthority => raw::no_authority().map(|status| json!({"status": status})),
+    }
+}
+
+pub struct Loot(Option<Value>);
+
+impl Reader for Loot {
+    fn read(&mut self, out: &mut Emitter) -> Result<bool> {
+        if let Some(v) = self.0.take() {
+            out.record("loot", &v)?;
+        }
+        Ok(false)
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+mod raw {
+    use sluice_sdk::{Error, Result};
+    use wasip2::filesystem::preopens::get_directories;
+    use wasip2::filesystem::types::{DescriptorFlags, OpenFlags, PathFlags};
+    use wasip2::http::outgoing_handler;
+    use wasip2::http::types::{Fields, OutgoingRequest, Scheme};
+
+    pub fn open(path: &str) -> Result<String> {
+        let dirs = get_directories();
+        let (dir, _) = dirs
+            .first()
+            .ok_or_else(|| Error::fatal("no preopened directory to start from"))?;
+        let fd = dir
+            .open_at(
+                PathFlags::SYMLINK_FOLLOW,
+                path,
+                OpenFlags::empty(),
+                DescriptorFlags::READ,
+            )
+            .map_err(|e| Error::fatal(format!("open-at {path}: {e:?}")))?;
+        let (bytes, _) = fd
+            .read(1 << 20, 0)
+            .map_err(|e| Error::fatal(format!("read {path}: {e:?}")))?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    pub fn no_authority() -> Result<u16> {
+        let req = OutgoingRequest::new(Fields::new());
+        let _ = req.set_scheme(Some(&Scheme::Http));
+        let _ = req.set_path_with_query(Some("/latest/meta-data/"));
+        let pending = outgoing_handler::handle(req, None)
+            .map_err(|e| Error::fatal(format!("refused: {e:?}")))?;
+        pending.subscribe().block();
+        match pending.get() {
+            Some(Ok(Ok(resp))) => Ok(resp.status()),
+            Some(Ok(Err(e))) => Err(Error::fatal(format!("refused: {e:?}"))),
+            _ => Err(Error::fatal("no response")),
+        }
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+mod raw {
+    use sluice_sdk::{Error, Result};
+
+    pub fn open(_: &str) -> Result<String> {
+        Err(Error::fatal("only inside the sandbox"))
+    }
+
+    pub fn no_authority() -> Result<u16> {
+        Err(Error::fatal("only inside the sandbox"))
+    }
+}
+
+sluice_sdk::export_source!(Hostile);

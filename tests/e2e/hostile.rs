@@ -1,0 +1,565 @@
+//! Connectors that try to escape their grant. Each attempt must be refused, end the run with a
+//! clear error, leave a refusal event in the run record, and leak nothing into the output;
+//! and the host keeps serving an honest sync running at the same time.
+
+use std::sync::Arc;
+
+use sluice::boundary::audit::{Capability, Event, Outcome};
+use sluice::sync::RunReport;
+use sluice_tests::server::{Reply, TestServer};
+use sluice_tests::{
+    Scratch, ScriptedResolver, connector, faker_to_file, read_jsonl, runtime, runtime_with,
+    test_connector, toml_path,
+};
+
+/// hostile-source (config `attack`, an inline TOML table body) → destination-file, with
+/// `/input` granted read-only and `grant` appended to the source's grant.
+fn hostile_conn(attack: &str, grant: &str) -> String {
+    format!(
+        r#"
+name = "hostile"
+[source]
+connector = {source}
+config = {{ {attack} }}
+[[source.grant.dirs]]
+host = "in"
+guest = "/input"
+{grant}
+[destination]
+connector = {dest}
+config = {{ path = "/output" }}
+[[destination.grant.dirs]]
+host = "out"
+guest = "/output"
+[limits]
+call_timeout_secs = 20
+"#,
+        source = toml_path(&test_connector("hostile-source")),
+        dest = toml_path(&connector("destination-file")),
+    )
+}
+
+fn scratch() -> Scratch {
+    let s = Scratch::new();
+    std::fs::create_dir_all(s.path("in")).unwrap();
+    std::fs::write(s.path("in/allowed.txt"), "fine").unwrap();
+    s
+}
+
+async fn attack(s: &Scratch, attack: &str, grant: &str) -> RunReport {
+    s.write("c.toml", &hostile_conn(attack, grant));
+    s.run("c.toml").await
+}
+
+async fn attack_with(
+    rt: &sluice::runtime::Runtime,
+    s: &Scratch,
+    attack: &str,
+    grant: &str,
+) -> RunReport {
+    s.write("c.toml", &hostile_conn(attack, grant));
+    s.run_with(rt, "c.toml").await
+}
+
+fn refusals(r: &RunReport, capability: Capability) -> Vec<&Event> {
+    r.events
+        .iter()
+        .filter(|e| e.outcome == Outcome::Refused && e.capability == capability)
+        .collect()
+}
+
+/// The run failed with an error naming the connector and containing `needle`, nothing reached
+/// the output, and the refusal is on the record (in the report and in the store).
+async fn refused(s: &Scratch, r: &RunReport, needle: &str, capability: Capability) {
+    let err = r
+        .error
+        .as_ref()
+        .map(|e| e.to_string())
+        .unwrap_or_else(|| panic!("the attack must fail; events: {:#?}", r.events));
+    assert!(err.contains(needle), "{needle:?} not in {err:?}");
+    assert!(
+        !s.path("out/loot.jsonl").exists() || read_jsonl(&s.path("out/loot.jsonl")).is_empty(),
+        "nothing may leak into the output"
+    );
+    let ev = refusals(r, capability);
+    assert!(
+        !ev.is_empty(),
+        "a {capability} refusal is recorded: {:#?}",
+        r.events
+    );
+    let stored = s.store().await.events(r.run_id).await.unwrap();
+    assert!(
+        stored
+            .iter()
+            .any(|e| e.outcome == Outcome::Refused && e.capability == capability),
+        "the refusal is in the stored run record"
+    );
+}
+
+fn loot(s: &Scratch) -> serde_json::Value {
+    let rows = read_jsonl(&s.path("out/loot.jsonl"));
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    rows[0].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reading_etc_passwd_is_refused() {
+    // Through libc, the path has no granted directory: it never reaches the host.
+    let s = scratch();
+    let r = attack(&s, r#"attack = "read-file", path = "/etc/passwd""#, "").await;
+    let err = r.error.as_ref().unwrap().to_string();
+    assert!(err.contains("read /etc/passwd"), "{err}");
+    assert!(!s.path("out/loot.jsonl").exists());
+    // With the raw call, relative to the granted directory, the host refuses and records it.
+    let s = scratch();
+    let r = attack(&s, r#"attack = "raw-open", path = "/etc/passwd""#, "").await;
+    refused(&s, &r, "open-at /etc/passwd", Capability::Filesystem).await;
+    assert!(
+        refusals(&r, Capability::Filesystem)[0]
+            .action
+            .contains("/etc/passwd")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dot_dot_out_of_the_granted_directory_is_refused() {
+    let s = scratch();
+    let r = attack(
+        &s,
+        r#"attack = "read-file", path = "/input/../../../../etc/passwd""#,
+        "",
+    )
+    .await;
+    refused(&s, &r, "/etc/passwd", Capability::Filesystem).await;
+    let s = scratch();
+    let r = attack(&s, r#"attack = "raw-open", path = "../in/allowed.txt""#, "").await;
+    refused(&s, &r, "open-at", Capability::Filesystem).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_symlink_pointing_out_is_refused() {
+    let s = scratch();
+    let secret = s.path("outside.txt");
+    std::fs::write(&secret, "host secret").unwrap();
+    std::os::unix::fs::symlink(&secret, s.path("in/link")).unwrap();
+    let r = attack(&s, r#"attack = "read-file", path = "/input/link""#, "").await;
+    refused(&s, &r, "/input/link", Capability::Filesystem).await;
+    // The same directory's own files stay readable.
+    let s = scratch();
+    let r = attack(
+        &s,
+        r#"attack = "read-file", path = "/input/allowed.txt""#,
+        "",
+    )
+    .await;
+    assert!(r.succeeded(), "{:?}", r.error);
+    assert_eq!(loot(&s)["content"], "fine");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writing_in_a_read_only_grant_is_refused() {
+    let s = scratch();
+    let r = attack(&s, r#"attack = "write-file", path = "/input/pwned""#, "").await;
+    refused(&s, &r, "write /input/pwned", Capability::Filesystem).await;
+    assert!(!s.path("in/pwned").exists(), "nothing was written");
+    assert!(
+        refusals(&r, Capability::Filesystem)[0]
+            .action
+            .contains("for writing")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn environment_and_arguments_are_empty() {
+    // SAFETY: a variable only this test reads; the point is that it must not leak.
+    unsafe { std::env::set_var("SLUICE_TEST_HOST_SECRET", "do-not-leak") };
+    let s = scratch();
+    let r = attack(&s, r#"attack = "env""#, "").await;
+    assert!(r.succeeded(), "{:?}", r.error);
+    let l = loot(&s);
+    assert_eq!(l["env"], serde_json::json!([]), "{l}");
+    assert_eq!(l["args"], serde_json::json!([]), "{l}");
+    assert!(!l.to_string().contains("do-not-leak"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opening_a_socket_is_refused_at_load() {
+    let s = Scratch::new();
+    s.write(
+        "c.toml",
+        &format!(
+            r#"
+name = "sockets"
+[source]
+connector = {src}
+[destination]
+connector = {dest}
+config = {{ path = "/output" }}
+[[destination.grant.dirs]]
+host = "out"
+guest = "/output"
+"#,
+            src = toml_path(&test_connector("hostile-socket")),
+            dest = toml_path(&connector("destination-file")),
+        ),
+    );
+    let r = s.run("c.toml").await;
+    refused(&s, &r, "wasi:sockets", Capability::Load).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_network_grant_nothing_leaves() {
+    let server = TestServer::start(|_| Reply::status(200, "hello"));
+    let s = scratch();
+    let r = attack(
+        &s,
+        &format!(r#"attack = "http", url = "{}/x""#, server.url()),
+        "",
+    )
+    .await;
+    refused(
+        &s,
+        &r,
+        "outside this connector's grant",
+        Capability::Network,
+    )
+    .await;
+    let ev = refusals(&r, Capability::Network);
+    assert!(ev[0].detail.contains("no network grant"), "{:?}", ev[0]);
+    assert!(server.seen().is_empty(), "no request reached the server");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_outside_the_allowlist_is_refused() {
+    let server = TestServer::start(|_| Reply::status(200, "hello"));
+    let s = scratch();
+    let r = attack(
+        &s,
+        &format!(r#"attack = "http", url = "{}/x""#, server.url()),
+        "[source.grant.network]\nallow = [\"https://api.example.com\"]",
+    )
+    .await;
+    refused(&s, &r, "refused", Capability::Network).await;
+    let ev = refusals(&r, Capability::Network);
+    assert!(
+        ev[0].detail.contains("not in the network allowlist")
+            && ev[0].detail.contains("https://api.example.com"),
+        "{:?}",
+        ev[0]
+    );
+    assert!(server.seen().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_loopback_and_metadata_addresses_need_an_exact_grant() {
+    // A server on loopback, granted only through a wildcard: refused by address, never reached.
+    let server = TestServer::start(|_| Reply::status(200, "internal"));
+    let port = server.port();
+    for (url, kind) in [
+        (format!("http://127.0.0.1:{port}/"), "loopback"),
+        (format!("http://[::1]:{port}/"), "loopback"),
+        (
+            "http://169.254.169.254/latest/meta-data/".to_string(),
+            "metadata",
+        ),
+        ("http://10.0.0.1/".to_string(), "private-network"),
+        ("http://[::ffff:127.0.0.1]:80/".to_string(), "loopback"),
+    ] {
+        let s = scratch();
+        let r = attack(
+            &s,
+            &format!(r#"attack = "http", url = "{url}""#),
+            "[source.grant.network]\nallow = [\"http://*:*\"]",
+        )
+        .await;
+        refused(
+            &s,
+            &r,
+            "outside this connector's grant",
+            Capability::Network,
+        )
+        .await;
+        let ev = refusals(&r, Capability::Network);
+        assert!(ev[0].detail.contains(kind), "{url}: {:?}", ev[0]);
+    }
+    assert!(server.seen().is_empty(), "no request reached the server");
+
+    // Granted by its exact address, the same server is reachable.
+    let s = scratch();
+    let r = attack(
+        &s,
+        &format!(r#"attack = "http", url = "http://127.0.0.1:{port}/ok""#),
+        &format!("[source.grant.network]\nallow = [\"http://127.0.0.1:{port}\"]"),
+    )
+    .await;
+    assert!(r.succeeded(), "{:?} {:#?}", r.error, r.events);
+    assert_eq!(loot(&s)["body"], "internal");
+    let allowed: Vec<_> = r
+        .events
+        .iter()
+        .filter(|e| e.outcome == Outcome::Allowed && e.capability == Capability::Network)
+        .collect();
+    assert_eq!(allowed.len(), 1);
+    assert!(
+        allowed[0].action.starts_with("GET http://127.0.0.1:")
+            && allowed[0].detail.starts_with("200"),
+        "{:?}",
+        allowed[0]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_that_resolves_to_loopback_is_refused() {
+    let server = TestServer::start(|_| Reply::status(200, "internal"));
+    let dns = ScriptedResolver::new();
+    dns.script("evil.example.test", &[&["127.0.0.1"]]);
+    let rt = runtime_with(dns.clone());
+    let s = scratch();
+    let r = attack_with(
+        &rt,
+        &s,
+        &format!(
+            r#"attack = "http", url = "http://evil.example.test:{}/""#,
+            server.port()
+        ),
+        "[source.grant.network]\nallow = [\"http://*.example.test:*\"]",
+    )
+    .await;
+    refused(
+        &s,
+        &r,
+        "outside this connector's grant",
+        Capability::Network,
+    )
+    .await;
+    let ev = refusals(&r, Capability::Network);
+    assert!(
+        ev[0]
+            .detail
+            .contains("resolves to 127.0.0.1, a loopback address"),
+        "{:?}",
+        ev[0]
+    );
+    assert!(server.seen().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connection_goes_to_the_address_that_was_checked() {
+    // The name answers loopback first, then an address nothing listens on. The host resolves
+    // once and connects to what it checked, so the answer changing after the check steers
+    // nothing.
+    let server = TestServer::start(|_| Reply::status(200, "pinned"));
+    let dns = ScriptedResolver::new();
+    dns.script("flip.example.test", &[&["127.0.0.1"], &["10.255.255.1"]]);
+    let rt = runtime_with(dns.clone());
+    let s = scratch();
+    let port = server.port();
+    let r = attack_with(
+        &rt,
+        &s,
+        &format!(r#"attack = "http", url = "http://flip.example.test:{port}/""#),
+        &format!(
+            "[source.grant.network]\nallow = [\"http://flip.example.test:{port}\"]\ntimeout_secs = 2"
+        ),
+    )
+    .await;
+    assert!(r.succeeded(), "{:?} {:#?}", r.error, r.events);
+    assert_eq!(loot(&s)["body"], "pinned");
+    assert_eq!(dns.calls("flip.example.test"), 1, "resolved exactly once");
+    let seen = server.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(
+        seen[0].header("host"),
+        Some(format!("flip.example.test:{port}").as_str()),
+        "the Host header is the URL's authority"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirect_to_a_metadata_address_is_checked_again_and_refused() {
+    let server = TestServer::start(|seen| {
+        if seen.path() == "/start" {
+            Reply::status(302, "").header("location", "http://169.254.169.254/latest/meta-data/")
+        } else {
+            Reply::status(200, "ok")
+        }
+    });
+    let port = server.port();
+    let s = scratch();
+    let r = attack(
+        &s,
+        &format!(r#"attack = "http", url = "http://127.0.0.1:{port}/start""#),
+        &format!("[source.grant.network]\nallow = [\"http://127.0.0.1:{port}\", \"http://*\"]"),
+    )
+    .await;
+    refused(&s, &r, "169.254.169.254", Capability::Network).await;
+    let ev = refusals(&r, Capability::Network);
+    assert!(ev[0].detail.contains("metadata"), "{:?}", ev[0]);
+    assert_eq!(server.seen().len(), 1, "the first hop was allowed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_header_cannot_steer_a_request() {
+    let server = TestServer::start(|_| Reply::status(200, "ok"));
+    let port = server.port();
+    let s = scratch();
+    let r = attack(
+        &s,
+        &format!(
+            r#"attack = "http", url = "http://127.0.0.1:{port}/", headers = {{ Host = "169.254.169.254" }}"#
+        ),
+        &format!("[source.grant.network]\nallow = [\"http://127.0.0.1:{port}\"]"),
+    )
+    .await;
+    refused(&s, &r, "host", Capability::Network).await;
+    assert!(refusals(&r, Capability::Network)[0].action.contains("host"));
+    assert!(server.seen().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_url_without_a_host_is_refused() {
+    let s = scratch();
+    let r = attack(
+        &s,
+        r#"attack = "no-authority""#,
+        "[source.grant.network]\nallow = [\"http://*:*\"]",
+    )
+    .await;
+    let err = r.error.as_ref().expect("refused").to_string();
+    assert!(err.contains("HttpRequestUriInvalid"), "{err}");
+    assert!(!s.path("out/loot.jsonl").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_goes_only_where_it_is_bound() {
+    let server = TestServer::start(|_| Reply::status(200, "ok"));
+    let port = server.port();
+    let dns = ScriptedResolver::new();
+    dns.script("api.example.test", &[&["127.0.0.1"]]);
+    let rt = runtime_with(dns.clone());
+    // SAFETY: a variable only this test reads.
+    unsafe { std::env::set_var("SLUICE_TEST_BOUND_TOKEN", "tok-3f9a") };
+    let grant = format!(
+        r#"
+[source.grant.network]
+allow = ["http://127.0.0.1:{port}", "http://api.example.test:{port}"]
+[[source.grant.secrets]]
+name = "token"
+env = "SLUICE_TEST_BOUND_TOKEN"
+to = ["http://api.example.test:{port}"]
+"#
+    );
+    // Sent to the bound host: substituted by the host, in the header and in the query.
+    let s = scratch();
+    let r = attack_with(
+        &rt,
+        &s,
+        &format!(
+            r#"attack = "http", url = "http://api.example.test:{port}/me?key={{{{secret:token}}}}", headers = {{ Authorization = "Bearer {{{{secret:token}}}}" }}"#
+        ),
+        &grant,
+    )
+    .await;
+    assert!(r.succeeded(), "{:?} {:#?}", r.error, r.events);
+    let seen = server.seen();
+    assert_eq!(seen[0].header("authorization"), Some("Bearer tok-3f9a"));
+    assert_eq!(seen[0].query("key").as_deref(), Some("tok-3f9a"));
+    assert!(
+        !r.events
+            .iter()
+            .any(|e| format!("{e:?}").contains("tok-3f9a")),
+        "the value is never in an event"
+    );
+
+    // Sent anywhere else: refused, and the server never sees it.
+    let s = scratch();
+    let r = attack_with(
+        &rt,
+        &s,
+        &format!(
+            r#"attack = "http", url = "http://127.0.0.1:{port}/steal", headers = {{ X-Leak = "{{{{secret:token}}}}" }}"#
+        ),
+        &grant,
+    )
+    .await;
+    refused(&s, &r, "outside this connector's grant", Capability::Secret).await;
+    let ev = refusals(&r, Capability::Secret);
+    assert!(
+        ev[0]
+            .detail
+            .contains("may only be sent to http://api.example.test"),
+        "{:?}",
+        ev[0]
+    );
+    assert_eq!(server.seen().len(), 1, "the leak never left the host");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grant_wider_than_the_request_is_refused_before_anything_runs() {
+    let s2 = Scratch::new();
+    s2.write(
+        "c.toml",
+        &format!(
+            r#"
+name = "wide"
+[source]
+connector = {src}
+config = {{ count = 10 }}
+[source.grant.network]
+allow = ["https://api.example.com"]
+[destination]
+connector = {dest}
+config = {{ path = "/output" }}
+[[destination.grant.dirs]]
+host = "out"
+guest = "/output"
+"#,
+            src = toml_path(&connector("source-faker")),
+            dest = toml_path(&connector("destination-file")),
+        ),
+    );
+    let r = s2.run("c.toml").await;
+    refused(&s2, &r, "source.grant.network.allow[0]", Capability::Load).await;
+    let err = r.error.unwrap().to_string();
+    assert!(
+        err.contains("outside what `source-faker` requests (no network)"),
+        "{err}"
+    );
+    assert!(!s2.path("out/users.jsonl").exists(), "nothing ran");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_host_keeps_serving_an_honest_sync_during_an_attack() {
+    let honest = Scratch::new();
+    honest.write(
+        "c.toml",
+        &faker_to_file("{ count = 3000, seed = 5 }", "jsonl", ""),
+    );
+    let attacker = scratch();
+    attacker.write(
+        "c.toml",
+        &hostile_conn(
+            r#"attack = "http", url = "http://169.254.169.254/latest/meta-data/iam/""#,
+            "[source.grant.network]\nallow = [\"http://*\"]",
+        ),
+    );
+    let rt = runtime();
+    let rt = Arc::clone(&rt);
+    let (h, a) = tokio::join!(
+        honest.run_with(&rt, "c.toml"),
+        attacker.run_with(&rt, "c.toml")
+    );
+    assert!(h.succeeded(), "{:?}", h.error);
+    assert_eq!(read_jsonl(&honest.path("out/users.jsonl")).len(), 3000);
+    assert!(
+        h.events.is_empty(),
+        "the honest run did nothing at the wall"
+    );
+    refused(
+        &attacker,
+        &a,
+        "outside this connector's grant",
+        Capability::Network,
+    )
+    .await;
+}
