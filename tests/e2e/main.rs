@@ -9,3 +9,4 @@ mod faker_to_file;
 mod hostile;
 mod resume;
 mod source_file;
+mod source_http;

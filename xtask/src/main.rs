@@ -12,7 +12,12 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 
 /// First-party connectors, shipped in `dist/connectors/`.
-const CONNECTORS: &[&str] = &["source-faker", "source-file", "destination-file"];
+const CONNECTORS: &[&str] = &[
+    "source-faker",
+    "source-file",
+    "source-http",
+    "destination-file",
+];
 /// Connectors that exist to test the host (and the README's tutorial connector), in
 /// `dist/test-connectors/`.
 const TEST_CONNECTORS: &[&str] = &[

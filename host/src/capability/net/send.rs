@@ -334,7 +334,13 @@ impl NetPolicy {
 
     /// Replace `{{secret:NAME}}` in query values and headers with bound secrets.
     fn substitute_secrets(&self, parts: &mut Parts, target: &Target) -> Result<(), Refusal> {
-        let value_for = |name: &str| -> Result<&str, Refusal> {
+        // `{{secret:NAME}}`, or `{{secret:NAME|base64}}` for values that travel encoded
+        // (HTTP Basic credentials `user:password`).
+        let value_for = |placeholder: &str| -> Result<String, Refusal> {
+            let (name, filter) = match placeholder.split_once('|') {
+                Some((n, f)) => (n, Some(f)),
+                None => (placeholder, None),
+            };
             let secret = self
                 .secrets
                 .iter()
@@ -364,7 +370,16 @@ impl NetPolicy {
                     target.origin()
                 )));
             }
-            Ok(secret.expose())
+            match filter {
+                None => Ok(secret.expose().to_string()),
+                Some("base64") => {
+                    use base64::Engine;
+                    Ok(base64::engine::general_purpose::STANDARD.encode(secret.expose()))
+                }
+                Some(other) => Err(Refusal::secret(format!(
+                    "`{{{{secret:{name}|{other}}}}}`: the only filter is `base64`"
+                ))),
+            }
         };
         if secrets::has_placeholder(parts.uri.path()) {
             return Err(Refusal::secret(
@@ -378,7 +393,7 @@ impl NetPolicy {
         {
             let query = secrets::substitute(query, |name| {
                 value_for(name).map(|v| {
-                    percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC)
+                    percent_encoding::utf8_percent_encode(&v, percent_encoding::NON_ALPHANUMERIC)
                         .to_string()
                 })
             })?;
@@ -395,7 +410,7 @@ impl NetPolicy {
             if !secrets::has_placeholder(text) {
                 continue;
             }
-            let replaced = secrets::substitute(text, |name| value_for(name).map(str::to_string))?;
+            let replaced = secrets::substitute(text, value_for)?;
             let mut v = HeaderValue::from_str(&replaced).map_err(|_| {
                 Refusal::secret("a secret's value cannot be sent in a header".into())
             })?;
