@@ -147,3 +147,56 @@ fn run_prints_a_summary_and_runs_lists_it() {
         "{out}"
     );
 }
+
+#[test]
+fn inspect_shows_the_manifest_and_every_requested_capability() {
+    let s = Scratch::new();
+    let (code, out, err) = sluice(&s, &["inspect", &p(connector("source-http"))]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("source-http 0.1.0 (source)"), "{out}");
+    assert!(out.contains("network    https://*:*"), "{out}");
+    assert!(out.contains("network    http://*:*"), "{out}");
+    for secret in [
+        "auth.token",
+        "auth.value",
+        "auth.password",
+        "auth.credentials",
+    ] {
+        assert!(out.contains(secret), "{secret} is listed as secret: {out}");
+    }
+    let (_, out, _) = sluice(&s, &["inspect", &p(connector("source-faker"))]);
+    assert!(
+        out.contains("none: no files, no network, no secrets"),
+        "{out}"
+    );
+    let (code, out, err) = sluice(
+        &s,
+        &["inspect", "--json", &p(connector("destination-file"))],
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["manifest"]["kind"], "destination");
+    assert_eq!(
+        v["manifest"]["capabilities"]["dirs"],
+        serde_json::json!([{"guest": "/output", "access": "read-write"}])
+    );
+}
+
+#[test]
+fn check_refuses_a_grant_the_connector_did_not_ask_for() {
+    let s = Scratch::new();
+    let (code, _, err) = sluice(
+        &s,
+        &[
+            "check",
+            &p(connector("source-faker")),
+            "--allow",
+            "https://api.example.com",
+        ],
+    );
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("outside what `source-faker` requests"),
+        "{err}"
+    );
+}

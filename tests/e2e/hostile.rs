@@ -563,3 +563,82 @@ async fn the_host_keeps_serving_an_honest_sync_during_an_attack() {
     )
     .await;
 }
+
+/// A CA, and a server certificate for 127.0.0.1 it signed: (CA PEM, chain PEM, key PEM).
+fn private_ca() -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    (ca.pem(), leaf.pem(), key.serialize_pem())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_is_verified_against_platform_roots_and_the_connections_ca() {
+    let (ca, chain, key) = private_ca();
+    let server = TestServer::start_tls(&chain, &key, |_| Reply::status(200, "over tls"));
+    let port = server.port();
+    let url = format!("https://127.0.0.1:{port}/");
+    // Only the platform's roots: the private CA is not trusted, and the connector cannot
+    // turn verification off.
+    let s = scratch();
+    let r = attack(
+        &s,
+        &format!(r#"attack = "http", url = "{url}""#),
+        &format!("[source.grant.network]\nallow = [\"https://127.0.0.1:{port}\"]"),
+    )
+    .await;
+    let err = r.error.as_ref().expect("untrusted certificate").to_string();
+    assert!(err.contains("TlsCertificateError"), "{err}");
+    assert!(
+        r.events
+            .iter()
+            .any(|e| e.outcome == Outcome::Failed && e.detail.contains("certificate")),
+        "{:#?}",
+        r.events
+    );
+    assert!(server.seen().is_empty());
+    // The connection trusts its CA: the same request goes through.
+    let s = scratch();
+    s.write("ca.pem", &ca);
+    let r = attack(
+        &s,
+        &format!(r#"attack = "http", url = "{url}""#),
+        &format!(
+            "[source.grant.network]\nallow = [\"https://127.0.0.1:{port}\"]\nca_file = \"ca.pem\""
+        ),
+    )
+    .await;
+    assert!(r.succeeded(), "{:?} {:#?}", r.error, r.events);
+    assert_eq!(loot(&s)["body"], "over tls");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn responses_over_the_size_limit_are_cut_off() {
+    let big = "x".repeat(3 << 20);
+    let server = TestServer::start(move |_| Reply::status(200, &big));
+    let port = server.port();
+    let s = scratch();
+    let r = attack(
+        &s,
+        &format!(r#"attack = "http", url = "http://127.0.0.1:{port}/big""#),
+        &format!(
+            "[source.grant.network]\nallow = [\"http://127.0.0.1:{port}\"]\nmax_response_mib = 1"
+        ),
+    )
+    .await;
+    assert!(r.error.is_some(), "the connector sees the body cut off");
+    assert!(!s.path("out/loot.jsonl").exists());
+    assert!(
+        r.events
+            .iter()
+            .any(|e| e.outcome == Outcome::Failed && e.detail.contains("max_response_mib")),
+        "{:#?}",
+        r.events
+    );
+}
