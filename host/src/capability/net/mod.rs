@@ -96,7 +96,7 @@ impl Default for NetLimits {
 }
 
 /// Everything that decides what one connector may send, before it becomes a [`NetPolicy`].
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct NetConfig {
     /// The allowlist (already checked against the manifest).
     pub allow: Vec<AllowRule>,
@@ -110,19 +110,6 @@ pub struct NetConfig {
     pub retry: RetryPolicy,
     /// Extra CA file.
     pub ca_file: Option<PathBuf>,
-}
-
-impl Default for NetConfig {
-    fn default() -> Self {
-        NetConfig {
-            allow: Vec::new(),
-            secrets: Vec::new(),
-            limits: NetLimits::default(),
-            rate: RateLimit::default(),
-            retry: RetryPolicy::default(),
-            ca_file: None,
-        }
-    }
 }
 
 impl NetGrant {
