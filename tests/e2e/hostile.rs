@@ -9,34 +9,17 @@ use sluice::sync::RunReport;
 use sluice_tests::server::{Reply, TestServer};
 use sluice_tests::{
     Scratch, ScriptedResolver, connector, faker_to_file, read_jsonl, runtime, runtime_with,
-    test_connector, toml_path,
+    source_to_file, test_connector, toml_path,
 };
 
 /// hostile-source (config `attack`, an inline TOML table body) → destination-file, with
 /// `/input` granted read-only and `grant` appended to the source's grant.
 fn hostile_conn(attack: &str, grant: &str) -> String {
-    format!(
-        r#"
-name = "hostile"
-[source]
-connector = {source}
-config = {{ {attack} }}
-[[source.grant.dirs]]
-host = "in"
-guest = "/input"
-{grant}
-[destination]
-connector = {dest}
-config = {{ path = "/output" }}
-[[destination.grant.dirs]]
-host = "out"
-guest = "/output"
-[limits]
-call_timeout_secs = 20
-"#,
-        source = toml_path(&test_connector("hostile-source")),
-        dest = toml_path(&connector("destination-file")),
-    )
+    let source = format!(
+        "connector = {}\nconfig = {{ {attack} }}\n[[source.grant.dirs]]\nhost = \"in\"\nguest = \"/input\"\n{grant}",
+        toml_path(&test_connector("hostile-source"))
+    );
+    source_to_file("hostile", &source, "[limits]\ncall_timeout_secs = 20")
 }
 
 fn scratch() -> Scratch {
@@ -185,24 +168,11 @@ async fn environment_and_arguments_are_empty() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opening_a_socket_is_refused_at_load() {
     let s = Scratch::new();
-    s.write(
-        "c.toml",
-        &format!(
-            r#"
-name = "sockets"
-[source]
-connector = {src}
-[destination]
-connector = {dest}
-config = {{ path = "/output" }}
-[[destination.grant.dirs]]
-host = "out"
-guest = "/output"
-"#,
-            src = toml_path(&test_connector("hostile-socket")),
-            dest = toml_path(&connector("destination-file")),
-        ),
+    let source = format!(
+        "connector = {}",
+        toml_path(&test_connector("hostile-socket"))
     );
+    s.write("c.toml", &source_to_file("sockets", &source, ""));
     let r = s.run("c.toml").await;
     refused(&s, &r, "wasi:sockets", Capability::Load).await;
 }
@@ -497,27 +467,11 @@ to = ["http://api.example.test:{port}"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_grant_wider_than_the_request_is_refused_before_anything_runs() {
     let s2 = Scratch::new();
-    s2.write(
-        "c.toml",
-        &format!(
-            r#"
-name = "wide"
-[source]
-connector = {src}
-config = {{ count = 10 }}
-[source.grant.network]
-allow = ["https://api.example.com"]
-[destination]
-connector = {dest}
-config = {{ path = "/output" }}
-[[destination.grant.dirs]]
-host = "out"
-guest = "/output"
-"#,
-            src = toml_path(&connector("source-faker")),
-            dest = toml_path(&connector("destination-file")),
-        ),
+    let source = format!(
+        "connector = {}\nconfig = {{ count = 10 }}\n[source.grant.network]\nallow = [\"https://api.example.com\"]",
+        toml_path(&connector("source-faker"))
     );
+    s2.write("c.toml", &source_to_file("wide", &source, ""));
     let r = s2.run("c.toml").await;
     refused(&s2, &r, "source.grant.network.allow[0]", Capability::Load).await;
     let err = r.error.unwrap().to_string();

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use sluice::boundary::audit::{Capability, Outcome};
 use sluice::sync::RunReport;
 use sluice_tests::server::{Reply, Seen, TestServer};
-use sluice_tests::{Scratch, connector, read_jsonl, toml_path};
+use sluice_tests::{Scratch, connector, read_jsonl, source_to_file, toml_path};
 
 #[derive(Debug, Clone)]
 struct Item {
@@ -94,10 +94,8 @@ impl Api {
 
 /// A source-http → destination-file connection to `api`, the token bound as a secret.
 fn conn(port: u16, streams: &str, selections: &str, extra_grant: &str) -> String {
-    format!(
+    let source = format!(
         r#"
-name = "http"
-[source]
 connector = {src}
 [source.config]
 base_url = "http://127.0.0.1:{port}"
@@ -111,17 +109,10 @@ retry_budget_secs = 5
 name = "api_token"
 file = "token.txt"
 to = ["http://127.0.0.1:{port}"]
-[destination]
-connector = {dest}
-config = {{ path = "/output" }}
-[[destination.grant.dirs]]
-host = "out"
-guest = "/output"
-{selections}
 "#,
         src = toml_path(&connector("source-http")),
-        dest = toml_path(&connector("destination-file")),
-    )
+    );
+    source_to_file("http", &source, selections)
 }
 
 const STREAMS: &str = r#"

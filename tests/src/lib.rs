@@ -206,6 +206,27 @@ pub fn toml_path(p: &Path) -> String {
     format!("{:?}", p.display().to_string())
 }
 
+/// A connection `name` from the source described by `source` (the body of its `[source]` table:
+/// `connector = …`, config, grants) into destination-file writing JSON lines to `out/`, with
+/// `extra` TOML appended (stream selections, limits).
+pub fn source_to_file(name: &str, source: &str, extra: &str) -> String {
+    format!(
+        r#"
+name = "{name}"
+[source]
+{source}
+[destination]
+connector = {dest}
+config = {{ path = "/output" }}
+[[destination.grant.dirs]]
+host = "out"
+guest = "/output"
+{extra}
+"#,
+        dest = toml_path(&connector("destination-file")),
+    )
+}
+
 /// A connection from source-faker (config `faker`, a TOML inline table) into destination-file
 /// writing `out/` as `format`, with extra TOML appended (streams, limits).
 pub fn faker_to_file(faker: &str, format: &str, extra: &str) -> String {

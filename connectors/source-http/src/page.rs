@@ -41,6 +41,23 @@ pub enum Next {
     Url(String),
 }
 
+/// Page `page` of page-number pagination.
+fn page_params(param: &str, page: u64, size_param: &Option<String>, size: &Option<u64>) -> Next {
+    let mut p = vec![(param.to_string(), page.to_string())];
+    if let (Some(sp), Some(n)) = (size_param, size) {
+        p.push((sp.clone(), n.to_string()));
+    }
+    Next::Params(p)
+}
+
+/// The page at `offset` of offset pagination.
+fn offset_params(param: &str, offset: u64, limit_param: &str, limit: u64) -> Next {
+    Next::Params(vec![
+        (param.to_string(), offset.to_string()),
+        (limit_param.to_string(), limit.to_string()),
+    ])
+}
+
 /// The first page's request.
 pub fn first(stream: &StreamConfig) -> Next {
     match &stream.pagination {
@@ -50,21 +67,12 @@ pub fn first(stream: &StreamConfig) -> Next {
             start,
             size_param,
             size,
-        } => {
-            let mut p = vec![(param.clone(), start.to_string())];
-            if let (Some(sp), Some(n)) = (size_param, size) {
-                p.push((sp.clone(), n.to_string()));
-            }
-            Next::Params(p)
-        }
+        } => page_params(param, *start, size_param, size),
         Pagination::Offset {
             param,
             limit_param,
             limit,
-        } => Next::Params(vec![
-            (param.clone(), "0".into()),
-            (limit_param.clone(), limit.to_string()),
-        ]),
+        } => offset_params(param, 0, limit_param, *limit),
     }
 }
 
@@ -225,11 +233,7 @@ pub fn next(
                 None
             } else {
                 let page = param_value(param).unwrap_or(*start) + 1;
-                let mut p = vec![(param.clone(), page.to_string())];
-                if let (Some(sp), Some(n)) = (size_param, size) {
-                    p.push((sp.clone(), n.to_string()));
-                }
-                Some(Next::Params(p))
+                Some(page_params(param, page, size_param, size))
             }
         }
         Pagination::Offset {
@@ -241,10 +245,7 @@ pub fn next(
                 None
             } else {
                 let offset = param_value(param).unwrap_or(0) + count as u64;
-                Some(Next::Params(vec![
-                    (param.clone(), offset.to_string()),
-                    (limit_param.clone(), limit.to_string()),
-                ]))
+                Some(offset_params(param, offset, limit_param, *limit))
             }
         }
         Pagination::Cursor { param, cursor_path } => {
