@@ -3,30 +3,19 @@
 
 use sluice::protocol::{Failure, ReportedError};
 use sluice::sync::{RunReport, SyncError};
-use sluice_tests::{Scratch, connector, faker_to_file, read_jsonl, test_connector, toml_path};
+use sluice_tests::{
+    Scratch, connector, faker_to_file, read_jsonl, source_to_file, test_connector, toml_path,
+};
 
 /// chaos-source (`behavior`, after 2,500 good records) → destination-file.
 fn chaos_to_file(behavior: &str, config_extra: &str, limits: &str) -> String {
-    format!(
-        r#"
-name = "chaos"
-[source]
-connector = {source}
-config = {{ behavior = "{behavior}", records = 2500 {config_extra} }}
-[destination]
-connector = {dest}
-config = {{ path = "/output" }}
-[[destination.grant.dirs]]
-host = "out"
-guest = "/output"
-[limits]
-call_timeout_secs = 2
-checkpoint_interval_secs = 0.001
-{limits}
-"#,
-        source = toml_path(&test_connector("chaos-source")),
-        dest = toml_path(&connector("destination-file")),
-    )
+    let source = format!(
+        "connector = {}\nconfig = {{ behavior = \"{behavior}\", records = 2500 {config_extra} }}",
+        toml_path(&test_connector("chaos-source"))
+    );
+    let limits =
+        format!("[limits]\ncall_timeout_secs = 2\ncheckpoint_interval_secs = 0.001\n{limits}");
+    source_to_file("chaos", &source, &limits)
 }
 
 async fn run_chaos(behavior: &str, config_extra: &str, limits: &str) -> (Scratch, RunReport) {

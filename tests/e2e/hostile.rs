@@ -466,20 +466,20 @@ to = ["http://api.example.test:{port}"]
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_grant_wider_than_the_request_is_refused_before_anything_runs() {
-    let s2 = Scratch::new();
+    let s = Scratch::new();
     let source = format!(
         "connector = {}\nconfig = {{ count = 10 }}\n[source.grant.network]\nallow = [\"https://api.example.com\"]",
         toml_path(&connector("source-faker"))
     );
-    s2.write("c.toml", &source_to_file("wide", &source, ""));
-    let r = s2.run("c.toml").await;
-    refused(&s2, &r, "source.grant.network.allow[0]", Capability::Load).await;
+    s.write("c.toml", &source_to_file("wide", &source, ""));
+    let r = s.run("c.toml").await;
+    refused(&s, &r, "source.grant.network.allow[0]", Capability::Load).await;
     let err = r.error.unwrap().to_string();
     assert!(
         err.contains("outside what `source-faker` requests (no network)"),
         "{err}"
     );
-    assert!(!s2.path("out/users.jsonl").exists(), "nothing ran");
+    assert!(!s.path("out/users.jsonl").exists(), "nothing ran");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -210,32 +210,25 @@ pub fn toml_path(p: &Path) -> String {
 /// `connector = …`, config, grants) into destination-file writing JSON lines to `out/`, with
 /// `extra` TOML appended (stream selections, limits).
 pub fn source_to_file(name: &str, source: &str, extra: &str) -> String {
-    format!(
-        r#"
-name = "{name}"
-[source]
-{source}
-[destination]
-connector = {dest}
-config = {{ path = "/output" }}
-[[destination.grant.dirs]]
-host = "out"
-guest = "/output"
-{extra}
-"#,
-        dest = toml_path(&connector("destination-file")),
-    )
+    connection_to_file(name, source, "jsonl", extra)
 }
 
 /// A connection from source-faker (config `faker`, a TOML inline table) into destination-file
 /// writing `out/` as `format`, with extra TOML appended (streams, limits).
 pub fn faker_to_file(faker: &str, format: &str, extra: &str) -> String {
+    let source = format!(
+        "connector = {}\nconfig = {faker}",
+        toml_path(&connector("source-faker"))
+    );
+    connection_to_file("faker-to-file", &source, format, extra)
+}
+
+fn connection_to_file(name: &str, source: &str, format: &str, extra: &str) -> String {
     format!(
         r#"
-name = "faker-to-file"
+name = "{name}"
 [source]
-connector = {source}
-config = {faker}
+{source}
 [destination]
 connector = {dest}
 config = {{ path = "/output", format = "{format}" }}
@@ -244,7 +237,6 @@ host = "out"
 guest = "/output"
 {extra}
 "#,
-        source = toml_path(&connector("source-faker")),
         dest = toml_path(&connector("destination-file")),
     )
 }
