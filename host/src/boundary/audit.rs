@@ -22,6 +22,8 @@ pub enum Capability {
     Network,
     /// A secret bound to a connection.
     Secret,
+    /// A database reached through the host.
+    Sql,
     /// What the component imports or asks for in its manifest.
     Load,
 }
@@ -32,6 +34,7 @@ impl std::fmt::Display for Capability {
             Capability::Filesystem => "filesystem",
             Capability::Network => "network",
             Capability::Secret => "secret",
+            Capability::Sql => "sql",
             Capability::Load => "load",
         })
     }

@@ -47,6 +47,9 @@ pub struct Requests {
     /// the host substitutes into outbound requests need no request: the connector never sees them.
     #[serde(default)]
     pub secrets: Vec<SecretRequest>,
+    /// Databases reached through the host, by name and access.
+    #[serde(default)]
+    pub sql: Vec<super::sql::SqlRequest>,
 }
 
 /// A directory a connector asks for.
@@ -97,6 +100,14 @@ impl Manifest {
         for d in &m.capabilities.dirs {
             super::fs::check_guest_path(&d.guest)
                 .map_err(|e| ManifestError::Invalid(format!("capabilities.dirs: {e}")))?;
+        }
+        for r in &m.capabilities.sql {
+            if m.kind == ConnectorKind::Source && r.access == super::sql::SqlAccess::Write {
+                return Err(ManifestError::Invalid(format!(
+                    "capabilities.sql: a source only reads, but it asks to write `{}`",
+                    r.name
+                )));
+            }
         }
         Ok(m)
     }

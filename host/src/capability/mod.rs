@@ -4,12 +4,15 @@
 //!
 //! - [`fs`]: preopened directories over cap-std (read-only for sources);
 //! - [`net`]: outbound HTTP through the host's send hook (allowlist, SSRF guard, TLS, limits);
-//! - [`secrets`]: values bound to outbound destinations, or handed inside when requested.
+//! - [`secrets`]: values bound to outbound destinations (or a database URL), or handed inside
+//!   when requested;
+//! - [`sql`]: databases through the host: read-only for sources, one schema for destinations.
 
 pub mod fs;
 pub mod manifest;
 pub mod net;
 pub mod secrets;
+pub mod sql;
 
 use std::path::Path;
 use std::time::Duration;
@@ -20,6 +23,7 @@ pub use fs::{Access, DirGrant, Preopen};
 pub use manifest::{Manifest, ManifestError};
 pub use net::{NetConfig, NetGrant};
 pub use secrets::{Secret, SecretGrant};
+pub use sql::{Database, SqlGrant};
 
 use crate::protocol::ConnectorKind;
 
@@ -36,6 +40,9 @@ pub struct Grant {
     /// Secrets bound to outbound destinations (or handed inside).
     #[serde(default)]
     pub secrets: Vec<SecretGrant>,
+    /// Databases, reached through the host.
+    #[serde(default)]
+    pub sql: Vec<SqlGrant>,
 }
 
 /// A grant checked against a manifest: exactly what the connector's sandboxes get.
@@ -47,6 +54,8 @@ pub struct Capabilities {
     pub net: NetConfig,
     /// Secrets substituted into the connector's config (requested in its manifest).
     pub inside: Vec<Secret>,
+    /// Databases it may open.
+    pub sql: Vec<std::sync::Arc<Database>>,
 }
 
 /// Why a grant cannot be given. Each names the field of the connection file to change.
@@ -76,6 +85,7 @@ impl Grant {
         manifest: &Manifest,
         dirs: &[Preopen],
         base: &Path,
+        data_dir: &Path,
         call_timeout: Duration,
     ) -> Result<Capabilities, GrantError> {
         let req = &manifest.capabilities;
@@ -161,6 +171,8 @@ impl Grant {
             }
         };
 
+        let for_sql = sql::url_secrets(&self.sql);
+        let mut loaded = Vec::new();
         let mut inside = Vec::new();
         for (i, s) in self.secrets.iter().enumerate() {
             let field = format!("{side}.grant.secrets[{i}]");
@@ -177,11 +189,12 @@ impl Grant {
                     ),
                 ));
             }
-            if !s.inside && s.to.is_empty() {
+            if !s.inside && s.to.is_empty() && !for_sql.contains(&s.name) {
                 return Err(err(
                     field,
                     format!(
-                        "secret `{}` is bound to no destination: list where it may be sent in `to`",
+                        "secret `{}` is bound to no destination: list where it may be sent in \
+                         `to`, or use it in a `sql` grant's `url`",
                         s.name
                     ),
                 ));
@@ -198,13 +211,37 @@ impl Grant {
             if s.inside {
                 inside.push(secret.clone());
             }
-            net.secrets.push(secret);
+            loaded.push(secret.clone());
+            if !s.to.is_empty() || s.inside {
+                net.secrets.push(secret);
+            }
+        }
+
+        let mut databases = Vec::new();
+        for (i, g) in self.sql.iter().enumerate() {
+            let field = format!("{side}.grant.sql[{i}]");
+            if self.sql[..i].iter().any(|o| o.name == g.name) {
+                return Err(err(field, format!("database `{}` is granted twice", g.name)));
+            }
+            let db = g
+                .check(
+                    &field,
+                    name,
+                    &req.sql,
+                    manifest.kind == ConnectorKind::Source,
+                    &loaded,
+                    data_dir,
+                    call_timeout,
+                )
+                .map_err(|(field, reason)| err(field, reason))?;
+            databases.push(std::sync::Arc::new(db));
         }
 
         Ok(Capabilities {
             dirs: preopens,
             net,
             inside,
+            sql: databases,
         })
     }
 }
@@ -252,7 +289,14 @@ mod tests {
                 access: Access::ReadWrite,
             })
             .collect();
-        g.check("source", m, &dirs, Path::new("/"), Duration::from_secs(60))
+        g.check(
+            "source",
+            m,
+            &dirs,
+            Path::new("/"),
+            Path::new("/data"),
+            Duration::from_secs(60),
+        )
     }
 
     #[test]

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use sluice::boundary::audit::EventLog;
 use sluice::capability::net::{AllowRule, NetGrant, NetPolicy};
-use sluice::capability::{DirGrant, Grant};
+use sluice::capability::sql::SqlAccess;
+use sluice::capability::{DirGrant, Grant, SqlGrant};
 use sluice::protocol::{ConnectorKind, Failure};
 use sluice::runtime::{Connector, RunLog, Runtime, Sandbox};
 
@@ -39,6 +40,10 @@ pub struct ConfigArgs {
     /// Grant outbound HTTP to `scheme://host[:port]` (within what the connector requests).
     #[arg(long = "allow", value_name = "URL")]
     allow: Vec<AllowRule>,
+    /// Grant a database, read-only: `NAME=postgres://…` (the password from `$PGPASSWORD` when
+    /// the URL has none) or `NAME=FILE.db` (SQLite under the data dir's `warehouse/`).
+    #[arg(long = "sql", value_name = "NAME=URL")]
+    sql: Vec<String>,
 }
 
 fn load(data_dir: &Path, path: &Path) -> anyhow::Result<(std::sync::Arc<Runtime>, Connector)> {
@@ -65,8 +70,28 @@ fn config_json(path: Option<&Path>) -> anyhow::Result<String> {
 }
 
 /// The sandbox the flags grant, checked against the connector's manifest like a connection's.
-fn sandbox(args: &ConfigArgs, rt: &Runtime, c: &Connector) -> anyhow::Result<Sandbox> {
+fn sandbox(
+    args: &ConfigArgs,
+    data_dir: &Path,
+    rt: &Runtime,
+    c: &Connector,
+) -> anyhow::Result<Sandbox> {
     let mut grant = Grant::default();
+    for s in &args.sql {
+        let Some((name, target)) = s.split_once('=') else {
+            bail!("--sql {s}: expected NAME=URL, e.g. --sql db=postgres://reader@127.0.0.1/app");
+        };
+        let postgres = target.starts_with("postgres://") || target.starts_with("postgresql://");
+        grant.sql.push(SqlGrant {
+            name: name.into(),
+            url: postgres.then(|| target.to_string()),
+            sqlite: (!postgres).then(|| target.into()),
+            schema: None,
+            table_prefix: None,
+            access: Some(SqlAccess::Read),
+            statement_timeout_secs: None,
+        });
+    }
     let mut resolved = Vec::new();
     for d in &args.dirs {
         let Some((host, guest)) = d.split_once('=') else {
@@ -93,6 +118,7 @@ fn sandbox(args: &ConfigArgs, rt: &Runtime, c: &Connector) -> anyhow::Result<San
             c.manifest(),
             &resolved,
             Path::new("."),
+            data_dir,
             limits.call_timeout,
         )
         .map_err(|e| anyhow::anyhow!("{}", e.reason))?;
@@ -105,6 +131,7 @@ fn sandbox(args: &ConfigArgs, rt: &Runtime, c: &Connector) -> anyhow::Result<San
         net: Some(Arc::new(net)),
         log: RunLog::new(),
         events,
+        sql: caps.sql,
     })
 }
 
@@ -212,7 +239,7 @@ pub async fn spec(data_dir: &Path, args: ConnectorArgs) -> anyhow::Result<ExitCo
 pub async fn check(data_dir: &Path, args: ConfigArgs) -> anyhow::Result<ExitCode> {
     let (rt, c) = load(data_dir, &args.connector)?;
     let config = config_json(args.config.as_deref())?;
-    let sandbox = sandbox(&args, &rt, &c)?;
+    let sandbox = sandbox(&args, data_dir, &rt, &c)?;
     let result = match c.kind() {
         ConnectorKind::Source => c.source(&rt, &sandbox).await?.check(&config).await,
         ConnectorKind::Destination => c.destination(&rt, &sandbox).await?.check(&config).await,
@@ -241,7 +268,7 @@ pub async fn discover(data_dir: &Path, args: ConfigArgs) -> anyhow::Result<ExitC
         );
     }
     let config = config_json(args.config.as_deref())?;
-    let sandbox = sandbox(&args, &rt, &c)?;
+    let sandbox = sandbox(&args, data_dir, &rt, &c)?;
     let catalog = c.source(&rt, &sandbox).await?.discover(&config).await;
     print_log(&sandbox.log);
     print_events(&sandbox.events);

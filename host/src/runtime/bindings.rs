@@ -5,7 +5,12 @@ pub mod source {
     wasmtime::component::bindgen!({
         world: "source",
         path: "../wit",
+        imports: { "sluice:connector/sql": async },
         exports: { default: async },
+        with: {
+            "sluice:connector/sql.connection": crate::capability::sql::Session,
+            "sluice:connector/sql.rows": crate::capability::sql::Rows,
+        },
     });
 }
 
@@ -18,8 +23,9 @@ pub mod destination {
         with: {
             "sluice:connector/types": super::source::sluice::connector::types,
             "sluice:connector/logging": super::source::sluice::connector::logging,
+            "sluice:connector/sql": super::source::sluice::connector::sql,
         },
     });
 }
 
-pub use source::sluice::connector::{logging, types};
+pub use source::sluice::connector::{logging, sql, types};

@@ -15,6 +15,7 @@ mod fs_audit;
 pub mod log;
 mod sandbox;
 mod source;
+mod sql;
 mod stdio;
 
 use std::path::{Path, PathBuf};

@@ -14,7 +14,7 @@ use super::log::RunLog;
 use super::stdio::LogStream;
 use crate::boundary::audit::EventLog;
 use crate::capability::net::{HttpHooks, NetPolicy, Resolve};
-use crate::capability::{Preopen, fs};
+use crate::capability::{Database, Preopen, fs};
 use crate::protocol::LogLevel;
 
 /// Resource limits of one connector instance.
@@ -48,6 +48,8 @@ pub struct Sandbox {
     pub log: RunLog,
     /// Where what it did and was refused is recorded.
     pub events: EventLog,
+    /// Databases it may open through `sluice:connector/sql`.
+    pub sql: Vec<Arc<Database>>,
 }
 
 /// Raised (as a trap) when a call runs past its deadline.
@@ -76,6 +78,7 @@ pub struct ConnectorState {
     deadline: Option<Instant>,
     log: RunLog,
     events: EventLog,
+    sql: Vec<Arc<Database>>,
 }
 
 impl ConnectorState {
@@ -114,12 +117,23 @@ impl ConnectorState {
             deadline: None,
             log: sandbox.log.clone(),
             events: sandbox.events.clone(),
+            sql: sandbox.sql.clone(),
         })
     }
 
     /// Where refusals of this sandbox are recorded.
     pub fn events(&self) -> &EventLog {
         &self.events
+    }
+
+    /// The granted database named `name`, if any.
+    pub fn database(&self, name: &str) -> Option<Arc<Database>> {
+        self.sql.iter().find(|d| d.name == name).cloned()
+    }
+
+    /// The table of resources the connector holds handles to.
+    pub fn table(&mut self) -> &mut ResourceTable {
+        &mut self.table
     }
 
     /// The connector's name.

@@ -5,6 +5,7 @@
 mod engine;
 pub mod validate;
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -168,6 +169,7 @@ fn prepare_side(
     expected: ConnectorKind,
     log: &RunLog,
     events: &EventLog,
+    data_dir: &Path,
 ) -> Result<Side, SyncError> {
     let connector = load(runtime, conn, field, expected)?;
     let side = match expected {
@@ -181,6 +183,7 @@ fn prepare_side(
             connector.manifest(),
             &endpoint.dirs,
             &endpoint.base,
+            data_dir,
             conn.limits.connector.call_timeout,
         )
         .map_err(|source| {
@@ -225,6 +228,7 @@ fn prepare_side(
         net: Some(Arc::new(net)),
         log: log.clone(),
         events: events.clone(),
+        sql: caps.sql,
     };
     Ok(Side {
         connector,
@@ -288,6 +292,7 @@ pub async fn run(
         ConnectorKind::Source,
         &log,
         &events,
+        store.dir(),
     )
     .and_then(|source| {
         let destination = prepare_side(
@@ -298,6 +303,7 @@ pub async fn run(
             ConnectorKind::Destination,
             &log,
             &events,
+            store.dir(),
         )?;
         Ok((source, destination))
     });

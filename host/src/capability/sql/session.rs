@@ -1,0 +1,815 @@
+//! One connector's session with one granted database.
+//!
+//! The session is the second wall behind [`super::policy`]: a read session is read-only at the
+//! database (PostgreSQL `default_transaction_read_only`, SQLite opened read-only with
+//! `query_only`); a write session resolves bare names to its schema (`search_path`) after the
+//! policy has qualified them. Every statement has a deadline (`statement_timeout` at the
+//! database, and the host's own timer).
+//!
+//! Rows stream: a query's task owns the connection while it sends rows through a bounded channel,
+//! so a large result never sits in memory, and hands the connection back when the rows are read
+//! or dropped.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use secrecy::ExposeSecret;
+use serde_json::value::RawValue;
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteRow};
+// Every dynamic statement here is either the policy's re-rendering of a checked statement or
+// built from checked names and quoted identifiers: `AssertSqlSafe` marks those places.
+use sqlx::{AssertSqlSafe, Column, Connection, Row, TypeInfo, ValueRef};
+use tokio::sync::{mpsc, oneshot};
+
+use super::policy::{self, Dialect, Kind, Scope};
+use super::{Database, Target};
+use crate::boundary::audit::{Capability, EventLog, Outcome};
+
+/// Rows buffered between a query's task and the connector.
+const ROW_BUFFER: usize = 4096;
+/// How long connecting may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// SQLite's limit on bound variables per statement (we stay well under it).
+const SQLITE_MAX_VARS: usize = 30_000;
+
+/// A parameter value (the WIT `value`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// `NULL` (bound as text).
+    Null,
+    /// A boolean.
+    Bool(bool),
+    /// A 64-bit integer.
+    Int(i64),
+    /// A double.
+    Float(f64),
+    /// Text.
+    Text(String),
+    /// JSON text: `jsonb` in PostgreSQL, text in SQLite.
+    Json(String),
+    /// Bytes.
+    Bytes(Vec<u8>),
+}
+
+/// Why a call did not run, or failed (the WIT `sql-error`).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SqlError {
+    /// The grant does not allow it; nothing reached the database.
+    #[error("{0}")]
+    Refused(String),
+    /// The database returned an error.
+    #[error("database error {code}: {message}")]
+    Database {
+        /// SQLSTATE or SQLite result code.
+        code: String,
+        /// The database's message.
+        message: String,
+    },
+    /// The statement ran past its deadline and was cancelled.
+    #[error("{0}")]
+    Timeout(String),
+    /// The database cannot be reached, or the session is unusable.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The call itself is wrong.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+enum Conn {
+    Pg(PgConnection),
+    Lite(SqliteConnection),
+}
+
+/// A connection lent to a query's task, and a way to see whether its rows are still wanted.
+struct Lent {
+    back: oneshot::Receiver<Conn>,
+    rows: Weak<()>,
+}
+
+/// A session with one granted database. Dropping it closes the connection; an open
+/// transaction is rolled back by the database.
+pub struct Session {
+    db: Arc<Database>,
+    connector: Arc<str>,
+    events: EventLog,
+    conn: Option<Conn>,
+    lent: Option<Lent>,
+    broken: Option<String>,
+    in_tx: bool,
+}
+
+/// The rows of a query, streamed.
+pub struct Rows {
+    rx: mpsc::Receiver<Result<Vec<u8>, SqlError>>,
+    _alive: Arc<()>,
+    done: bool,
+    deadline: Duration,
+}
+
+fn map_err(e: sqlx::Error, db: &Database) -> SqlError {
+    match e {
+        sqlx::Error::Database(d) => {
+            let code = d.code().map(|c| c.into_owned()).unwrap_or_default();
+            if code == "57014" {
+                return timeout(db);
+            }
+            SqlError::Database {
+                code,
+                message: d.message().to_string(),
+            }
+        }
+        sqlx::Error::Io(e) => SqlError::Unavailable(format!("connection to `{}` lost: {e}", db.name)),
+        sqlx::Error::Tls(e) => SqlError::Unavailable(format!("TLS with `{}` failed: {e}", db.name)),
+        sqlx::Error::Protocol(m) => {
+            SqlError::Unavailable(format!("protocol error with `{}`: {m}", db.name))
+        }
+        other => SqlError::Invalid(other.to_string()),
+    }
+}
+
+fn timeout(db: &Database) -> SqlError {
+    SqlError::Timeout(format!(
+        "the statement ran past its deadline of {:.1}s and was cancelled (raise \
+         `grant.sql.statement_timeout_secs` for `{}`, or make the query cheaper)",
+        db.statement_timeout.as_secs_f64(),
+        db.name
+    ))
+}
+
+impl Session {
+    /// Connect to `db` for `connector`; the open is recorded.
+    pub async fn open(
+        db: Arc<Database>,
+        connector: Arc<str>,
+        events: EventLog,
+    ) -> Result<Session, SqlError> {
+        let what = match &db.scope {
+            Scope::Read => "read-only".to_string(),
+            Scope::Write(s) => match db.dialect() {
+                Dialect::Postgres => format!("write in schema `{s}`"),
+                Dialect::Sqlite => format!("write to tables `{s}…`"),
+            },
+        };
+        let action = format!("open {} ({:?}, {what})", db.name, db.dialect());
+        let conn = tokio::time::timeout(CONNECT_TIMEOUT, connect(&db, &connector)).await;
+        let conn = match conn {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => {
+                events.record(&connector, Capability::Sql, Outcome::Failed, &action, &e.to_string());
+                return Err(e);
+            }
+            Err(_) => {
+                let e = SqlError::Unavailable(format!(
+                    "connecting to `{}` took longer than {CONNECT_TIMEOUT:?}",
+                    db.name
+                ));
+                events.record(&connector, Capability::Sql, Outcome::Failed, &action, &e.to_string());
+                return Err(e);
+            }
+        };
+        events.record(&connector, Capability::Sql, Outcome::Allowed, &action, "connected");
+        Ok(Session {
+            db,
+            connector,
+            events,
+            conn: Some(conn),
+            lent: None,
+            broken: None,
+            in_tx: false,
+        })
+    }
+
+    /// The database's dialect.
+    pub fn dialect(&self) -> Dialect {
+        self.db.dialect()
+    }
+
+    /// The write scope (schema or table prefix), or `None` for a read session.
+    pub fn scope(&self) -> Option<&str> {
+        match &self.db.scope {
+            Scope::Read => None,
+            Scope::Write(s) => Some(s),
+        }
+    }
+
+    fn refused(&self, action: &str, r: policy::Refusal) -> SqlError {
+        let msg = format!("`{}`: {r}", self.db.name);
+        self.events
+            .record(&self.connector, Capability::Sql, Outcome::Refused, action, &msg);
+        SqlError::Refused(msg)
+    }
+
+    /// The connection, back from a query's task if it was lent.
+    async fn conn(&mut self) -> Result<&mut Conn, SqlError> {
+        if let Some(why) = &self.broken {
+            return Err(SqlError::Unavailable(why.clone()));
+        }
+        if let Some(lent) = self.lent.take() {
+            if lent.rows.strong_count() > 0 {
+                self.lent = Some(lent);
+                return Err(SqlError::Invalid(
+                    "the rows of an earlier query are still open on this connection: read them \
+                     to the end or drop them first"
+                        .into(),
+                ));
+            }
+            match tokio::time::timeout(self.db.statement_timeout, lent.back).await {
+                Ok(Ok(c)) => self.conn = Some(c),
+                _ => {
+                    let why = format!(
+                        "the connection to `{}` was lost while a query streamed",
+                        self.db.name
+                    );
+                    self.broken = Some(why.clone());
+                    return Err(SqlError::Unavailable(why));
+                }
+            }
+        }
+        self.conn
+            .as_mut()
+            .ok_or_else(|| SqlError::Unavailable("the connection is gone".into()))
+    }
+
+    /// Run a query and stream its rows.
+    pub async fn query(&mut self, sql: &str, params: Vec<Value>) -> Result<Rows, SqlError> {
+        let checked = policy::check(self.dialect(), &self.db.scope, sql)
+            .map_err(|r| self.refused("query", r))?;
+        if checked.kind == Kind::Execute {
+            return Err(SqlError::Invalid(
+                "this statement returns no rows: run it with `execute`".into(),
+            ));
+        }
+        let db = self.db.clone();
+        let deadline = db.statement_timeout + Duration::from_secs(1);
+        self.conn().await?;
+        let conn = self.conn.take().expect("checked above");
+        let (tx, rx) = mpsc::channel(ROW_BUFFER);
+        let (back_tx, back) = oneshot::channel();
+        let alive = Arc::new(());
+        self.lent = Some(Lent {
+            back,
+            rows: Arc::downgrade(&alive),
+        });
+        tokio::spawn(async move {
+            let conn = stream_rows(conn, checked, params, tx, db).await;
+            let _ = back_tx.send(conn);
+        });
+        Ok(Rows {
+            rx,
+            _alive: alive,
+            done: false,
+            deadline,
+        })
+    }
+
+    /// Run one statement that returns no rows; how many rows it affected.
+    pub async fn execute(&mut self, sql: &str, params: Vec<Value>) -> Result<u64, SqlError> {
+        let checked = policy::check(self.dialect(), &self.db.scope, sql)
+            .map_err(|r| self.refused("execute", r))?;
+        if checked.kind != Kind::Execute {
+            return Err(SqlError::Invalid(
+                "this statement returns rows: run it with `query`".into(),
+            ));
+        }
+        let db = self.db.clone();
+        let conn = self.conn().await?;
+        let fut = async {
+            let r = match conn {
+                Conn::Pg(c) => bind_pg(sqlx::query(AssertSqlSafe(checked.sql.as_str())), &params)
+                    .execute(&mut *c)
+                    .await
+                    .map(|r| r.rows_affected()),
+                Conn::Lite(c) => bind_lite(sqlx::query(AssertSqlSafe(checked.sql.as_str())), &params)
+                    .execute(&mut *c)
+                    .await
+                    .map(|r| r.rows_affected()),
+            };
+            r.map_err(|e| map_err(e, &db))
+        };
+        let limit = db.statement_timeout + Duration::from_secs(1);
+        let r = match tokio::time::timeout(limit, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(timeout(&db)),
+        };
+        if checked.ddl {
+            let (outcome, detail) = match &r {
+                Ok(_) => (Outcome::Allowed, "ok".to_string()),
+                Err(e) => (Outcome::Failed, e.to_string()),
+            };
+            let action = format!("execute {}", first_line(&checked.sql));
+            self.events
+                .record(&self.connector, Capability::Sql, outcome, &action, &detail);
+        }
+        r
+    }
+
+    /// Bulk-load newline-delimited JSON records into `columns` of `table`.
+    pub async fn load(
+        &mut self,
+        table: &str,
+        columns: &[String],
+        records: &[u8],
+    ) -> Result<u64, SqlError> {
+        let table = policy::check_table(self.dialect(), &self.db.scope, table)
+            .map_err(|r| self.refused("load", r))?;
+        if columns.is_empty() {
+            return Err(SqlError::Invalid("`load` needs at least one column".into()));
+        }
+        let quoted: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
+        let in_tx = self.in_tx;
+        let db = self.db.clone();
+        let conn = self.conn().await?;
+        let fut = async {
+            match conn {
+                Conn::Pg(c) => load_pg(c, &table, &quoted, columns, records, &db).await,
+                Conn::Lite(c) => load_lite(c, &table, &quoted, columns, records, in_tx, &db).await,
+            }
+        };
+        let limit = db.statement_timeout + Duration::from_secs(1);
+        match tokio::time::timeout(limit, fut).await {
+            Ok(r) => r,
+            Err(_) => {
+                self.broken = Some(format!(
+                    "a load into `{}` ran past its deadline; the session was closed",
+                    self.db.name
+                ));
+                Err(timeout(&self.db))
+            }
+        }
+    }
+
+    /// Start a transaction (read-only with a stable snapshot for a read session).
+    pub async fn begin(&mut self) -> Result<(), SqlError> {
+        if self.in_tx {
+            return Err(SqlError::Invalid("a transaction is already open".into()));
+        }
+        let stmt = match (self.dialect(), &self.db.scope) {
+            (Dialect::Postgres, Scope::Read) => {
+                "BEGIN TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"
+            }
+            (Dialect::Postgres, Scope::Write(_)) => "BEGIN",
+            (Dialect::Sqlite, Scope::Read) => "BEGIN DEFERRED",
+            (Dialect::Sqlite, Scope::Write(_)) => "BEGIN IMMEDIATE",
+        };
+        self.raw(stmt).await?;
+        self.in_tx = true;
+        Ok(())
+    }
+
+    /// Commit the open transaction.
+    pub async fn commit(&mut self) -> Result<(), SqlError> {
+        if !self.in_tx {
+            return Err(SqlError::Invalid("no transaction is open".into()));
+        }
+        self.in_tx = false;
+        self.raw("COMMIT").await
+    }
+
+    /// Roll the open transaction back.
+    pub async fn rollback(&mut self) -> Result<(), SqlError> {
+        if !self.in_tx {
+            return Err(SqlError::Invalid("no transaction is open".into()));
+        }
+        self.in_tx = false;
+        self.raw("ROLLBACK").await
+    }
+
+    /// A statement of the host's own (transaction control): not checked, never the connector's.
+    async fn raw(&mut self, stmt: &'static str) -> Result<(), SqlError> {
+        let db = self.db.clone();
+        let conn = self.conn().await?;
+        let fut = async {
+            match conn {
+                Conn::Pg(c) => sqlx::raw_sql(stmt).execute(&mut *c).await.map(|_| ()),
+                Conn::Lite(c) => sqlx::raw_sql(stmt).execute(&mut *c).await.map(|_| ()),
+            }
+            .map_err(|e| map_err(e, &db))
+        };
+        let limit = db.statement_timeout + Duration::from_secs(1);
+        match tokio::time::timeout(limit, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(timeout(&db)),
+        }
+    }
+}
+
+impl Rows {
+    /// Up to `max` rows as newline-delimited JSON; `None` once every row was read.
+    pub async fn next(&mut self, max: u32) -> Result<Option<Vec<u8>>, SqlError> {
+        if self.done {
+            return Ok(None);
+        }
+        let mut out = Vec::new();
+        let mut n = 0;
+        while n < max.max(1) {
+            // Wait for the first row of a batch; take the rest as far as they are ready.
+            let item = if n == 0 {
+                match tokio::time::timeout(self.deadline, self.rx.recv()).await {
+                    Ok(i) => i,
+                    Err(_) => {
+                        self.done = true;
+                        return Err(SqlError::Timeout(format!(
+                            "no row arrived within {:.1}s",
+                            self.deadline.as_secs_f64()
+                        )));
+                    }
+                }
+            } else {
+                match self.rx.try_recv() {
+                    Ok(i) => Some(i),
+                    Err(mpsc::error::TryRecvError::Empty) => {
+                        if out.len() > 1 << 20 {
+                            break;
+                        }
+                        match tokio::time::timeout(self.deadline, self.rx.recv()).await {
+                            Ok(i) => i,
+                            Err(_) => break,
+                        }
+                    }
+                    Err(mpsc::error::TryRecvError::Disconnected) => None,
+                }
+            };
+            match item {
+                Some(Ok(line)) => {
+                    out.extend_from_slice(&line);
+                    out.push(b'\n');
+                    n += 1;
+                }
+                Some(Err(e)) => {
+                    self.done = true;
+                    return Err(e);
+                }
+                None => {
+                    self.done = true;
+                    break;
+                }
+            }
+        }
+        if n == 0 { Ok(None) } else { Ok(Some(out)) }
+    }
+}
+
+async fn connect(db: &Database, connector: &str) -> Result<Conn, SqlError> {
+    let timeout_ms = db.statement_timeout.as_millis().to_string();
+    match &db.target {
+        Target::Postgres(url) => {
+            let opts = PgConnectOptions::from_str(url.expose_secret()).map_err(|_| {
+                SqlError::Unavailable(format!(
+                    "the URL granted for `{}` is not a valid PostgreSQL URL",
+                    db.name
+                ))
+            })?;
+            let mut settings: Vec<(&str, String)> = vec![
+                ("statement_timeout", timeout_ms.clone()),
+                ("lock_timeout", timeout_ms.clone()),
+                ("idle_in_transaction_session_timeout", "600000".into()),
+            ];
+            match &db.scope {
+                Scope::Read => settings.push(("default_transaction_read_only", "on".into())),
+                // pg_catalog last: bare names never resolve to the catalog before the schema.
+                Scope::Write(s) => settings.push(("search_path", format!("{s},pg_catalog"))),
+            }
+            let opts = opts
+                .application_name(&format!("sluice:{connector}"))
+                .options(settings);
+            let c = PgConnection::connect_with(&opts).await.map_err(|e| match e {
+                sqlx::Error::Database(d) => SqlError::Unavailable(format!(
+                    "cannot connect to `{}`: {}",
+                    db.name,
+                    d.message()
+                )),
+                other => SqlError::Unavailable(format!("cannot connect to `{}`: {other}", db.name)),
+            })?;
+            Ok(Conn::Pg(c))
+        }
+        Target::Sqlite(path) => {
+            let read = db.scope == Scope::Read;
+            if !read && let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    SqlError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+                })?;
+            }
+            let mut opts = SqliteConnectOptions::new()
+                .filename(path)
+                .read_only(read)
+                .create_if_missing(!read)
+                .busy_timeout(db.statement_timeout)
+                .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sqlx::sqlite::SqliteSynchronous::Normal);
+            if read {
+                opts = opts.pragma("query_only", "ON");
+            }
+            let c = SqliteConnection::connect_with(&opts)
+                .await
+                .map_err(|e| SqlError::Unavailable(format!("cannot open `{}`: {e}", db.name)))?;
+            Ok(Conn::Lite(c))
+        }
+    }
+}
+
+fn first_line(sql: &str) -> String {
+    let mut s: String = sql.chars().take(120).collect();
+    if s.len() < sql.len() {
+        s.push('…');
+    }
+    s
+}
+
+/// A column name as a quoted identifier (both dialects).
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+fn bind_pg<'q>(
+    mut q: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    params: &'q [Value],
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    for p in params {
+        q = match p {
+            Value::Null => q.bind(None::<String>),
+            Value::Bool(b) => q.bind(*b),
+            Value::Int(i) => q.bind(*i),
+            Value::Float(f) => q.bind(*f),
+            Value::Text(s) => q.bind(s.as_str()),
+            Value::Json(s) => q.bind(sqlx::types::Json(
+                serde_json::from_str::<serde_json::Value>(s).unwrap_or(serde_json::Value::Null),
+            )),
+            Value::Bytes(b) => q.bind(b.as_slice()),
+        };
+    }
+    q
+}
+
+fn bind_lite<'q>(
+    mut q: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
+    params: &'q [Value],
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
+    for p in params {
+        q = match p {
+            Value::Null => q.bind(None::<i64>),
+            Value::Bool(b) => q.bind(*b),
+            Value::Int(i) => q.bind(*i),
+            Value::Float(f) => q.bind(*f),
+            Value::Text(s) | Value::Json(s) => q.bind(s.as_str()),
+            Value::Bytes(b) => q.bind(b.as_slice()),
+        };
+    }
+    q
+}
+
+/// The task behind [`Rows`]: run the query, send each row as one JSON line, give the connection
+/// back.
+async fn stream_rows(
+    mut conn: Conn,
+    checked: policy::Checked,
+    params: Vec<Value>,
+    tx: mpsc::Sender<Result<Vec<u8>, SqlError>>,
+    db: Arc<Database>,
+) -> Conn {
+    match &mut conn {
+        Conn::Pg(c) => {
+            let sql = match checked.kind {
+                Kind::Query => format!("SELECT row_to_json(q)::text FROM ({}) AS q", checked.sql),
+                _ => checked.sql.clone(),
+            };
+            let explain = checked.kind == Kind::Explain;
+            let mut s = bind_pg(sqlx::query(AssertSqlSafe(sql.as_str())), &params).fetch(&mut *c);
+            loop {
+                let item = tokio::select! {
+                    _ = tx.closed() => break,
+                    item = s.next() => item,
+                };
+                let out = match item {
+                    None => break,
+                    Some(Ok(row)) => match row.try_get::<&str, _>(0) {
+                        Ok(text) if explain => {
+                            Ok(serde_json::json!({ "QUERY PLAN": text }).to_string().into_bytes())
+                        }
+                        Ok(text) => Ok(text.as_bytes().to_vec()),
+                        Err(e) => Err(map_err(e, &db)),
+                    },
+                    Some(Err(e)) => Err(map_err(e, &db)),
+                };
+                let stop = out.is_err();
+                if tx.send(out).await.is_err() || stop {
+                    break;
+                }
+            }
+        }
+        Conn::Lite(c) => {
+            let mut s = bind_lite(sqlx::query(AssertSqlSafe(checked.sql.as_str())), &params).fetch(&mut *c);
+            loop {
+                let item = tokio::select! {
+                    _ = tx.closed() => break,
+                    item = s.next() => item,
+                };
+                let out = match item {
+                    None => break,
+                    Some(Ok(row)) => Ok(lite_row_json(&row)),
+                    Some(Err(e)) => Err(map_err(e, &db)),
+                };
+                let stop = out.is_err();
+                if tx.send(out).await.is_err() || stop {
+                    break;
+                }
+            }
+        }
+    }
+    conn
+}
+
+/// One SQLite row as a JSON object keyed by column name.
+fn lite_row_json(row: &SqliteRow) -> Vec<u8> {
+    let mut obj = serde_json::Map::new();
+    for (i, col) in row.columns().iter().enumerate() {
+        let v = match row.try_get_raw(i) {
+            Ok(raw) if raw.is_null() => serde_json::Value::Null,
+            Ok(raw) => match raw.type_info().name() {
+                "INTEGER" | "BOOLEAN" => row
+                    .try_get::<i64, _>(i)
+                    .map(serde_json::Value::from)
+                    .unwrap_or_default(),
+                "REAL" => row
+                    .try_get::<f64, _>(i)
+                    .map(serde_json::Value::from)
+                    .unwrap_or_default(),
+                "BLOB" => row
+                    .try_get::<Vec<u8>, _>(i)
+                    .map(|b| serde_json::Value::from(hex::encode(b)))
+                    .unwrap_or_default(),
+                _ => row
+                    .try_get::<String, _>(i)
+                    .map(serde_json::Value::from)
+                    .unwrap_or_default(),
+            },
+            Err(_) => serde_json::Value::Null,
+        };
+        obj.insert(col.name().to_string(), v);
+    }
+    serde_json::Value::Object(obj).to_string().into_bytes()
+}
+
+/// One record of a load, fields borrowed from the batch.
+type Fields<'a> = HashMap<Cow<'a, str>, &'a RawValue>;
+
+fn parse_records(records: &[u8]) -> impl Iterator<Item = Result<Fields<'_>, SqlError>> {
+    records
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
+        .enumerate()
+        .map(|(i, line)| {
+            serde_json::from_slice::<Fields<'_>>(line).map_err(|e| {
+                SqlError::Invalid(format!(
+                    "record {} of the load is not a JSON object: {e}",
+                    i + 1
+                ))
+            })
+        })
+}
+
+/// Append one field to a CSV row: `NULL` as an empty unquoted field, everything else quoted.
+fn csv_field(out: &mut Vec<u8>, raw: Option<&RawValue>) -> Result<(), SqlError> {
+    let Some(raw) = raw else { return Ok(()) };
+    let text = raw.get();
+    let quoted = |out: &mut Vec<u8>, s: &str| {
+        out.push(b'"');
+        for b in s.bytes() {
+            if b == b'"' {
+                out.push(b'"');
+            }
+            out.push(b);
+        }
+        out.push(b'"');
+    };
+    match text.as_bytes().first() {
+        Some(b'n') => {}
+        Some(b'"') => {
+            let s: Cow<'_, str> = serde_json::from_str(text)
+                .map_err(|e| SqlError::Invalid(format!("bad string in a record: {e}")))?;
+            quoted(out, &s);
+        }
+        Some(b'{' | b'[') => quoted(out, text),
+        _ => out.extend_from_slice(text.as_bytes()),
+    }
+    Ok(())
+}
+
+async fn load_pg(
+    c: &mut PgConnection,
+    table: &str,
+    quoted: &[String],
+    columns: &[String],
+    records: &[u8],
+    db: &Database,
+) -> Result<u64, SqlError> {
+    let mut csv = Vec::with_capacity(records.len());
+    for rec in parse_records(records) {
+        let rec = rec?;
+        for (i, col) in columns.iter().enumerate() {
+            if i > 0 {
+                csv.push(b',');
+            }
+            csv_field(&mut csv, rec.get(col.as_str()).copied())?;
+        }
+        csv.push(b'\n');
+    }
+    let stmt = format!(
+        "COPY {table} ({}) FROM STDIN WITH (FORMAT csv)",
+        quoted.join(", ")
+    );
+    let mut copy = c.copy_in_raw(&stmt).await.map_err(|e| map_err(e, db))?;
+    if let Err(e) = copy.send(csv).await {
+        let _ = copy.abort("sluice: load failed").await;
+        return Err(map_err(e, db));
+    }
+    copy.finish().await.map_err(|e| map_err(e, db))
+}
+
+async fn load_lite(
+    c: &mut SqliteConnection,
+    table: &str,
+    quoted: &[String],
+    columns: &[String],
+    records: &[u8],
+    in_tx: bool,
+    db: &Database,
+) -> Result<u64, SqlError> {
+    let recs: Vec<Fields<'_>> = parse_records(records).collect::<Result<_, _>>()?;
+    let per_stmt = (SQLITE_MAX_VARS / columns.len()).clamp(1, 200);
+    let stmt_for = |n: usize| {
+        let one = format!("({})", vec!["?"; columns.len()].join(","));
+        format!(
+            "INSERT INTO {table} ({}) VALUES {}",
+            quoted.join(", "),
+            vec![one.as_str(); n].join(",")
+        )
+    };
+    let full = stmt_for(per_stmt);
+    let own_tx = !in_tx;
+    if own_tx {
+        sqlx::raw_sql("BEGIN IMMEDIATE")
+            .execute(&mut *c)
+            .await
+            .map_err(|e| map_err(e, db))?;
+    }
+    let result = async {
+        let mut total = 0;
+        for chunk in recs.chunks(per_stmt) {
+            let sql = if chunk.len() == per_stmt {
+                Cow::Borrowed(full.as_str())
+            } else {
+                Cow::Owned(stmt_for(chunk.len()))
+            };
+            let mut q = sqlx::query(AssertSqlSafe(&*sql));
+            for rec in chunk {
+                for col in columns {
+                    q = bind_lite_field(q, rec.get(col.as_str()).copied())?;
+                }
+            }
+            total += q.execute(&mut *c).await.map_err(|e| map_err(e, db))?.rows_affected();
+        }
+        Ok::<u64, SqlError>(total)
+    }
+    .await;
+    if own_tx {
+        let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        sqlx::raw_sql(end)
+            .execute(&mut *c)
+            .await
+            .map_err(|e| map_err(e, db))?;
+    }
+    result
+}
+
+fn bind_lite_field<'q>(
+    q: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
+    raw: Option<&'q RawValue>,
+) -> Result<sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>, SqlError> {
+    let Some(raw) = raw else {
+        return Ok(q.bind(None::<i64>));
+    };
+    let text = raw.get();
+    Ok(match text.as_bytes().first() {
+        Some(b'n') => q.bind(None::<i64>),
+        Some(b't') => q.bind(true),
+        Some(b'f') => q.bind(false),
+        Some(b'"') => {
+            let s: String = serde_json::from_str(text)
+                .map_err(|e| SqlError::Invalid(format!("bad string in a record: {e}")))?;
+            q.bind(s)
+        }
+        Some(b'{' | b'[') => q.bind(text),
+        _ => match text.parse::<i64>() {
+            Ok(i) => q.bind(i),
+            Err(_) => q.bind(text.parse::<f64>().map_err(|_| {
+                SqlError::Invalid(format!("bad number in a record: {text}"))
+            })?),
+        },
+    })
+}
