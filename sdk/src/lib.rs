@@ -28,6 +28,7 @@ mod error;
 pub mod http;
 pub mod log;
 pub mod source;
+pub mod sql;
 
 #[doc(hidden)]
 pub mod glue;

@@ -10,3 +10,4 @@ mod hostile;
 mod resume;
 mod source_file;
 mod source_http;
+mod sql;

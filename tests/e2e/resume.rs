@@ -29,7 +29,7 @@ fn ids(path: &Path) -> Vec<u64> {
 }
 
 /// The id a committed cursor points at.
-fn cursor_id(state: &str) -> u64 {
+pub(crate) fn cursor_id(state: &str) -> u64 {
     let v: serde_json::Value = serde_json::from_str(state).unwrap();
     let at = v["updated_at"].as_str().unwrap();
     let secs = time_of(at);

@@ -3,6 +3,7 @@
 //! connectors through the same sync engine.
 
 pub mod native;
+pub mod pg;
 pub mod server;
 
 use std::collections::HashMap;

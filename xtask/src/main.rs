@@ -3,20 +3,26 @@
 //!
 //! - `cargo xtask build`: connectors into `dist/`, the `sluice` binary (release).
 //! - `cargo xtask demo`: build, then run `examples/faker-to-file.toml`.
-//! - `cargo xtask test [ARGS]`: build, then the whole test suite (`cargo test --release`).
-//! - `cargo xtask bench [ARGS]`: build, then the benchmarks.
+//! - `cargo xtask test [ARGS]`: build, start a throwaway PostgreSQL on loopback, then the whole
+//!   test suite (`cargo test --release`); the server is stopped afterwards.
+//! - `cargo xtask bench [ARGS]`: the same set-up, then the benchmarks.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
+mod postgres;
+
 /// First-party connectors, shipped in `dist/connectors/`.
 const CONNECTORS: &[&str] = &[
     "source-faker",
     "source-file",
     "source-http",
+    "source-postgres",
     "destination-file",
+    "destination-postgres",
+    "destination-sqlite",
 ];
 /// Connectors that exist to test the host (and the README's tutorial connector), in
 /// `dist/test-connectors/`.
@@ -25,6 +31,7 @@ const TEST_CONNECTORS: &[&str] = &[
     "chaos-destination",
     "hostile-source",
     "hostile-socket",
+    "hostile-destination",
     "hello-source",
 ];
 const TARGET: &str = "wasm32-wasip2";
@@ -182,6 +189,8 @@ impl Workspace {
             .args(["test", "--release", "--workspace"])
             .args(args);
         self.env(&mut cmd);
+        let pg = postgres::Postgres::start("pg-test")?;
+        pg.env(&mut cmd);
         run(&mut cmd)
     }
 
@@ -191,6 +200,8 @@ impl Workspace {
             .args(["bench", "-p", "sluice-tests"])
             .args(args);
         self.env(&mut cmd);
+        let pg = postgres::Postgres::start("pg-bench")?;
+        pg.env(&mut cmd);
         run(&mut cmd)
     }
 }

@@ -221,7 +221,10 @@ impl Grant {
         for (i, g) in self.sql.iter().enumerate() {
             let field = format!("{side}.grant.sql[{i}]");
             if self.sql[..i].iter().any(|o| o.name == g.name) {
-                return Err(err(field, format!("database `{}` is granted twice", g.name)));
+                return Err(err(
+                    field,
+                    format!("database `{}` is granted twice", g.name),
+                ));
             }
             let db = g
                 .check(

@@ -112,7 +112,10 @@ impl sql::HostConnection for ConnectorState {
         records: Vec<u8>,
     ) -> Result<u64, sql::SqlError> {
         let session = self.table().get_mut(&this).map_err(|_| gone())?;
-        session.load(&table, &columns, &records).await.map_err(to_wit)
+        session
+            .load(&table, &columns, &records)
+            .await
+            .map_err(to_wit)
     }
 
     async fn begin(&mut self, this: Resource<Session>) -> Result<(), sql::SqlError> {

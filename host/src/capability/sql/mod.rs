@@ -246,9 +246,7 @@ impl SqlGrant {
                 Some(v) => {
                     return fail(
                         &format!(".{key}"),
-                        format!(
-                            "`{v}` must be lower-case letters, digits and `_` (not `pg_…`)"
-                        ),
+                        format!("`{v}` must be lower-case letters, digits and `_` (not `pg_…`)"),
                     );
                 }
                 None => {
@@ -311,7 +309,11 @@ mod tests {
         }]
     }
 
-    fn check(g: &SqlGrant, r: &[SqlRequest], read_only: bool) -> Result<Database, (String, String)> {
+    fn check(
+        g: &SqlGrant,
+        r: &[SqlRequest],
+        read_only: bool,
+    ) -> Result<Database, (String, String)> {
         let secret = Secret::new("pw", "p@ss/word", vec![], false);
         g.check(
             "destination.grant.sql[0]",
@@ -327,16 +329,28 @@ mod tests {
     #[test]
     fn write_grants_need_a_scope_and_sources_only_read() {
         let w = req("wh", SqlAccess::Write);
-        let g = grant("name = \"wh\"\nurl = \"postgres://u:{{secret:pw}}@127.0.0.1/db\"\nschema = \"raw\"");
+        let g = grant(
+            "name = \"wh\"\nurl = \"postgres://u:{{secret:pw}}@127.0.0.1/db\"\nschema = \"raw\"",
+        );
         let db = check(&g, &w, false).unwrap();
         assert_eq!(db.scope, Scope::Write("raw".into()));
         assert_eq!(db.statement_timeout, Duration::from_secs(30));
-        let Target::Postgres(url) = &db.target else { panic!() };
+        let Target::Postgres(url) = &db.target else {
+            panic!()
+        };
         use secrecy::ExposeSecret;
-        assert_eq!(url.expose_secret(), "postgres://u:p%40ss%2Fword@127.0.0.1/db");
+        assert_eq!(
+            url.expose_secret(),
+            "postgres://u:p%40ss%2Fword@127.0.0.1/db"
+        );
         assert!(!format!("{db:?}").contains("ss"), "the URL never prints");
 
-        let e = check(&grant("name = \"wh\"\nurl = \"postgres://x/db\""), &w, false).unwrap_err();
+        let e = check(
+            &grant("name = \"wh\"\nurl = \"postgres://x/db\""),
+            &w,
+            false,
+        )
+        .unwrap_err();
         assert!(e.1.contains("`schema`"), "{e:?}");
         let e = check(
             &grant("name = \"wh\"\nurl = \"postgres://x/db\"\nschema = \"Raw; drop\""),
@@ -348,7 +362,12 @@ mod tests {
         // A source: read-only whatever it asks, and a scope makes no sense.
         let db = check(&grant("name = \"wh\"\nurl = \"postgres://x/db\""), &w, true).unwrap();
         assert_eq!(db.scope, Scope::Read);
-        let e = check(&grant("name = \"wh\"\nurl = \"postgres://x/db\"\naccess = \"write\""), &req("wh", SqlAccess::Read), false).unwrap_err();
+        let e = check(
+            &grant("name = \"wh\"\nurl = \"postgres://x/db\"\naccess = \"write\""),
+            &req("wh", SqlAccess::Read),
+            false,
+        )
+        .unwrap_err();
         assert!(e.1.contains("read `wh` only"), "{e:?}");
     }
 
@@ -361,10 +380,14 @@ mod tests {
             false,
         )
         .unwrap();
-        assert!(matches!(&db.target, Target::Sqlite(p) if p == Path::new("/data/warehouse/main.db")));
+        assert!(
+            matches!(&db.target, Target::Sqlite(p) if p == Path::new("/data/warehouse/main.db"))
+        );
         for bad in ["../x.db", "/etc/x.db"] {
             let e = check(
-                &grant(&format!("name = \"wh\"\nsqlite = \"{bad}\"\ntable_prefix = \"raw_\"")),
+                &grant(&format!(
+                    "name = \"wh\"\nsqlite = \"{bad}\"\ntable_prefix = \"raw_\""
+                )),
                 &w,
                 false,
             )
@@ -373,7 +396,12 @@ mod tests {
         }
         let e = check(&grant("name = \"other\"\nsqlite = \"x.db\""), &w, false).unwrap_err();
         assert!(e.1.contains("asks for wh"), "{e:?}");
-        let e = check(&grant("name = \"wh\"\nurl = \"postgres://u:{{secret:nope}}@h/db\"\nschema = \"raw\""), &w, false).unwrap_err();
+        let e = check(
+            &grant("name = \"wh\"\nurl = \"postgres://u:{{secret:nope}}@h/db\"\nschema = \"raw\""),
+            &w,
+            false,
+        )
+        .unwrap_err();
         assert!(e.1.contains("`nope`"), "{e:?}");
         let e = check(&grant("name = \"wh\"\nsqlite = \"x.db\"\ntable_prefix = \"raw_\"\nstatement_timeout_secs = 90"), &w, false).unwrap_err();
         assert_eq!(e.0, "destination.grant.sql[0].statement_timeout_secs");

@@ -17,9 +17,8 @@ use std::collections::HashSet;
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    AlterTableOperation, Expr, Ident, ObjectName, ObjectNamePart, ObjectType,
-    Query, RenameTableNameKind, SetExpr, Statement, TableConstraint, Visit, VisitMut, Visitor,
-    VisitorMut,
+    AlterTableOperation, Expr, Ident, ObjectName, ObjectNamePart, ObjectType, Query,
+    RenameTableNameKind, SetExpr, Statement, TableConstraint, Visit, VisitMut, Visitor, VisitorMut,
 };
 use sqlparser::dialect::{Dialect as ParserDialect, PostgreSqlDialect, SQLiteDialect};
 use sqlparser::parser::Parser;
@@ -85,29 +84,106 @@ pub struct Checked {
 /// Functions a destination's statements may call: pure built-ins for conversions, comparisons,
 /// aggregates and JSON. Anything else (including every user-defined function) is refused.
 const WRITE_FUNCTIONS: &[&str] = &[
-    "abs", "avg", "bool_and", "bool_or", "ceil", "ceiling", "char_length", "coalesce",
-    "concat", "count", "current_date", "current_timestamp", "date", "date_trunc", "datetime",
-    "dense_rank", "first_value", "floor", "greatest", "ifnull", "iif", "json", "json_array",
-    "json_build_object", "json_extract", "json_object", "jsonb_build_object", "lag",
-    "last_value", "lead", "least", "left", "length", "localtimestamp", "lower", "ltrim", "max",
-    "md5", "min", "now", "nullif", "rank", "replace", "right", "round", "row_number", "rtrim",
-    "strftime", "substr", "substring", "sum", "to_json", "to_jsonb", "trim", "trunc", "typeof",
-    "unixepoch", "upper",
+    "abs",
+    "avg",
+    "bool_and",
+    "bool_or",
+    "ceil",
+    "ceiling",
+    "char_length",
+    "coalesce",
+    "concat",
+    "count",
+    "current_date",
+    "current_timestamp",
+    "date",
+    "date_trunc",
+    "datetime",
+    "dense_rank",
+    "first_value",
+    "floor",
+    "greatest",
+    "ifnull",
+    "iif",
+    "json",
+    "json_array",
+    "json_build_object",
+    "json_extract",
+    "json_object",
+    "jsonb_build_object",
+    "lag",
+    "last_value",
+    "lead",
+    "least",
+    "left",
+    "length",
+    "localtimestamp",
+    "lower",
+    "ltrim",
+    "max",
+    "md5",
+    "min",
+    "now",
+    "nullif",
+    "rank",
+    "replace",
+    "right",
+    "round",
+    "row_number",
+    "rtrim",
+    "strftime",
+    "substr",
+    "substring",
+    "sum",
+    "to_json",
+    "to_jsonb",
+    "trim",
+    "trunc",
+    "typeof",
+    "unixepoch",
+    "upper",
 ];
 
 /// Functions a source's queries may not call even inside a read-only session: they act outside
 /// the query (sessions, locks, files, server settings) or run SQL text the parser never saw.
 const READ_DENIED_PREFIXES: &[&str] = &["dblink", "lo_", "pg_advisory", "pg_try_advisory"];
 const READ_DENIED: &[&str] = &[
-    "currval", "cursor_to_xml", "cursor_to_xmlschema", "database_to_xml",
-    "database_to_xml_and_xmlschema", "database_to_xmlschema", "load_extension", "nextval",
-    "pg_cancel_backend", "pg_create_restore_point", "pg_file_write", "pg_logical_emit_message",
-    "pg_ls_dir", "pg_notify", "pg_promote", "pg_read_binary_file", "pg_read_file",
-    "pg_reload_conf", "pg_rotate_logfile", "pg_stat_file", "pg_switch_wal",
-    "pg_terminate_backend", "query_to_xml", "query_to_xml_and_xmlschema", "query_to_xmlschema",
-    "schema_to_xml", "schema_to_xml_and_xmlschema", "schema_to_xmlschema", "set_config",
-    "setval", "table_to_xml", "table_to_xml_and_xmlschema", "table_to_xmlschema",
-    "txid_current", "writefile", "readfile",
+    "currval",
+    "cursor_to_xml",
+    "cursor_to_xmlschema",
+    "database_to_xml",
+    "database_to_xml_and_xmlschema",
+    "database_to_xmlschema",
+    "load_extension",
+    "nextval",
+    "pg_cancel_backend",
+    "pg_create_restore_point",
+    "pg_file_write",
+    "pg_logical_emit_message",
+    "pg_ls_dir",
+    "pg_notify",
+    "pg_promote",
+    "pg_read_binary_file",
+    "pg_read_file",
+    "pg_reload_conf",
+    "pg_rotate_logfile",
+    "pg_stat_file",
+    "pg_switch_wal",
+    "pg_terminate_backend",
+    "query_to_xml",
+    "query_to_xml_and_xmlschema",
+    "query_to_xmlschema",
+    "schema_to_xml",
+    "schema_to_xml_and_xmlschema",
+    "schema_to_xmlschema",
+    "set_config",
+    "setval",
+    "table_to_xml",
+    "table_to_xml_and_xmlschema",
+    "table_to_xmlschema",
+    "txid_current",
+    "writefile",
+    "readfile",
 ];
 
 /// Check `sql` against `scope` in `dialect`.
@@ -274,12 +350,10 @@ fn read_body(body: &SetExpr) -> Result<(), Refusal> {
             "read-only",
             "SELECT … INTO creates a table; a read grant allows plain queries",
         ),
-        SetExpr::Insert(_) | SetExpr::Update(_) | SetExpr::Delete(_) | SetExpr::Merge(_) => {
-            refuse(
-                "read-only",
-                "a data-modifying statement inside a query; a read grant allows plain queries",
-            )
-        }
+        SetExpr::Insert(_) | SetExpr::Update(_) | SetExpr::Delete(_) | SetExpr::Merge(_) => refuse(
+            "read-only",
+            "a data-modifying statement inside a query; a read grant allows plain queries",
+        ),
         SetExpr::SetOperation { left, right, .. } => {
             read_body(left)?;
             read_body(right)
@@ -306,8 +380,8 @@ fn function_base(name: &ObjectName) -> Option<(Option<String>, String)> {
 
 fn denied_read_function(name: &ObjectName) -> Option<Refusal> {
     let (_, f) = function_base(name)?;
-    let denied = READ_DENIED.contains(&f.as_str())
-        || READ_DENIED_PREFIXES.iter().any(|p| f.starts_with(p));
+    let denied =
+        READ_DENIED.contains(&f.as_str()) || READ_DENIED_PREFIXES.iter().any(|p| f.starts_with(p));
     denied.then(|| Refusal {
         rule: "read-only",
         detail: format!(
@@ -408,8 +482,7 @@ fn check_write(dialect: Dialect, scope: &str, stmt: &mut Statement) -> Result<Ch
                         }
                     }
                     AlterTableOperation::RenameTable { table_name } => {
-                        let (RenameTableNameKind::As(n) | RenameTableNameKind::To(n)) =
-                            table_name;
+                        let (RenameTableNameKind::As(n) | RenameTableNameKind::To(n)) = table_name;
                         // The new name stays in the table's schema: it must be bare.
                         if n.0.len() != 1 || !in_prefix(&n.0[0], dialect, scope) {
                             return refuse(

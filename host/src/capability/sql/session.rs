@@ -124,7 +124,9 @@ fn map_err(e: sqlx::Error, db: &Database) -> SqlError {
                 message: d.message().to_string(),
             }
         }
-        sqlx::Error::Io(e) => SqlError::Unavailable(format!("connection to `{}` lost: {e}", db.name)),
+        sqlx::Error::Io(e) => {
+            SqlError::Unavailable(format!("connection to `{}` lost: {e}", db.name))
+        }
         sqlx::Error::Tls(e) => SqlError::Unavailable(format!("TLS with `{}` failed: {e}", db.name)),
         sqlx::Error::Protocol(m) => {
             SqlError::Unavailable(format!("protocol error with `{}`: {m}", db.name))
@@ -161,7 +163,13 @@ impl Session {
         let conn = match conn {
             Ok(Ok(c)) => c,
             Ok(Err(e)) => {
-                events.record(&connector, Capability::Sql, Outcome::Failed, &action, &e.to_string());
+                events.record(
+                    &connector,
+                    Capability::Sql,
+                    Outcome::Failed,
+                    &action,
+                    &e.to_string(),
+                );
                 return Err(e);
             }
             Err(_) => {
@@ -169,11 +177,23 @@ impl Session {
                     "connecting to `{}` took longer than {CONNECT_TIMEOUT:?}",
                     db.name
                 ));
-                events.record(&connector, Capability::Sql, Outcome::Failed, &action, &e.to_string());
+                events.record(
+                    &connector,
+                    Capability::Sql,
+                    Outcome::Failed,
+                    &action,
+                    &e.to_string(),
+                );
                 return Err(e);
             }
         };
-        events.record(&connector, Capability::Sql, Outcome::Allowed, &action, "connected");
+        events.record(
+            &connector,
+            Capability::Sql,
+            Outcome::Allowed,
+            &action,
+            "connected",
+        );
         Ok(Session {
             db,
             connector,
@@ -200,8 +220,13 @@ impl Session {
 
     fn refused(&self, action: &str, r: policy::Refusal) -> SqlError {
         let msg = format!("`{}`: {r}", self.db.name);
-        self.events
-            .record(&self.connector, Capability::Sql, Outcome::Refused, action, &msg);
+        self.events.record(
+            &self.connector,
+            Capability::Sql,
+            Outcome::Refused,
+            action,
+            &msg,
+        );
         SqlError::Refused(msg)
     }
 
@@ -285,10 +310,12 @@ impl Session {
                     .execute(&mut *c)
                     .await
                     .map(|r| r.rows_affected()),
-                Conn::Lite(c) => bind_lite(sqlx::query(AssertSqlSafe(checked.sql.as_str())), &params)
-                    .execute(&mut *c)
-                    .await
-                    .map(|r| r.rows_affected()),
+                Conn::Lite(c) => {
+                    bind_lite(sqlx::query(AssertSqlSafe(checked.sql.as_str())), &params)
+                        .execute(&mut *c)
+                        .await
+                        .map(|r| r.rows_affected())
+                }
             };
             r.map_err(|e| map_err(e, &db))
         };
@@ -478,14 +505,18 @@ async fn connect(db: &Database, connector: &str) -> Result<Conn, SqlError> {
             let opts = opts
                 .application_name(&format!("sluice:{connector}"))
                 .options(settings);
-            let c = PgConnection::connect_with(&opts).await.map_err(|e| match e {
-                sqlx::Error::Database(d) => SqlError::Unavailable(format!(
-                    "cannot connect to `{}`: {}",
-                    db.name,
-                    d.message()
-                )),
-                other => SqlError::Unavailable(format!("cannot connect to `{}`: {other}", db.name)),
-            })?;
+            let c = PgConnection::connect_with(&opts)
+                .await
+                .map_err(|e| match e {
+                    sqlx::Error::Database(d) => SqlError::Unavailable(format!(
+                        "cannot connect to `{}`: {}",
+                        db.name,
+                        d.message()
+                    )),
+                    other => {
+                        SqlError::Unavailable(format!("cannot connect to `{}`: {other}", db.name))
+                    }
+                })?;
             Ok(Conn::Pg(c))
         }
         Target::Sqlite(path) => {
@@ -588,9 +619,9 @@ async fn stream_rows(
                 let out = match item {
                     None => break,
                     Some(Ok(row)) => match row.try_get::<&str, _>(0) {
-                        Ok(text) if explain => {
-                            Ok(serde_json::json!({ "QUERY PLAN": text }).to_string().into_bytes())
-                        }
+                        Ok(text) if explain => Ok(serde_json::json!({ "QUERY PLAN": text })
+                            .to_string()
+                            .into_bytes()),
                         Ok(text) => Ok(text.as_bytes().to_vec()),
                         Err(e) => Err(map_err(e, &db)),
                     },
@@ -603,7 +634,8 @@ async fn stream_rows(
             }
         }
         Conn::Lite(c) => {
-            let mut s = bind_lite(sqlx::query(AssertSqlSafe(checked.sql.as_str())), &params).fetch(&mut *c);
+            let mut s =
+                bind_lite(sqlx::query(AssertSqlSafe(checked.sql.as_str())), &params).fetch(&mut *c);
             loop {
                 let item = tokio::select! {
                     _ = tx.closed() => break,
@@ -772,7 +804,11 @@ async fn load_lite(
                     q = bind_lite_field(q, rec.get(col.as_str()).copied())?;
                 }
             }
-            total += q.execute(&mut *c).await.map_err(|e| map_err(e, db))?.rows_affected();
+            total += q
+                .execute(&mut *c)
+                .await
+                .map_err(|e| map_err(e, db))?
+                .rows_affected();
         }
         Ok::<u64, SqlError>(total)
     }
@@ -807,9 +843,10 @@ fn bind_lite_field<'q>(
         Some(b'{' | b'[') => q.bind(text),
         _ => match text.parse::<i64>() {
             Ok(i) => q.bind(i),
-            Err(_) => q.bind(text.parse::<f64>().map_err(|_| {
-                SqlError::Invalid(format!("bad number in a record: {text}"))
-            })?),
+            Err(_) => q.bind(
+                text.parse::<f64>()
+                    .map_err(|_| SqlError::Invalid(format!("bad number in a record: {text}")))?,
+            ),
         },
     })
 }

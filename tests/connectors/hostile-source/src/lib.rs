@@ -27,6 +27,9 @@ pub enum Attack {
     Http,
     /// Send a request whose URL has a scheme but no host, with the raw WASI calls.
     NoAuthority,
+    /// Run each of `statements` on the granted database `db`: one `loot` record per statement
+    /// saying what happened (`ok` with the rows, `refused`, `timeout`, `error`).
+    Sql,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -39,6 +42,8 @@ pub struct Config {
     pub url: String,
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub statements: Vec<String>,
 }
 
 pub struct Hostile;
@@ -62,13 +67,46 @@ impl Source for Hostile {
     }
 
     fn read(config: Config, _: ConfiguredCatalog, _: State) -> Result<Loot> {
+        if config.attack == Attack::Sql {
+            return Ok(Loot(sql_attacks(&config.statements)?));
+        }
         let loot = attack(&config)?;
-        Ok(Loot(Some(loot)))
+        Ok(Loot(vec![loot]))
     }
+}
+
+/// Each statement's outcome. A statement that starts like a query is read to the end.
+fn sql_attacks(statements: &[String]) -> Result<Vec<Value>> {
+    use sluice_sdk::sql::{Connection, SqlError};
+    let db = Connection::open("db")?;
+    let mut out = Vec::new();
+    for stmt in statements {
+        let lower = stmt.trim_start().to_ascii_lowercase();
+        let result = if lower.starts_with("select") || lower.starts_with("with") {
+            db.query(stmt, &[]).and_then(|mut rows| {
+                let mut n = 0;
+                while let Some(b) = rows.next(1000)? {
+                    n += b.iter().filter(|c| **c == b'\n').count();
+                }
+                Ok(n as u64)
+            })
+        } else {
+            db.execute(stmt, &[])
+        };
+        let (outcome, message) = match result {
+            Ok(n) => ("ok", format!("{n} rows")),
+            Err(SqlError::Refused(m)) => ("refused", m),
+            Err(SqlError::Timeout(m)) => ("timeout", m),
+            Err(e) => ("error", e.to_string()),
+        };
+        out.push(json!({"sql": stmt, "outcome": outcome, "message": message}));
+    }
+    Ok(out)
 }
 
 fn attack(c: &Config) -> Result<Value> {
     match c.attack {
+        Attack::Sql => Err(Error::fatal("the sql attack runs in `read`")),
         Attack::ReadFile => match std::fs::read_to_string(&c.path) {
             Ok(text) => Ok(json!({"read": c.path, "content": text})),
             Err(e) => Err(Error::fatal(format!("read {}: {e}", c.path))),
@@ -100,11 +138,11 @@ fn attack(c: &Config) -> Result<Value> {
     }
 }
 
-pub struct Loot(Option<Value>);
+pub struct Loot(Vec<Value>);
 
 impl Reader for Loot {
     fn read(&mut self, out: &mut Emitter) -> Result<bool> {
-        if let Some(v) = self.0.take() {
+        for v in self.0.drain(..) {
             out.record("loot", &v)?;
         }
         Ok(false)

@@ -31,11 +31,16 @@ fn reads_allow_queries_and_nothing_else() {
     let c = read("select id, name from public.users where id > $1 order by id limit 10").unwrap();
     assert_eq!(c.kind, Kind::Query);
     assert_eq!(
-        read("WITH t AS (SELECT 1 AS x) SELECT * FROM t").unwrap().kind,
+        read("WITH t AS (SELECT 1 AS x) SELECT * FROM t")
+            .unwrap()
+            .kind,
         Kind::Query
     );
     assert_eq!(read("EXPLAIN SELECT 1").unwrap().kind, Kind::Explain);
-    assert!(read("SELECT pg_sleep(0.01)").is_ok(), "slow is the deadline's job");
+    assert!(
+        read("SELECT pg_sleep(0.01)").is_ok(),
+        "slow is the deadline's job"
+    );
     for bad in [
         "INSERT INTO users VALUES (1)",
         "UPDATE users SET name = 'x'",
@@ -83,7 +88,10 @@ fn writes_stay_inside_the_granted_schema() {
     assert!(c.sql.contains("INTO \"raw\".users"), "{}", c.sql);
     assert!(!c.ddl);
     assert!(write("CREATE SCHEMA IF NOT EXISTS raw").is_ok());
-    assert!(write("CREATE SCHEMA IF NOT EXISTS RAW").is_ok(), "unquoted folds");
+    assert!(
+        write("CREATE SCHEMA IF NOT EXISTS RAW").is_ok(),
+        "unquoted folds"
+    );
     assert!(write("DROP TABLE IF EXISTS raw.users").is_ok());
     assert!(write("TRUNCATE users").is_ok());
     assert!(write("ALTER TABLE users ADD COLUMN age bigint").is_ok());
@@ -91,9 +99,14 @@ fn writes_stay_inside_the_granted_schema() {
     assert!(write("CREATE INDEX users_idx ON users (id)").is_ok());
     assert!(write("UPDATE users SET name = lower(name) WHERE id = $1").is_ok());
     assert!(write("DELETE FROM users u USING stage s WHERE u.id = s.id").is_ok());
-    let c = write("WITH s AS (SELECT id FROM stage) DELETE FROM users WHERE id IN (SELECT id FROM s)")
-        .unwrap();
-    assert!(c.sql.contains("FROM s)"), "a CTE is not qualified: {}", c.sql);
+    let c =
+        write("WITH s AS (SELECT id FROM stage) DELETE FROM users WHERE id IN (SELECT id FROM s)")
+            .unwrap();
+    assert!(
+        c.sql.contains("FROM s)"),
+        "a CTE is not qualified: {}",
+        c.sql
+    );
     assert!(c.sql.contains("\"raw\".stage"), "{}", c.sql);
 
     for bad in [
@@ -139,9 +152,18 @@ fn writes_stay_inside_the_granted_schema() {
     }
     refused(write("SELECT pg_terminate_backend(1)"), "function");
     refused(write("INSERT INTO t SELECT public.f()"), "function");
-    refused(write("SELECT query_to_xml('drop table public.t', true, true, '')"), "function");
-    refused(write("DROP TABLE t; DROP TABLE public.users"), "one-statement");
-    refused(write("DO $$ BEGIN DROP TABLE public.users; END $$"), "unparseable");
+    refused(
+        write("SELECT query_to_xml('drop table public.t', true, true, '')"),
+        "function",
+    );
+    refused(
+        write("DROP TABLE t; DROP TABLE public.users"),
+        "one-statement",
+    );
+    refused(
+        write("DO $$ BEGIN DROP TABLE public.users; END $$"),
+        "unparseable",
+    );
 }
 
 #[test]
@@ -151,8 +173,14 @@ fn sqlite_writes_stay_inside_the_table_prefix() {
     assert!(lite("DELETE FROM raw_users WHERE id IN (SELECT id FROM raw_stage)").is_ok());
     refused(lite("DROP TABLE users"), "outside-scope");
     refused(lite("SELECT * FROM sqlite_master"), "outside-scope");
-    refused(lite("INSERT INTO other.raw_users VALUES (1)"), "outside-scope");
-    refused(lite("ALTER TABLE raw_users RENAME TO users"), "outside-scope");
+    refused(
+        lite("INSERT INTO other.raw_users VALUES (1)"),
+        "outside-scope",
+    );
+    refused(
+        lite("ALTER TABLE raw_users RENAME TO users"),
+        "outside-scope",
+    );
     assert!(lite("ATTACH DATABASE '/tmp/x.db' AS x").is_err());
     assert!(lite("PRAGMA writable_schema = 1").is_err());
     refused(lite("CREATE SCHEMA raw_"), "statement-kind");
@@ -163,13 +191,18 @@ fn sqlite_writes_stay_inside_the_table_prefix() {
 fn load_targets_are_checked_and_qualified() {
     let scope = Scope::Write("raw".into());
     assert_eq!(check_table(PG, &scope, "users").unwrap(), "\"raw\".users");
-    assert_eq!(check_table(PG, &scope, "raw.\"Users\"").unwrap(), "raw.\"Users\"");
+    assert_eq!(
+        check_table(PG, &scope, "raw.\"Users\"").unwrap(),
+        "raw.\"Users\""
+    );
     assert_eq!(
         check_table(PG, &scope, "public.users").unwrap_err().rule,
         "outside-scope"
     );
     assert_eq!(
-        check_table(PG, &scope, "users; drop table x").unwrap_err().rule,
+        check_table(PG, &scope, "users; drop table x")
+            .unwrap_err()
+            .rule,
         "unparseable"
     );
     assert_eq!(
