@@ -22,8 +22,7 @@ impl Destination for PostgresDestination {
     }
 
     fn check(_: &Config) -> Result<()> {
-        let conn = sql_destination::connect(Dialect::Postgres)?;
-        drop(conn);
+        sql_destination::connect(Dialect::Postgres)?;
         Ok(())
     }
 

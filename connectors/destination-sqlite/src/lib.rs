@@ -22,8 +22,7 @@ impl Destination for SqliteDestination {
     }
 
     fn check(_: &Config) -> Result<()> {
-        let conn = sql_destination::connect(Dialect::Sqlite)?;
-        drop(conn);
+        sql_destination::connect(Dialect::Sqlite)?;
         Ok(())
     }
 

@@ -227,15 +227,7 @@ impl Grant {
                 ));
             }
             let db = g
-                .check(
-                    &field,
-                    name,
-                    &req.sql,
-                    manifest.kind == ConnectorKind::Source,
-                    &loaded,
-                    data_dir,
-                    call_timeout,
-                )
+                .check(&field, manifest, &loaded, data_dir, call_timeout)
                 .map_err(|(field, reason)| err(field, reason))?;
             databases.push(std::sync::Arc::new(db));
         }

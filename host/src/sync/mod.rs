@@ -165,12 +165,15 @@ fn prepare_side(
     runtime: &Runtime,
     conn: &Connection,
     endpoint: &Endpoint,
-    field: &'static str,
     expected: ConnectorKind,
     log: &RunLog,
     events: &EventLog,
     data_dir: &Path,
 ) -> Result<Side, SyncError> {
+    let field = match expected {
+        ConnectorKind::Source => "source.connector",
+        ConnectorKind::Destination => "destination.connector",
+    };
     let connector = load(runtime, conn, field, expected)?;
     let side = match expected {
         ConnectorKind::Source => "source",
@@ -288,7 +291,6 @@ pub async fn run(
         runtime,
         conn,
         &conn.source,
-        "source.connector",
         ConnectorKind::Source,
         &log,
         &events,
@@ -299,7 +301,6 @@ pub async fn run(
             runtime,
             conn,
             &conn.destination,
-            "destination.connector",
             ConnectorKind::Destination,
             &log,
             &events,

@@ -21,7 +21,9 @@ use serde::{Deserialize, Serialize};
 pub use policy::{Dialect, Refusal, Scope};
 pub use session::{Rows, Session, SqlError, Value};
 
+use super::manifest::Manifest;
 use super::secrets::{self, Secret};
+use crate::protocol::ConnectorKind;
 
 /// The access a connector asks for, or a grant gives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -132,18 +134,19 @@ pub fn url_secrets(grants: &[SqlGrant]) -> Vec<String> {
 }
 
 impl SqlGrant {
-    /// Check this grant (`field` names it in messages) against the request, for a connector
-    /// that is a source (`read_only`) or not.
+    /// Check this grant (`field` names it in messages) against what `manifest` requests; a
+    /// source's sessions are read-only whatever it asks. `loaded` are the grant's secrets.
     pub fn check(
         &self,
         field: &str,
-        connector: &str,
-        requests: &[SqlRequest],
-        read_only: bool,
+        manifest: &Manifest,
         loaded: &[Secret],
         data_dir: &Path,
         call_timeout: Duration,
     ) -> Result<Database, (String, String)> {
+        let connector = manifest.name.as_str();
+        let requests = manifest.capabilities.sql.as_slice();
+        let read_only = manifest.kind == ConnectorKind::Source;
         let fail = |f: &str, why: String| Err((format!("{field}{f}"), why));
         let Some(req) = requests.iter().find(|r| r.name == self.name) else {
             let asked: Vec<_> = requests.iter().map(|r| r.name.as_str()).collect();
@@ -315,11 +318,13 @@ mod tests {
         read_only: bool,
     ) -> Result<Database, (String, String)> {
         let secret = Secret::new("pw", "p@ss/word", vec![], false);
+        let kind = if read_only { "source" } else { "destination" };
+        let mut m =
+            Manifest::parse(&format!("name = \"c\"\nversion = \"1\"\nkind = \"{kind}\"")).unwrap();
+        m.capabilities.sql = r.to_vec();
         g.check(
             "destination.grant.sql[0]",
-            "c",
-            r,
-            read_only,
+            &m,
             &[secret],
             Path::new("/data"),
             Duration::from_secs(60),
