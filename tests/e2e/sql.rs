@@ -630,3 +630,112 @@ fn kill_9_during_a_postgres_sync_then_rerun_leaves_exactly_the_source_rows() {
         N as i64
     );
 }
+
+/// The host's sessions directly: what connectors get through `sql`, without a connector.
+mod sessions {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use secrecy::SecretString;
+    use sluice::boundary::audit::EventLog;
+    use sluice::capability::sql::{Database, Scope, Session, SqlError, Target, Value};
+    use sluice_tests::pg::{TestDb, pg};
+
+    fn database(db: &TestDb, scope: Scope) -> Arc<Database> {
+        Arc::new(Database {
+            name: "wh".into(),
+            target: Target::Postgres(SecretString::from(format!(
+                "postgres://{}:{}@{}/{}",
+                db.user, db.password, db.authority, db.name
+            ))),
+            scope,
+            statement_timeout: Duration::from_secs(5),
+        })
+    }
+
+    async fn open(db: &TestDb, scope: Scope) -> Session {
+        Session::open(database(db, scope), "test".into(), EventLog::new())
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_bad_row_in_a_pipelined_load_fails_the_commit_and_nothing_lands() {
+        let db = pg().database().await;
+        let mut s = open(&db, Scope::Write("raw".into())).await;
+        s.execute("CREATE SCHEMA raw", vec![]).await.unwrap();
+        s.execute("CREATE TABLE t (x bigint, y text)", vec![])
+            .await
+            .unwrap();
+        let cols = vec!["x".to_string(), "y".to_string()];
+        // Outside a transaction a load is checked before it returns.
+        let n = s
+            .load("t", &cols, b"{\"x\":1,\"y\":\"a\"}\n")
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
+        let e = s.load("t", &cols, b"{\"x\":\"one\"}\n").await.unwrap_err();
+        assert!(
+            matches!(&e, SqlError::Database { code, .. } if code == "22P02"),
+            "{e:?}"
+        );
+        // Inside one, the error surfaces by the commit at the latest, and nothing is kept.
+        s.begin().await.unwrap();
+        s.load("t", &cols, b"{\"x\":2}\n{\"x\":3,\"extra\":true}\n")
+            .await
+            .unwrap();
+        let bad = s.load("t", &cols, b"{\"x\":\"two\"}\n").await;
+        let commit = s.commit().await;
+        assert!(bad.is_err() || commit.is_err(), "the bad row was accepted");
+        drop(s);
+        assert_eq!(db.count("SELECT count(*) FROM raw.t").await, 1);
+
+        // A good pipelined load commits everything, fields outside the columns ignored.
+        let mut s = open(&db, Scope::Write("raw".into())).await;
+        s.begin().await.unwrap();
+        for i in 0..3 {
+            let batch = format!("{{\"x\":{i},\"y\":\"b\\\"q\"}}\n");
+            s.load("t", &cols, batch.as_bytes()).await.unwrap();
+        }
+        s.commit().await.unwrap();
+        assert_eq!(db.count("SELECT count(*) FROM raw.t").await, 4);
+        assert_eq!(
+            db.count("SELECT count(*) FROM raw.t WHERE y = 'b\"q'")
+                .await,
+            3,
+            "quotes survive the CSV"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rows_stream_and_the_connection_comes_back_when_they_are_dropped() {
+        let db = pg().database().await;
+        db.exec("CREATE TABLE n AS SELECT i FROM generate_series(1, 50000) i")
+            .await;
+        let mut s = open(&db, Scope::Read).await;
+        let mut rows = s
+            .query(
+                "SELECT i FROM n WHERE i > $1 ORDER BY i",
+                vec![Value::Int(10)],
+            )
+            .await
+            .unwrap();
+        let first = rows.next(3).await.unwrap().unwrap();
+        assert_eq!(first, b"{\"i\":11}\n{\"i\":12}\n{\"i\":13}\n");
+        // Busy while the rows are open…
+        let e = s.query("SELECT 1 AS one", vec![]).await.err().unwrap();
+        assert!(matches!(e, SqlError::Invalid(_)), "{e:?}");
+        // …and usable again once they are dropped half-read.
+        drop(rows);
+        let mut again = s
+            .query("SELECT count(*) AS c FROM n", vec![])
+            .await
+            .unwrap();
+        assert_eq!(again.next(10).await.unwrap().unwrap(), b"{\"c\":50000}\n");
+        assert_eq!(again.next(10).await.unwrap(), None);
+        // A read session refuses writes at the host.
+        drop(again);
+        let e = s.execute("DELETE FROM n", vec![]).await.unwrap_err();
+        assert!(matches!(e, SqlError::Refused(_)), "{e:?}");
+    }
+}

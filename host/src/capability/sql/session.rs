@@ -100,9 +100,22 @@ pub struct Session {
     events: EventLog,
     conn: Option<Conn>,
     lent: Option<Lent>,
+    copy: Option<CopyStream>,
     broken: Option<String>,
     in_tx: bool,
 }
+
+/// A `COPY … FROM STDIN` kept open across loads into the same table inside a transaction, so
+/// the database ingests one batch while the host prepares the next. Its task owns the
+/// connection until the stream is finished.
+struct CopyStream {
+    statement: String,
+    chunks: mpsc::Sender<Vec<u8>>,
+    done: oneshot::Receiver<(PgConnection, Result<u64, SqlError>)>,
+}
+
+/// CSV chunks queued for an open `COPY` (each is one load's records).
+const COPY_QUEUE: usize = 2;
 
 /// The rows of a query, streamed.
 pub struct Rows {
@@ -200,6 +213,7 @@ impl Session {
             events,
             conn: Some(conn),
             lent: None,
+            copy: None,
             broken: None,
             in_tx: false,
         })
@@ -235,6 +249,7 @@ impl Session {
         if let Some(why) = &self.broken {
             return Err(SqlError::Unavailable(why.clone()));
         }
+        self.finish_copy().await?;
         if let Some(lent) = self.lent.take() {
             if lent.rows.strong_count() > 0 {
                 self.lent = Some(lent);
@@ -259,6 +274,92 @@ impl Session {
         self.conn
             .as_mut()
             .ok_or_else(|| SqlError::Unavailable("the connection is gone".into()))
+    }
+
+    /// End an open `COPY`, taking the connection back; its error, if the database refused a
+    /// row, surfaces here.
+    async fn finish_copy(&mut self) -> Result<(), SqlError> {
+        let Some(copy) = self.copy.take() else {
+            return Ok(());
+        };
+        drop(copy.chunks);
+        let limit = self.db.statement_timeout + Duration::from_secs(1);
+        match tokio::time::timeout(limit, copy.done).await {
+            Ok(Ok((conn, result))) => {
+                self.conn = Some(Conn::Pg(conn));
+                result.map(|_| ())
+            }
+            Ok(Err(_)) => {
+                let why = format!(
+                    "the connection to `{}` was lost during a load",
+                    self.db.name
+                );
+                self.broken = Some(why.clone());
+                Err(SqlError::Unavailable(why))
+            }
+            Err(_) => {
+                self.broken = Some(format!(
+                    "a load into `{}` ran past its deadline; the session was closed",
+                    self.db.name
+                ));
+                Err(timeout(&self.db))
+            }
+        }
+    }
+
+    /// Queue `csv` on the open `COPY` for `statement`, opening it (and ending any other) first.
+    async fn copy_pipelined(&mut self, statement: String, csv: Vec<u8>) -> Result<(), SqlError> {
+        if self.copy.as_ref().is_some_and(|c| c.statement != statement) {
+            self.finish_copy().await?;
+        }
+        if self.copy.is_none() {
+            self.conn().await?;
+            let Some(Conn::Pg(conn)) = self.conn.take() else {
+                return Err(SqlError::Invalid("not a PostgreSQL session".into()));
+            };
+            let (chunks, mut rx) = mpsc::channel::<Vec<u8>>(COPY_QUEUE);
+            let (done_tx, done) = oneshot::channel();
+            let db = self.db.clone();
+            let stmt = statement.clone();
+            tokio::spawn(async move {
+                let mut conn = conn;
+                let result = async {
+                    let mut copy = conn.copy_in_raw(&stmt).await?;
+                    while let Some(chunk) = rx.recv().await {
+                        if let Err(e) = copy.send(chunk).await {
+                            let _ = copy.abort("sluice: load failed").await;
+                            return Err(e);
+                        }
+                    }
+                    copy.finish().await
+                }
+                .await
+                .map_err(|e| map_err(e, &db));
+                let _ = done_tx.send((conn, result));
+            });
+            self.copy = Some(CopyStream {
+                statement,
+                chunks,
+                done,
+            });
+        }
+        let copy = self.copy.as_ref().expect("opened above");
+        let limit = self.db.statement_timeout + Duration::from_secs(1);
+        match tokio::time::timeout(limit, copy.chunks.send(csv)).await {
+            Ok(Ok(())) => Ok(()),
+            // The task stopped early: the database refused something; say what.
+            Ok(Err(_)) => match self.finish_copy().await {
+                Err(e) => Err(e),
+                Ok(()) => Err(SqlError::Unavailable("the load stopped early".into())),
+            },
+            Err(_) => {
+                self.broken = Some(format!(
+                    "a load into `{}` ran past its deadline; the session was closed",
+                    self.db.name
+                ));
+                Err(timeout(&self.db))
+            }
+        }
     }
 
     /// Run a query and stream its rows.
@@ -350,6 +451,14 @@ impl Session {
         }
         let quoted: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
         let in_tx = self.in_tx;
+        if in_tx && self.dialect() == Dialect::Postgres && self.broken.is_none() {
+            // Inside a transaction nothing is visible before commit, so the rows may reach the
+            // database while the next batch is prepared; an error surfaces by the commit.
+            let (csv, n) = to_csv(columns, records)?;
+            let statement = copy_statement(&table, &quoted);
+            self.copy_pipelined(statement, csv).await?;
+            return Ok(n);
+        }
         let db = self.db.clone();
         let conn = self.conn().await?;
         let fut = async {
@@ -404,6 +513,8 @@ impl Session {
             return Err(SqlError::Invalid("no transaction is open".into()));
         }
         self.in_tx = false;
+        // Whatever the open load's outcome, it is being undone.
+        let _ = self.finish_copy().await;
         self.raw("ROLLBACK").await
     }
 
@@ -687,22 +798,66 @@ fn lite_row_json(row: &SqliteRow) -> Vec<u8> {
     serde_json::Value::Object(obj).to_string().into_bytes()
 }
 
-/// One record of a load, fields borrowed from the batch.
-type Fields<'a> = HashMap<Cow<'a, str>, &'a RawValue>;
-
-fn parse_records(records: &[u8]) -> impl Iterator<Item = Result<Fields<'_>, SqlError>> {
+fn record_lines(records: &[u8]) -> impl Iterator<Item = &[u8]> {
     records
         .split(|b| *b == b'\n')
         .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
-        .enumerate()
-        .map(|(i, line)| {
-            serde_json::from_slice::<Fields<'_>>(line).map_err(|e| {
+}
+
+/// The fields of one record a load takes, by column, borrowed from the batch: parsed without
+/// building a map per record.
+struct Fields<'c, 'a> {
+    index: HashMap<&'c str, usize>,
+    values: Vec<Option<&'a RawValue>>,
+}
+
+impl<'c, 'a> Fields<'c, 'a> {
+    fn new(columns: &'c [String]) -> Self {
+        Fields {
+            index: columns
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c.as_str(), i))
+                .collect(),
+            values: vec![None; columns.len()],
+        }
+    }
+
+    /// Parse record number `i` (0-based) into `values`.
+    fn parse(&mut self, line: &'a [u8], i: usize) -> Result<(), SqlError> {
+        self.values.iter_mut().for_each(|v| *v = None);
+        let mut de = serde_json::Deserializer::from_slice(line);
+        serde::Deserializer::deserialize_map(&mut de, RecordVisitor { fields: self })
+            .and_then(|()| de.end())
+            .map_err(|e| {
                 SqlError::Invalid(format!(
                     "record {} of the load is not a JSON object: {e}",
                     i + 1
                 ))
             })
-        })
+    }
+}
+
+struct RecordVisitor<'f, 'c, 'a> {
+    fields: &'f mut Fields<'c, 'a>,
+}
+
+impl<'de: 'a, 'a> serde::de::Visitor<'de> for RecordVisitor<'_, '_, 'a> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> Result<(), M::Error> {
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            let value: &'de RawValue = map.next_value()?;
+            if let Some(&i) = self.fields.index.get(key.as_ref()) {
+                self.fields.values[i] = Some(value);
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Append one field to a CSV row: `NULL` as an empty unquoted field, everything else quoted.
@@ -732,6 +887,32 @@ fn csv_field(out: &mut Vec<u8>, raw: Option<&RawValue>) -> Result<(), SqlError> 
     Ok(())
 }
 
+fn copy_statement(table: &str, quoted: &[String]) -> String {
+    format!(
+        "COPY {table} ({}) FROM STDIN WITH (FORMAT csv)",
+        quoted.join(", ")
+    )
+}
+
+/// The records as CSV rows of `columns`, and how many there were.
+fn to_csv(columns: &[String], records: &[u8]) -> Result<(Vec<u8>, u64), SqlError> {
+    let mut csv = Vec::with_capacity(records.len());
+    let mut fields = Fields::new(columns);
+    let mut n = 0;
+    for (i, line) in record_lines(records).enumerate() {
+        fields.parse(line, i)?;
+        for (j, v) in fields.values.iter().enumerate() {
+            if j > 0 {
+                csv.push(b',');
+            }
+            csv_field(&mut csv, *v)?;
+        }
+        csv.push(b'\n');
+        n += 1;
+    }
+    Ok((csv, n))
+}
+
 async fn load_pg(
     c: &mut PgConnection,
     table: &str,
@@ -740,21 +921,8 @@ async fn load_pg(
     records: &[u8],
     db: &Database,
 ) -> Result<u64, SqlError> {
-    let mut csv = Vec::with_capacity(records.len());
-    for rec in parse_records(records) {
-        let rec = rec?;
-        for (i, col) in columns.iter().enumerate() {
-            if i > 0 {
-                csv.push(b',');
-            }
-            csv_field(&mut csv, rec.get(col.as_str()).copied())?;
-        }
-        csv.push(b'\n');
-    }
-    let stmt = format!(
-        "COPY {table} ({}) FROM STDIN WITH (FORMAT csv)",
-        quoted.join(", ")
-    );
+    let (csv, _) = to_csv(columns, records)?;
+    let stmt = copy_statement(table, quoted);
     let mut copy = c.copy_in_raw(&stmt).await.map_err(|e| map_err(e, db))?;
     if let Err(e) = copy.send(csv).await {
         let _ = copy.abort("sluice: load failed").await;
@@ -772,7 +940,12 @@ async fn load_lite(
     in_tx: bool,
     db: &Database,
 ) -> Result<u64, SqlError> {
-    let recs: Vec<Fields<'_>> = parse_records(records).collect::<Result<_, _>>()?;
+    let mut fields = Fields::new(columns);
+    let mut recs: Vec<Vec<Option<&RawValue>>> = Vec::new();
+    for (i, line) in record_lines(records).enumerate() {
+        fields.parse(line, i)?;
+        recs.push(fields.values.clone());
+    }
     let per_stmt = (SQLITE_MAX_VARS / columns.len()).clamp(1, 200);
     let stmt_for = |n: usize| {
         let one = format!("({})", vec!["?"; columns.len()].join(","));
@@ -800,8 +973,8 @@ async fn load_lite(
             };
             let mut q = sqlx::query(AssertSqlSafe(&*sql));
             for rec in chunk {
-                for col in columns {
-                    q = bind_lite_field(q, rec.get(col.as_str()).copied())?;
+                for v in rec {
+                    q = bind_lite_field(q, *v)?;
                 }
             }
             total += q
