@@ -13,19 +13,8 @@ use std::time::Instant;
 use sluice::protocol::{DestinationWriter, SourceReader};
 use sluice::runtime::{Pooling, Runtime, RuntimeConfig, Sandbox};
 use sluice::sync::{PumpConfig, pump};
+use sluice_tests::bench::{env_u64, median};
 use sluice_tests::native::{self, NoCheckpoints};
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
 
 fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();

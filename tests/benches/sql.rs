@@ -10,20 +10,9 @@
 use std::process::Command;
 use std::time::Instant;
 
+use sluice_tests::bench::{env_u64, median};
 use sluice_tests::pg::{TestDb, pg};
 use sluice_tests::{Scratch, connector, toml_path};
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
 
 fn connection(users: u64, destination: &str) -> String {
     format!(

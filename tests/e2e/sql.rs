@@ -733,8 +733,33 @@ mod sessions {
             .unwrap();
         assert_eq!(again.next(10).await.unwrap().unwrap(), b"{\"c\":50000}\n");
         assert_eq!(again.next(10).await.unwrap(), None);
-        // A read session refuses writes at the host.
+        // A parameter marked JSON must be JSON: it is refused, not bound as something else.
         drop(again);
+        let e = s
+            .query(
+                "SELECT $1::jsonb AS j",
+                vec![Value::Json("{not json".into())],
+            )
+            .await
+            .err()
+            .unwrap();
+        assert!(
+            matches!(&e, SqlError::Invalid(m) if m.contains("parameter 1")),
+            "{e:?}"
+        );
+        let mut ok = s
+            .query(
+                "SELECT $1::jsonb AS j",
+                vec![Value::Json("{\"a\":[1]}".into())],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            ok.next(1).await.unwrap().unwrap(),
+            b"{\"j\":{\"a\": [1]}}\n"
+        );
+        drop(ok);
+        // A read session refuses writes at the host.
         let e = s.execute("DELETE FROM n", vec![]).await.unwrap_err();
         assert!(matches!(e, SqlError::Refused(_)), "{e:?}");
     }

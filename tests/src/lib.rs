@@ -2,6 +2,7 @@
 //! are, connection files in temporary directories, and native (in-process) runners of the same
 //! connectors through the same sync engine.
 
+pub mod bench;
 pub mod native;
 pub mod pg;
 pub mod server;

@@ -148,6 +148,21 @@ fn map_err(e: sqlx::Error, db: &Database) -> SqlError {
     }
 }
 
+/// How long the host waits for one statement: the database's own deadline and a moment more.
+fn limit(db: &Database) -> Duration {
+    db.statement_timeout + Duration::from_secs(1)
+}
+
+/// `fut` under the host's deadline for one statement.
+async fn within<T>(
+    db: &Database,
+    fut: impl Future<Output = Result<T, SqlError>>,
+) -> Result<T, SqlError> {
+    tokio::time::timeout(limit(db), fut)
+        .await
+        .unwrap_or_else(|_| Err(timeout(db)))
+}
+
 fn timeout(db: &Database) -> SqlError {
     SqlError::Timeout(format!(
         "the statement ran past its deadline of {:.1}s and was cancelled (raise \
@@ -283,8 +298,7 @@ impl Session {
             return Ok(());
         };
         drop(copy.chunks);
-        let limit = self.db.statement_timeout + Duration::from_secs(1);
-        match tokio::time::timeout(limit, copy.done).await {
+        match tokio::time::timeout(limit(&self.db), copy.done).await {
             Ok(Ok((conn, result))) => {
                 self.conn = Some(Conn::Pg(conn));
                 result.map(|_| ())
@@ -344,8 +358,7 @@ impl Session {
             });
         }
         let copy = self.copy.as_ref().expect("opened above");
-        let limit = self.db.statement_timeout + Duration::from_secs(1);
-        match tokio::time::timeout(limit, copy.chunks.send(csv)).await {
+        match tokio::time::timeout(limit(&self.db), copy.chunks.send(csv)).await {
             Ok(Ok(())) => Ok(()),
             // The task stopped early: the database refused something; say what.
             Ok(Err(_)) => match self.finish_copy().await {
@@ -366,13 +379,14 @@ impl Session {
     pub async fn query(&mut self, sql: &str, params: Vec<Value>) -> Result<Rows, SqlError> {
         let checked = policy::check(self.dialect(), &self.db.scope, sql)
             .map_err(|r| self.refused("query", r))?;
+        check_params(&params)?;
         if checked.kind == Kind::Execute {
             return Err(SqlError::Invalid(
                 "this statement returns no rows: run it with `execute`".into(),
             ));
         }
         let db = self.db.clone();
-        let deadline = db.statement_timeout + Duration::from_secs(1);
+        let deadline = limit(&db);
         self.conn().await?;
         let conn = self.conn.take().expect("checked above");
         let (tx, rx) = mpsc::channel(ROW_BUFFER);
@@ -398,6 +412,7 @@ impl Session {
     pub async fn execute(&mut self, sql: &str, params: Vec<Value>) -> Result<u64, SqlError> {
         let checked = policy::check(self.dialect(), &self.db.scope, sql)
             .map_err(|r| self.refused("execute", r))?;
+        check_params(&params)?;
         if checked.kind != Kind::Execute {
             return Err(SqlError::Invalid(
                 "this statement returns rows: run it with `query`".into(),
@@ -420,17 +435,13 @@ impl Session {
             };
             r.map_err(|e| map_err(e, &db))
         };
-        let limit = db.statement_timeout + Duration::from_secs(1);
-        let r = match tokio::time::timeout(limit, fut).await {
-            Ok(r) => r,
-            Err(_) => Err(timeout(&db)),
-        };
+        let r = within(&db, fut).await;
         if checked.ddl {
             let (outcome, detail) = match &r {
                 Ok(_) => (Outcome::Allowed, "ok".to_string()),
                 Err(e) => (Outcome::Failed, e.to_string()),
             };
-            let action = format!("execute {}", first_line(&checked.sql));
+            let action = format!("execute {}", abbreviate(&checked.sql));
             self.events
                 .record(&self.connector, Capability::Sql, outcome, &action, &detail);
         }
@@ -467,8 +478,7 @@ impl Session {
                 Conn::Lite(c) => load_lite(c, &table, &quoted, columns, records, in_tx, &db).await,
             }
         };
-        let limit = db.statement_timeout + Duration::from_secs(1);
-        match tokio::time::timeout(limit, fut).await {
+        match tokio::time::timeout(limit(&db), fut).await {
             Ok(r) => r,
             Err(_) => {
                 self.broken = Some(format!(
@@ -529,11 +539,7 @@ impl Session {
             }
             .map_err(|e| map_err(e, &db))
         };
-        let limit = db.statement_timeout + Duration::from_secs(1);
-        match tokio::time::timeout(limit, fut).await {
-            Ok(r) => r,
-            Err(_) => Err(timeout(&db)),
-        }
+        within(&db, fut).await
     }
 }
 
@@ -655,7 +661,23 @@ async fn connect(db: &Database, connector: &str) -> Result<Conn, SqlError> {
     }
 }
 
-fn first_line(sql: &str) -> String {
+/// Refuse a `json` parameter that is not JSON, instead of binding something else in its place.
+fn check_params(params: &[Value]) -> Result<(), SqlError> {
+    for (i, p) in params.iter().enumerate() {
+        if let Value::Json(text) = p
+            && let Err(e) = serde_json::from_str::<&RawValue>(text)
+        {
+            return Err(SqlError::Invalid(format!(
+                "parameter {} is marked JSON but is not valid JSON: {e}",
+                i + 1
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A statement shortened for an event's action.
+fn abbreviate(sql: &str) -> String {
     let mut s: String = sql.chars().take(120).collect();
     if s.len() < sql.len() {
         s.push('…');
@@ -679,9 +701,8 @@ fn bind_pg<'q>(
             Value::Int(i) => q.bind(*i),
             Value::Float(f) => q.bind(*f),
             Value::Text(s) => q.bind(s.as_str()),
-            Value::Json(s) => q.bind(sqlx::types::Json(
-                serde_json::from_str::<serde_json::Value>(s).unwrap_or(serde_json::Value::Null),
-            )),
+            // Checked by `check_params` before anything is bound.
+            Value::Json(s) => q.bind(sqlx::types::Json(serde_json::from_str::<&RawValue>(s).ok())),
             Value::Bytes(b) => q.bind(b.as_slice()),
         };
     }
@@ -721,50 +742,49 @@ async fn stream_rows(
                 _ => checked.sql.clone(),
             };
             let explain = checked.kind == Kind::Explain;
-            let mut s = bind_pg(sqlx::query(AssertSqlSafe(sql.as_str())), &params).fetch(&mut *c);
-            loop {
-                let item = tokio::select! {
-                    _ = tx.closed() => break,
-                    item = s.next() => item,
-                };
-                let out = match item {
-                    None => break,
-                    Some(Ok(row)) => match row.try_get::<&str, _>(0) {
-                        Ok(text) if explain => Ok(serde_json::json!({ "QUERY PLAN": text })
-                            .to_string()
-                            .into_bytes()),
-                        Ok(text) => Ok(text.as_bytes().to_vec()),
-                        Err(e) => Err(map_err(e, &db)),
-                    },
-                    Some(Err(e)) => Err(map_err(e, &db)),
-                };
-                let stop = out.is_err();
-                if tx.send(out).await.is_err() || stop {
-                    break;
-                }
-            }
+            let rows = bind_pg(sqlx::query(AssertSqlSafe(sql.as_str())), &params).fetch(&mut *c);
+            forward(rows, &tx, &db, |row| {
+                let text = row.try_get::<&str, _>(0).map_err(|e| map_err(e, &db))?;
+                Ok(if explain {
+                    serde_json::json!({ "QUERY PLAN": text })
+                        .to_string()
+                        .into_bytes()
+                } else {
+                    text.as_bytes().to_vec()
+                })
+            })
+            .await;
         }
         Conn::Lite(c) => {
-            let mut s =
+            let rows =
                 bind_lite(sqlx::query(AssertSqlSafe(checked.sql.as_str())), &params).fetch(&mut *c);
-            loop {
-                let item = tokio::select! {
-                    _ = tx.closed() => break,
-                    item = s.next() => item,
-                };
-                let out = match item {
-                    None => break,
-                    Some(Ok(row)) => Ok(lite_row_json(&row)),
-                    Some(Err(e)) => Err(map_err(e, &db)),
-                };
-                let stop = out.is_err();
-                if tx.send(out).await.is_err() || stop {
-                    break;
-                }
-            }
+            forward(rows, &tx, &db, |row| Ok(lite_row_json(&row))).await;
         }
     }
     conn
+}
+
+/// Send each row of `rows` as one JSON line until they end, one fails, or nobody reads them.
+async fn forward<R>(
+    mut rows: impl futures_util::Stream<Item = Result<R, sqlx::Error>> + Unpin,
+    tx: &mpsc::Sender<Result<Vec<u8>, SqlError>>,
+    db: &Database,
+    line: impl Fn(R) -> Result<Vec<u8>, SqlError>,
+) {
+    loop {
+        let item = tokio::select! {
+            _ = tx.closed() => return,
+            item = rows.next() => item,
+        };
+        let out = match item {
+            None => return,
+            Some(row) => row.map_err(|e| map_err(e, db)).and_then(&line),
+        };
+        let stop = out.is_err();
+        if tx.send(out).await.is_err() || stop {
+            return;
+        }
+    }
 }
 
 /// One SQLite row as a JSON object keyed by column name.
