@@ -4,4 +4,5 @@
 
 pub mod audit;
 pub mod crypto;
+pub mod pii;
 pub mod ratelimit;

@@ -1,0 +1,329 @@
+//! Detectors of personal data in free text: email, phone, IPv4, IPv6, payment card, IBAN and US
+//! SSN. Each finds candidates with a regular expression and then validates them the way the
+//! format itself does (Luhn for cards, mod-97 and per-country length for IBANs, the address
+//! parsers of `std::net`, the SSA's rules for SSNs), so look-alikes such as a 16-digit order id
+//! or a MAC address are not reported.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::LazyLock;
+
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+/// A kind of personal data a detector finds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Entity {
+    /// `name@example.com`.
+    Email,
+    /// E.164 (`+44 20 7946 0958`) and common national formats (`(555) 123-4567`).
+    Phone,
+    /// `192.0.2.1`.
+    Ipv4,
+    /// `2001:db8::1`.
+    Ipv6,
+    /// A payment card number that passes the Luhn check and has a known issuer prefix.
+    Card,
+    /// An IBAN with a valid length for its country and mod-97 check digits.
+    Iban,
+    /// A US social security number `123-45-6789` within the SSA's assigned ranges.
+    Ssn,
+}
+
+impl Entity {
+    /// Every detector, in the order overlapping matches are resolved (first wins).
+    pub const ALL: [Entity; 7] = [
+        Entity::Email,
+        Entity::Iban,
+        Entity::Card,
+        Entity::Ssn,
+        Entity::Ipv6,
+        Entity::Ipv4,
+        Entity::Phone,
+    ];
+
+    /// Its name in policies and stats.
+    pub fn name(self) -> &'static str {
+        match self {
+            Entity::Email => "email",
+            Entity::Phone => "phone",
+            Entity::Ipv4 => "ipv4",
+            Entity::Ipv6 => "ipv6",
+            Entity::Card => "card",
+            Entity::Iban => "iban",
+            Entity::Ssn => "ssn",
+        }
+    }
+}
+
+impl std::fmt::Display for Entity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One finding: a byte range of the text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Finding {
+    /// What it is.
+    pub entity: Entity,
+    /// Start byte.
+    pub start: usize,
+    /// End byte (exclusive).
+    pub end: usize,
+}
+
+fn re(pattern: &str) -> Regex {
+    Regex::new(pattern).expect("detector patterns are valid")
+}
+
+static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"(?-u)\b[A-Za-z0-9][A-Za-z0-9._%+\-]{0,63}@(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}\b",
+    )
+});
+static IPV4: LazyLock<Regex> = LazyLock::new(|| re(r"(?-u)\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\b"));
+static IPV6: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"(?-u)(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})?")
+});
+static CARD: LazyLock<Regex> = LazyLock::new(|| re(r"(?-u)\b\d(?:[ \-]?\d){12,18}\b"));
+static IBAN: LazyLock<Regex> = LazyLock::new(|| re(r"(?-u)\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b"));
+static SSN: LazyLock<Regex> = LazyLock::new(|| re(r"(?-u)\b\d{3}-\d{2}-\d{4}\b"));
+static PHONE: LazyLock<Regex> = LazyLock::new(|| {
+    re(concat!(
+        r"(?-u)(?:",
+        // E.164, with or without separators: +44 20 7946 0958, +1-555-123-4567, +4915112345678
+        r"\+\d{1,3}(?:[ \-.]?\(?\d{1,5}\)?){1,5}",
+        r"|",
+        // North American: (555) 123-4567, 555-123-4567, 555.123.4567, 555 123 4567
+        r"\(\d{3}\) ?\d{3}[\-. ]\d{4}\b|\b\d{3}[\-. ]\d{3}[\-. ]\d{4}\b",
+        r"|",
+        // Trunk-prefixed national numbers: 020 7946 0958, 030 1234567, 06-12345678
+        r"\b0\d{1,4}[ \-]\d{3,8}(?:[ \-]\d{3,4})?\b",
+        r")"
+    ))
+});
+
+/// Whether a byte can continue a dotted or colon-separated token (so a match is only part of a
+/// longer one, like `1.2.3.4.5`).
+fn continues(text: &[u8], at: usize, sep: u8) -> bool {
+    text.get(at) == Some(&sep) && text.get(at + 1).is_some_and(|b| b.is_ascii_alphanumeric())
+}
+
+/// Whether `start..end` is only part of a longer run of digit groups (an account number, an
+/// IBAN written in blocks): glued to a letter or digit, or one separator away from more digits.
+fn in_digit_run(text: &[u8], start: usize, end: usize) -> bool {
+    let sep = |i: usize| matches!(text.get(i), Some(b' ' | b'-' | b'.'));
+    let digit = |i: usize| text.get(i).is_some_and(u8::is_ascii_digit);
+    (start > 0 && text[start - 1].is_ascii_alphanumeric())
+        || (start > 1 && sep(start - 1) && digit(start - 2))
+        || text.get(end).is_some_and(u8::is_ascii_alphanumeric)
+        || (sep(end) && digit(end + 1))
+}
+
+fn luhn(digits: &[u8]) -> bool {
+    let mut sum = 0u32;
+    for (i, d) in digits.iter().rev().enumerate() {
+        let mut v = u32::from(d - b'0');
+        if i % 2 == 1 {
+            v *= 2;
+            if v > 9 {
+                v -= 9;
+            }
+        }
+        sum += v;
+    }
+    sum.is_multiple_of(10)
+}
+
+/// Issuer prefixes and lengths of the major card networks.
+fn card_issuer(d: &[u8]) -> bool {
+    let n = d.len();
+    let p = |k: usize| -> u32 { d[..k].iter().fold(0, |a, &b| a * 10 + u32::from(b - b'0')) };
+    match d[0] {
+        b'4' => matches!(n, 13 | 16 | 19),                // Visa
+        b'5' => (51..=55).contains(&p(2)) && n == 16,     // Mastercard
+        b'2' => (2221..=2720).contains(&p(4)) && n == 16, // Mastercard 2-series
+        b'3' => match p(2) {
+            34 | 37 => n == 15,                                            // Amex
+            35 => (3528..=3589).contains(&p(4)) && (16..=19).contains(&n), // JCB
+            36 | 38 | 39 => (14..=19).contains(&n),                        // Diners
+            30 => (300..=305).contains(&p(3)) && (14..=19).contains(&n),   // Diners
+            _ => false,
+        },
+        b'6' => {
+            (p(4) == 6011 || p(2) == 65 || (644..=649).contains(&p(3)) || p(2) == 62)
+                && (16..=19).contains(&n) // Discover, UnionPay
+        }
+        _ => false,
+    }
+}
+
+/// IBAN length by country (the SWIFT IBAN registry).
+fn iban_length(country: &str) -> Option<usize> {
+    Some(match country {
+        "NO" => 15,
+        "BE" => 16,
+        "DK" | "FI" | "FO" | "GL" | "NL" => 18,
+        "MK" | "SI" => 19,
+        "AT" | "BA" | "EE" | "KZ" | "LT" | "LU" | "XK" => 20,
+        "CH" | "HR" | "LI" | "LV" => 21,
+        "BG" | "BH" | "CR" | "DE" | "GB" | "GE" | "IE" | "ME" | "RS" | "VA" => 22,
+        "AE" | "GI" | "IL" | "IQ" | "TL" => 23,
+        "AD" | "CZ" | "ES" | "MD" | "PK" | "RO" | "SA" | "SE" | "SK" | "TN" | "VG" => 24,
+        "PT" | "ST" => 25,
+        "IS" | "TR" => 26,
+        "FR" | "GR" | "IT" | "MC" | "MR" | "SM" => 27,
+        "AL" | "AZ" | "BY" | "CY" | "DO" | "GT" | "HU" | "LB" | "PL" | "SV" => 28,
+        "BR" | "EG" | "PS" | "QA" | "UA" => 29,
+        "JO" | "KW" | "MU" => 30,
+        "MT" | "SC" => 31,
+        "LC" => 32,
+        _ => return None,
+    })
+}
+
+/// The mod-97 check of ISO 13616 over an IBAN without spaces.
+pub fn iban_valid(iban: &[u8]) -> bool {
+    let Ok(country) = std::str::from_utf8(&iban[..2]) else {
+        return false;
+    };
+    if iban_length(country) != Some(iban.len()) {
+        return false;
+    }
+    let mut rem = 0u32;
+    for &c in iban[4..].iter().chain(&iban[..4]) {
+        let v = match c {
+            b'0'..=b'9' => u32::from(c - b'0'),
+            b'A'..=b'Z' => u32::from(c - b'A') + 10,
+            _ => return false,
+        };
+        rem = if v >= 10 {
+            (rem * 100 + v) % 97
+        } else {
+            (rem * 10 + v) % 97
+        };
+    }
+    rem == 1
+}
+
+fn ssn_valid(s: &[u8]) -> bool {
+    let n = |r: std::ops::Range<usize>| -> u32 {
+        s[r].iter().fold(0, |a, &b| a * 10 + u32::from(b - b'0'))
+    };
+    let (area, group, serial) = (n(0..3), n(4..6), n(7..11));
+    area != 0 && area != 666 && area < 900 && group != 0 && serial != 0
+}
+
+fn digits(s: &[u8]) -> Vec<u8> {
+    s.iter().copied().filter(u8::is_ascii_digit).collect()
+}
+
+/// Find every entity of `enabled` in `text`, without overlaps, in text order.
+pub fn find(text: &str, enabled: &[Entity]) -> Vec<Finding> {
+    let bytes = text.as_bytes();
+    // Cheap facts that rule most detectors out before any regex runs.
+    let (mut ndigits, mut at, mut colon, mut dot) = (0usize, false, false, false);
+    for &b in bytes {
+        match b {
+            b'0'..=b'9' => ndigits += 1,
+            b'@' => at = true,
+            b':' => colon = true,
+            b'.' => dot = true,
+            _ => {}
+        }
+    }
+    if !at && ndigits < 4 && !colon {
+        return Vec::new();
+    }
+    let mut found: Vec<Finding> = Vec::new();
+    let mut push = |entity: Entity, start: usize, end: usize| {
+        if !found.iter().any(|f| start < f.end && f.start < end) {
+            found.push(Finding { entity, start, end });
+        }
+    };
+    for &entity in Entity::ALL.iter().filter(|e| enabled.contains(e)) {
+        match entity {
+            Entity::Email if at => {
+                for m in EMAIL.find_iter(text) {
+                    push(entity, m.start(), m.end());
+                }
+            }
+            Entity::Iban if ndigits >= 4 => {
+                for m in IBAN.find_iter(text) {
+                    let compact: Vec<u8> = m.as_str().bytes().filter(|b| *b != b' ').collect();
+                    if iban_valid(&compact) {
+                        push(entity, m.start(), m.end());
+                    }
+                }
+            }
+            Entity::Card if ndigits >= 13 => {
+                for m in CARD.find_iter(text) {
+                    let d = digits(m.as_str().as_bytes());
+                    // Separators, when present, must be used consistently (`4111 1111 …`).
+                    let seps: Vec<u8> =
+                        m.as_str().bytes().filter(|b| !b.is_ascii_digit()).collect();
+                    let consistent = seps.windows(2).all(|w| w[0] == w[1]);
+                    // `+49…` is a phone number, not a card.
+                    let signed = m.start() > 0 && bytes[m.start() - 1] == b'+';
+                    if (13..=19).contains(&d.len())
+                        && consistent
+                        && !signed
+                        && !in_digit_run(bytes, m.start(), m.end())
+                        && card_issuer(&d)
+                        && luhn(&d)
+                    {
+                        push(entity, m.start(), m.end());
+                    }
+                }
+            }
+            Entity::Ssn if ndigits >= 9 => {
+                for m in SSN.find_iter(text) {
+                    if ssn_valid(m.as_str().as_bytes())
+                        && !continues(bytes, m.end(), b'-')
+                        && !(m.start() > 0 && bytes[m.start() - 1] == b'-')
+                    {
+                        push(entity, m.start(), m.end());
+                    }
+                }
+            }
+            Entity::Ipv6 if colon => {
+                for m in IPV6.find_iter(text) {
+                    let s = m.as_str();
+                    let before = m.start().checked_sub(1).map(|i| bytes[i]);
+                    let glued = before.is_some_and(|b| b.is_ascii_alphanumeric() || b == b':')
+                        || bytes
+                            .get(m.end())
+                            .is_some_and(|b| b.is_ascii_alphanumeric());
+                    if !glued
+                        && s.len() >= 3
+                        && s.bytes().any(|b| b.is_ascii_hexdigit())
+                        && s.parse::<Ipv6Addr>().is_ok()
+                    {
+                        push(entity, m.start(), m.end());
+                    }
+                }
+            }
+            Entity::Ipv4 if dot && ndigits >= 4 => {
+                for m in IPV4.find_iter(text) {
+                    let glued = (m.start() > 0 && bytes[m.start() - 1] == b'.')
+                        || continues(bytes, m.end(), b'.');
+                    if !glued && m.as_str().parse::<Ipv4Addr>().is_ok() {
+                        push(entity, m.start(), m.end());
+                    }
+                }
+            }
+            Entity::Phone if ndigits >= 7 => {
+                for m in PHONE.find_iter(text) {
+                    let n = digits(m.as_str().as_bytes()).len();
+                    if (7..=15).contains(&n) && !in_digit_run(bytes, m.start(), m.end()) {
+                        push(entity, m.start(), m.end());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    found.sort_by_key(|f| f.start);
+    found
+}

@@ -1,0 +1,282 @@
+//! The PII policy as a connection file writes it (`[pii]`), checked into rules.
+
+use serde::Deserialize;
+
+use super::detect::Entity;
+
+/// What a field rule does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleKind {
+    /// Leave it as is (and keep the detectors off it).
+    Keep,
+    /// Star all but the last `keep_last` characters.
+    Mask,
+    /// Replace it with `[redacted]`.
+    Redact,
+    /// Replace it with the workspace-keyed HMAC-SHA256 (hex).
+    Hash,
+    /// Remove the field.
+    Drop,
+    /// Coarsen a timestamp (`to`) or a number (`bucket`).
+    Generalize,
+}
+
+/// How coarse a generalized timestamp becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Granularity {
+    /// `2024`.
+    Year,
+    /// `2024-03`.
+    Month,
+    /// `2024-03-15`.
+    Day,
+}
+
+impl Granularity {
+    /// Truncate an ISO 8601 date or timestamp; `None` when `s` does not start with one.
+    pub fn truncate(self, s: &str) -> Option<String> {
+        let b = s.as_bytes();
+        let digits =
+            |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+        let ok = digits(0..4)
+            && (b.len() == 4 || (b.get(4) == Some(&b'-') && digits(5..7)))
+            && (b.len() <= 7 || (b.get(7) == Some(&b'-') && digits(8..10)));
+        if !ok {
+            return None;
+        }
+        let keep = match self {
+            Granularity::Year => 4,
+            Granularity::Month => 7,
+            Granularity::Day => 10,
+        };
+        (b.len() >= keep).then(|| s[..keep].to_string())
+    }
+}
+
+/// A rule, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Rule {
+    /// See [`RuleKind::Keep`].
+    Keep,
+    /// See [`RuleKind::Mask`].
+    Mask {
+        /// Characters left visible at the end (at most half the value).
+        keep_last: usize,
+    },
+    /// See [`RuleKind::Redact`].
+    Redact,
+    /// See [`RuleKind::Hash`].
+    Hash,
+    /// See [`RuleKind::Drop`].
+    Drop,
+    /// See [`RuleKind::Generalize`].
+    Generalize {
+        /// For timestamps.
+        to: Option<Granularity>,
+        /// For numbers: round down to a multiple of this.
+        bucket: Option<f64>,
+    },
+}
+
+impl Rule {
+    /// Its name in stats.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Rule::Keep => "keep",
+            Rule::Mask { .. } => "mask",
+            Rule::Redact => "redact",
+            Rule::Hash => "hash",
+            Rule::Drop => "drop",
+            Rule::Generalize { .. } => "generalize",
+        }
+    }
+}
+
+/// What the detectors do with what they find.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnDetect {
+    /// Replace it with its kind: `[email]`.
+    #[default]
+    Redact,
+    /// Star all but the last 4 characters.
+    Mask,
+    /// Replace it with `KIND:` and the workspace-keyed HMAC (stable, joinable).
+    Hash,
+}
+
+/// `[[pii.fields]]` as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FieldFile {
+    stream: Option<String>,
+    path: String,
+    rule: RuleKind,
+    keep_last: Option<usize>,
+    to: Option<Granularity>,
+    bucket: Option<f64>,
+}
+
+/// `[pii]` as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PiiFile {
+    /// Detectors to run over string values without a rule; default: all of them.
+    detectors: Option<Vec<Entity>>,
+    #[serde(default)]
+    on_detect: OnDetect,
+    #[serde(default)]
+    fields: Vec<FieldFile>,
+}
+
+/// A field rule: which stream (all when `None`), which path, what to do.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldRule {
+    /// The stream, or every stream.
+    pub stream: Option<String>,
+    /// The path, split on `.`.
+    pub path: Vec<String>,
+    /// The rule.
+    pub rule: Rule,
+}
+
+/// A connection's PII policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PiiPolicy {
+    /// Detectors over string values without a rule.
+    pub detectors: Vec<Entity>,
+    /// What detectors do with a finding.
+    pub on_detect: OnDetect,
+    /// Field rules, in file order.
+    pub fields: Vec<FieldRule>,
+}
+
+impl Default for PiiPolicy {
+    /// Every detector, findings redacted, no field rules.
+    fn default() -> Self {
+        PiiPolicy {
+            detectors: Entity::ALL.to_vec(),
+            on_detect: OnDetect::Redact,
+            fields: Vec::new(),
+        }
+    }
+}
+
+impl PiiFile {
+    /// Check the policy; errors name the rule (`pii.fields[2]`) and what to change.
+    pub fn check(self) -> Result<PiiPolicy, String> {
+        let mut fields = Vec::new();
+        for (i, f) in self.fields.into_iter().enumerate() {
+            let at = format!("pii.fields[{i}]");
+            let path: Vec<String> = f.path.split('.').map(str::to_string).collect();
+            if path.iter().any(String::is_empty) {
+                return Err(format!(
+                    "{at}: path `{}` has an empty segment; write field names separated by `.`",
+                    f.path
+                ));
+            }
+            let only = |what: &str, present: bool, kind: &str| {
+                if present {
+                    Err(format!("{at}: `{what}` applies only to rule = \"{kind}\""))
+                } else {
+                    Ok(())
+                }
+            };
+            if f.rule != RuleKind::Mask {
+                only("keep_last", f.keep_last.is_some(), "mask")?;
+            }
+            if f.rule != RuleKind::Generalize {
+                only("to", f.to.is_some(), "generalize")?;
+                only("bucket", f.bucket.is_some(), "generalize")?;
+            }
+            let rule = match f.rule {
+                RuleKind::Keep => Rule::Keep,
+                RuleKind::Mask => Rule::Mask {
+                    keep_last: f.keep_last.unwrap_or(4),
+                },
+                RuleKind::Redact => Rule::Redact,
+                RuleKind::Hash => Rule::Hash,
+                RuleKind::Drop => Rule::Drop,
+                RuleKind::Generalize => {
+                    if f.to.is_none() && f.bucket.is_none() {
+                        return Err(format!(
+                            "{at}: generalize needs `to` (\"year\", \"month\" or \"day\") for \
+                             timestamps or `bucket` (a positive number) for numbers"
+                        ));
+                    }
+                    if let Some(b) = f.bucket
+                        && !(b.is_finite() && b > 0.0)
+                    {
+                        return Err(format!("{at}: `bucket` must be a positive number"));
+                    }
+                    Rule::Generalize {
+                        to: f.to,
+                        bucket: f.bucket,
+                    }
+                }
+            };
+            if fields
+                .iter()
+                .any(|r: &FieldRule| r.stream == f.stream && r.path == path)
+            {
+                return Err(format!(
+                    "{at}: `{}` already has a rule{}; one rule per field",
+                    f.path,
+                    f.stream
+                        .as_deref()
+                        .map(|s| format!(" for stream `{s}`"))
+                        .unwrap_or_default()
+                ));
+            }
+            fields.push(FieldRule {
+                stream: f.stream,
+                path,
+                rule,
+            });
+        }
+        let mut detectors = self.detectors.unwrap_or_else(|| Entity::ALL.to_vec());
+        // Resolution order is fixed (`Entity::ALL`), whatever order the file lists them in.
+        detectors.sort_by_key(|d| Entity::ALL.iter().position(|a| a == d));
+        detectors.dedup();
+        Ok(PiiPolicy {
+            detectors,
+            on_detect: self.on_detect,
+            fields,
+        })
+    }
+}
+
+impl PiiPolicy {
+    /// The rules that apply to `stream`: its own, then those for every stream on paths it
+    /// does not set itself.
+    pub fn rules_for(&self, stream: &str) -> Vec<(&[String], &Rule)> {
+        let own = self
+            .fields
+            .iter()
+            .filter(|f| f.stream.as_deref() == Some(stream));
+        let all = self.fields.iter().filter(|f| {
+            f.stream.is_none()
+                && !self
+                    .fields
+                    .iter()
+                    .any(|o| o.stream.as_deref() == Some(stream) && o.path == f.path)
+        });
+        own.chain(all)
+            .map(|f| (f.path.as_slice(), &f.rule))
+            .collect()
+    }
+
+    /// Streams the rules name that are not in `streams` (likely a typo).
+    pub fn unknown_streams<'a>(&'a self, streams: &[&str]) -> Vec<&'a str> {
+        let mut out: Vec<&str> = self
+            .fields
+            .iter()
+            .filter_map(|f| f.stream.as_deref())
+            .filter(|s| !streams.contains(s))
+            .collect();
+        out.dedup();
+        out
+    }
+}

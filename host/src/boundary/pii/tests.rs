@@ -1,0 +1,496 @@
+use rand::{RngExt, SeedableRng};
+use rand_pcg::Pcg64;
+
+use super::*;
+
+fn policy(toml_text: &str) -> PiiPolicy {
+    let file: policy::PiiFile = toml::from_str(toml_text).unwrap();
+    file.check().unwrap()
+}
+
+fn masker(p: PiiPolicy, workspace_key: u8) -> Masker {
+    Masker::new(p, Zeroizing::new([workspace_key; 32]))
+}
+
+fn run(m: &Masker, stream: &str, line: &str) -> (Value, MaskStats) {
+    let mut stats = MaskStats::default();
+    let out = m.apply(stream, line.as_bytes(), &mut stats).unwrap();
+    (serde_json::from_slice(&out).unwrap(), stats)
+}
+
+#[test]
+fn field_rules_do_what_they_say_and_count_without_values() {
+    let p = policy(
+        r#"
+        [[fields]]
+        stream = "users"
+        path = "email"
+        rule = "hash"
+        [[fields]]
+        path = "card"
+        rule = "mask"
+        keep_last = 4
+        [[fields]]
+        path = "address.street"
+        rule = "drop"
+        [[fields]]
+        path = "created_at"
+        rule = "generalize"
+        to = "month"
+        [[fields]]
+        path = "age"
+        rule = "generalize"
+        bucket = 10
+        [[fields]]
+        path = "version"
+        rule = "keep"
+        [[fields]]
+        path = "note"
+        rule = "redact"
+        "#,
+    );
+    let m = masker(p, 1);
+    let line = r#"{"email":"ann@example.com","card":"4111111111111111","address":{"street":"1 Main St","city":"Oslo"},"created_at":"2024-03-15T10:00:00Z","age":37,"version":"1.2.3.4","note":"x","bio":"call +44 20 7946 0958 or mail bob@example.org"}"#;
+    let (v, stats) = run(&m, "users", line);
+    assert_eq!(v["email"].as_str().unwrap().len(), 64);
+    assert_eq!(v["card"], "************1111");
+    assert!(v["address"].get("street").is_none());
+    assert_eq!(v["address"]["city"], "Oslo");
+    assert_eq!(v["created_at"], "2024-03");
+    assert_eq!(v["age"], 30);
+    assert_eq!(
+        v["version"], "1.2.3.4",
+        "keep exempts a field from the detectors"
+    );
+    assert_eq!(v["note"], "[redacted]");
+    assert_eq!(v["bio"], "call [phone] or mail [email]");
+    let text = serde_json::to_string(&stats.lines()).unwrap();
+    assert!(!text.contains("ann@") && !text.contains("7946"), "{text}");
+    let by: Vec<(String, String)> = stats.lines().into_iter().map(|l| (l.field, l.by)).collect();
+    assert!(by.contains(&("email".into(), "hash".into())));
+    assert!(by.contains(&("address.street".into(), "drop".into())));
+    assert!(by.contains(&("bio".into(), "email".into())));
+    assert!(by.contains(&("bio".into(), "phone".into())));
+
+    // Another stream: the `users`-only hash does not apply, so the detector catches the email.
+    let (v, _) = run(&m, "orders", r#"{"email":"ann@example.com"}"#);
+    assert_eq!(v["email"], "[email]");
+}
+
+#[test]
+fn hashes_are_stable_per_workspace_and_differ_across_workspaces() {
+    let p = policy("[[fields]]\npath = \"email\"\nrule = \"hash\"\n");
+    let line = r#"{"email":"ann@example.com"}"#;
+    let a1 = run(&masker(p.clone(), 1), "s", line).0;
+    let a2 = run(&masker(p.clone(), 1), "s", line).0;
+    let b = run(&masker(p, 2), "s", line).0;
+    assert_eq!(a1, a2);
+    assert_ne!(a1, b);
+}
+
+#[test]
+fn a_rule_that_cannot_apply_fails_closed() {
+    let p = policy("[[fields]]\npath = \"when\"\nrule = \"generalize\"\nto = \"day\"\n");
+    let (v, _) = run(&masker(p, 1), "s", r#"{"when":"last tuesday at 5"}"#);
+    assert_eq!(v["when"], "[redacted]");
+}
+
+#[test]
+fn bad_policies_name_the_rule() {
+    let file: policy::PiiFile =
+        toml::from_str("[[fields]]\npath = \"a\"\nrule = \"hash\"\nkeep_last = 2\n").unwrap();
+    let e = file.check().unwrap_err();
+    assert!(
+        e.contains("pii.fields[0]") && e.contains("keep_last"),
+        "{e}"
+    );
+    let file: policy::PiiFile =
+        toml::from_str("[[fields]]\npath = \"a\"\nrule = \"generalize\"\n").unwrap();
+    assert!(file.check().unwrap_err().contains("needs `to`"));
+    assert!(toml::from_str::<policy::PiiFile>("detectors = [\"passport\"]").is_err());
+}
+
+// ---- Detector precision and recall on a generated, labelled set -------------------------
+
+const N: usize = 10_000;
+
+fn pick<'a, T>(r: &mut Pcg64, xs: &'a [T]) -> &'a T {
+    &xs[r.random_range(0..xs.len())]
+}
+
+fn word(r: &mut Pcg64, min: usize, max: usize) -> String {
+    let n = r.random_range(min..=max);
+    (0..n)
+        .map(|_| (b'a' + r.random_range(0..26u8)) as char)
+        .collect()
+}
+
+fn num(r: &mut Pcg64, n: usize) -> String {
+    (0..n)
+        .map(|_| (b'0' + r.random_range(0..10u8)) as char)
+        .collect()
+}
+
+fn luhn_digit(body: &str) -> char {
+    // The check digit that makes body + digit pass Luhn.
+    let mut sum = 0;
+    for (i, c) in body.bytes().rev().enumerate() {
+        let mut v = u32::from(c - b'0');
+        if i % 2 == 0 {
+            v *= 2;
+            if v > 9 {
+                v -= 9;
+            }
+        }
+        sum += v;
+    }
+    char::from_digit((10 - sum % 10) % 10, 10).unwrap()
+}
+
+fn email(r: &mut Pcg64) -> String {
+    let local = match r.random_range(0..5) {
+        0 => format!("{}.{}", word(r, 2, 8), word(r, 2, 10)),
+        1 => format!("{}_{}{}", word(r, 1, 6), word(r, 2, 8), num(r, 2)),
+        2 => format!("{}{}", word(r, 3, 10), num(r, 4)),
+        3 => format!("{}+{}", word(r, 3, 8), word(r, 2, 6)),
+        _ => word(r, 1, 3).to_uppercase(),
+    };
+    let tld = pick(
+        r,
+        &[
+            "com", "org", "net", "io", "co.uk", "de", "fr", "info", "dev", "edu",
+        ],
+    );
+    format!("{local}@{}.{tld}", word(r, 2, 12))
+}
+
+fn ipv4(r: &mut Pcg64) -> String {
+    let o: [u8; 4] = r.random();
+    std::net::Ipv4Addr::from(o).to_string()
+}
+
+fn ipv6(r: &mut Pcg64) -> String {
+    let mut seg: [u16; 8] = r.random();
+    match r.random_range(0..4) {
+        0 => seg[2..6].fill(0), // compressed run
+        1 => seg[..6].copy_from_slice(&[0x2001, 0xdb8, 0, 0, 0, 0]),
+        _ => {}
+    }
+    let a = std::net::Ipv6Addr::from(seg);
+    if r.random_range(0..3) == 0 {
+        // Full, uncompressed form.
+        seg.iter()
+            .map(|s| format!("{s:x}"))
+            .collect::<Vec<_>>()
+            .join(":")
+    } else {
+        a.to_string()
+    }
+}
+
+fn card(r: &mut Pcg64) -> String {
+    let (prefix, len) = *pick(
+        r,
+        &[
+            ("4", 16),
+            ("4", 13),
+            ("51", 16),
+            ("55", 16),
+            ("2221", 16),
+            ("34", 15),
+            ("37", 15),
+            ("6011", 16),
+            ("65", 16),
+            ("3530", 16),
+        ],
+    );
+    let mut body = prefix.to_string();
+    body.push_str(&num(r, len - 1 - prefix.len()));
+    let d = luhn_digit(&body);
+    body.push(d);
+    match r.random_range(0..3) {
+        0 => body,
+        sep => {
+            let sep = if sep == 1 { " " } else { "-" };
+            let groups: &[usize] = if len == 15 {
+                &[4, 6, 5]
+            } else if len == 13 {
+                &[4, 4, 5]
+            } else {
+                &[4, 4, 4, 4]
+            };
+            let mut out = Vec::new();
+            let mut at = 0;
+            for g in groups {
+                out.push(&body[at..at + g]);
+                at += g;
+            }
+            out.join(sep)
+        }
+    }
+}
+
+const IBAN_COUNTRIES: &[(&str, usize)] = &[
+    ("DE", 22),
+    ("GB", 22),
+    ("FR", 27),
+    ("NL", 18),
+    ("ES", 24),
+    ("IT", 27),
+    ("BE", 16),
+    ("CH", 21),
+    ("AT", 20),
+    ("PL", 28),
+    ("SE", 24),
+    ("NO", 15),
+    ("PT", 25),
+    ("IE", 22),
+];
+
+fn iban_with(r: &mut Pcg64, good: bool) -> String {
+    let (cc, len) = *pick(r, IBAN_COUNTRIES);
+    let bban: String = (0..len - 4)
+        .map(|i| {
+            if i < 4 && cc == "GB" {
+                (b'A' + r.random_range(0..26u8)) as char
+            } else {
+                (b'0' + r.random_range(0..10u8)) as char
+            }
+        })
+        .collect();
+    let probe = format!("{cc}00{bban}");
+    let mut rem = 0u32;
+    for c in probe[4..].bytes().chain(probe[..4].bytes()) {
+        let v = if c.is_ascii_digit() {
+            u32::from(c - b'0')
+        } else {
+            u32::from(c - b'A') + 10
+        };
+        rem = if v >= 10 {
+            (rem * 100 + v) % 97
+        } else {
+            (rem * 10 + v) % 97
+        };
+    }
+    let mut check = 98 - rem;
+    if !good {
+        check = (check + 1 + r.random_range(0..90)) % 97 + 2;
+        if check == 98 - rem {
+            check = if check == 2 { 3 } else { check - 1 };
+        }
+    }
+    let iban = format!("{cc}{check:02}{bban}");
+    if r.random_range(0..2) == 0 {
+        iban
+    } else {
+        iban.as_bytes()
+            .chunks(4)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+fn ssn(r: &mut Pcg64) -> String {
+    let mut area = r.random_range(1..900);
+    if area == 666 {
+        area = 667;
+    }
+    format!(
+        "{area:03}-{:02}-{:04}",
+        r.random_range(1..100),
+        r.random_range(1..10000)
+    )
+}
+
+fn phone(r: &mut Pcg64) -> String {
+    let a = r.random_range(200..1000);
+    let b = r.random_range(200..1000);
+    let c = r.random_range(0..10000);
+    match r.random_range(0..7) {
+        0 => format!("({a}) {b}-{c:04}"),
+        1 => format!("{a}-{b}-{c:04}"),
+        2 => format!("{a}.{b}.{c:04}"),
+        3 => format!("+1-{a}-{b}-{c:04}"),
+        4 => format!("+44 20 {} {}", num(r, 4), num(r, 4)),
+        5 => format!("+49{}", num(r, 11)),
+        _ => format!("020 {} {}", num(r, 4), num(r, 4)),
+    }
+}
+
+/// Values that look like PII but are not.
+fn lookalike(r: &mut Pcg64) -> String {
+    match r.random_range(0..16) {
+        0 => {
+            // A 16-digit order id that fails Luhn.
+            let body = format!("4{}", num(r, 14));
+            let good = luhn_digit(&body).to_digit(10).unwrap();
+            format!("{body}{}", (good + 1 + r.random_range(0..9)) % 10)
+        }
+        1 => format!(
+            "{}.{}.{}",
+            r.random_range(0..20),
+            r.random_range(0..50),
+            r.random_range(0..300)
+        ),
+        2 => format!(
+            "v{}.{}.{}.{}",
+            r.random_range(0..9),
+            r.random_range(0..9),
+            r.random_range(0..9),
+            r.random_range(0..9)
+        ),
+        3 => format!(
+            "10.0.{}.{}",
+            r.random_range(10000..30000),
+            r.random_range(256..9999)
+        ),
+        4 => format!(
+            "2{:03}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+            r.random_range(0..30),
+            r.random_range(1..13),
+            r.random_range(1..29),
+            r.random_range(0..24),
+            r.random_range(0..60),
+            r.random_range(0..60)
+        ),
+        5 => {
+            let h: [u8; 16] = r.random();
+            let s = hex::encode(h);
+            format!(
+                "{}-{}-{}-{}-{}",
+                &s[..8],
+                &s[8..12],
+                &s[12..16],
+                &s[16..20],
+                &s[20..]
+            )
+        }
+        6 => {
+            let m: [u8; 6] = r.random();
+            m.iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<Vec<_>>()
+                .join(":")
+        }
+        7 => iban_with(r, false),
+        8 => format!(
+            "{}-{:02}-{:04}",
+            pick(r, &["000", "666", "900", "987"]),
+            r.random_range(1..100),
+            r.random_range(1..10000)
+        ),
+        9 => format!("{}@localhost", word(r, 3, 8)),
+        10 => format!(
+            "${},{:03}.{:02}",
+            r.random_range(1..999),
+            r.random_range(0..1000),
+            r.random_range(0..100)
+        ),
+        11 => format!(
+            "978-{}-{}-{}-{}",
+            r.random_range(0..10),
+            num(r, 2),
+            num(r, 6),
+            r.random_range(0..10)
+        ),
+        12 => hex::encode(r.random::<[u8; 20]>()),
+        13 => format!("SKU-{}-{}", num(r, 4), word(r, 2, 2).to_uppercase()),
+        14 => format!(
+            "{:02}:{:02}:{:02}",
+            r.random_range(0..24),
+            r.random_range(0..60),
+            r.random_range(0..60)
+        ),
+        _ => format!("{}", r.random_range(10_000_000u64..99_999_999_999)),
+    }
+}
+
+fn embed(r: &mut Pcg64, v: String) -> (String, usize) {
+    match r.random_range(0..4) {
+        0 => {
+            let pre = format!("{} {}: ", word(r, 3, 8), word(r, 2, 6));
+            let at = pre.len();
+            (format!("{pre}{v} (primary)"), at)
+        }
+        _ => (v, 0),
+    }
+}
+
+#[test]
+fn detectors_meet_precision_and_recall_on_a_labelled_set() {
+    let mut r = Pcg64::seed_from_u64(0x5111ce);
+    let gens: [(Entity, fn(&mut Pcg64) -> String); 7] = [
+        (Entity::Email, email),
+        (Entity::Ipv4, ipv4),
+        (Entity::Ipv6, ipv6),
+        (Entity::Card, card),
+        (Entity::Iban, |r| iban_with(r, true)),
+        (Entity::Ssn, ssn),
+        (Entity::Phone, phone),
+    ];
+    // (label, text, start, end of the labelled value)
+    let mut set: Vec<(Option<Entity>, String, usize, usize)> = Vec::new();
+    for (entity, g) in gens {
+        for _ in 0..N {
+            let v = g(&mut r);
+            let len = v.len();
+            let (text, at) = embed(&mut r, v);
+            set.push((Some(entity), text, at, at + len));
+        }
+    }
+    for _ in 0..2 * N {
+        let v = lookalike(&mut r);
+        let len = v.len();
+        set.push((None, v, 0, len));
+    }
+
+    let all = Entity::ALL;
+    let mut tp = BTreeMap::<Entity, usize>::new();
+    let mut fp = BTreeMap::<Entity, usize>::new();
+    let mut examples = BTreeMap::<(Entity, bool), String>::new();
+    for (label, text, start, end) in &set {
+        let found = detect::find(text, &all);
+        let mut hit = false;
+        for f in &found {
+            if Some(f.entity) == *label && f.start <= *start && f.end >= *end {
+                hit = true;
+            } else {
+                *fp.entry(f.entity).or_default() += 1;
+                examples
+                    .entry((f.entity, false))
+                    .or_insert_with(|| text.clone());
+            }
+        }
+        if let Some(l) = label {
+            if hit {
+                *tp.entry(*l).or_default() += 1;
+            } else {
+                examples.entry((*l, true)).or_insert_with(|| text.clone());
+            }
+        }
+    }
+    println!("| detector | recall | precision | example missed | example false positive |");
+    println!("| --- | --- | --- | --- | --- |");
+    let mut failures = Vec::new();
+    for e in Entity::ALL {
+        let t = tp.get(&e).copied().unwrap_or(0) as f64;
+        let f = fp.get(&e).copied().unwrap_or(0) as f64;
+        let recall = t / N as f64;
+        let precision = if t + f == 0.0 { 0.0 } else { t / (t + f) };
+        println!(
+            "| {e} | {recall:.4} | {precision:.4} | {} | {} |",
+            examples.get(&(e, true)).map_or("", String::as_str),
+            examples.get(&(e, false)).map_or("", String::as_str)
+        );
+        // Phone numbers have no checksum and many national shapes: held to a lower bar and
+        // reported on their own, as the issue asks.
+        let bar = if e == Entity::Phone { 0.95 } else { 0.99 };
+        if recall < bar || precision < bar {
+            failures.push(format!(
+                "{e}: recall {recall:.4}, precision {precision:.4} (< {bar})"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
