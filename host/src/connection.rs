@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::boundary::pii::{PiiFile, PiiPolicy};
 use crate::capability::{Access, Grant, Preopen};
 use crate::protocol::{
     Catalog, ConfiguredCatalog, ConfiguredStream, DestinationMode, Spec, SyncMode,
@@ -73,6 +74,11 @@ pub enum ConnectionError {
 #[serde(deny_unknown_fields)]
 struct File {
     name: Option<String>,
+    workspace: Option<String>,
+    #[serde(default)]
+    pii: Option<PiiFile>,
+    #[serde(default)]
+    failed_records: FailedRecordsFile,
     source: EndpointFile,
     destination: EndpointFile,
     #[serde(default)]
@@ -105,6 +111,37 @@ pub struct StreamSelection {
     pub cursor_field: Option<Vec<String>>,
     /// Default: the stream's own key.
     pub primary_key: Option<Vec<Vec<String>>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FailedRecordsFile {
+    #[serde(default)]
+    on_invalid: OnInvalid,
+    samples: Option<usize>,
+    max_sample_bytes: Option<usize>,
+}
+
+/// What the wall does with a record that is not a JSON object.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnInvalid {
+    /// Stop the run (nothing after it is written; the next run resumes).
+    #[default]
+    Fail,
+    /// Leave the record out, count it, and keep a sample if samples are on.
+    Skip,
+}
+
+/// Failed records: what happens to them and how many samples are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailedRecords {
+    /// Fail or skip.
+    pub on_invalid: OnInvalid,
+    /// Samples kept per run attempt (0: none, the default).
+    pub samples: usize,
+    /// Bytes kept per sample (longer records are cut).
+    pub max_sample_bytes: usize,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -171,6 +208,12 @@ pub struct Connection {
     pub streams: Option<Vec<StreamSelection>>,
     /// Limits.
     pub limits: RunLimits,
+    /// The workspace: hashed PII is stable within it and differs across workspaces.
+    pub workspace: String,
+    /// The PII policy; `None` passes values through unchanged.
+    pub pii: Option<PiiPolicy>,
+    /// Invalid records and their samples.
+    pub failed_records: FailedRecords,
 }
 
 impl Connection {
@@ -239,6 +282,18 @@ impl Connection {
             file.destination,
             Access::ReadWrite,
         )?;
+        let workspace = match file.workspace {
+            Some(w) if w.trim().is_empty() => return Err(invalid("`workspace` is empty".into())),
+            Some(w) => w,
+            None => "default".to_string(),
+        };
+        let pii = file.pii.map(PiiFile::check).transpose().map_err(invalid)?;
+        let f = file.failed_records;
+        let failed_records = FailedRecords {
+            on_invalid: f.on_invalid,
+            samples: f.samples.unwrap_or(0).min(10_000),
+            max_sample_bytes: f.max_sample_bytes.unwrap_or(4096).clamp(64, 1 << 20),
+        };
         Ok(Connection {
             name,
             file: path.to_path_buf(),
@@ -246,6 +301,9 @@ impl Connection {
             destination,
             streams: file.streams,
             limits,
+            workspace,
+            pii,
+            failed_records,
         })
     }
 

@@ -6,3 +6,5 @@ pub mod audit;
 pub mod crypto;
 pub mod pii;
 pub mod ratelimit;
+pub mod retention;
+pub mod scrub;

@@ -56,6 +56,22 @@ pub struct Capabilities {
     pub inside: Vec<Secret>,
     /// Databases it may open.
     pub sql: Vec<std::sync::Arc<Database>>,
+    /// Every secret the grant loaded (for scrubbing and the audit log).
+    pub secrets: Vec<Secret>,
+}
+
+/// Where a grant is checked: the paths it is relative to, the run's call timeout, and the
+/// stored secrets opened for it.
+#[derive(Debug, Clone, Copy)]
+pub struct GrantEnv<'a> {
+    /// Relative paths in the grant are relative to this (the connection file's directory).
+    pub base: &'a Path,
+    /// The data dir (SQLite warehouses live under it).
+    pub data_dir: &'a Path,
+    /// Statement timeouts must stay below it.
+    pub call_timeout: Duration,
+    /// Values of `stored = true` secrets.
+    pub stored: &'a std::collections::BTreeMap<String, secrecy::SecretString>,
 }
 
 /// Why a grant cannot be given. Each names the field of the connection file to change.
@@ -84,10 +100,14 @@ impl Grant {
         side: &str,
         manifest: &Manifest,
         dirs: &[Preopen],
-        base: &Path,
-        data_dir: &Path,
-        call_timeout: Duration,
+        env: &GrantEnv<'_>,
     ) -> Result<Capabilities, GrantError> {
+        let GrantEnv {
+            base,
+            data_dir,
+            call_timeout,
+            stored,
+        } = *env;
         let req = &manifest.capabilities;
         let name = &manifest.name;
 
@@ -207,7 +227,9 @@ impl Grant {
                     ));
                 }
             }
-            let secret = s.load(base).map_err(|e| err(field, e.to_string()))?;
+            let secret = s
+                .load(base, stored)
+                .map_err(|e| err(field, e.to_string()))?;
             if s.inside {
                 inside.push(secret.clone());
             }
@@ -237,6 +259,7 @@ impl Grant {
             net,
             inside,
             sql: databases,
+            secrets: loaded,
         })
     }
 }
@@ -288,9 +311,12 @@ mod tests {
             "source",
             m,
             &dirs,
-            Path::new("/"),
-            Path::new("/data"),
-            Duration::from_secs(60),
+            &GrantEnv {
+                base: Path::new("/"),
+                data_dir: Path::new("/data"),
+                call_timeout: Duration::from_secs(60),
+                stored: &Default::default(),
+            },
         )
     }
 

@@ -10,6 +10,7 @@
 //! connectors that must hold it (to sign requests, say). The connector's manifest must request
 //! it by name, with a reason the operator sees at grant time.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use secrecy::{ExposeSecret, SecretString};
@@ -30,9 +31,12 @@ pub struct SecretGrant {
     /// Read the value from this environment variable of the sluice process…
     #[serde(default)]
     pub env: Option<String>,
-    /// …or from this file (relative to the connection file; trailing newline removed).
+    /// …or from this file (relative to the connection file; trailing newline removed)…
     #[serde(default)]
     pub file: Option<PathBuf>,
+    /// …or from the data dir's sealed secret store (`sluice secrets set NAME`).
+    #[serde(default)]
+    pub stored: bool,
     /// The outbound destinations it may be sent to (allowlist syntax).
     #[serde(default)]
     pub to: Vec<AllowRule>,
@@ -67,9 +71,15 @@ impl std::fmt::Debug for Secret {
 /// Why a secret cannot be used. Never contains the value.
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
-    /// Neither or both of `env` and `file`.
-    #[error("secret `{0}` needs exactly one of `env` or `file` to say where its value comes from")]
+    /// Not exactly one of `env`, `file` and `stored`.
+    #[error(
+        "secret `{0}` needs exactly one of `env`, `file` or `stored = true` to say where its \
+         value comes from"
+    )]
     Source(String),
+    /// `stored = true`, but the store has no such secret.
+    #[error("secret `{0}` is not in the secret store; set it with `sluice secrets set {0}`")]
+    NotStored(String),
     /// The environment variable is not set.
     #[error("secret `{name}`: environment variable `{var}` is not set (or not UTF-8)")]
     Env {
@@ -91,14 +101,25 @@ pub enum SecretError {
     /// The value is empty.
     #[error("secret `{0}` is empty")]
     Empty(String),
+    /// Too short to be told apart from ordinary text (and so to scrub from logs).
+    #[error(
+        "secret `{0}` is shorter than {min} characters: too short to scrub from logs reliably",
+        min = crate::boundary::scrub::MIN_LEN
+    )]
+    Short(String),
     /// A bad name.
     #[error("secret name `{0}` must be letters, digits, `_` or `-`")]
     Name(String),
 }
 
 impl SecretGrant {
-    /// Load the value (from the environment or a file relative to `base`).
-    pub fn load(&self, base: &Path) -> Result<Secret, SecretError> {
+    /// Load the value: from the environment, a file relative to `base`, or `stored` (the
+    /// secret store's values, opened for this run).
+    pub fn load(
+        &self,
+        base: &Path,
+        stored: &BTreeMap<String, SecretString>,
+    ) -> Result<Secret, SecretError> {
         if self.name.is_empty()
             || !self
                 .name
@@ -108,6 +129,11 @@ impl SecretGrant {
             return Err(SecretError::Name(self.name.clone()));
         }
         let value = match (&self.env, &self.file) {
+            (None, None) if self.stored => stored
+                .get(&self.name)
+                .map(|v| v.expose_secret().to_string())
+                .ok_or_else(|| SecretError::NotStored(self.name.clone()))?,
+            _ if self.stored => return Err(SecretError::Source(self.name.clone())),
             (Some(var), None) => std::env::var(var).map_err(|_| SecretError::Env {
                 name: self.name.clone(),
                 var: var.clone(),
@@ -128,6 +154,9 @@ impl SecretGrant {
         };
         if value.is_empty() {
             return Err(SecretError::Empty(self.name.clone()));
+        }
+        if value.len() < crate::boundary::scrub::MIN_LEN {
+            return Err(SecretError::Short(self.name.clone()));
         }
         Ok(Secret {
             name: self.name.clone(),
@@ -221,10 +250,11 @@ mod tests {
             name: "tok".into(),
             env: None,
             file: Some("tok".into()),
+            stored: false,
             to: vec![],
             inside: false,
         };
-        let s = g.load(dir.path()).unwrap();
+        let s = g.load(dir.path(), &BTreeMap::new()).unwrap();
         assert_eq!(s.expose(), "s3cr3t-value");
         assert!(!format!("{s:?}").contains("s3cr3t"));
 
@@ -233,12 +263,18 @@ mod tests {
             file: None,
             ..g.clone()
         };
-        let err = missing.load(dir.path()).unwrap_err().to_string();
+        let err = missing
+            .load(dir.path(), &BTreeMap::new())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("SLUICE_TEST_SURELY_UNSET_VAR"), "{err}");
         let both = SecretGrant {
             env: Some("X".into()),
             ..g
         };
-        assert!(matches!(both.load(dir.path()), Err(SecretError::Source(_))));
+        assert!(matches!(
+            both.load(dir.path(), &BTreeMap::new()),
+            Err(SecretError::Source(_))
+        ));
     }
 }

@@ -117,9 +117,12 @@ fn sandbox(
             "",
             c.manifest(),
             &resolved,
-            Path::new("."),
-            data_dir,
-            limits.call_timeout,
+            &sluice::capability::GrantEnv {
+                base: Path::new("."),
+                data_dir,
+                call_timeout: limits.call_timeout,
+                stored: &Default::default(),
+            },
         )
         .map_err(|e| anyhow::anyhow!("{}", e.reason))?;
     let events = EventLog::new();

@@ -1,9 +1,14 @@
 //! Command-line interface: parsing, dispatch, and error reporting at the edge.
 
+mod audit;
 mod connector;
 mod format;
 mod history;
+mod keys;
+mod purge;
 mod run;
+mod samples;
+mod secrets;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,6 +46,27 @@ enum Command {
     Runs(history::RunsArgs),
     /// Forget a connection's committed state: its next run reads everything again.
     Reset(history::ResetArgs),
+    /// The audit log: verify its chain and signatures, or list entries.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
+    /// The keyring that seals secrets, state and samples at rest.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+    /// Secrets kept sealed in the data dir, for grants with `stored = true`.
+    #[command(subcommand)]
+    Secrets(secrets::SecretsCommand),
+    /// Remove what the retention settings say is overdue, and say what was removed.
+    Purge(purge::PurgeArgs),
+    /// Print a run's failed-record samples (opened from their sealed files) as JSON lines.
+    Samples(samples::SamplesArgs),
+}
+
+/// Who is acting, for the audit log: `cli:` and the OS user.
+pub fn actor() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    format!("cli:{user}")
 }
 
 /// The data dir: the flag, `SLUICE_DATA_DIR`, or the platform's data dir.
@@ -91,6 +117,11 @@ pub fn main() -> ExitCode {
             Command::Discover(a) => connector::discover(&data_dir, a).await,
             Command::Runs(a) => history::runs(&data_dir, a).await,
             Command::Reset(a) => history::reset(&data_dir, a).await,
+            Command::Audit(a) => audit::run(&data_dir, a).await,
+            Command::Keys(a) => keys::run(&data_dir, a).await,
+            Command::Secrets(a) => secrets::run(&data_dir, a).await,
+            Command::Purge(a) => purge::run(&data_dir, a).await,
+            Command::Samples(a) => samples::run(&data_dir, a).await,
         }
     });
     match result {

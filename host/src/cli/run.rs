@@ -31,6 +31,7 @@ pub struct RunArgs {
 pub async fn run(data_dir: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
     let conn = Connection::load(&args.connection)?;
     let store = Store::open(data_dir).await?;
+    super::purge::on_start(&store).await?;
     let runtime = super::runtime(data_dir)?;
     let progress = Arc::new(Progress::default());
     let bar = (!args.json && std::io::stderr().is_terminal()).then(|| spinner(&conn.name));
@@ -54,6 +55,7 @@ pub async fn run(data_dir: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
     let options = RunOptions {
         fresh: args.fresh,
         progress,
+        actor: super::actor(),
     };
     let report = sync::run(&runtime, &store, &conn, options)
         .await
@@ -96,7 +98,7 @@ fn json_report(conn: &Connection, r: &RunReport) -> serde_json::Value {
         "run_id": r.run_id,
         "attempt": r.attempt,
         "status": if r.succeeded() { "succeeded" } else { "failed" },
-        "error": r.error.as_ref().map(|e| e.to_string()),
+        "error": r.error_message,
         "duration_secs": r.duration.as_secs_f64(),
         "checkpoints": r.commits,
         "streams": r.streams.iter().zip(&r.active).map(|(s, t)| serde_json::json!({
@@ -107,6 +109,9 @@ fn json_report(conn: &Connection, r: &RunReport) -> serde_json::Value {
         "bytes": r.bytes(),
         "log_lines_dropped": r.log_dropped,
         "refusals": r.refusals,
+        "masked": r.masked.lines(),
+        "skipped_invalid": r.skipped,
+        "samples": r.samples,
         "events": r.events,
     })
 }
@@ -170,13 +175,36 @@ fn print_summary(conn: &Connection, r: &RunReport) {
         }
         println!("  (all events: sluice runs --log {})", r.run_id);
     }
+    if r.masked.total() > 0 {
+        println!(
+            "  masked {} value(s) by the PII policy:",
+            format::count(r.masked.total())
+        );
+        for l in r.masked.lines().iter().take(20) {
+            println!(
+                "    {}.{} by {}: {}",
+                l.stream,
+                l.field,
+                l.by,
+                format::count(l.count)
+            );
+        }
+    }
+    if r.skipped > 0 {
+        println!(
+            "  left out {} invalid record(s); {} sample(s) kept (sluice samples {})",
+            format::count(r.skipped),
+            r.samples,
+            r.run_id
+        );
+    }
     if r.log_dropped > 0 {
         println!(
             "  note: connectors logged more than the run log keeps; {} lines were dropped",
             format::count(r.log_dropped)
         );
     }
-    if let Some(e) = &r.error {
+    if let Some(e) = &r.error_message {
         eprintln!("error: {e}");
         eprintln!(
             "  what was written before the failure is committed; the next `sluice run` of this \

@@ -18,8 +18,12 @@ pub struct LogLine {
     pub message: String,
 }
 
-#[derive(Debug, Default)]
+/// What every line passes through before it is kept: secret and PII scrubbing.
+pub type LineFilter = Arc<dyn Fn(&str) -> String + Send + Sync>;
+
+#[derive(Default)]
 struct Inner {
+    filter: Option<LineFilter>,
     lines: Vec<LogLine>,
     dropped: u64,
     /// The last panic message per connector: the host quotes it when the connector traps.
@@ -27,9 +31,19 @@ struct Inner {
 }
 
 /// A bounded, shared run log. Cloning gives another handle to the same log.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct RunLog {
     inner: Arc<Mutex<Inner>>,
+}
+
+impl std::fmt::Debug for RunLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let inner = self.inner.lock().expect("run log lock");
+        f.debug_struct("RunLog")
+            .field("lines", &inner.lines.len())
+            .field("dropped", &inner.dropped)
+            .finish_non_exhaustive()
+    }
 }
 
 impl RunLog {
@@ -43,9 +57,29 @@ impl RunLog {
         Self::default()
     }
 
+    /// Pass every line (those kept so far too) through `filter` before it is kept or traced.
+    pub fn set_filter(&self, filter: LineFilter) {
+        let mut inner = self.inner.lock().expect("run log lock");
+        for line in &mut inner.lines {
+            line.message = filter(&line.message);
+        }
+        for (_, m) in &mut inner.last_panic {
+            *m = filter(m);
+        }
+        inner.filter = Some(filter);
+    }
+
     /// Append a line from `connector`.
     pub fn push(&self, connector: &str, level: LogLevel, message: &str) {
         let mut inner = self.inner.lock().expect("run log lock");
+        let filtered;
+        let message = match &inner.filter {
+            Some(f) => {
+                filtered = f(message);
+                filtered.as_str()
+            }
+            None => message,
+        };
         if level == LogLevel::Error && message.starts_with("panicked at") {
             let text = truncate(message, Self::MAX_LINE_BYTES).to_string();
             match inner.last_panic.iter_mut().find(|(c, _)| c == connector) {
@@ -106,6 +140,18 @@ fn truncate(s: &str, max: usize) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_filter_applies_to_lines_before_and_after_it_is_set() {
+        let log = RunLog::new();
+        log.push("c", LogLevel::Info, "early s3cr3t");
+        log.set_filter(Arc::new(|m: &str| m.replace("s3cr3t", "[secret:x]")));
+        log.push("c", LogLevel::Error, "panicked at x: s3cr3t");
+        let lines = log.lines();
+        assert_eq!(lines[0].message, "early [secret:x]");
+        assert!(!lines[1].message.contains("s3cr3t"));
+        assert!(!log.last_panic("c").unwrap().contains("s3cr3t"));
+    }
 
     #[test]
     fn a_flood_is_bounded_and_counted() {

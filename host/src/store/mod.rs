@@ -5,7 +5,10 @@
 //! `synchronous = FULL`, so after a crash the store never claims more than the destination
 //! durably holds.
 
+mod audit;
 mod lock;
+mod purge;
+mod sealed;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -17,7 +20,15 @@ use sqlx::{Row, SqlitePool};
 
 pub use lock::{ConnectionLock, LockError};
 
+use std::sync::Arc;
+
+pub use audit::AuditFilter;
+pub use purge::PurgeReport;
+pub use sealed::StoredSecret;
+
 use crate::boundary::audit::Event;
+use crate::boundary::crypto::{self, CryptoError, Keyring};
+use crate::boundary::pii::{MaskCount, MaskStats};
 use crate::protocol::StreamState;
 use crate::runtime::LogLine;
 
@@ -51,6 +62,9 @@ pub enum StoreError {
     /// A row holds a value this version cannot read.
     #[error("the store holds an unreadable value: {0}")]
     Corrupt(String),
+    /// Sealing or opening a value, or the keyring.
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
 }
 
 fn db(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
@@ -154,11 +168,19 @@ impl RunStart {
     }
 }
 
-/// The store.
+/// The store, with the keyring that seals what it keeps.
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: SqlitePool,
     dir: PathBuf,
+    keyring: Arc<Keyring>,
+}
+
+/// The prefix of a sealed value in a text column (base64 follows).
+const SEALED: &str = "sealed:";
+
+fn state_identity(connection: &str, stream: &str) -> String {
+    format!("state/{connection}/{stream}")
 }
 
 fn now() -> String {
@@ -168,8 +190,18 @@ fn now() -> String {
 }
 
 impl Store {
-    /// Open (creating if needed) the store in `data_dir`.
+    /// Open (creating if needed) the store in `data_dir`, with the data dir's keyring.
     pub async fn open(data_dir: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
+            path: data_dir.to_path_buf(),
+            source,
+        })?;
+        let keyring = Keyring::open(data_dir)?;
+        Self::open_with(data_dir, Arc::new(keyring)).await
+    }
+
+    /// Open the store in `data_dir` with `keyring`.
+    pub async fn open_with(data_dir: &Path, keyring: Arc<Keyring>) -> Result<Store, StoreError> {
         std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
             path: data_dir.to_path_buf(),
             source,
@@ -218,7 +250,13 @@ impl Store {
         Ok(Store {
             pool,
             dir: data_dir.to_path_buf(),
+            keyring,
         })
+    }
+
+    /// The keyring.
+    pub fn keyring(&self) -> &Keyring {
+        &self.keyring
     }
 
     /// The data dir.
@@ -311,16 +349,42 @@ impl Store {
         .fetch_all(&self.pool)
         .await
         .map_err(db("read states"))?;
-        Ok(rows
-            .into_iter()
-            .map(|r| CommittedState {
-                state: StreamState {
-                    stream: r.get("stream"),
-                    state: r.get("state"),
-                },
-                run_id: r.get("run_id"),
+        rows.into_iter()
+            .map(|r| {
+                let stream: String = r.get("stream");
+                let stored: String = r.get("state");
+                let state = self.open_text(&state_identity(connection, &stream), &stored)?;
+                Ok(CommittedState {
+                    state: StreamState { stream, state },
+                    run_id: r.get("run_id"),
+                })
             })
-            .collect())
+            .collect()
+    }
+
+    /// Seal `text` for a text column.
+    fn seal_text(&self, identity: &str, text: &str) -> String {
+        use base64::Engine;
+        let sealed = crypto::seal(&self.keyring, identity, text.as_bytes());
+        format!(
+            "{SEALED}{}",
+            base64::engine::general_purpose::STANDARD.encode(sealed)
+        )
+    }
+
+    /// Open a text column written by [`Store::seal_text`]. Plain values (written before
+    /// encryption at rest) are returned as they are; the next write seals them.
+    fn open_text(&self, identity: &str, stored: &str) -> Result<String, StoreError> {
+        use base64::Engine;
+        let Some(b64) = stored.strip_prefix(SEALED) else {
+            return Ok(stored.to_string());
+        };
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .map_err(|_| StoreError::Corrupt(format!("{identity} is not base64")))?;
+        let plain = crypto::open(&self.keyring, identity, &bytes)?;
+        String::from_utf8(plain.to_vec())
+            .map_err(|_| StoreError::Corrupt(format!("{identity} is not UTF-8")))
     }
 
     /// Forget the committed checkpoints of `connection`: the next run reads from the start.
@@ -347,7 +411,7 @@ impl Store {
             sqlx::query("INSERT INTO stream_state (connection, stream, state, run_id, updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (connection, stream) DO UPDATE SET state = excluded.state, run_id = excluded.run_id, updated_at = excluded.updated_at")
                 .bind(connection)
                 .bind(&s.stream)
-                .bind(&s.state)
+                .bind(self.seal_text(&state_identity(connection, &s.stream), &s.state))
                 .bind(run_id)
                 .bind(&at)
                 .execute(&mut *tx)
@@ -379,6 +443,40 @@ impl Store {
             .await
             .map_err(db("finish run"))?;
         tx.commit().await.map_err(db("finish run"))
+    }
+
+    /// Add a run's masking counts (an attempt's counts add to earlier attempts').
+    pub async fn add_masking(&self, run_id: i64, masked: &MaskStats) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db("begin masking"))?;
+        for l in masked.lines() {
+            sqlx::query("INSERT INTO run_masking (run_id, stream, field, by, count) VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id, stream, field, by) DO UPDATE SET count = count + excluded.count")
+                .bind(run_id)
+                .bind(&l.stream)
+                .bind(&l.field)
+                .bind(&l.by)
+                .bind(l.count as i64)
+                .execute(&mut *tx)
+                .await
+                .map_err(db("write masking"))?;
+        }
+        tx.commit().await.map_err(db("write masking"))
+    }
+
+    /// A run's masking counts.
+    pub async fn masking(&self, run_id: i64) -> Result<MaskStats, StoreError> {
+        let rows = sqlx::query(
+            "SELECT stream, field, by, count FROM run_masking WHERE run_id = ? ORDER BY stream, field, by",
+        )
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("read masking"))?;
+        Ok(MaskStats::from_lines(rows.into_iter().map(|r| MaskCount {
+            stream: r.get("stream"),
+            field: r.get("field"),
+            by: r.get("by"),
+            count: r.get::<i64, _>("count") as u64,
+        })))
     }
 
     /// Append connector log lines to a run.

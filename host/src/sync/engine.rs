@@ -12,13 +12,15 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use super::{SyncError, validate};
+use crate::boundary::pii::{MaskStats, Masker};
+use crate::connection::OnInvalid;
 use crate::protocol::{
     ConfiguredCatalog, ConnectorError, DestinationWriter, Message, SourceReader, StreamState,
 };
 use crate::store::StreamStats;
 
 /// Knobs of the pump.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct PumpConfig {
     /// Records asked for per pull.
     pub batch_records: u32,
@@ -28,6 +30,12 @@ pub struct PumpConfig {
     pub checkpoint_interval: Duration,
     /// Batches in flight between source and destination.
     pub queue_depth: usize,
+    /// The connection's PII policy, applied to every batch before the destination sees it.
+    pub masker: Option<Arc<Masker>>,
+    /// Fail the run on a record that is not a JSON object, or leave it out.
+    pub on_invalid: OnInvalid,
+    /// Invalid records kept (unmasked, in memory) for samples.
+    pub keep_invalid: usize,
 }
 
 impl Default for PumpConfig {
@@ -37,6 +45,9 @@ impl Default for PumpConfig {
             max_batch_bytes: 64 << 20,
             checkpoint_interval: Duration::from_secs(1),
             queue_depth: 8,
+            masker: None,
+            on_invalid: OnInvalid::Fail,
+            keep_invalid: 0,
         }
     }
 }
@@ -71,8 +82,29 @@ pub struct PumpOutcome {
     /// Per stream, in catalog order: from its first batch reaching the destination to its last
     /// batch written (the time the stream was moving).
     pub active: Vec<Duration>,
+    /// Values masked by the PII policy, in batches the destination durably holds or not.
+    pub masked: MaskStats,
+    /// Invalid records left out (`OnInvalid::Skip`).
+    pub skipped: u64,
+    /// The first of them, up to `keep_invalid`, for samples. Not masked yet.
+    pub invalid: Vec<validate::Invalid>,
     /// How it ended.
     pub result: Result<(), SyncError>,
+}
+
+impl PumpOutcome {
+    /// A pump that never started.
+    pub fn failed(e: SyncError) -> PumpOutcome {
+        PumpOutcome {
+            stats: Vec::new(),
+            masked: MaskStats::default(),
+            skipped: 0,
+            invalid: Vec::new(),
+            commits: 0,
+            active: Vec::new(),
+            result: Err(e),
+        }
+    }
 }
 
 /// Move everything from `reader` to `writer`.
@@ -94,8 +126,9 @@ where
     // The source task only pulls: the sandboxed call is the expensive part, and checking the
     // batch at the wall happens on the destination's side of the queue, so the two halves keep
     // two cores busy in balance.
+    let batch_records = cfg.batch_records;
     let source = tokio::spawn(async move {
-        while let Some(message) = reader.next(cfg.batch_records).await? {
+        while let Some(message) = reader.next(batch_records).await? {
             if tx.send(message).await.is_err() {
                 // The destination stopped; its error tells the story.
                 break;
@@ -118,6 +151,9 @@ where
     let mut pending: BTreeMap<String, StreamState> = BTreeMap::new();
     let mut commits = 0;
     let mut last_flush = Instant::now();
+    let mut masked = MaskStats::default();
+    let mut skipped = 0u64;
+    let mut invalid = Vec::new();
 
     // Flush, then commit every pending state: all batches before them are now durable.
     macro_rules! flush_and_commit {
@@ -144,6 +180,10 @@ where
         while let Some(message) = rx.recv().await {
             match message {
                 Message::Batch(mut batch) => {
+                    if cfg.on_invalid == OnInvalid::Skip {
+                        skipped +=
+                            validate::take_invalid(&mut batch, &mut invalid, cfg.keep_invalid);
+                    }
                     let records = match validate::batch(&mut batch, &catalog, cfg.max_batch_bytes) {
                         Ok(n) => n,
                         Err(f) => {
@@ -154,9 +194,22 @@ where
                     if records == 0 {
                         continue;
                     }
-                    let bytes = batch.records.len() as u64;
                     progress.records.fetch_add(records, Ordering::Relaxed);
-                    progress.bytes.fetch_add(bytes, Ordering::Relaxed);
+                    progress
+                        .bytes
+                        .fetch_add(batch.records.len() as u64, Ordering::Relaxed);
+                    if let Some(m) = &cfg.masker {
+                        match m.apply(&batch.stream, &batch.records, &mut masked) {
+                            Ok(out) => batch.records = out,
+                            Err(e) => {
+                                refused = Some(wall(crate::protocol::Failure::Protocol {
+                                    message: e.to_string(),
+                                }));
+                                break;
+                            }
+                        }
+                    }
+                    let bytes = batch.records.len() as u64;
                     let i = written.iter().position(|s| s.stream == batch.stream);
                     if let Some(i) = i {
                         written[i].records += records;
@@ -206,6 +259,9 @@ where
     let result = destination.and(source);
     PumpOutcome {
         stats: durable,
+        masked,
+        skipped,
+        invalid,
         commits,
         active: spans
             .into_iter()

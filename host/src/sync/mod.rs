@@ -4,6 +4,7 @@
 
 mod engine;
 pub mod validate;
+pub mod wall;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -11,9 +12,18 @@ use std::time::{Duration, Instant};
 
 pub use engine::{Checkpoints, Progress, PumpConfig, PumpOutcome, pump};
 
-use crate::boundary::audit::{Capability, EventLog};
+use std::collections::BTreeMap;
+
+use secrecy::SecretString;
+use serde_json::json;
+
+use crate::boundary::audit::log::NewEntry;
+use crate::boundary::audit::{Capability, EventLog, Outcome};
+use crate::boundary::pii::{MaskStats, Masker};
+use crate::boundary::retention::{Retention, RetentionError};
+use crate::boundary::scrub::Scrubber;
 use crate::capability::net::NetPolicy;
-use crate::capability::{Capabilities, GrantError};
+use crate::capability::{Capabilities, GrantEnv, GrantError, Secret};
 use crate::connection::{Connection, ConnectionError, Endpoint};
 use crate::protocol::{
     ConfiguredCatalog, ConnectorError, ConnectorKind, DestinationMode, StreamState, SyncMode,
@@ -59,6 +69,17 @@ pub enum SyncError {
         /// What the slot needs.
         expected: ConnectorKind,
     },
+    /// The run's staging directory or its samples.
+    #[error("cannot write the run's staging files under {}: {source}", path.display())]
+    Staging {
+        /// Where.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The data dir's retention settings.
+    #[error(transparent)]
+    Retention(#[from] RetentionError),
     /// A bug in the host.
     #[error("internal error: {0}")]
     Internal(String),
@@ -71,6 +92,8 @@ pub struct RunOptions {
     pub fresh: bool,
     /// Live counters, for a progress display.
     pub progress: Arc<Progress>,
+    /// Who started it, for the audit log (`cli:alice`, `scheduler`…); empty means `cli`.
+    pub actor: String,
 }
 
 /// What a run did.
@@ -96,8 +119,16 @@ pub struct RunReport {
     pub events: Vec<crate::boundary::audit::Event>,
     /// Refusals recorded (kept in `events` or not).
     pub refusals: u64,
+    /// Values the PII policy masked, per stream, field and rule or detector.
+    pub masked: MaskStats,
+    /// Records left out as invalid (`failed_records.on_invalid = "skip"`).
+    pub skipped: u64,
+    /// Failed-record samples kept (sealed, under `DATA_DIR/samples/`).
+    pub samples: u64,
     /// `None` when it succeeded.
     pub error: Option<SyncError>,
+    /// The error as it may be shown and stored: secret values scrubbed.
+    pub error_message: Option<String>,
 }
 
 impl RunReport {
@@ -158,6 +189,15 @@ struct Side {
     connector: Connector,
     sandbox: Sandbox,
     config: String,
+    secrets: Vec<Secret>,
+}
+
+/// What both sides of a run share while they are prepared.
+struct RunCtx<'a> {
+    log: &'a RunLog,
+    events: &'a EventLog,
+    data_dir: &'a Path,
+    stored: &'a BTreeMap<String, SecretString>,
 }
 
 /// Load a side's connector, check its grant against its manifest, and build its sandbox.
@@ -166,10 +206,14 @@ fn prepare_side(
     conn: &Connection,
     endpoint: &Endpoint,
     expected: ConnectorKind,
-    log: &RunLog,
-    events: &EventLog,
-    data_dir: &Path,
+    ctx: &RunCtx<'_>,
 ) -> Result<Side, SyncError> {
+    let RunCtx {
+        log,
+        events,
+        data_dir,
+        stored,
+    } = *ctx;
     let field = match expected {
         ConnectorKind::Source => "source.connector",
         ConnectorKind::Destination => "destination.connector",
@@ -185,9 +229,12 @@ fn prepare_side(
             side,
             connector.manifest(),
             &endpoint.dirs,
-            &endpoint.base,
-            data_dir,
-            conn.limits.connector.call_timeout,
+            &GrantEnv {
+                base: &endpoint.base,
+                data_dir,
+                call_timeout: conn.limits.connector.call_timeout,
+                stored,
+            },
         )
         .map_err(|source| {
             events.refused(
@@ -237,6 +284,7 @@ fn prepare_side(
         connector,
         sandbox,
         config,
+        secrets: caps.secrets,
     })
 }
 
@@ -269,15 +317,35 @@ fn load(
 ///
 /// Errors before a run exists (the connection's lock, the store) are returned as `Err`;
 /// everything after, from loading the connectors and checking their grants on, is recorded in
-/// the store and in the report.
+/// the store, the audit log and the report.
 pub async fn run(
     runtime: &Runtime,
     store: &Store,
     conn: &Connection,
     options: RunOptions,
 ) -> Result<RunReport, SyncError> {
+    let retention = Retention::load(store.dir())?;
     let lock = store.lock(&conn.name)?;
     let start = store.begin_run(&lock, &conn.name, options.fresh).await?;
+    let actor = if options.actor.is_empty() {
+        "cli".to_string()
+    } else {
+        options.actor.clone()
+    };
+    let resource = format!("connection/{}", conn.name);
+    let last_start = store
+        .last_audit("run.started", &resource)
+        .await?
+        .and_then(|e| serde_json::from_str(&e.details).ok());
+    store
+        .audit(&wall::start_entries(
+            &actor,
+            conn,
+            start.run_id,
+            start.attempt,
+            last_start.as_ref(),
+        ))
+        .await?;
     tracing::info!(
         run = start.run_id,
         attempt = start.attempt,
@@ -287,39 +355,75 @@ pub async fn run(
     let began = Instant::now();
     let log = RunLog::new();
     let events = EventLog::new();
-    let sides = prepare_side(
-        runtime,
-        conn,
-        &conn.source,
-        ConnectorKind::Source,
-        &log,
-        &events,
-        store.dir(),
-    )
-    .and_then(|source| {
-        let destination = prepare_side(
-            runtime,
-            conn,
-            &conn.destination,
-            ConnectorKind::Destination,
-            &log,
-            &events,
-            store.dir(),
-        )?;
-        Ok((source, destination))
+    let masker = conn.pii.clone().map(|p| {
+        Arc::new(Masker::new(
+            p,
+            store.keyring().pseudonym_key(&conn.workspace),
+        ))
     });
+    let stored = wall::stored_secrets(store, conn).await?;
+    let ctx = RunCtx {
+        log: &log,
+        events: &events,
+        data_dir: store.dir(),
+        stored: &stored,
+    };
+    let mut audit = Vec::new();
+    let sides =
+        prepare_side(runtime, conn, &conn.source, ConnectorKind::Source, &ctx).and_then(|source| {
+            let destination = prepare_side(
+                runtime,
+                conn,
+                &conn.destination,
+                ConnectorKind::Destination,
+                &ctx,
+            )?;
+            Ok((source, destination))
+        });
+    // Every secret a side loaded is scrubbed from what the connectors log, from the first line.
+    let mut secrets = Vec::new();
+    if let Ok((source, destination)) = &sides {
+        for (side, s) in [("source", source), ("destination", destination)] {
+            audit.push(NewEntry::new(
+                &actor,
+                "connector.loaded",
+                format!("connector/{}", s.connector.name()),
+                "ok",
+                json!({
+                    "run": start.run_id,
+                    "side": side,
+                    "version": s.connector.manifest().version,
+                    "digest": s.connector.digest(),
+                }),
+            ));
+            for secret in &s.secrets {
+                audit.push(NewEntry::new(
+                    &actor,
+                    "secret.read",
+                    format!("secret/{}", secret.name),
+                    "ok",
+                    json!({ "run": start.run_id, "connection": conn.name, "side": side }),
+                ));
+            }
+            secrets.extend(wall::named(&s.secrets));
+        }
+    }
+    wall::install_filter(&log, &secrets, masker.clone());
+    let staging =
+        wall::Staging::create(store.dir(), start.run_id).map_err(|source| SyncError::Staging {
+            path: store.dir().join("staging"),
+            source,
+        })?;
     let mut outcome = match sides {
         Ok((source, destination)) => {
-            attempt(
-                runtime,
-                store,
-                conn,
-                &source,
-                &destination,
-                &start,
-                &options,
-            )
-            .await
+            let sides = Sides {
+                source: &source,
+                destination: &destination,
+                masker: masker.clone(),
+                log: &log,
+                secrets: &mut secrets,
+            };
+            attempt(runtime, store, conn, sides, &start, &options).await
         }
         Err(e) => {
             if let SyncError::Runtime(RuntimeError::Forbidden { path, reason }) = &e {
@@ -330,31 +434,117 @@ pub async fn run(
                     reason,
                 );
             }
-            PumpOutcome {
-                stats: Vec::new(),
-                commits: 0,
-                active: Vec::new(),
-                result: Err(e),
+            PumpOutcome::failed(e)
+        }
+    };
+    let scrub = {
+        let scrubber = Scrubber::new(secrets.iter().map(|(n, v)| {
+            use secrecy::ExposeSecret;
+            (n.as_str(), v.expose_secret())
+        }));
+        let masker = masker.clone();
+        move |text: &str| {
+            let text = scrubber.scrub(text);
+            match &masker {
+                Some(m) => m.scrub_text(&text),
+                None => text,
             }
         }
     };
+    // Failed-record samples: masked like everything else, sealed in staging, then kept.
+    let mut limits = conn.failed_records;
+    if !retention.samples.stores() {
+        limits.samples = 0;
+    }
+    let mut samples =
+        wall::Samples::new(limits, &staging, store.dir(), start.run_id, start.attempt);
+    let kept = outcome
+        .invalid
+        .iter()
+        .try_for_each(|r| {
+            let record = scrub(&String::from_utf8_lossy(&r.record));
+            samples.add(store, &r.stream, r.line, &r.reason, &record)
+        })
+        .and_then(|()| samples.keep())
+        .map_err(|source| SyncError::Staging {
+            path: staging.path().to_path_buf(),
+            source,
+        });
+    let sampled = match kept {
+        Ok(Some((path, n))) => {
+            store.add_samples(start.run_id, &path, n as u64).await?;
+            n as u64
+        }
+        Ok(None) => 0,
+        Err(e) => {
+            if outcome.result.is_ok() {
+                outcome.result = Err(e);
+            }
+            0
+        }
+    };
+    drop(staging);
+
     let (status, error) = match &outcome.result {
         Ok(()) => (RunStatus::Succeeded, None),
-        Err(e) => (RunStatus::Failed, Some(e.to_string())),
+        Err(e) => (RunStatus::Failed, Some(scrub(&e.to_string()))),
     };
     let lines = log.lines();
-    store.append_logs(start.run_id, &lines).await?;
     let recorded = events.events();
-    store.append_events(start.run_id, &recorded).await?;
+    if retention.run_logs.stores() {
+        store.append_logs(start.run_id, &lines).await?;
+        store.append_events(start.run_id, &recorded).await?;
+    }
+    store.add_masking(start.run_id, &outcome.masked).await?;
+    let totals = add(&start.committed, &outcome.stats);
     store
         .finish_run(
             start.run_id,
             status,
             error.as_deref(),
-            &add(&start.committed, &outcome.stats),
+            &totals,
             log.dropped(),
         )
         .await?;
+    let refusals = events.counts().0;
+    for e in recorded
+        .iter()
+        .filter(|e| e.outcome == Outcome::Refused)
+        .take(MAX_AUDITED_REFUSALS)
+    {
+        audit.push(NewEntry::new(
+            format!("connector:{}", e.connector),
+            "capability.refused",
+            &resource,
+            "refused",
+            json!({
+                "run": start.run_id,
+                "capability": e.capability,
+                "action": e.action,
+                "reason": e.detail,
+            }),
+        ));
+    }
+    audit.push(NewEntry::new(
+        &actor,
+        "run.finished",
+        &resource,
+        if error.is_none() { "ok" } else { "failed" },
+        json!({
+            "run": start.run_id,
+            "attempt": start.attempt,
+            "records": totals.iter().map(|s| s.records).sum::<u64>(),
+            "bytes": totals.iter().map(|s| s.bytes).sum::<u64>(),
+            "streams": totals,
+            "masked": outcome.masked.total(),
+            "skipped": outcome.skipped,
+            "samples": sampled,
+            "refusals": refusals,
+            "error": error,
+        }),
+    ));
+    store.audit(&audit).await?;
+    store.audit_seal().await?;
     drop(lock);
     Ok(RunReport {
         run_id: start.run_id,
@@ -366,35 +556,82 @@ pub async fn run(
         log: lines,
         log_dropped: log.dropped(),
         events: recorded,
-        refusals: events.counts().0,
+        refusals,
+        masked: std::mem::take(&mut outcome.masked),
+        skipped: outcome.skipped,
+        samples: sampled,
         error: outcome.result.err(),
+        error_message: error,
     })
+}
+
+/// Refusals copied into the audit log per run (all are in the run's events).
+const MAX_AUDITED_REFUSALS: usize = 100;
+
+/// Both prepared sides and what the attempt adds to the run's scrubbing.
+struct Sides<'a> {
+    source: &'a Side,
+    destination: &'a Side,
+    masker: Option<Arc<Masker>>,
+    log: &'a RunLog,
+    /// Secrets to scrub; config fields the connectors' specs mark secret are added.
+    secrets: &'a mut Vec<(String, SecretString)>,
 }
 
 async fn attempt(
     runtime: &Runtime,
     store: &Store,
     conn: &Connection,
-    source: &Side,
-    destination: &Side,
+    sides: Sides<'_>,
     start: &crate::store::RunStart,
     options: &RunOptions,
 ) -> PumpOutcome {
-    let failed = |e: SyncError| PumpOutcome {
-        stats: Vec::new(),
-        commits: 0,
-        active: Vec::new(),
-        result: Err(e),
-    };
+    let Sides {
+        source,
+        destination,
+        masker,
+        log,
+        secrets,
+    } = sides;
     let prepared = async {
         let mut src = source.connector.source(runtime, &source.sandbox).await?;
-        let catalog = src.discover(&source.config).await?;
         let mut dst = destination
             .connector
             .destination(runtime, &destination.sandbox)
             .await?;
+        let src_spec = src.spec().await?;
         let spec = dst.spec().await?;
+        // Config fields the connectors mark secret are scrubbed like granted secrets.
+        for (side, sp) in [(source, &src_spec), (destination, &spec)] {
+            let config: serde_json::Value = serde_json::from_str(&side.config).unwrap_or_default();
+            for v in crate::boundary::scrub::secret_values(&sp.config_schema, &config) {
+                secrets.push((
+                    format!("{}.config", side.connector.name()),
+                    SecretString::from(v),
+                ));
+            }
+        }
+        wall::install_filter(log, secrets, masker.clone());
+        let catalog = src.discover(&source.config).await?;
         let catalog = conn.configure(&catalog, &spec)?;
+        if let Some(m) = &masker {
+            let names: Vec<&str> = catalog
+                .streams
+                .iter()
+                .map(|s| s.stream.name.as_str())
+                .collect();
+            let unknown = m.policy().unknown_streams(&names);
+            if !unknown.is_empty() {
+                log.push(
+                    "sluice",
+                    crate::protocol::LogLevel::Warn,
+                    &format!(
+                        "the PII policy names streams this run does not move: {}",
+                        unknown.join(", ")
+                    ),
+                );
+            }
+        }
         let committed = store.states(&conn.name).await?;
         let (states, dest_catalog) = resume_plan(&catalog, &committed, start.run_id);
         let reader = src.read(&source.config, &catalog, &states).await?;
@@ -404,7 +641,7 @@ async fn attempt(
     .await;
     let (reader, writer, catalog) = match prepared {
         Ok(p) => p,
-        Err(e) => return failed(e),
+        Err(e) => return PumpOutcome::failed(e),
     };
     let checkpoints = StoreCheckpoints {
         store,
@@ -416,6 +653,9 @@ async fn attempt(
         batch_records: conn.limits.batch_records,
         max_batch_bytes: conn.limits.max_batch_bytes,
         checkpoint_interval: conn.limits.checkpoint_interval,
+        masker,
+        on_invalid: conn.failed_records.on_invalid,
+        keep_invalid: conn.failed_records.samples,
         ..PumpConfig::default()
     };
     pump(

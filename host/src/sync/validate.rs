@@ -68,6 +68,62 @@ pub fn batch(
     Ok(records)
 }
 
+/// A record the wall left out.
+#[derive(Debug, Clone)]
+pub struct Invalid {
+    /// Its stream.
+    pub stream: String,
+    /// Its line in the batch, from 1.
+    pub line: usize,
+    /// Why (never the contents).
+    pub reason: String,
+    /// The record as the source sent it.
+    pub record: Vec<u8>,
+}
+
+/// Remove lines that are not JSON objects from `batch`, keeping the first of them in `kept`
+/// (up to `keep` in all). Returns how many were removed.
+pub fn take_invalid(batch: &mut Batch, kept: &mut Vec<Invalid>, keep: usize) -> u64 {
+    let is_record = |line: &[u8]| {
+        line.trim_ascii_start().first() == Some(&b'{')
+            && serde_json::from_slice::<IgnoredAny>(line).is_ok()
+    };
+    let lines: Vec<&[u8]> = batch
+        .records
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.trim_ascii().is_empty())
+        .collect();
+    if lines.iter().all(|l| is_record(l)) {
+        return 0;
+    }
+    let mut out = Vec::with_capacity(batch.records.len());
+    let mut removed = 0;
+    for (i, line) in lines.iter().enumerate() {
+        if is_record(line) {
+            out.extend_from_slice(line);
+            out.push(b'\n');
+            continue;
+        }
+        removed += 1;
+        if kept.len() < keep {
+            kept.push(Invalid {
+                stream: batch.stream.clone(),
+                line: i + 1,
+                reason: if std::str::from_utf8(line).is_err() {
+                    "not valid UTF-8".into()
+                } else if serde_json::from_slice::<IgnoredAny>(line).is_err() {
+                    "not valid JSON".into()
+                } else {
+                    "JSON but not an object".into()
+                },
+                record: line.to_vec(),
+            });
+        }
+    }
+    batch.records = out;
+    removed
+}
+
 /// Check a checkpoint: a known stream and a JSON state.
 pub fn state(state: &StreamState, catalog: &ConfiguredCatalog) -> Result<(), Failure> {
     if catalog.get(&state.stream).is_none() {

@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
 pub use detect::Entity;
-pub use policy::{Granularity, OnDetect, PiiPolicy, Rule, RuleKind};
+pub use policy::{FieldRule, Granularity, OnDetect, PiiFile, PiiPolicy, Rule, RuleKind};
 
 /// How many values were masked, per (stream, field path, rule or detector).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

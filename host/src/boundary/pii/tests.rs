@@ -420,7 +420,8 @@ fn embed(r: &mut Pcg64, v: String) -> (String, usize) {
 #[test]
 fn detectors_meet_precision_and_recall_on_a_labelled_set() {
     let mut r = Pcg64::seed_from_u64(0x5111ce);
-    let gens: [(Entity, fn(&mut Pcg64) -> String); 7] = [
+    type Generator = fn(&mut Pcg64) -> String;
+    let gens: [(Entity, Generator); 7] = [
         (Entity::Email, email),
         (Entity::Ipv4, ipv4),
         (Entity::Ipv6, ipv6),

@@ -2,8 +2,10 @@
 //! recorded with the run. Never headers, bodies, record values or secrets: only who, what,
 //! where and the outcome.
 //!
-//! Everything goes through [`EventLog::record`], the one function the tamper-evident audit
-//! log takes over when it lands.
+//! Everything goes through [`EventLog::record`]. Refusals also go to the tamper-evident audit
+//! log ([`log`]) when the run ends.
+
+pub mod log;
 
 use std::sync::{Arc, Mutex};
 

@@ -1,0 +1,82 @@
+//! `sluice keys rotate|list`.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use sluice::boundary::audit::log::NewEntry;
+use sluice::boundary::crypto::Keyring;
+use sluice::store::Store;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum KeysCommand {
+    /// Add a key-encryption key, make it current, and re-wrap every sealed value under it.
+    /// Old keys stay in the keyring: anything sealed under them still opens.
+    Rotate,
+    /// List key ids (never key material).
+    List,
+}
+
+pub async fn run(data_dir: &Path, cmd: KeysCommand) -> anyhow::Result<ExitCode> {
+    std::fs::create_dir_all(data_dir)?;
+    let mut ring = Keyring::open(data_dir)?;
+    match cmd {
+        KeysCommand::List => {
+            for (id, created) in ring.key_ids() {
+                let current = if id == ring.current_id() {
+                    " (current)"
+                } else {
+                    ""
+                };
+                println!("{id}  created {created}{current}");
+            }
+            println!("keyring: {}", ring.source());
+        }
+        KeysCommand::Rotate => {
+            let old = ring.current_id().to_string();
+            let new = ring.rotate()?;
+            let store = Store::open_with(data_dir, Arc::new(ring)).await?;
+            let rewrapped = store.rewrap_all().await?;
+            let files = rewrap_samples(&store)?;
+            store
+                .audit(&[NewEntry::new(
+                    super::actor(),
+                    "key.rotated",
+                    format!("key/{new}"),
+                    "ok",
+                    serde_json::json!({ "from": old, "to": new, "rewrapped": rewrapped + files }),
+                )])
+                .await?;
+            store.audit_seal().await?;
+            println!(
+                "rotated: `{new}` is the current key (was `{old}`); re-wrapped {} sealed value(s) \
+                 and {files} sample file(s)",
+                rewrapped
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Re-wrap the data keys in the headers of sealed sample files (the data is untouched).
+fn rewrap_samples(store: &Store) -> anyhow::Result<u64> {
+    let dir = store.dir().join("samples");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok(0);
+    };
+    let mut n = 0;
+    for e in entries.flatten() {
+        let path = e.path();
+        let Some(identity) = sluice::sync::wall::Samples::identity_of(&path) else {
+            continue;
+        };
+        let bytes = std::fs::read(&path)?;
+        if let Some(new) = sluice::boundary::crypto::rewrap(store.keyring(), &identity, &bytes)? {
+            let tmp = path.with_extension("rewrap");
+            std::fs::write(&tmp, new)?;
+            std::fs::rename(&tmp, &path)?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}

@@ -1,0 +1,284 @@
+//! The audit log's rows: appended in one transaction each, chained and signed as
+//! `boundary::audit::log` defines.
+
+use sqlx::Row;
+
+use super::{Store, StoreError, db, now};
+use crate::boundary::audit::log::{
+    self, DIGEST_EVERY_ENTRIES, DIGEST_EVERY_SECS, Entry, GENESIS, NewEntry, SignedDigest,
+    Verification,
+};
+
+/// Which entries `sluice audit list` shows. Every field narrows; `None` matches all.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// At or after (RFC 3339).
+    pub since: Option<String>,
+    /// Before (RFC 3339).
+    pub until: Option<String>,
+    /// Exactly this actor.
+    pub actor: Option<String>,
+    /// This action, or actions under it (`run` matches `run.started`).
+    pub action: Option<String>,
+    /// This resource, or resources under it (`connection/a` matches `connection/a/users`).
+    pub resource: Option<String>,
+    /// At most this many, oldest first.
+    pub limit: Option<u32>,
+}
+
+fn entry(r: &sqlx::sqlite::SqliteRow) -> Entry {
+    Entry {
+        seq: r.get("seq"),
+        at: r.get("at"),
+        actor: r.get("actor"),
+        action: r.get("action"),
+        resource: r.get("resource"),
+        outcome: r.get("outcome"),
+        source_ip: r.get("source_ip"),
+        details: r.get("details"),
+        prev_hash: r.get("prev_hash"),
+        hash: r.get("hash"),
+    }
+}
+
+fn digest(r: &sqlx::sqlite::SqliteRow) -> SignedDigest {
+    SignedDigest {
+        seq: r.get("seq"),
+        at: r.get("at"),
+        last_seq: r.get("last_seq"),
+        last_hash: r.get("last_hash"),
+        prev_signature: r.get("prev_signature"),
+        key_id: r.get("key_id"),
+        public_key: r.get("public_key"),
+        signature: r.get("signature"),
+    }
+}
+
+impl Store {
+    /// Append entries to the audit log, chained to the last one; signs a digest when enough
+    /// entries (or time) have gone unsigned.
+    pub async fn audit(&self, entries: &[NewEntry]) -> Result<(), StoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        // `BEGIN IMMEDIATE` semantics: take the write lock before reading the chain's head, so
+        // two processes appending at once cannot fork it.
+        let mut conn = self.pool.acquire().await.map_err(db("audit"))?;
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut *conn)
+            .await
+            .map_err(db("begin audit"))?;
+        let result = async {
+            let head = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(db("audit head"))?;
+            let (mut seq, mut prev) = match head {
+                Some(r) => (r.get::<i64, _>("seq"), r.get::<String, _>("hash")),
+                None => (
+                    sqlx::query("SELECT COALESCE(MAX(last_seq), 0) AS s FROM audit_digests")
+                        .fetch_one(&mut *conn)
+                        .await
+                        .map_err(db("audit head"))?
+                        .get::<i64, _>("s"),
+                    GENESIS.to_string(),
+                ),
+            };
+            if seq > 0 && prev == GENESIS {
+                // Every entry was purged: continue from the last digest's anchor.
+                prev = sqlx::query("SELECT last_hash FROM audit_digests ORDER BY seq DESC LIMIT 1")
+                    .fetch_one(&mut *conn)
+                    .await
+                    .map_err(db("audit anchor"))?
+                    .get("last_hash");
+            }
+            let at = now();
+            for n in entries {
+                seq += 1;
+                let mut e = Entry {
+                    seq,
+                    at: at.clone(),
+                    actor: n.actor.clone(),
+                    action: n.action.clone(),
+                    resource: n.resource.clone(),
+                    outcome: n.outcome.clone(),
+                    source_ip: n.source_ip.clone(),
+                    details: n.details.to_string(),
+                    prev_hash: prev,
+                    hash: String::new(),
+                };
+                e.hash = e.compute_hash();
+                sqlx::query("INSERT INTO audit_log (seq, at, actor, action, resource, outcome, source_ip, details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+                    .bind(e.seq)
+                    .bind(&e.at)
+                    .bind(&e.actor)
+                    .bind(&e.action)
+                    .bind(&e.resource)
+                    .bind(&e.outcome)
+                    .bind(&e.source_ip)
+                    .bind(&e.details)
+                    .bind(&e.prev_hash)
+                    .bind(&e.hash)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(db("append audit entry"))?;
+                prev = e.hash;
+            }
+            self.sign_if_due(&mut conn, false).await
+        }
+        .await;
+        let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        sqlx::query(end)
+            .execute(&mut *conn)
+            .await
+            .map_err(db("end audit"))?;
+        result
+    }
+
+    /// Sign a digest over every entry not yet covered by one (at the end of a run or command).
+    pub async fn audit_seal(&self) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(db("audit"))?;
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut *conn)
+            .await
+            .map_err(db("begin audit"))?;
+        let result = self.sign_if_due(&mut conn, true).await;
+        let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        sqlx::query(end)
+            .execute(&mut *conn)
+            .await
+            .map_err(db("end audit"))?;
+        result
+    }
+
+    async fn sign_if_due(
+        &self,
+        conn: &mut sqlx::SqliteConnection,
+        force: bool,
+    ) -> Result<(), StoreError> {
+        let last_digest = sqlx::query("SELECT * FROM audit_digests ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db("read digest"))?
+            .map(|r| digest(&r));
+        let covered = last_digest.as_ref().map_or(0, |d| d.last_seq);
+        let unsigned =
+            sqlx::query("SELECT COUNT(*) AS n, MIN(at) AS oldest FROM audit_log WHERE seq > ?")
+                .bind(covered)
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(db("count unsigned"))?;
+        let n: i64 = unsigned.get("n");
+        if n == 0 {
+            return Ok(());
+        }
+        let oldest: String = unsigned.get("oldest");
+        let age =
+            time::OffsetDateTime::parse(&oldest, &time::format_description::well_known::Rfc3339)
+                .map(|t| (time::OffsetDateTime::now_utc() - t).whole_seconds())
+                .unwrap_or(i64::MAX);
+        if !(force || n >= DIGEST_EVERY_ENTRIES || age >= DIGEST_EVERY_SECS) {
+            return Ok(());
+        }
+        let last = sqlx::query("SELECT * FROM audit_log ORDER BY seq DESC LIMIT 1")
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db("audit head"))?;
+        let (key_id, key) = self.keyring().signing_key();
+        let d = SignedDigest::sign(
+            last_digest.as_ref().map_or(1, |d| d.seq + 1),
+            now(),
+            &entry(&last),
+            last_digest.as_ref().map_or("", |d| &d.signature),
+            key_id,
+            key,
+        );
+        sqlx::query("INSERT INTO audit_digests (seq, at, last_seq, last_hash, prev_signature, key_id, public_key, signature) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+            .bind(d.seq)
+            .bind(&d.at)
+            .bind(d.last_seq)
+            .bind(&d.last_hash)
+            .bind(&d.prev_signature)
+            .bind(&d.key_id)
+            .bind(&d.public_key)
+            .bind(&d.signature)
+            .execute(&mut *conn)
+            .await
+            .map_err(db("write digest"))?;
+        Ok(())
+    }
+
+    /// Audit entries matching `filter`, oldest first.
+    pub async fn audit_entries(&self, filter: &AuditFilter) -> Result<Vec<Entry>, StoreError> {
+        let prefix = |p: &Option<String>| p.as_ref().map(|p| format!("{p}%"));
+        let rows = sqlx::query(
+            "SELECT * FROM audit_log WHERE (?1 IS NULL OR at >= ?1) AND (?2 IS NULL OR at < ?2) \
+             AND (?3 IS NULL OR actor = ?3) AND (?4 IS NULL OR action = ?4 OR action LIKE ?5) \
+             AND (?6 IS NULL OR resource = ?6 OR resource LIKE ?7) ORDER BY seq LIMIT ?8",
+        )
+        .bind(&filter.since)
+        .bind(&filter.until)
+        .bind(&filter.actor)
+        .bind(&filter.action)
+        .bind(filter.action.as_ref().map(|a| format!("{a}.%")))
+        .bind(&filter.resource)
+        .bind(prefix(&filter.resource.as_ref().map(|r| format!("{r}/"))))
+        .bind(filter.limit.map_or(-1, i64::from))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("read audit log"))?;
+        Ok(rows.iter().map(entry).collect())
+    }
+
+    /// Verify the whole audit log against the keyring's audit key.
+    pub async fn audit_verify(&self) -> Result<Verification, StoreError> {
+        let entries = sqlx::query("SELECT * FROM audit_log ORDER BY seq")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db("read audit log"))?;
+        let digests = sqlx::query("SELECT * FROM audit_digests ORDER BY seq")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db("read digests"))?;
+        let entries: Vec<Entry> = entries.iter().map(entry).collect();
+        let digests: Vec<SignedDigest> = digests.iter().map(digest).collect();
+        Ok(log::verify(
+            &entries,
+            &digests,
+            &self.keyring().verifying_key(),
+        ))
+    }
+
+    /// Remove audit entries older than `cutoff` (RFC 3339), only up to the last signed digest
+    /// that ends before it, so verification can start from that digest. Returns entries removed.
+    pub async fn purge_audit(&self, cutoff: &str) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM audit_log WHERE seq <= (SELECT COALESCE(MAX(d.last_seq), 0) \
+             FROM audit_digests d JOIN audit_log e ON e.seq = d.last_seq WHERE e.at < ?)",
+        )
+        .bind(cutoff)
+        .execute(&self.pool)
+        .await
+        .map_err(db("purge audit"))?;
+        Ok(done.rows_affected())
+    }
+}
+
+impl Store {
+    /// The newest audit entry with exactly this action and resource.
+    pub async fn last_audit(
+        &self,
+        action: &str,
+        resource: &str,
+    ) -> Result<Option<Entry>, StoreError> {
+        let row = sqlx::query(
+            "SELECT * FROM audit_log WHERE action = ? AND resource = ? ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(action)
+        .bind(resource)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db("read audit log"))?;
+        Ok(row.as_ref().map(entry))
+    }
+}
