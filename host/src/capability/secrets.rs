@@ -270,11 +270,34 @@ mod tests {
         assert!(err.contains("SLUICE_TEST_SURELY_UNSET_VAR"), "{err}");
         let both = SecretGrant {
             env: Some("X".into()),
-            ..g
+            ..g.clone()
         };
         assert!(matches!(
             both.load(dir.path(), &BTreeMap::new()),
             Err(SecretError::Source(_))
+        ));
+
+        // From the store: present, absent (says how to set it), and too short to scrub.
+        let stored = SecretGrant {
+            file: None,
+            stored: true,
+            ..g
+        };
+        let mut values = BTreeMap::new();
+        values.insert("tok".to_string(), SecretString::from("from-the-store"));
+        assert_eq!(
+            stored.load(dir.path(), &values).unwrap().expose(),
+            "from-the-store"
+        );
+        let e = stored
+            .load(dir.path(), &BTreeMap::new())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("sluice secrets set tok"), "{e}");
+        values.insert("tok".to_string(), SecretString::from("ab"));
+        assert!(matches!(
+            stored.load(dir.path(), &values),
+            Err(SecretError::Short(_))
         ));
     }
 }
