@@ -236,7 +236,7 @@ async fn api_keys_and_basic_credentials_come_from_bound_secrets() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn incremental_reads_move_only_what_changed() {
-    let api = Api::start("t");
+    let api = Api::start("test-token");
     let port = api.server.port();
     let streams = r#"
 [[source.config.streams]]
@@ -248,7 +248,7 @@ incremental = { cursor_field = "updated_at", param = "since" }
 "#;
     let select = "[[streams]]\nname = \"items\"\nsync_mode = \"incremental\"\n";
     let s = Scratch::new();
-    s.write("token.txt", "t");
+    s.write("token.txt", "test-token");
     let text = conn(port, streams, select, "");
     let first = run(&s, &text).await;
     assert!(first.succeeded(), "{:?}", first.error);
@@ -309,7 +309,7 @@ async fn rate_limited_responses_are_retried_by_the_host() {
     for (status, retry_after) in [(429, Some("1")), (503, None), (429, None)] {
         let (server, hits) = flaky(status, retry_after, 2);
         let s = Scratch::new();
-        s.write("token.txt", "t");
+        s.write("token.txt", "test-token");
         let r = run(&s, &conn(server.port(), stream, "", "")).await;
         assert!(r.succeeded(), "{status} {retry_after:?}: {:?}", r.error);
         assert_eq!(
@@ -335,7 +335,7 @@ async fn when_the_retry_budget_is_spent_the_connector_is_rate_limited() {
     let (server, hits) = flaky(429, Some("1"), usize::MAX);
     let stream = "[[source.config.streams]]\nname = \"things\"\npath = \"/things\"\n";
     let s = Scratch::new();
-    s.write("token.txt", "t");
+    s.write("token.txt", "test-token");
     let text = conn(server.port(), stream, "", "")
         .replace("retry_budget_secs = 5", "retry_budget_secs = 2.5");
     let r = run(&s, &text).await;
@@ -350,9 +350,9 @@ async fn when_the_retry_budget_is_spent_the_connector_is_rate_limited() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn discover_lists_the_configured_streams() {
-    let api = Api::start("t");
+    let api = Api::start("test-token");
     let s = Scratch::new();
-    s.write("token.txt", "t");
+    s.write("token.txt", "test-token");
     let text = conn(
         api.server.port(),
         STREAMS,
