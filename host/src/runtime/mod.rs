@@ -27,7 +27,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 pub use cache::{CacheOutcome, sha256_hex};
 pub use destination::{DestinationInstance, WasmWriter};
-pub use log::{LogLine, RunLog};
+pub use log::{LineFilter, LogLine, RunLog};
 pub use sandbox::{ConnectorState, Limits, Sandbox};
 pub use source::{SourceInstance, WasmReader};
 

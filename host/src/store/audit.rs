@@ -61,14 +61,7 @@ impl Store {
         if entries.is_empty() {
             return Ok(());
         }
-        // `BEGIN IMMEDIATE` semantics: take the write lock before reading the chain's head, so
-        // two processes appending at once cannot fork it.
-        let mut conn = self.pool.acquire().await.map_err(db("audit"))?;
-        sqlx::query("BEGIN IMMEDIATE")
-            .execute(&mut *conn)
-            .await
-            .map_err(db("begin audit"))?;
-        let result = async {
+        self.immediate(async |conn| {
             let head = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
                 .fetch_optional(&mut *conn)
                 .await
@@ -124,9 +117,23 @@ impl Store {
                     .map_err(db("append audit entry"))?;
                 prev = e.hash;
             }
-            self.sign_if_due(&mut conn, false).await
-        }
-        .await;
+            self.sign_if_due(conn, false).await
+        })
+        .await
+    }
+
+    /// Run `f` in a `BEGIN IMMEDIATE` transaction: the write lock is taken before the chain's
+    /// head is read, so two processes appending at once cannot fork the chain.
+    async fn immediate<T>(
+        &self,
+        f: impl AsyncFnOnce(&mut sqlx::SqliteConnection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(db("audit"))?;
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut *conn)
+            .await
+            .map_err(db("begin audit"))?;
+        let result = f(&mut conn).await;
         let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
         sqlx::query(end)
             .execute(&mut *conn)
@@ -137,18 +144,8 @@ impl Store {
 
     /// Sign a digest over every entry not yet covered by one (at the end of a run or command).
     pub async fn audit_seal(&self) -> Result<(), StoreError> {
-        let mut conn = self.pool.acquire().await.map_err(db("audit"))?;
-        sqlx::query("BEGIN IMMEDIATE")
-            .execute(&mut *conn)
+        self.immediate(async |conn| self.sign_if_due(conn, true).await)
             .await
-            .map_err(db("begin audit"))?;
-        let result = self.sign_if_due(&mut conn, true).await;
-        let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
-        sqlx::query(end)
-            .execute(&mut *conn)
-            .await
-            .map_err(db("end audit"))?;
-        result
     }
 
     async fn sign_if_due(

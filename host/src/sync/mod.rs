@@ -21,7 +21,6 @@ use crate::boundary::audit::log::NewEntry;
 use crate::boundary::audit::{Capability, EventLog, Outcome};
 use crate::boundary::pii::{MaskStats, Masker};
 use crate::boundary::retention::{Retention, RetentionError};
-use crate::boundary::scrub::Scrubber;
 use crate::capability::net::NetPolicy;
 use crate::capability::{Capabilities, GrantEnv, GrantError, Secret};
 use crate::connection::{Connection, ConnectionError, Endpoint};
@@ -408,7 +407,7 @@ pub async fn run(
             secrets.extend(wall::named(&s.secrets));
         }
     }
-    wall::install_filter(&log, &secrets, masker.clone());
+    log.set_filter(wall::text_filter(&secrets, masker.clone()));
     let staging =
         wall::Staging::create(store.dir(), start.run_id).map_err(|source| SyncError::Staging {
             path: store.dir().join("staging"),
@@ -437,20 +436,7 @@ pub async fn run(
             PumpOutcome::failed(e)
         }
     };
-    let scrub = {
-        let scrubber = Scrubber::new(secrets.iter().map(|(n, v)| {
-            use secrecy::ExposeSecret;
-            (n.as_str(), v.expose_secret())
-        }));
-        let masker = masker.clone();
-        move |text: &str| {
-            let text = scrubber.scrub(text);
-            match &masker {
-                Some(m) => m.scrub_text(&text),
-                None => text,
-            }
-        }
-    };
+    let scrub = wall::text_filter(&secrets, masker.clone());
     // Failed-record samples: masked like everything else, sealed in staging, then kept.
     let mut limits = conn.failed_records;
     if !retention.samples.stores() {
@@ -611,7 +597,7 @@ async fn attempt(
                 ));
             }
         }
-        wall::install_filter(log, secrets, masker.clone());
+        log.set_filter(wall::text_filter(secrets, masker.clone()));
         let catalog = src.discover(&source.config).await?;
         let catalog = conn.configure(&catalog, &spec)?;
         if let Some(m) = &masker {

@@ -17,7 +17,7 @@ use crate::boundary::pii::Masker;
 use crate::boundary::scrub::Scrubber;
 use crate::capability::Secret;
 use crate::connection::{Connection, FailedRecords};
-use crate::runtime::RunLog;
+use crate::runtime::LineFilter;
 use crate::store::{Store, StoreError};
 
 /// The sealed-secret names the connection's grants read from the store, opened.
@@ -47,20 +47,17 @@ pub fn fingerprint(what: &impl std::fmt::Debug) -> String {
     hex::encode(&Sha256::digest(format!("{what:?}").as_bytes())[..8])
 }
 
-/// Scrub log lines: secret values (every form), then the PII detectors when a policy is on.
-pub fn install_filter(
-    log: &RunLog,
-    secrets: &[(String, SecretString)],
-    masker: Option<Arc<Masker>>,
-) {
+/// What text passes through before it is kept or shown (log lines, samples, run errors):
+/// secret values in every form, then the PII detectors when a policy is on.
+pub fn text_filter(secrets: &[(String, SecretString)], masker: Option<Arc<Masker>>) -> LineFilter {
     let scrubber = Scrubber::new(secrets.iter().map(|(n, v)| (n.as_str(), v.expose_secret())));
-    log.set_filter(Arc::new(move |line: &str| {
+    Arc::new(move |line: &str| {
         let line = scrubber.scrub(line);
         match &masker {
             Some(m) => m.scrub_text(&line),
             None => line,
         }
-    }));
+    })
 }
 
 /// Name and value of each secret, for the scrubber.

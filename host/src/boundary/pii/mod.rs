@@ -163,7 +163,8 @@ impl Masker {
                 return Err(bad("not a JSON object".into()));
             };
             ctx.path.clear();
-            for (path, rule) in ctx.rules.clone() {
+            for i in 0..ctx.rules.len() {
+                let (path, rule) = ctx.rules[i];
                 apply_rule(map, path, rule, &mut ctx);
             }
             if !self.policy.detectors.is_empty() {
@@ -298,30 +299,26 @@ fn apply_value(v: &mut Value, rule: &Rule, m: &Masker) -> bool {
                 .values_mut()
                 .fold(false, |a, i| apply_value(i, rule, m) | a),
         },
-        Rule::Generalize { to, bucket } => match (v.clone(), to, bucket) {
-            (Value::Null, _, _) => false,
-            (Value::String(s), Some(g), _) => {
-                *v = match g.truncate(&s) {
+        Rule::Generalize { to, bucket } => {
+            let new = match (&*v, to, bucket) {
+                (Value::Null, _, _) => return false,
+                (Value::String(s), Some(g), _) => match g.truncate(s) {
                     Some(t) => Value::String(t),
                     None => Value::String("[redacted]".into()),
-                };
-                true
-            }
-            (Value::Number(n), _, Some(b)) => {
-                let x = n.as_f64().unwrap_or(0.0);
-                let floor = (x / b).floor() * b;
-                *v = if floor.fract() == 0.0 && floor.abs() < 9e15 {
-                    Value::from(floor as i64)
-                } else {
-                    serde_json::Number::from_f64(floor).map_or(Value::Null, Value::Number)
-                };
-                true
-            }
-            _ => {
-                *v = Value::String("[redacted]".into());
-                true
-            }
-        },
+                },
+                (Value::Number(n), _, Some(b)) => {
+                    let floor = (n.as_f64().unwrap_or(0.0) / b).floor() * b;
+                    if floor.fract() == 0.0 && floor.abs() < 9e15 {
+                        Value::from(floor as i64)
+                    } else {
+                        serde_json::Number::from_f64(floor).map_or(Value::Null, Value::Number)
+                    }
+                }
+                _ => Value::String("[redacted]".into()),
+            };
+            *v = new;
+            true
+        }
     }
 }
 
