@@ -152,6 +152,7 @@ struct LimitsFile {
     batch_records: Option<u32>,
     max_batch_mib: Option<u64>,
     checkpoint_interval_secs: Option<f64>,
+    spill_mib: Option<u64>,
 }
 
 /// Limits of a run.
@@ -165,6 +166,9 @@ pub struct RunLimits {
     pub max_batch_bytes: usize,
     /// How often the destination is flushed and checkpoints committed (at most).
     pub checkpoint_interval: Duration,
+    /// Bytes that may wait for a slow destination in sealed spill files, so the source is not
+    /// held back; 0 (the default): the source waits.
+    pub spill_bytes: u64,
 }
 
 impl Default for RunLimits {
@@ -174,6 +178,7 @@ impl Default for RunLimits {
             batch_records: 1000,
             max_batch_bytes: 64 << 20,
             checkpoint_interval: Duration::from_secs(1),
+            spill_bytes: 0,
         }
     }
 }
@@ -270,6 +275,9 @@ impl Connection {
                 Some(v) => positive("checkpoint_interval_secs", v)?,
                 None => defaults.checkpoint_interval,
             },
+            spill_bytes: l
+                .spill_mib
+                .map_or(defaults.spill_bytes, |m| m.saturating_mul(1 << 20)),
         };
         if limits.connector.memory < 1 << 20 {
             return Err(invalid("`limits.memory_mib` must be at least 1".into()));

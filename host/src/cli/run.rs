@@ -112,6 +112,7 @@ fn json_report(conn: &Connection, r: &RunReport) -> serde_json::Value {
         "masked": r.masked.lines(),
         "skipped_invalid": r.skipped,
         "samples": r.samples,
+        "spilled": {"segments": r.spilled.segments, "bytes": r.spilled.bytes},
         "events": r.events,
     })
 }
@@ -196,6 +197,13 @@ fn print_summary(conn: &Connection, r: &RunReport) {
             format::count(r.skipped),
             r.samples,
             r.run_id
+        );
+    }
+    if r.spilled.segments > 0 {
+        println!(
+            "  spilled {} to {} sealed segment(s) while the destination caught up",
+            format::bytes(r.spilled.bytes),
+            r.spilled.segments
         );
     }
     if r.log_dropped > 0 {

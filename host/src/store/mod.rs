@@ -254,6 +254,11 @@ impl Store {
         })
     }
 
+    /// The keyring, shared (for work handed to other threads).
+    pub fn keyring_arc(&self) -> Arc<Keyring> {
+        self.keyring.clone()
+    }
+
     /// The keyring.
     pub fn keyring(&self) -> &Keyring {
         &self.keyring

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
+use super::spill::{self, SpillConfig, SpillStats};
 use super::{SyncError, validate};
 use crate::boundary::pii::{MaskStats, Masker};
 use crate::connection::OnInvalid;
@@ -36,6 +37,8 @@ pub struct PumpConfig {
     pub on_invalid: OnInvalid,
     /// Invalid records kept (unmasked, in memory) for samples.
     pub keep_invalid: usize,
+    /// Spill to sealed files when the destination falls behind; `None`: the source waits.
+    pub spill: Option<SpillConfig>,
 }
 
 impl Default for PumpConfig {
@@ -48,6 +51,7 @@ impl Default for PumpConfig {
             masker: None,
             on_invalid: OnInvalid::Fail,
             keep_invalid: 0,
+            spill: None,
         }
     }
 }
@@ -88,6 +92,8 @@ pub struct PumpOutcome {
     pub skipped: u64,
     /// The first of them, up to `keep_invalid`, for samples. Not masked yet.
     pub invalid: Vec<validate::Invalid>,
+    /// What waited for the destination in sealed spill files.
+    pub spilled: SpillStats,
     /// How it ended.
     pub result: Result<(), SyncError>,
 }
@@ -102,6 +108,7 @@ impl PumpOutcome {
             invalid: Vec::new(),
             commits: 0,
             active: Vec::new(),
+            spilled: SpillStats::default(),
             result: Err(e),
         }
     }
@@ -122,6 +129,12 @@ where
     C: Checkpoints,
 {
     let (tx, mut rx) = mpsc::channel::<Message>(cfg.queue_depth.max(1));
+    // With spilling, a spooler sits between the two halves and keeps the source moving.
+    let spooler = cfg.spill.clone().map(|spill_cfg| {
+        let (spool_tx, spool_rx) = mpsc::channel::<Message>(cfg.queue_depth.max(1));
+        let source_rx = std::mem::replace(&mut rx, spool_rx);
+        tokio::spawn(spill::spool(spill_cfg, source_rx, spool_tx))
+    });
     let source_name = reader.name().to_string();
     // The source task only pulls: the sandboxed call is the expensive part, and checking the
     // batch at the wall happens on the destination's side of the queue, so the two halves keep
@@ -241,14 +254,29 @@ where
     if destination.is_err() || refused.is_some() {
         // The source may be mid-call; nothing it produces now will be written.
         source.abort();
+        if let Some(s) = &spooler {
+            s.abort();
+        }
     }
+    let (spilled, spill_result) = match spooler {
+        None => (SpillStats::default(), Ok(())),
+        Some(s) => match s.await {
+            Ok(Ok(stats)) => (stats, Ok(())),
+            Ok(Err(e)) => (SpillStats::default(), Err(SyncError::from(e))),
+            Err(e) if e.is_cancelled() => (SpillStats::default(), Ok(())),
+            Err(e) => (
+                SpillStats::default(),
+                Err(SyncError::Internal(format!("the spill task failed: {e}"))),
+            ),
+        },
+    };
     let source = match source.await {
         Ok(r) => r.map_err(SyncError::from),
         Err(e) if e.is_cancelled() => Ok(()),
         Err(e) => Err(SyncError::Internal(format!("the source task failed: {e}"))),
     };
     if destination.is_ok() {
-        // Whether the source finished or failed, what was written is made durable and the
+        // Whether the source finished or failed (or a spill segment did not open), what was written is made durable and the
         // checkpoints covering it are committed, so the next attempt resumes from there.
         destination = flush_and_commit!().await;
     }
@@ -256,8 +284,9 @@ where
         Some(e) => Err(e),
         None => source,
     };
-    let result = destination.and(source);
+    let result = destination.and(spill_result).and(source);
     PumpOutcome {
+        spilled,
         stats: durable,
         masked,
         skipped,

@@ -3,6 +3,7 @@
 //! destination makes data durable. An interrupted or failed run is resumed by the next run.
 
 mod engine;
+pub mod spill;
 pub mod validate;
 pub mod wall;
 
@@ -79,6 +80,9 @@ pub enum SyncError {
     /// The data dir's retention settings.
     #[error(transparent)]
     Retention(#[from] RetentionError),
+    /// A batch spilled to disk could not be written or read back.
+    #[error(transparent)]
+    Spill(#[from] spill::SpillError),
     /// A bug in the host.
     #[error("internal error: {0}")]
     Internal(String),
@@ -124,6 +128,8 @@ pub struct RunReport {
     pub skipped: u64,
     /// Failed-record samples kept (sealed, under `DATA_DIR/samples/`).
     pub samples: u64,
+    /// What waited for the destination in sealed spill files (`limits.spill_mib`).
+    pub spilled: spill::SpillStats,
     /// `None` when it succeeded.
     pub error: Option<SyncError>,
     /// The error as it may be shown and stored: secret values scrubbed.
@@ -421,6 +427,7 @@ pub async fn run(
                 masker: masker.clone(),
                 log: &log,
                 secrets: &mut secrets,
+                staging: staging.path(),
             };
             attempt(runtime, store, conn, sides, &start, &options).await
         }
@@ -525,6 +532,7 @@ pub async fn run(
             "masked": outcome.masked.total(),
             "skipped": outcome.skipped,
             "samples": sampled,
+            "spilled_bytes": outcome.spilled.bytes,
             "refusals": refusals,
             "error": error,
         }),
@@ -546,6 +554,7 @@ pub async fn run(
         masked: std::mem::take(&mut outcome.masked),
         skipped: outcome.skipped,
         samples: sampled,
+        spilled: outcome.spilled,
         error: outcome.result.err(),
         error_message: error,
     })
@@ -562,6 +571,8 @@ struct Sides<'a> {
     log: &'a RunLog,
     /// Secrets to scrub; config fields the connectors' specs mark secret are added.
     secrets: &'a mut Vec<(String, SecretString)>,
+    /// The run's staging directory (spill segments go there).
+    staging: &'a std::path::Path,
 }
 
 async fn attempt(
@@ -578,6 +589,7 @@ async fn attempt(
         masker,
         log,
         secrets,
+        staging,
     } = sides;
     let prepared = async {
         let mut src = source.connector.source(runtime, &source.sandbox).await?;
@@ -642,6 +654,13 @@ async fn attempt(
         masker,
         on_invalid: conn.failed_records.on_invalid,
         keep_invalid: conn.failed_records.samples,
+        spill: (conn.limits.spill_bytes > 0).then(|| spill::SpillConfig {
+            dir: staging.to_path_buf(),
+            ring: store.keyring_arc(),
+            identity: format!("run-{}/attempt-{}", start.run_id, start.attempt),
+            max_bytes: conn.limits.spill_bytes,
+            segment_bytes: spill::SEGMENT_BYTES,
+        }),
         ..PumpConfig::default()
     };
     pump(

@@ -19,6 +19,8 @@ pub enum Behavior {
     FailFlush,
     /// Spin forever in write.
     LoopOnWrite,
+    /// Take 20 ms over every write: a destination that falls behind.
+    SlowWrite,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -62,6 +64,7 @@ impl Writer for ChaosWriter {
             Behavior::LoopOnWrite => loop {
                 black_box(&mut self.records);
             },
+            Behavior::SlowWrite => std::thread::sleep(std::time::Duration::from_millis(20)),
             _ => {}
         }
         self.records += batch.lines().count() as u64;
