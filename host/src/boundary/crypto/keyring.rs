@@ -131,7 +131,7 @@ impl Keyring {
                     std::fs::create_dir_all(dir)
                         .map_err(|e| err(format!("cannot create its directory: {e}")))?;
                 }
-                match ring.write_new(path) {
+                match ring.publish(path) {
                     Ok(()) => Ok(ring),
                     // Another process created it first: use theirs.
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
@@ -307,6 +307,22 @@ impl Keyring {
         self.current = self.keks.len() - 1;
         self.save(&path)?;
         Ok(id)
+    }
+
+    /// Create the key file at `path` whole or not at all: written (0600) to a temporary file
+    /// beside it and linked into place only if nothing is there, so a concurrent first start
+    /// never reads a half-written keyring. Fails with `AlreadyExists` when another got there
+    /// first.
+    fn publish(&self, path: &Path) -> std::io::Result<()> {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let mut tmp = tempfile::Builder::new()
+            .prefix(&format!(".{FILE}."))
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .tempfile_in(dir)?;
+        tmp.write_all(self.to_json().as_bytes())?;
+        tmp.as_file().sync_all()?;
+        tmp.persist_noclobber(path).map_err(|e| e.error)?;
+        Ok(())
     }
 
     /// Replace the key file atomically, keeping it private.
