@@ -50,17 +50,14 @@ impl<W: Write> SealedWriter<W> {
         })
     }
 
-    fn seal_full_chunks(&mut self) -> io::Result<()> {
-        // A chunk is sealed only once more data follows it: the last one is sealed by `finish`.
-        while self.buf.len() > CHUNK {
-            let rest = self.buf.split_off(CHUNK);
-            let enc = self.enc.as_mut().expect("not finished");
-            enc.encrypt_next_in_place(&self.aad, &mut self.buf)
-                .map_err(|_| io::Error::other("the stream is too long to seal (2^32 chunks)"))?;
-            self.out.write_all(&self.buf)?;
-            self.buf = rest;
-            self.buf.reserve(CHUNK + TAG);
-        }
+    /// Seal the full chunk in `buf` and write it out. A chunk is sealed only once more data
+    /// follows it: the last one is sealed by `finish`.
+    fn seal_chunk(&mut self) -> io::Result<()> {
+        let enc = self.enc.as_mut().expect("not finished");
+        enc.encrypt_next_in_place(&self.aad, &mut self.buf)
+            .map_err(|_| io::Error::other("the stream is too long to seal (2^32 chunks)"))?;
+        self.out.write_all(&self.buf)?;
+        self.buf.clear();
         Ok(())
     }
 
@@ -77,8 +74,15 @@ impl<W: Write> SealedWriter<W> {
 
 impl<W: Write> Write for SealedWriter<W> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        self.seal_full_chunks()?;
+        let mut rest = data;
+        while !rest.is_empty() {
+            if self.buf.len() == CHUNK {
+                self.seal_chunk()?;
+            }
+            let take = (CHUNK - self.buf.len()).min(rest.len());
+            self.buf.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+        }
         Ok(data.len())
     }
 
@@ -178,10 +182,14 @@ impl<R: Read> SealedReader<R> {
         self.index += 1;
         if self.raw.len() == want {
             // More follows this chunk: it must not be the last.
-            let rest = self.raw.split_off(self.chunk + TAG);
+            // Keep the lookahead byte, open the chunk in place, and reuse the spent plaintext
+            // buffer for the next chunk's ciphertext (no allocation per chunk).
+            let lookahead = self.raw.pop().expect("want > 0");
             dec.decrypt_next_in_place(&self.aad, &mut self.raw)
                 .map_err(|_| tampered(index, &self.what, false))?;
-            self.plain = std::mem::replace(&mut self.raw, rest);
+            std::mem::swap(&mut self.plain, &mut self.raw);
+            self.raw.clear();
+            self.raw.push(lookahead);
         } else {
             // The end of the input: this chunk must be the one sealed as last.
             let dec = self.dec.take().expect("checked above");
@@ -226,7 +234,9 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 
 /// Seal `data` as a whole stream (tests and benchmarks).
 pub fn seal_all(ring: &Keyring, identity: &str, data: &[u8]) -> Vec<u8> {
-    let mut w = SealedWriter::new(ring, identity, Vec::new()).expect("writing to memory");
+    let chunks = data.len() / CHUNK + 1;
+    let out = Vec::with_capacity(data.len() + chunks * TAG + 128);
+    let mut w = SealedWriter::new(ring, identity, out).expect("writing to memory");
     w.write_all(data).expect("writing to memory");
     w.finish().expect("writing to memory")
 }
@@ -234,7 +244,7 @@ pub fn seal_all(ring: &Keyring, identity: &str, data: &[u8]) -> Vec<u8> {
 /// Open a whole sealed stream.
 pub fn open_all(ring: &Keyring, identity: &str, sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
     let mut r = SealedReader::new(ring, identity, sealed)?;
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(sealed.len());
     r.read_to_end(&mut out).map_err(|e| match e.into_inner() {
         Some(inner) => match inner.downcast::<CryptoError>() {
             Ok(c) => *c,
