@@ -6,11 +6,12 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
+use super::gate::{self, GateConfig};
 use super::spill::{self, SpillConfig, SpillStats};
 use super::{SyncError, validate};
 use crate::boundary::pii::{MaskStats, Masker};
@@ -128,17 +129,32 @@ where
     W: DestinationWriter,
     C: Checkpoints,
 {
-    let (tx, mut rx) = mpsc::channel::<Message>(cfg.queue_depth.max(1));
-    // With spilling, a spooler sits between the two halves and keeps the source moving.
+    let depth = cfg.queue_depth.max(1);
+    let (tx, source_rx) = mpsc::channel::<Message>(depth);
+    let (gate_tx, mut rx) = mpsc::channel::<Message>(depth);
+    // source → gate (the wall's checks and the PII policy) → [spooler] → destination: each a
+    // task, so the work spreads over the cores.
+    let gate = tokio::spawn(gate::gate(
+        GateConfig {
+            catalog: catalog.clone(),
+            max_batch_bytes: cfg.max_batch_bytes,
+            masker: cfg.masker.clone(),
+            on_invalid: cfg.on_invalid,
+            keep_invalid: cfg.keep_invalid,
+            progress: progress.clone(),
+        },
+        source_rx,
+        gate_tx,
+    ));
+    // With spilling, a spooler keeps the source moving while the destination is behind; what
+    // it seals to disk has passed the gate (and so been masked) already.
     let spooler = cfg.spill.clone().map(|spill_cfg| {
-        let (spool_tx, spool_rx) = mpsc::channel::<Message>(cfg.queue_depth.max(1));
-        let source_rx = std::mem::replace(&mut rx, spool_rx);
-        tokio::spawn(spill::spool(spill_cfg, source_rx, spool_tx))
+        let (spool_tx, spool_rx) = mpsc::channel::<Message>(depth);
+        let gate_rx = std::mem::replace(&mut rx, spool_rx);
+        tokio::spawn(spill::spool(spill_cfg, gate_rx, spool_tx))
     });
     let source_name = reader.name().to_string();
-    // The source task only pulls: the sandboxed call is the expensive part, and checking the
-    // batch at the wall happens on the destination's side of the queue, so the two halves keep
-    // two cores busy in balance.
+    // The source task only pulls: the sandboxed call is the expensive part.
     let batch_records = cfg.batch_records;
     let source = tokio::spawn(async move {
         while let Some(message) = reader.next(batch_records).await? {
@@ -164,9 +180,6 @@ where
     let mut pending: BTreeMap<String, StreamState> = BTreeMap::new();
     let mut commits = 0;
     let mut last_flush = Instant::now();
-    let mut masked = MaskStats::default();
-    let mut skipped = 0u64;
-    let mut invalid = Vec::new();
 
     // Flush, then commit every pending state: all batches before them are now durable.
     macro_rules! flush_and_commit {
@@ -185,43 +198,14 @@ where
         };
     }
 
-    // The loop ends with Err when the destination failed, and with Ok(Some(refusal)) when the
-    // source's data was refused at the wall: the destination is then still healthy, and what
-    // it wrote before is flushed and committed below.
-    let mut refused = None;
+    // The loop ends with Err when the destination failed, and with Ok when its input ended:
+    // the source finished, failed, or its data was refused at the gate. The destination is
+    // then still healthy, and what it wrote is flushed and committed below.
     let mut destination: Result<(), SyncError> = async {
         while let Some(message) = rx.recv().await {
             match message {
-                Message::Batch(mut batch) => {
-                    if cfg.on_invalid == OnInvalid::Skip {
-                        skipped +=
-                            validate::take_invalid(&mut batch, &mut invalid, cfg.keep_invalid);
-                    }
-                    let records = match validate::batch(&mut batch, &catalog, cfg.max_batch_bytes) {
-                        Ok(n) => n,
-                        Err(f) => {
-                            refused = Some(wall(f));
-                            break;
-                        }
-                    };
-                    if records == 0 {
-                        continue;
-                    }
-                    progress.records.fetch_add(records, Ordering::Relaxed);
-                    progress
-                        .bytes
-                        .fetch_add(batch.records.len() as u64, Ordering::Relaxed);
-                    if let Some(m) = &cfg.masker {
-                        match m.apply(&batch.stream, &batch.records, &mut masked) {
-                            Ok(out) => batch.records = out,
-                            Err(e) => {
-                                refused = Some(wall(crate::protocol::Failure::Protocol {
-                                    message: e.to_string(),
-                                }));
-                                break;
-                            }
-                        }
-                    }
+                Message::Batch(batch) => {
+                    let records = gate::records(&batch);
                     let bytes = batch.records.len() as u64;
                     let i = written.iter().position(|s| s.stream == batch.stream);
                     if let Some(i) = i {
@@ -235,10 +219,6 @@ where
                     }
                 }
                 Message::State(state) => {
-                    if let Err(f) = validate::state(&state, &catalog) {
-                        refused = Some(wall(f));
-                        break;
-                    }
                     pending.insert(state.stream.clone(), state);
                     if last_flush.elapsed() >= cfg.checkpoint_interval {
                         flush_and_commit!().await?;
@@ -251,12 +231,26 @@ where
     .await;
     drop(rx);
 
-    if destination.is_err() || refused.is_some() {
+    if destination.is_err() {
         // The source may be mid-call; nothing it produces now will be written.
         source.abort();
         if let Some(s) = &spooler {
             s.abort();
         }
+    }
+    // A gate that panicked is the host's fault, not the source's.
+    let (gated, gate_result) = match gate.await {
+        Ok(g) => (g, Ok(())),
+        Err(e) => (
+            gate::GateOutcome::default(),
+            Err(SyncError::Internal(format!(
+                "the check at the wall failed: {e}"
+            ))),
+        ),
+    };
+    let refused = gated.refused.map(wall);
+    if refused.is_some() {
+        source.abort();
     }
     let (spilled, spill_result) = match spooler {
         None => (SpillStats::default(), Ok(())),
@@ -284,13 +278,13 @@ where
         Some(e) => Err(e),
         None => source,
     };
-    let result = destination.and(spill_result).and(source);
+    let result = destination.and(spill_result).and(gate_result).and(source);
     PumpOutcome {
         spilled,
         stats: durable,
-        masked,
-        skipped,
-        invalid,
+        masked: gated.masked,
+        skipped: gated.skipped,
+        invalid: gated.invalid,
         commits,
         active: spans
             .into_iter()

@@ -3,6 +3,7 @@
 //! destination makes data durable. An interrupted or failed run is resumed by the next run.
 
 mod engine;
+mod gate;
 pub mod spill;
 pub mod validate;
 pub mod wall;

@@ -12,6 +12,18 @@ pub fn batch(
     catalog: &ConfiguredCatalog,
     max_bytes: usize,
 ) -> Result<u64, Failure> {
+    envelope(batch, catalog, max_bytes)?;
+    records(batch)
+}
+
+/// Check what holds for a batch as a whole: a configured stream, the size limit, UTF-8. Adds a
+/// final newline if the source left it off. The records are checked by [`records`], or by the
+/// PII masker, whose walk over each record is the same check.
+pub fn envelope(
+    batch: &mut Batch,
+    catalog: &ConfiguredCatalog,
+    max_bytes: usize,
+) -> Result<(), Failure> {
     let bad = |message: String| Err(Failure::Protocol { message });
     if catalog.get(&batch.stream).is_none() {
         return bad(format!(
@@ -35,37 +47,44 @@ pub fn batch(
             e.valid_up_to()
         ));
     }
-    if batch.records.is_empty() {
-        return Ok(0);
-    }
-    if batch.records.last() != Some(&b'\n') {
+    if !batch.records.is_empty() && batch.records.last() != Some(&b'\n') {
         batch.records.push(b'\n');
     }
-    let body = &batch.records[..batch.records.len() - 1];
+    Ok(())
+}
+
+/// Check that every line of a batch that passed [`envelope`] is one JSON object; returns the
+/// record count.
+pub fn records(batch: &Batch) -> Result<u64, Failure> {
+    let Some(body) = batch.records.strip_suffix(b"\n") else {
+        return Ok(0);
+    };
     let mut records = 0;
     for (i, line) in body.split(|&b| b == b'\n').enumerate() {
         let is_object = line.trim_ascii_start().first() == Some(&b'{');
         match (is_object, serde_json::from_slice::<IgnoredAny>(line)) {
             (true, Ok(_)) => records += 1,
-            (_, Err(e)) => {
-                return bad(format!(
-                    "line {} of its batch for stream `{}` is not valid JSON ({})",
-                    i + 1,
-                    batch.stream,
-                    e
-                ));
-            }
-            (false, Ok(_)) => {
-                return bad(format!(
-                    "line {} of its batch for stream `{}` is JSON but not an object; every \
-                     record must be a JSON object",
-                    i + 1,
-                    batch.stream
-                ));
-            }
+            (_, Err(e)) => return Err(line_failure(&batch.stream, i + 1, Some(&e.to_string()))),
+            (false, Ok(_)) => return Err(line_failure(&batch.stream, i + 1, None)),
         }
     }
     Ok(records)
+}
+
+/// The refusal of line `line` (from 1) of a batch: not JSON (with the parser's position-only
+/// message) or, for `None`, JSON but not an object.
+pub fn line_failure(stream: &str, line: usize, not_json: Option<&str>) -> Failure {
+    Failure::Protocol {
+        message: match not_json {
+            Some(e) => {
+                format!("line {line} of its batch for stream `{stream}` is not valid JSON ({e})")
+            }
+            None => format!(
+                "line {line} of its batch for stream `{stream}` is JSON but not an object; \
+                 every record must be a JSON object"
+            ),
+        },
+    }
 }
 
 /// A record the wall left out.

@@ -219,21 +219,78 @@ fn digits(s: &[u8]) -> Vec<u8> {
     s.iter().copied().filter(u8::is_ascii_digit).collect()
 }
 
+/// Necessary conditions for each detector, from one pass over the bytes: most strings (names,
+/// cities, timestamps) meet none, and no regular expression runs on them.
+#[derive(Default)]
+struct Facts {
+    at: bool,
+    dot: bool,
+    digits: usize,
+    colons: usize,
+    double_colon: bool,
+    /// `[A-Z][A-Z][0-9][0-9]` somewhere: an IBAN's country and check digits.
+    iban: bool,
+    /// The most digits in one run whose digits are at most three of ` -.()+` apart: a card
+    /// needs 13, an SSN 9, a phone number 7.
+    run: usize,
+}
+
+impl Facts {
+    fn of(bytes: &[u8]) -> Facts {
+        let mut f = Facts::default();
+        let (mut run, mut gap) = (0usize, 0usize);
+        for (i, &b) in bytes.iter().enumerate() {
+            match b {
+                b'0'..=b'9' => {
+                    f.digits += 1;
+                    run = if gap > 3 { 1 } else { run + 1 };
+                    gap = 0;
+                    f.run = f.run.max(run);
+                    if i >= 3
+                        && bytes[i - 1].is_ascii_digit()
+                        && bytes[i - 2].is_ascii_uppercase()
+                        && bytes[i - 3].is_ascii_uppercase()
+                    {
+                        f.iban = true;
+                    }
+                }
+                b' ' | b'-' | b'.' | b'(' | b')' | b'+' => {
+                    f.dot |= b == b'.';
+                    gap += 1;
+                }
+                _ => {
+                    f.at |= b == b'@';
+                    if b == b':' {
+                        f.colons += 1;
+                        f.double_colon |= i > 0 && bytes[i - 1] == b':';
+                    }
+                    gap = 4;
+                }
+            }
+        }
+        f
+    }
+
+    /// An address in text has `::`, or all eight groups (seven colons; six before an
+    /// embedded IPv4 address).
+    fn ipv6(&self) -> bool {
+        self.double_colon || self.colons >= 6
+    }
+
+    fn ipv4(&self) -> bool {
+        self.dot && self.digits >= 4
+    }
+
+    fn any(&self) -> bool {
+        self.at || self.iban || self.run >= 7 || self.ipv6() || self.ipv4()
+    }
+}
+
 /// Find every entity of `enabled` in `text`, without overlaps, in text order.
 pub fn find(text: &str, enabled: &[Entity]) -> Vec<Finding> {
     let bytes = text.as_bytes();
-    // Cheap facts that rule most detectors out before any regex runs.
-    let (mut ndigits, mut at, mut colon, mut dot) = (0usize, false, false, false);
-    for &b in bytes {
-        match b {
-            b'0'..=b'9' => ndigits += 1,
-            b'@' => at = true,
-            b':' => colon = true,
-            b'.' => dot = true,
-            _ => {}
-        }
-    }
-    if !at && ndigits < 4 && !colon {
+    let facts = Facts::of(bytes);
+    if !facts.any() {
         return Vec::new();
     }
     let mut found: Vec<Finding> = Vec::new();
@@ -244,12 +301,12 @@ pub fn find(text: &str, enabled: &[Entity]) -> Vec<Finding> {
     };
     for &entity in Entity::ALL.iter().filter(|e| enabled.contains(e)) {
         match entity {
-            Entity::Email if at => {
+            Entity::Email if facts.at => {
                 for m in EMAIL.find_iter(text) {
                     push(entity, m.start(), m.end());
                 }
             }
-            Entity::Iban if ndigits >= 4 => {
+            Entity::Iban if facts.iban => {
                 for m in IBAN.find_iter(text) {
                     let compact: Vec<u8> = m.as_str().bytes().filter(|b| *b != b' ').collect();
                     if iban_valid(&compact) {
@@ -257,7 +314,7 @@ pub fn find(text: &str, enabled: &[Entity]) -> Vec<Finding> {
                     }
                 }
             }
-            Entity::Card if ndigits >= 13 => {
+            Entity::Card if facts.run >= 13 => {
                 for m in CARD.find_iter(text) {
                     let d = digits(m.as_str().as_bytes());
                     // Separators, when present, must be used consistently (`4111 1111 …`).
@@ -277,7 +334,7 @@ pub fn find(text: &str, enabled: &[Entity]) -> Vec<Finding> {
                     }
                 }
             }
-            Entity::Ssn if ndigits >= 9 => {
+            Entity::Ssn if facts.run >= 9 => {
                 for m in SSN.find_iter(text) {
                     if ssn_valid(m.as_str().as_bytes())
                         && !continues(bytes, m.end(), b'-')
@@ -287,7 +344,7 @@ pub fn find(text: &str, enabled: &[Entity]) -> Vec<Finding> {
                     }
                 }
             }
-            Entity::Ipv6 if colon => {
+            Entity::Ipv6 if facts.ipv6() => {
                 for m in IPV6.find_iter(text) {
                     let s = m.as_str();
                     let before = m.start().checked_sub(1).map(|i| bytes[i]);
@@ -304,7 +361,7 @@ pub fn find(text: &str, enabled: &[Entity]) -> Vec<Finding> {
                     }
                 }
             }
-            Entity::Ipv4 if dot && ndigits >= 4 => {
+            Entity::Ipv4 if facts.ipv4() => {
                 for m in IPV4.find_iter(text) {
                     let glued = (m.start() > 0 && bytes[m.start() - 1] == b'.')
                         || continues(bytes, m.end(), b'.');
@@ -313,7 +370,7 @@ pub fn find(text: &str, enabled: &[Entity]) -> Vec<Finding> {
                     }
                 }
             }
-            Entity::Phone if ndigits >= 7 => {
+            Entity::Phone if facts.run >= 7 => {
                 for m in PHONE.find_iter(text) {
                     let n = digits(m.as_str().as_bytes()).len();
                     if (7..=15).contains(&n) && !in_digit_run(bytes, m.start(), m.end()) {

@@ -9,12 +9,13 @@
 
 pub mod detect;
 mod policy;
+mod walk;
 
 use std::collections::BTreeMap;
 
 use hmac::{Hmac, KeyInit, Mac};
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use zeroize::Zeroizing;
 
 pub use detect::Entity;
@@ -40,9 +41,9 @@ pub struct MaskCount {
 }
 
 impl MaskStats {
-    fn add(&mut self, stream: &str, path: &[String], by: &str) {
-        let key = (stream.to_string(), path.join("."), by.to_string());
-        *self.counts.entry(key).or_default() += 1;
+    fn add(&mut self, stream: &str, field: &str, by: &str, n: u64) {
+        let key = (stream.to_string(), field.to_string(), by.to_string());
+        *self.counts.entry(key).or_default() += n;
     }
 
     /// Add another set of counts to these.
@@ -80,22 +81,25 @@ impl MaskStats {
     }
 }
 
-/// A record that is not a JSON object (the wall's validation should have refused it).
+/// A line of a batch that is not a JSON object: the masker's walk checks every record as it
+/// goes, so a masked batch needs no other syntax check.
 #[derive(Debug, thiserror::Error)]
-#[error("line {line} of the batch for stream `{stream}` cannot be masked: {reason}")]
+#[error("line {line} of the batch for stream `{stream}` cannot be masked: {}", .not_json.as_deref().unwrap_or("it is JSON but not an object"))]
 pub struct MaskError {
     /// The stream.
     pub stream: String,
     /// 1-based line.
     pub line: usize,
-    /// Why (never the value).
-    pub reason: String,
+    /// The parser's message (positions only, never the value) when the line is not JSON;
+    /// `None` when it is JSON but not an object.
+    pub not_json: Option<String>,
 }
 
 /// A policy ready to apply: rules grouped by stream, and the workspace's hash key.
 pub struct Masker {
     policy: PiiPolicy,
-    key: Zeroizing<[u8; 32]>,
+    /// HMAC-SHA256 keyed with the workspace key, cloned per value (zeroized on drop).
+    mac: Hmac<sha2::Sha256>,
 }
 
 impl std::fmt::Debug for Masker {
@@ -106,18 +110,12 @@ impl std::fmt::Debug for Masker {
     }
 }
 
-struct Ctx<'a> {
-    stream: &'a str,
-    rules: Vec<(&'a [String], &'a Rule)>,
-    masker: &'a Masker,
-    stats: &'a mut MaskStats,
-    path: Vec<String>,
-}
-
 impl Masker {
     /// Apply `policy`, hashing with `key` (the workspace's pseudonym key).
     pub fn new(policy: PiiPolicy, key: Zeroizing<[u8; 32]>) -> Masker {
-        Masker { policy, key }
+        let mac =
+            <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(key.as_ref()).expect("any key length");
+        Masker { policy, mac }
     }
 
     /// The policy.
@@ -126,55 +124,61 @@ impl Masker {
     }
 
     fn hmac_hex(&self, text: &str) -> String {
-        let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(self.key.as_ref())
-            .expect("any key length");
+        let mut mac = self.mac.clone();
         mac.update(text.as_bytes());
-        hex::encode(mac.finalize().into_bytes())
+        let mut hex = [0u8; 64];
+        hex::encode_to_slice(mac.finalize().into_bytes(), &mut hex).expect("64 = 2 × 32");
+        String::from_utf8_lossy(&hex).into_owned()
     }
 
-    /// Mask a batch of JSON lines of `stream`, counting into `stats`. Returns the new batch.
+    /// Mask a batch of JSON lines of `stream`, counting into `stats`. Returns the new batch
+    /// and its record count.
     pub fn apply(
         &self,
         stream: &str,
         records: &[u8],
         stats: &mut MaskStats,
-    ) -> Result<Vec<u8>, MaskError> {
-        let rules = self.policy.rules_for(stream);
+    ) -> Result<(Vec<u8>, u64), MaskError> {
+        let mut walk = walk::Walk::new(self, stream);
         let mut out = Vec::with_capacity(records.len() + records.len() / 8);
-        let mut ctx = Ctx {
-            stream,
-            rules,
-            masker: self,
-            stats,
-            path: Vec::new(),
+        let bad = |line: usize, not_json: Option<String>| MaskError {
+            stream: stream.to_string(),
+            line,
+            not_json,
         };
-        for (i, line) in records.split(|&b| b == b'\n').enumerate() {
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            let bad = |reason: String| MaskError {
-                stream: stream.to_string(),
-                line: i + 1,
-                reason,
-            };
-            let mut value: Value = serde_json::from_slice(line)
-                .map_err(|e| bad(format!("not valid JSON ({})", e.classify_name())))?;
-            let Value::Object(map) = &mut value else {
-                return Err(bad("not a JSON object".into()));
-            };
-            ctx.path.clear();
-            for i in 0..ctx.rules.len() {
-                let (path, rule) = ctx.rules[i];
-                apply_rule(map, path, rule, &mut ctx);
-            }
-            if !self.policy.detectors.is_empty() {
-                ctx.path.clear();
-                detect_map(map, &mut ctx);
-            }
-            serde_json::to_writer(&mut out, &value).expect("a Value always serializes");
-            out.push(b'\n');
+        let text = std::str::from_utf8(records).map_err(|e| {
+            let line = records[..e.valid_up_to()]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count();
+            bad(line + 1, Some("not valid UTF-8".into()))
+        })?;
+        let mut count = 0;
+        if text.is_empty() {
+            return Ok((out, 0));
         }
-        Ok(out)
+        // Every line is a record, blank ones included (they are refused, as by the wall).
+        let body = text.strip_suffix('\n').unwrap_or(text);
+        for (i, line) in body.split('\n').enumerate() {
+            walk.record(line, &mut out).map_err(|e| {
+                // A data error's message quotes the value: say only what kind it was.
+                let object = line.trim_ascii_start().starts_with('{');
+                bad(
+                    i + 1,
+                    match (e.is_data(), object) {
+                        (true, false) => None,
+                        (true, true) => Some("unexpected data".into()),
+                        (false, _) => Some(e.to_string()),
+                    },
+                )
+            })?;
+            out.push(b'\n');
+            count += 1;
+        }
+        for (field, by, n) in walk.counts.0 {
+            stats.add(stream, &field, by, n);
+        }
+        Ok((out, count))
     }
 
     /// Replace what the detectors find in free text (a log line, an error message).
@@ -204,21 +208,6 @@ impl Masker {
     }
 }
 
-trait ClassifyName {
-    fn classify_name(&self) -> &'static str;
-}
-
-impl ClassifyName for serde_json::Error {
-    fn classify_name(&self) -> &'static str {
-        match self.classify() {
-            serde_json::error::Category::Io => "I/O",
-            serde_json::error::Category::Syntax => "syntax error",
-            serde_json::error::Category::Data => "unexpected data",
-            serde_json::error::Category::Eof => "ends early",
-        }
-    }
-}
-
 /// Keep the last `keep` characters (at most half of them), star the rest.
 fn mask(s: &str, keep: usize) -> String {
     let n = s.chars().count();
@@ -227,38 +216,6 @@ fn mask(s: &str, keep: usize) -> String {
         .enumerate()
         .map(|(i, c)| if i + keep < n { '*' } else { c })
         .collect()
-}
-
-fn apply_rule(map: &mut Map<String, Value>, path: &[String], rule: &Rule, ctx: &mut Ctx<'_>) {
-    let Some((head, rest)) = path.split_first() else {
-        return;
-    };
-    if rest.is_empty() {
-        let full: Vec<String> = ctx.path.iter().cloned().chain([head.clone()]).collect();
-        if matches!(rule, Rule::Drop) {
-            if map.shift_remove(head).is_some() {
-                ctx.stats.add(ctx.stream, &full, rule.name());
-            }
-        } else if let Some(v) = map.get_mut(head)
-            && apply_value(v, rule, ctx.masker)
-        {
-            ctx.stats.add(ctx.stream, &full, rule.name());
-        }
-        return;
-    }
-    ctx.path.push(head.clone());
-    match map.get_mut(head) {
-        Some(Value::Object(inner)) => apply_rule(inner, rest, rule, ctx),
-        Some(Value::Array(items)) => {
-            for item in items {
-                if let Value::Object(inner) = item {
-                    apply_rule(inner, rest, rule, ctx);
-                }
-            }
-        }
-        _ => {}
-    }
-    ctx.path.pop();
 }
 
 /// Apply a rule to one value. Returns whether it changed anything worth counting. A rule that
@@ -319,45 +276,6 @@ fn apply_value(v: &mut Value, rule: &Rule, m: &Masker) -> bool {
             *v = new;
             true
         }
-    }
-}
-
-fn covered(ctx: &Ctx<'_>, key: &str) -> bool {
-    let depth = ctx.path.len();
-    ctx.rules
-        .iter()
-        .any(|(p, _)| p.len() == depth + 1 && p[depth] == key && p[..depth] == ctx.path[..])
-}
-
-fn detect_map(map: &mut Map<String, Value>, ctx: &mut Ctx<'_>) {
-    for (k, v) in map.iter_mut() {
-        if covered(ctx, k) {
-            continue;
-        }
-        ctx.path.push(k.clone());
-        detect_value(v, ctx);
-        ctx.path.pop();
-    }
-}
-
-fn detect_value(v: &mut Value, ctx: &mut Ctx<'_>) {
-    match v {
-        Value::String(s) => {
-            let found = detect::find(s, &ctx.masker.policy.detectors);
-            if !found.is_empty() {
-                for f in &found {
-                    ctx.stats.add(ctx.stream, &ctx.path, f.entity.name());
-                }
-                *s = ctx.masker.replace_findings(s, &found);
-            }
-        }
-        Value::Array(items) => {
-            for i in items {
-                detect_value(i, ctx);
-            }
-        }
-        Value::Object(inner) => detect_map(inner, ctx),
-        _ => {}
     }
 }
 

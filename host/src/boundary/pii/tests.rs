@@ -14,7 +14,7 @@ fn masker(p: PiiPolicy, workspace_key: u8) -> Masker {
 
 fn run(m: &Masker, stream: &str, line: &str) -> (Value, MaskStats) {
     let mut stats = MaskStats::default();
-    let out = m.apply(stream, line.as_bytes(), &mut stats).unwrap();
+    let (out, _) = m.apply(stream, line.as_bytes(), &mut stats).unwrap();
     (serde_json::from_slice(&out).unwrap(), stats)
 }
 
@@ -108,6 +108,69 @@ fn bad_policies_name_the_rule() {
         toml::from_str("[[fields]]\npath = \"a\"\nrule = \"generalize\"\n").unwrap();
     assert!(file.check().unwrap_err().contains("needs `to`"));
     assert!(toml::from_str::<policy::PiiFile>("detectors = [\"passport\"]").is_err());
+}
+
+#[test]
+fn what_no_rule_touches_passes_byte_for_byte() {
+    let p = policy("[[fields]]\npath = \"a.secret\"\nrule = \"redact\"\n");
+    let m = masker(p, 1);
+    let line = r#"{"n":1.0e3,"z":null,"list":[1,2,{"x":"plain"}],"a":{"secret":"s","keep":[true,false]},"t":"caf\u00e9 \"q\""}"#;
+    let mut stats = MaskStats::default();
+    let (out, n) = m
+        .apply("s", format!("{line}\n{line}\n").as_bytes(), &mut stats)
+        .unwrap();
+    assert_eq!(n, 2);
+    let expected = line.replace(r#""secret":"s""#, r#""secret":"[redacted]""#);
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        format!("{expected}\n{expected}\n")
+    );
+    assert_eq!(stats.total(), 2);
+}
+
+#[test]
+fn escapes_duplicates_and_arrays_do_not_hide_a_value() {
+    let p = policy("[[fields]]\npath = \"items.email\"\nrule = \"hash\"\n");
+    let m = masker(p, 1);
+    // An escaped `@`, an escaped key, a duplicate key, and objects inside an array.
+    let line = r#"{"note":"mail ann\u0040example.com","e\u006dail":"bob@example.org","email":"x@example.net","email":"y@example.net","items":[{"email":"c@example.com"},{"email":"d@example.com"}]}"#;
+    let mut stats = MaskStats::default();
+    let (out, _) = m.apply("s", line.as_bytes(), &mut stats).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    for original in ["ann", "bob@", "x@", "y@", "c@", "d@"] {
+        assert!(!text.contains(original), "{original} leaked: {text}");
+    }
+    assert!(text.contains(r#""note":"mail [email]""#), "{text}");
+    let by: Vec<(String, String, u64)> = stats
+        .lines()
+        .into_iter()
+        .map(|l| (l.field, l.by, l.count))
+        .collect();
+    assert!(
+        by.contains(&("items.email".into(), "hash".into(), 2)),
+        "{by:?}"
+    );
+    assert!(by.contains(&("email".into(), "email".into(), 3)), "{by:?}");
+}
+
+#[test]
+fn a_line_that_is_not_an_object_is_refused_without_its_value() {
+    let m = masker(policy(""), 1);
+    let mut stats = MaskStats::default();
+    let e = m
+        .apply("s", b"{\"a\":1}\n\"ann@example.com\"\n", &mut stats)
+        .unwrap_err();
+    assert_eq!((e.line, e.not_json.as_deref()), (2, None));
+    assert!(!e.to_string().contains("ann@"), "{e}");
+    let e = m
+        .apply("s", b"{\"a\":1}\n{\"a\":\n", &mut stats)
+        .unwrap_err();
+    assert_eq!(e.line, 2);
+    assert!(e.not_json.is_some(), "{e}");
+    let e = m
+        .apply("s", b"{\"a\":1}\n\n{\"a\":2}\n", &mut stats)
+        .unwrap_err();
+    assert_eq!(e.line, 2, "a blank line is refused, as by the wall");
 }
 
 // ---- Detector precision and recall on a generated, labelled set -------------------------

@@ -1,0 +1,250 @@
+//! The record walk: one pass over a record's JSON text that copies every value no rule or
+//! detector changes byte for byte, and rebuilds only the values that change. Objects are split
+//! into members by `serde_json` (keys unescaped, values as raw text), so a record costs one
+//! scan plus the strings the detectors read, not a parse into a tree and a re-serialization.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+use super::policy::Rule;
+use super::{Masker, detect};
+
+/// An object's members in order: keys unescaped (borrowed when they hold no escapes), values
+/// as their raw JSON text. Duplicate keys are kept, so a rule applies to every copy.
+pub(super) struct Members<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for Members<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Object;
+        impl<'de> Visitor<'de> for Object {
+            type Value = Members<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members<'de>, A::Error> {
+                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                while let Some(Key(k)) = map.next_key()? {
+                    members.push((k, map.next_value()?));
+                }
+                Ok(Members(members))
+            }
+        }
+        d.deserialize_map(Object)
+    }
+}
+
+/// A member name, borrowed from the record when it has no escapes.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Name;
+        impl<'de> Visitor<'de> for Name {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(Name)
+    }
+}
+
+/// Masked-value counts of one batch, per (field path, rule or detector): a short list, so a
+/// count costs no allocation once its field has been seen.
+#[derive(Default)]
+pub(super) struct Counts(pub(super) Vec<(String, &'static str, u64)>);
+
+impl Counts {
+    fn add(&mut self, field: &str, by: &'static str) {
+        match self.0.iter_mut().find(|(f, b, _)| *b == by && f == field) {
+            Some((_, _, n)) => *n += 1,
+            None => self.0.push((field.to_string(), by, 1)),
+        }
+    }
+}
+
+/// The walk over the records of one batch of one stream.
+pub(super) struct Walk<'m> {
+    masker: &'m Masker,
+    /// The stream's rules: field path and rule, in policy order.
+    rules: Vec<(&'m [String], &'m Rule)>,
+    /// Every rule, the starting set at the top of a record.
+    all: Vec<usize>,
+    detect: bool,
+    /// The dotted path of the member being walked (for the counts).
+    field: String,
+    pub(super) counts: Counts,
+}
+
+impl<'m> Walk<'m> {
+    pub(super) fn new(masker: &'m Masker, stream: &str) -> Walk<'m> {
+        let rules = masker.policy.rules_for(stream);
+        Walk {
+            all: (0..rules.len()).collect(),
+            rules,
+            masker,
+            detect: !masker.policy.detectors.is_empty(),
+            field: String::new(),
+            counts: Counts::default(),
+        }
+    }
+
+    /// Mask one record (a JSON object) onto `out`.
+    pub(super) fn record(&mut self, line: &str, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        let members: Members<'_> = serde_json::from_str(line)?;
+        self.field.clear();
+        let all = std::mem::take(&mut self.all);
+        let done = self.object(members, 0, &all, out);
+        self.all = all;
+        done
+    }
+
+    /// Write an object's members; `alive` are the rules whose path matches so far (`depth`
+    /// keys deep).
+    fn object(
+        &mut self,
+        members: Members<'_>,
+        depth: usize,
+        alive: &[usize],
+        out: &mut Vec<u8>,
+    ) -> serde_json::Result<()> {
+        out.push(b'{');
+        let mut first = true;
+        for (key, raw) in members.0 {
+            let mark = self.field.len();
+            if mark > 0 {
+                self.field.push('.');
+            }
+            self.field.push_str(&key);
+            let here = |p: &[String]| p.len() > depth && p[depth] == *key;
+            // The rules for exactly this member, in order; a drop ends them.
+            let (mut ruled, mut dropped, mut value) = (false, false, None::<Value>);
+            for &i in alive {
+                let (path, rule) = self.rules[i];
+                if path.len() != depth + 1 || !here(path) {
+                    continue;
+                }
+                ruled = true;
+                match rule {
+                    Rule::Keep => {}
+                    Rule::Drop => {
+                        self.counts.add(&self.field, rule.name());
+                        dropped = true;
+                        break;
+                    }
+                    _ => {
+                        let v = match &mut value {
+                            Some(v) => v,
+                            None => value.insert(serde_json::from_str(raw.get())?),
+                        };
+                        if super::apply_value(v, rule, self.masker) {
+                            self.counts.add(&self.field, rule.name());
+                        }
+                    }
+                }
+            }
+            if !dropped {
+                if !std::mem::take(&mut first) {
+                    out.push(b',');
+                }
+                match &key {
+                    // Borrowed means the name had no escapes (and control characters do not
+                    // parse): its text is already valid JSON.
+                    Cow::Borrowed(k) => {
+                        out.push(b'"');
+                        out.extend_from_slice(k.as_bytes());
+                        out.extend_from_slice(b"\":");
+                    }
+                    Cow::Owned(k) => {
+                        serde_json::to_writer(&mut *out, k)?;
+                        out.push(b':');
+                    }
+                }
+                match value {
+                    Some(v) => serde_json::to_writer(&mut *out, &v)?,
+                    None if ruled => out.extend_from_slice(raw.get().as_bytes()),
+                    None => {
+                        let below: Vec<usize> = alive
+                            .iter()
+                            .copied()
+                            .filter(|&i| self.rules[i].0.len() > depth + 1 && here(self.rules[i].0))
+                            .collect();
+                        self.value(raw, depth + 1, &below, out)?;
+                    }
+                }
+            }
+            self.field.truncate(mark);
+        }
+        out.push(b'}');
+        Ok(())
+    }
+
+    /// Write a value no rule names: descend where rules or detectors need to, copy the rest.
+    fn value(
+        &mut self,
+        raw: &RawValue,
+        depth: usize,
+        below: &[usize],
+        out: &mut Vec<u8>,
+    ) -> serde_json::Result<()> {
+        let text = raw.get().trim_ascii();
+        let descend = self.detect || !below.is_empty();
+        match text.as_bytes().first() {
+            Some(b'{') if descend => {
+                let members: Members<'_> = serde_json::from_str(text)?;
+                self.object(members, depth, below, out)
+            }
+            Some(b'[') if descend => {
+                let items: Vec<&RawValue> = serde_json::from_str(text)?;
+                out.push(b'[');
+                for (i, item) in items.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    self.value(item, depth, below, out)?;
+                }
+                out.push(b']');
+                Ok(())
+            }
+            Some(b'"') if self.detect => self.string(text, out),
+            _ => {
+                out.extend_from_slice(text.as_bytes());
+                Ok(())
+            }
+        }
+    }
+
+    /// Run the detectors over a string value (its JSON text, quotes included).
+    fn string(&mut self, text: &str, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        let inner = &text[1..text.len() - 1];
+        let unescaped;
+        let s = if inner.contains('\\') {
+            unescaped = serde_json::from_str::<String>(text)?;
+            unescaped.as_str()
+        } else {
+            inner
+        };
+        let found = detect::find(s, &self.masker.policy.detectors);
+        if found.is_empty() {
+            out.extend_from_slice(text.as_bytes());
+            return Ok(());
+        }
+        for f in &found {
+            self.counts.add(&self.field, f.entity.name());
+        }
+        serde_json::to_writer(&mut *out, &self.masker.replace_findings(s, &found))
+    }
+}
