@@ -14,6 +14,7 @@
 pub mod boundary;
 pub mod capability;
 pub mod connection;
+pub mod marketplace;
 pub mod protocol;
 pub mod runtime;
 pub mod store;

@@ -114,6 +114,11 @@ impl Manifest {
 
     /// Read the manifest embedded in a component's bytes (in any of its nested modules).
     pub fn from_component(bytes: &[u8]) -> Result<Manifest, ManifestError> {
+        Manifest::parse(&Manifest::embedded_text(bytes)?)
+    }
+
+    /// The text of the manifest embedded in a component, exactly as embedded.
+    pub fn embedded_text(bytes: &[u8]) -> Result<String, ManifestError> {
         let mut found = None;
         for payload in wasmparser::Parser::new(0).parse_all(bytes) {
             let payload = payload.map_err(|e| ManifestError::Unreadable(e.to_string()))?;
@@ -129,9 +134,7 @@ impl Manifest {
             }
         }
         let data = found.ok_or(ManifestError::Missing)?;
-        let text = String::from_utf8(data)
-            .map_err(|_| ManifestError::Invalid("it is not UTF-8 text".into()))?;
-        Manifest::parse(&text)
+        String::from_utf8(data).map_err(|_| ManifestError::Invalid("it is not UTF-8 text".into()))
     }
 }
 
