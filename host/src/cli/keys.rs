@@ -1,4 +1,4 @@
-//! `sluice keys rotate|list`.
+//! `sluice keys rotate|list|publisher new`.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -15,9 +15,42 @@ pub enum KeysCommand {
     Rotate,
     /// List key ids (never key material).
     List,
+    /// Publisher keys, for signing connector packages.
+    #[command(subcommand)]
+    Publisher(PublisherCommand),
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum PublisherCommand {
+    /// Make a publisher key pair: `NAME.key` (secret, 0600: keep it safe) and `NAME.pub`
+    /// (give it to operators, who `sluice trust add` it).
+    New {
+        /// The publisher's name (a-z, 0-9, `-`).
+        name: String,
+        /// Where to write the two files.
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        out: std::path::PathBuf,
+    },
 }
 
 pub async fn run(data_dir: &Path, cmd: KeysCommand) -> anyhow::Result<ExitCode> {
+    if let KeysCommand::Publisher(PublisherCommand::New { name, out }) = cmd {
+        let key = sluice::marketplace::PublisherKey::generate(&name)?;
+        let secret = out.join(format!("{name}.key"));
+        let public = out.join(format!("{name}.pub"));
+        if public.exists() {
+            anyhow::bail!("{} exists already; move it away first", public.display());
+        }
+        key.save(&secret)?;
+        std::fs::write(&public, key.public().to_text())?;
+        println!(
+            "publisher key `{}`\n  secret: {} (0600; signs packages: keep it private)\n  public: {} (operators trust it with `sluice trust add`)",
+            key.id(),
+            secret.display(),
+            public.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     std::fs::create_dir_all(data_dir)?;
     let mut ring = Keyring::open(data_dir)?;
     match cmd {
@@ -32,6 +65,7 @@ pub async fn run(data_dir: &Path, cmd: KeysCommand) -> anyhow::Result<ExitCode> 
             }
             println!("keyring: {}", ring.source());
         }
+        KeysCommand::Publisher(_) => unreachable!("handled above"),
         KeysCommand::Rotate => {
             let old = ring.current_id().to_string();
             let new = ring.rotate()?;

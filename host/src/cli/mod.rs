@@ -5,10 +5,12 @@ mod connector;
 mod format;
 mod history;
 mod keys;
+mod package;
 mod purge;
 mod run;
 mod samples;
 mod secrets;
+mod trust;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -59,6 +61,12 @@ enum Command {
     Purge(purge::PurgeArgs),
     /// Print a run's failed-record samples (opened from their sealed files) as JSON lines.
     Samples(samples::SamplesArgs),
+    /// Connector packages: pack, sign, verify.
+    #[command(subcommand)]
+    Connector(package::ConnectorCommand),
+    /// Publisher keys this data dir trusts to sign packages.
+    #[command(subcommand)]
+    Trust(trust::TrustCommand),
 }
 
 /// Who is acting, for the audit log: `cli:` and the OS user.
@@ -122,6 +130,8 @@ pub fn main() -> ExitCode {
             Command::Secrets(a) => secrets::run(&data_dir, a).await,
             Command::Purge(a) => purge::run(&data_dir, a).await,
             Command::Samples(a) => samples::run(&data_dir, a).await,
+            Command::Connector(a) => package::run(&data_dir, a),
+            Command::Trust(a) => trust::run(&data_dir, a).await,
         }
     });
     match result {
