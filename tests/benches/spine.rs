@@ -221,17 +221,7 @@ fn us(d: f64) -> String {
 fn main() {
     let users = env_u64("SLUICE_BENCH_USERS", 1_000_000);
     let reps = env_u64("SLUICE_BENCH_REPS", 5).max(1);
-    let tokio = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let cache = tempfile::tempdir().unwrap();
-    let rt = Runtime::new(RuntimeConfig {
-        cache_dir: Some(cache.path().to_path_buf()),
-        ..Default::default()
-    })
-    .unwrap();
+    let (tokio, rt, cache) = sluice_tests::bench::runtimes();
     let config = serde_json::json!({"count": users, "seed": 1}).to_string();
 
     println!("## Throughput: {users} faker users → destination-file (JSONL), median of {reps}\n");

@@ -1,22 +1,7 @@
 //! `sluice spec|check|discover|runs` and the summary of `sluice run`, as an operator sees them.
 
-use std::process::Command;
-
-use sluice_tests::{Scratch, connector, faker_to_file, sluice_bin, test_connector};
-
-fn sluice(s: &Scratch, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(sluice_bin())
-        .arg("--data-dir")
-        .arg(s.data_dir())
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use sluice_tests::sluice_cli as sluice;
+use sluice_tests::{Scratch, connector, faker_to_file, test_connector};
 
 fn p(path: std::path::PathBuf) -> String {
     path.display().to_string()

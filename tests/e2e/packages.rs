@@ -2,24 +2,8 @@
 //! a publisher signs a package, an operator trusts the publisher, and anything changed after
 //! signing is refused.
 
-use std::process::Command;
-
-use sluice_tests::{Scratch, connector, sluice_bin};
-
-fn sluice(s: &Scratch, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(sluice_bin())
-        .current_dir(s.path("."))
-        .arg("--data-dir")
-        .arg(s.data_dir())
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use sluice_tests::sluice_cli as sluice;
+use sluice_tests::{Scratch, connector};
 
 #[test]
 fn a_signed_package_verifies_only_once_its_publisher_is_trusted() {

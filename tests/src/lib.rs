@@ -251,3 +251,19 @@ pub fn read_jsonl(path: &Path) -> Vec<serde_json::Value> {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line {l:?}: {e}")))
         .collect()
 }
+
+/// Run the `sluice` binary in the scratch directory with its data dir: exit code, stdout, stderr.
+pub fn sluice_cli(s: &Scratch, args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(sluice_bin())
+        .current_dir(s.path("."))
+        .arg("--data-dir")
+        .arg(s.data_dir())
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
