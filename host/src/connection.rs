@@ -183,11 +183,43 @@ impl Default for RunLimits {
     }
 }
 
+/// Which connector a side runs: a component file, or one installed from an index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectorRef {
+    /// A `.wasm` file (resolved against the connection file's directory).
+    File(PathBuf),
+    /// A connector installed with `sluice connector install`, by name (its component is
+    /// checked against the digest recorded at install every time it is loaded).
+    Installed(String),
+}
+
+impl ConnectorRef {
+    /// A value without `/` or `.` is an installed connector's name (`source-faker`); anything
+    /// else is a path (`./source-faker.wasm`, `../dist/x.wasm`).
+    fn parse(value: &Path, base: &Path) -> ConnectorRef {
+        match value.to_str() {
+            Some(s) if !s.is_empty() && !s.contains(['/', '.', '\\']) => {
+                ConnectorRef::Installed(s.to_string())
+            }
+            _ => ConnectorRef::File(base.join(value)),
+        }
+    }
+}
+
+impl std::fmt::Display for ConnectorRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConnectorRef::File(p) => write!(f, "{}", p.display()),
+            ConnectorRef::Installed(n) => write!(f, "installed connector `{n}`"),
+        }
+    }
+}
+
 /// One side of a connection, resolved.
 #[derive(Debug, Clone)]
 pub struct Endpoint {
-    /// The component file.
-    pub connector: PathBuf,
+    /// The component file, or the installed connector.
+    pub connector: ConnectorRef,
     /// Its config as JSON text.
     pub config: String,
     /// The grant as written; checked against the connector's manifest when the run starts.
@@ -338,8 +370,10 @@ fn endpoint(
     e: EndpointFile,
     access: Access,
 ) -> Result<Endpoint, ConnectionError> {
-    let connector = base.join(&e.connector);
-    if !connector.is_file() {
+    let connector = ConnectorRef::parse(&e.connector, base);
+    if let ConnectorRef::File(path) = &connector
+        && !path.is_file()
+    {
         return Err(ConnectionError::ConnectorNotFound {
             file: file.to_path_buf(),
             field: if side == "source" {
@@ -347,7 +381,7 @@ fn endpoint(
             } else {
                 "destination.connector"
             },
-            path: connector,
+            path: path.clone(),
         });
     }
     let config = serde_json::to_string(&e.config.unwrap_or_default()).map_err(|err| {
@@ -514,7 +548,10 @@ call_timeout_secs = 0.5
         let (dir, c) = setup(GOOD);
         let c = c.unwrap();
         assert_eq!(c.name, "demo");
-        assert_eq!(c.source.connector, dir.path().join("s.wasm"));
+        assert_eq!(
+            c.source.connector,
+            ConnectorRef::File(dir.path().join("s.wasm"))
+        );
         let config: serde_json::Value = serde_json::from_str(&c.source.config).unwrap();
         assert_eq!(config["nested"]["a"][1], 2);
         assert_eq!(c.destination.config, "{}");
@@ -554,6 +591,15 @@ call_timeout_secs = 0.5
     fn a_misspelled_field_is_refused() {
         let e = error_of(&GOOD.replace("memory_mib", "memroy_mib"));
         assert!(e.contains("unknown field `memroy_mib`"), "{e}");
+    }
+
+    #[test]
+    fn a_bare_name_means_an_installed_connector() {
+        let (_dir, c) = setup(&GOOD.replace("\"s.wasm\"", "\"source-faker\""));
+        assert_eq!(
+            c.unwrap().source.connector,
+            ConnectorRef::Installed("source-faker".into())
+        );
     }
 
     #[test]

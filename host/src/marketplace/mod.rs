@@ -1,8 +1,14 @@
-//! The marketplace: signed connector packages ([`package`]) and the publisher keys that sign
-//! them and that an operator trusts ([`publisher`]). See `docs/packages.md`.
+//! The marketplace: signed connector packages ([`package`]), the publisher keys that sign them
+//! and that an operator trusts ([`publisher`]), the static index that lists them ([`index`]),
+//! and installing from it with capability review ([`install`]). See `docs/packages.md`.
 
+pub mod fetch;
+pub mod index;
+pub mod install;
 pub mod package;
 pub mod publisher;
 
+pub use index::{Index, IndexError, Location};
+pub use install::{InstallError, Installer, Plan, Request};
 pub use package::{Package, PackageError};
 pub use publisher::{PublicKey, PublisherKey, TrustStore};

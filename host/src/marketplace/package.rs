@@ -27,6 +27,8 @@ pub const EXTENSION: &str = "slpkg";
 /// The largest component a package may hold.
 pub const MAX_COMPONENT: u64 = 64 << 20;
 const MAX_SMALL: u64 = 1 << 20;
+/// The largest package file: the largest component, the two small files and tar's headers.
+pub const MAX_PACKAGE: u64 = MAX_COMPONENT + 2 * MAX_SMALL + (16 << 10);
 const MANIFEST: &str = "manifest.toml";
 const COMPONENT: &str = "component.wasm";
 const SIGNATURE: &str = "signature.json";
@@ -272,7 +274,7 @@ impl Package {
                 source,
             })?
             .len();
-        if len > MAX_COMPONENT + 2 * MAX_SMALL {
+        if len > MAX_PACKAGE {
             return Err(PackageError::Format {
                 what,
                 reason: format!("it is {} MiB, over the limit", len >> 20),

@@ -84,6 +84,23 @@ impl ComponentCache {
     }
 }
 
+impl ComponentCache {
+    /// Where a compiled entry for `digest` is (or would be) kept, if there is a cache.
+    pub fn entry_path(&self, digest: &str) -> Option<PathBuf> {
+        self.path_for(digest)
+    }
+
+    /// Keep an already compiled component (whose SHA-256 is `digest`); returns the file, or
+    /// `None` when there is no cache.
+    pub fn insert(&self, digest: &str, component: &Component) -> wasmtime::Result<Option<PathBuf>> {
+        let Some(path) = self.path_for(digest) else {
+            return Ok(None);
+        };
+        store(&path, &component.serialize()?)?;
+        Ok(Some(path))
+    }
+}
+
 /// Write atomically: a reader sees the old file or the whole new one, never a torn one.
 fn store(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().expect("cache paths have a parent");

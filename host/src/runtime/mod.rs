@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 
 pub use cache::{CacheOutcome, sha256_hex};
@@ -200,10 +200,29 @@ impl Runtime {
 
     /// Load a connector component from memory, naming it `name`.
     pub fn load_bytes(&self, name: &str, bytes: &[u8]) -> Result<Connector, LoadError> {
-        self.load_inner(name, bytes)
+        self.load_inner(name, bytes, true)
     }
 
-    fn load_inner(&self, name: &str, bytes: &[u8]) -> Result<Connector, LoadError> {
+    /// Compile and check a component exactly as [`Runtime::load_bytes`] does, without reading
+    /// or writing the compiled cache: for vetting a connector before anything is kept.
+    pub fn load_uncached(&self, name: &str, bytes: &[u8]) -> Result<Connector, LoadError> {
+        self.load_inner(name, bytes, false)
+    }
+
+    /// Keep a loaded connector's compiled code in the cache (so its first run skips
+    /// Cranelift); returns the cache file, or `None` when there is no cache.
+    pub fn cache_compiled(&self, connector: &Connector) -> Result<Option<PathBuf>, RuntimeError> {
+        self.cache
+            .insert(&connector.digest, &connector.component)
+            .map_err(|e| RuntimeError::Engine(format!("cannot write the compiled cache: {e:#}")))
+    }
+
+    /// The cache file a component with this digest is compiled into, if there is a cache.
+    pub fn cache_entry(&self, digest: &str) -> Option<PathBuf> {
+        self.cache.entry_path(digest)
+    }
+
+    fn load_inner(&self, name: &str, bytes: &[u8], cached: bool) -> Result<Connector, LoadError> {
         let not = LoadError::NotAConnector;
         if wasmtime::Engine::detect_precompiled(bytes).is_some() {
             return Err(not(
@@ -212,11 +231,21 @@ impl Runtime {
         }
         let manifest = Manifest::from_component(bytes).map_err(|e| not(e.to_string()))?;
         let digest = sha256_hex(bytes);
-        let (component, cache) = self.cache.load(&self.engine, bytes, &digest).map_err(|e| {
+        let compile_err = |e: wasmtime::Error| {
             not(format!(
                 "it does not compile as a WebAssembly component: {e:#}"
             ))
-        })?;
+        };
+        let (component, cache) = if cached {
+            self.cache
+                .load(&self.engine, bytes, &digest)
+                .map_err(compile_err)?
+        } else {
+            (
+                Component::new(&self.engine, bytes).map_err(compile_err)?,
+                CacheOutcome::Uncached,
+            )
+        };
         let exports: Vec<String> = component
             .component_type()
             .exports(&self.engine)
@@ -275,6 +304,7 @@ impl Runtime {
             digest,
             cache,
             pre,
+            component,
             manifest,
         })
     }
@@ -321,6 +351,7 @@ pub struct Connector {
     digest: String,
     cache: CacheOutcome,
     pre: ConnectorPre,
+    component: Component,
     manifest: Manifest,
 }
 

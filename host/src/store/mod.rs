@@ -6,6 +6,7 @@
 //! durably holds.
 
 mod audit;
+mod installed;
 mod lock;
 mod purge;
 mod sealed;
@@ -23,6 +24,7 @@ pub use lock::{ConnectionLock, LockError};
 use std::sync::Arc;
 
 pub use audit::AuditFilter;
+pub use installed::InstalledConnector;
 pub use purge::PurgeReport;
 pub use sealed::StoredSecret;
 

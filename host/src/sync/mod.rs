@@ -25,11 +25,11 @@ use crate::boundary::pii::{MaskStats, Masker};
 use crate::boundary::retention::{Retention, RetentionError};
 use crate::capability::net::NetPolicy;
 use crate::capability::{Capabilities, GrantEnv, GrantError, Secret};
-use crate::connection::{Connection, ConnectionError, Endpoint};
+use crate::connection::{Connection, ConnectionError, ConnectorRef, Endpoint};
 use crate::protocol::{
     ConfiguredCatalog, ConnectorError, ConnectorKind, DestinationMode, StreamState, SyncMode,
 };
-use crate::runtime::{Connector, LogLine, RunLog, Runtime, RuntimeError, Sandbox};
+use crate::runtime::{Connector, LoadError, LogLine, RunLog, Runtime, RuntimeError, Sandbox};
 use crate::store::{LockError, RunStatus, Store, StoreError, StreamStats};
 
 /// Why a run could not start or did not finish.
@@ -69,6 +69,30 @@ pub enum SyncError {
         actual: ConnectorKind,
         /// What the slot needs.
         expected: ConnectorKind,
+    },
+    /// A connection names an installed connector that is not installed.
+    #[error(
+        "{field} names the installed connector `{name}`, which is not installed here (install it with `sluice connector install {name}`, or give a path to a .wasm file)"
+    )]
+    NotInstalled {
+        /// `source.connector` or `destination.connector`.
+        field: &'static str,
+        /// The name.
+        name: String,
+    },
+    /// An installed connector's component is not the one that was vetted at install.
+    #[error(
+        "the installed connector `{name}` has changed on disk since it was installed ({path}: SHA-256 {actual}, installed {expected}); reinstall it with `sluice connector install {name} --approve`"
+    )]
+    InstalledChanged {
+        /// The connector.
+        name: String,
+        /// Its component file.
+        path: std::path::PathBuf,
+        /// Recorded at install.
+        expected: String,
+        /// Now.
+        actual: String,
     },
     /// The run's staging directory or its samples.
     #[error("cannot write the run's staging files under {}: {source}", path.display())]
@@ -211,6 +235,7 @@ fn prepare_side(
     runtime: &Runtime,
     conn: &Connection,
     endpoint: &Endpoint,
+    code: Code,
     expected: ConnectorKind,
     ctx: &RunCtx<'_>,
 ) -> Result<Side, SyncError> {
@@ -224,7 +249,7 @@ fn prepare_side(
         ConnectorKind::Source => "source.connector",
         ConnectorKind::Destination => "destination.connector",
     };
-    let connector = load(runtime, conn, field, expected)?;
+    let connector = load(runtime, code, field, expected)?;
     let side = match expected {
         ConnectorKind::Source => "source",
         ConnectorKind::Destination => "destination",
@@ -294,17 +319,73 @@ fn prepare_side(
     })
 }
 
+/// A side's component, found: a file, or an installed connector's bytes (digest checked).
+enum Code {
+    File(std::path::PathBuf),
+    Installed {
+        path: std::path::PathBuf,
+        bytes: Vec<u8>,
+    },
+}
+
+/// Find a side's component; an installed one is read and checked against its recorded digest.
+async fn find_code(
+    store: &Store,
+    connector: &ConnectorRef,
+    field: &'static str,
+) -> Result<Code, SyncError> {
+    let name = match connector {
+        ConnectorRef::File(p) => return Ok(Code::File(p.clone())),
+        ConnectorRef::Installed(name) => name,
+    };
+    let Some(c) = store.installed_connector(name).await? else {
+        return Err(SyncError::NotInstalled {
+            field,
+            name: name.clone(),
+        });
+    };
+    let path = store.installed_component(&c);
+    let bytes = tokio::fs::read(&path)
+        .await
+        .map_err(|source| RuntimeError::Read {
+            path: path.clone(),
+            source,
+        })?;
+    let actual = crate::runtime::sha256_hex(&bytes);
+    if actual != c.component_sha256 {
+        return Err(SyncError::InstalledChanged {
+            name: name.clone(),
+            path,
+            expected: c.component_sha256,
+            actual,
+        });
+    }
+    Ok(Code::Installed { path, bytes })
+}
+
 fn load(
     runtime: &Runtime,
-    conn: &Connection,
+    code: Code,
     field: &'static str,
     expected: ConnectorKind,
 ) -> Result<Connector, SyncError> {
-    let path = match expected {
-        ConnectorKind::Source => &conn.source.connector,
-        ConnectorKind::Destination => &conn.destination.connector,
+    let (mut connector, path) = match code {
+        Code::File(path) => (runtime.load(&path)?, path),
+        Code::Installed { path, bytes } => {
+            let name = path.display().to_string();
+            let c = runtime.load_bytes(&name, &bytes).map_err(|e| match e {
+                LoadError::NotAConnector(reason) => RuntimeError::NotAConnector {
+                    path: path.clone(),
+                    reason,
+                },
+                LoadError::Forbidden(reason) => RuntimeError::Forbidden {
+                    path: path.clone(),
+                    reason,
+                },
+            })?;
+            (c, path)
+        }
     };
-    let mut connector = runtime.load(path)?;
     // Messages name the connector by its package name, whatever its file is called.
     let package = connector.manifest().name.clone();
     connector.set_name(&package);
@@ -375,12 +456,26 @@ pub async fn run(
         stored: &stored,
     };
     let mut audit = Vec::new();
-    let sides =
-        prepare_side(runtime, conn, &conn.source, ConnectorKind::Source, &ctx).and_then(|source| {
+    let source_code = find_code(store, &conn.source.connector, "source.connector").await;
+    let destination_code =
+        find_code(store, &conn.destination.connector, "destination.connector").await;
+    let sides = source_code
+        .and_then(|code| {
+            prepare_side(
+                runtime,
+                conn,
+                &conn.source,
+                code,
+                ConnectorKind::Source,
+                &ctx,
+            )
+        })
+        .and_then(|source| {
             let destination = prepare_side(
                 runtime,
                 conn,
                 &conn.destination,
+                destination_code?,
                 ConnectorKind::Destination,
                 &ctx,
             )?;
