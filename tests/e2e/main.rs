@@ -8,6 +8,7 @@ mod cli;
 mod connection_files;
 mod faker_to_file;
 mod hostile;
+mod marketplace;
 mod packages;
 mod resume;
 mod source_file;

@@ -1,7 +1,9 @@
 //! Developer tasks. Each does its own set-up on a fresh machine (the wasm32-wasip2 target, the
 //! connectors, the binary), so the README's commands work from a clean clone:
 //!
-//! - `cargo xtask build`: connectors into `dist/`, the `sluice` binary (release).
+//! - `cargo xtask build`: connectors into `dist/`, the `sluice` binary (release), and the
+//!   first-party index in `examples/index/` (packed, signed with this checkout's own publisher
+//!   key, published).
 //! - `cargo xtask demo`: build, then run `examples/faker-to-file.toml`.
 //! - `cargo xtask test [ARGS]`: build, start a throwaway PostgreSQL on loopback, then the whole
 //!   test suite (`cargo test --release`); the server is stopped afterwards.
@@ -158,6 +160,66 @@ impl Workspace {
             }
         }
         eprintln!("xtask: connectors are in {}", self.dist().display());
+        self.first_party_index()
+    }
+
+    /// `examples/index/`: every first-party connector packed, signed and published with the
+    /// sluice binary itself. The signing key is this checkout's own (kept under the target dir,
+    /// never committed); its public half is `examples/index/sluice.pub`, for `sluice trust add`.
+    /// Rebuilt from scratch each time: packing and ed25519 signing are deterministic, so
+    /// unchanged connectors give byte-identical packages.
+    fn first_party_index(&self) -> Result<()> {
+        let index = self.root.join("examples/index");
+        let keys = self.target.join("xtask-publisher");
+        let secret = keys.join("sluice.key");
+        std::fs::create_dir_all(&keys)?;
+        if !secret.exists() {
+            run(Command::new(self.sluice_bin())
+                .args(["keys", "publisher", "new", "sluice", "--out"])
+                .arg(&keys))?;
+        }
+        std::fs::copy(keys.join("sluice.pub"), index.join("sluice.pub"))?;
+        let _ = std::fs::remove_file(index.join("index.json"));
+        let _ = std::fs::remove_dir_all(index.join("packages"));
+        let work = fresh_dir(&self.target.join("xtask-packages"))?;
+        for name in CONNECTORS {
+            let pkg = work.join(format!("{name}.slpkg"));
+            let quiet = |cmd: &mut Command| -> Result<()> {
+                let out = cmd
+                    .output()
+                    .with_context(|| format!("cannot start {cmd:?}"))?;
+                if !out.status.success() {
+                    bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+                }
+                Ok(())
+            };
+            quiet(
+                Command::new(self.sluice_bin())
+                    .args(["connector", "pack"])
+                    .arg(self.dist().join("connectors").join(format!("{name}.wasm")))
+                    .arg("--out")
+                    .arg(&pkg),
+            )?;
+            quiet(
+                Command::new(self.sluice_bin())
+                    .args(["connector", "sign"])
+                    .arg(&pkg)
+                    .arg("--key")
+                    .arg(&secret),
+            )?;
+            quiet(
+                Command::new(self.sluice_bin())
+                    .args(["connector", "publish"])
+                    .arg(&pkg)
+                    .arg("--index")
+                    .arg(&index),
+            )?;
+        }
+        eprintln!(
+            "xtask: the first-party index is in {} (trust its key with `sluice trust add {}`)",
+            index.display(),
+            index.join("sluice.pub").display()
+        );
         Ok(())
     }
 
@@ -204,6 +266,13 @@ impl Workspace {
         pg.env(&mut cmd);
         run(&mut cmd)
     }
+}
+
+/// An empty directory at `dir` (emptied if it exists).
+fn fresh_dir(dir: &Path) -> Result<PathBuf> {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir)?;
+    Ok(dir.to_path_buf())
 }
 
 /// Copy via a temporary file, and only when the bytes differ, so a running test never sees a

@@ -4,6 +4,7 @@ mod audit;
 mod connector;
 mod format;
 mod history;
+mod install;
 mod keys;
 mod package;
 mod purge;
@@ -61,7 +62,8 @@ enum Command {
     Purge(purge::PurgeArgs),
     /// Print a run's failed-record samples (opened from their sealed files) as JSON lines.
     Samples(samples::SamplesArgs),
-    /// Connector packages: pack, sign, verify.
+    /// Connector packages and the index: pack, sign, verify, publish, yank; installed
+    /// connectors: install, upgrade, list, info, remove.
     #[command(subcommand)]
     Connector(package::ConnectorCommand),
     /// Publisher keys this data dir trusts to sign packages.
@@ -130,7 +132,7 @@ pub fn main() -> ExitCode {
             Command::Secrets(a) => secrets::run(&data_dir, a).await,
             Command::Purge(a) => purge::run(&data_dir, a).await,
             Command::Samples(a) => samples::run(&data_dir, a).await,
-            Command::Connector(a) => package::run(&data_dir, a),
+            Command::Connector(a) => package::run(&data_dir, a).await,
             Command::Trust(a) => trust::run(&data_dir, a).await,
         }
     });

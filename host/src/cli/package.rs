@@ -1,4 +1,5 @@
-//! `sluice connector pack|sign|verify`: build, sign and check connector packages.
+//! `sluice connector …`: build, sign and check packages (here), publish them to an index and
+//! install from it ([`super::install`]).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -31,53 +32,115 @@ pub enum ConnectorCommand {
         /// The package.
         package: PathBuf,
     },
+    /// Add a signed package to a directory index (created if needed).
+    Publish {
+        /// The package.
+        package: PathBuf,
+        /// The index directory.
+        #[arg(long, value_name = "DIR")]
+        index: PathBuf,
+    },
+    /// Withdraw a published version (it stays listed, is never picked, and is refused when
+    /// pinned).
+    Yank {
+        /// `NAME@VERSION`.
+        spec: String,
+        /// The index directory.
+        #[arg(long, value_name = "DIR")]
+        index: PathBuf,
+        /// Un-yank it.
+        #[arg(long)]
+        undo: bool,
+    },
+    /// Install a connector from an index: download, verify, review its capabilities, compile.
+    Install(super::install::InstallArgs),
+    /// Move an installed connector to another version (approval again if it asks for more).
+    Upgrade(super::install::InstallArgs),
+    /// List installed connectors.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show an installed connector, and the versions an index has of it.
+    Info {
+        /// The connector's name.
+        name: String,
+        #[command(flatten)]
+        index: super::install::IndexArg,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Uninstall a connector: its files, its compiled code and its record.
+    Remove {
+        /// The connector's name.
+        name: String,
+    },
 }
 
-pub fn run(data_dir: &Path, cmd: ConnectorCommand) -> anyhow::Result<ExitCode> {
+pub async fn run(data_dir: &Path, cmd: ConnectorCommand) -> anyhow::Result<ExitCode> {
+    use super::install;
     match cmd {
-        ConnectorCommand::Pack { input, out } => {
-            let wasm = component_in(&input)?;
-            let bytes =
-                std::fs::read(&wasm).with_context(|| format!("cannot read {}", wasm.display()))?;
-            let p = Package::from_component(bytes, &wasm.display().to_string())?;
-            let out = out.unwrap_or_else(|| PathBuf::from(p.file_name()));
-            p.write(&out)?;
-            println!(
-                "packed {} {} ({}) into {} (unsigned: sign it with `sluice connector sign {} --key KEY`)",
-                p.manifest.name,
-                p.manifest.version,
-                p.manifest.kind,
-                out.display(),
-                out.display()
-            );
+        ConnectorCommand::Pack { input, out } => pack(&input, out),
+        ConnectorCommand::Sign { package, key } => sign(&package, &key),
+        ConnectorCommand::Verify { package } => verify(data_dir, &package),
+        ConnectorCommand::Publish { package, index } => install::publish(&package, &index),
+        ConnectorCommand::Yank { spec, index, undo } => install::yank(&spec, &index, undo),
+        ConnectorCommand::Install(a) => install::install(data_dir, a, false).await,
+        ConnectorCommand::Upgrade(a) => install::install(data_dir, a, true).await,
+        ConnectorCommand::List { json } => install::list(data_dir, json).await,
+        ConnectorCommand::Info { name, index, json } => {
+            install::info(data_dir, &name, &index, json).await
         }
-        ConnectorCommand::Sign { package, key } => {
-            let key = PublisherKey::load(&key)?;
-            let mut p = Package::read(&package)?;
-            p.sign(&key);
-            p.write(&package)?;
-            println!(
-                "signed {} {} as `{}`",
-                p.manifest.name,
-                p.manifest.version,
-                key.id()
-            );
-        }
-        ConnectorCommand::Verify { package } => {
-            let trust = TrustStore::open(data_dir)?;
-            let p = Package::read(&package)?;
-            let by = p.verify(&trust, &package.display().to_string())?;
-            let d = p.digests();
-            println!(
-                "{} {} ({}): signed by `{by}`, a trusted publisher\ncomponent sha256:{}\nmanifest  sha256:{}",
-                p.manifest.name,
-                p.manifest.version,
-                p.manifest.kind,
-                hex::encode(d.component),
-                hex::encode(d.manifest)
-            );
-        }
+        ConnectorCommand::Remove { name } => install::remove(data_dir, &name).await,
     }
+}
+
+fn pack(input: &Path, out: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let wasm = component_in(input)?;
+    let bytes = std::fs::read(&wasm).with_context(|| format!("cannot read {}", wasm.display()))?;
+    let p = Package::from_component(bytes, &wasm.display().to_string())?;
+    let out = out.unwrap_or_else(|| PathBuf::from(p.file_name()));
+    p.write(&out)?;
+    println!(
+        "packed {} {} ({}) into {} (unsigned: sign it with `sluice connector sign {} --key KEY`)",
+        p.manifest.name,
+        p.manifest.version,
+        p.manifest.kind,
+        out.display(),
+        out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn sign(package: &Path, key: &Path) -> anyhow::Result<ExitCode> {
+    let key = PublisherKey::load(key)?;
+    let mut p = Package::read(package)?;
+    p.sign(&key);
+    p.write(package)?;
+    println!(
+        "signed {} {} as `{}`",
+        p.manifest.name,
+        p.manifest.version,
+        key.id()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verify(data_dir: &Path, package: &Path) -> anyhow::Result<ExitCode> {
+    let trust = TrustStore::open(data_dir)?;
+    let p = Package::read(package)?;
+    let by = p.verify(&trust, &package.display().to_string())?;
+    let d = p.digests();
+    println!(
+        "{} {} ({}): signed by `{by}`, a trusted publisher\ncomponent sha256:{}\nmanifest  sha256:{}",
+        p.manifest.name,
+        p.manifest.version,
+        p.manifest.kind,
+        hex::encode(d.component),
+        hex::encode(d.manifest)
+    );
     Ok(ExitCode::SUCCESS)
 }
 
