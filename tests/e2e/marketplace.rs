@@ -243,6 +243,36 @@ name = "users"
     assert_eq!(code, 0, "{out}\n{err}");
     assert_eq!(read_jsonl(&s.path("out/users.jsonl")).len(), 50);
 
+    // A component changed on disk after install is refused; reinstalling repairs it.
+    let file = s
+        .data_dir()
+        .join("connectors/source-faker/0.1.0/component.wasm");
+    let good = std::fs::read(&file).unwrap();
+    let mut bad = good.clone();
+    bad.extend_from_slice(b"\0");
+    std::fs::write(&file, &bad).unwrap();
+    let (code, out, err) = sluice(&s, &["run", "conn.toml"]);
+    assert_ne!(code, 0);
+    assert!(
+        format!("{out}{err}").contains("changed on disk")
+            && format!("{out}{err}").contains("sluice connector install source-faker@0.1.0"),
+        "{out}\n{err}"
+    );
+    let (code, _, err) = sluice(
+        &s,
+        &[
+            "connector",
+            "install",
+            "source-faker@0.1.0",
+            "--index",
+            "index",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(std::fs::read(&file).unwrap(), good);
+    let (code, out, err) = sluice(&s, &["run", "conn.toml"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+
     // 0.2.0 asks for the network: the upgrade needs approval again.
     let (code, out, err) = sluice(&s, &["connector", "upgrade", "source-faker"]);
     assert_ne!(code, 0);

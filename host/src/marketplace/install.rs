@@ -150,15 +150,18 @@ pub struct Plan {
     pub added: Vec<String>,
     /// Capabilities the installed version had and this one gives up.
     pub removed: Vec<String>,
+    /// Whether the installed version's component is still the one recorded.
+    intact: bool,
     connector: Connector,
 }
 
 impl Plan {
-    /// Whether this is the version already installed (nothing to do).
+    /// Whether this is the version already installed, with its files intact (nothing to do).
     pub fn is_installed(&self) -> bool {
-        self.previous.as_ref().is_some_and(|p| {
-            p.version == self.entry.version && p.package_sha256 == self.entry.sha256
-        })
+        self.intact
+            && self.previous.as_ref().is_some_and(|p| {
+                p.version == self.entry.version && p.package_sha256 == self.entry.sha256
+            })
     }
 
     /// Whether the operator must approve: a first install, or an upgrade that asks for more.
@@ -232,6 +235,10 @@ impl Installer<'_> {
                 ),
             });
         }
+        let intact = previous.as_ref().is_some_and(|p| {
+            std::fs::read(self.store.installed_component(p))
+                .is_ok_and(|b| crate::runtime::sha256_hex(&b) == p.component_sha256)
+        });
         let capabilities = capability_lines(&package.manifest);
         let before: Vec<String> = previous
             .as_ref()
@@ -258,6 +265,7 @@ impl Installer<'_> {
             previous,
             added,
             removed,
+            intact,
             connector,
         })
     }

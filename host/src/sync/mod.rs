@@ -82,11 +82,13 @@ pub enum SyncError {
     },
     /// An installed connector's component is not the one that was vetted at install.
     #[error(
-        "the installed connector `{name}` has changed on disk since it was installed ({path}: SHA-256 {actual}, installed {expected}); reinstall it with `sluice connector install {name} --approve`"
+        "the installed connector `{name}` has changed on disk since it was installed ({path}: SHA-256 {actual}, installed {expected}); reinstall it with `sluice connector install {name}@{version}`"
     )]
     InstalledChanged {
         /// The connector.
         name: String,
+        /// The installed version.
+        version: String,
         /// Its component file.
         path: std::path::PathBuf,
         /// Recorded at install.
@@ -355,6 +357,7 @@ async fn find_code(
     if actual != c.component_sha256 {
         return Err(SyncError::InstalledChanged {
             name: name.clone(),
+            version: c.version,
             path,
             expected: c.component_sha256,
             actual,
