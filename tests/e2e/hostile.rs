@@ -8,8 +8,8 @@ use sluice::boundary::audit::{Capability, Event, Outcome};
 use sluice::sync::RunReport;
 use sluice_tests::server::{Reply, TestServer};
 use sluice_tests::{
-    Scratch, ScriptedResolver, connector, faker_to_file, read_jsonl, runtime, runtime_with,
-    source_to_file, test_connector, toml_path,
+    Scratch, ScriptedResolver, connector, faker_to_file, private_ca, read_jsonl, runtime,
+    runtime_with, source_to_file, test_connector, toml_path,
 };
 
 /// hostile-source (config `attack`, an inline TOML table body) → destination-file, with
@@ -516,20 +516,6 @@ async fn the_host_keeps_serving_an_honest_sync_during_an_attack() {
         Capability::Network,
     )
     .await;
-}
-
-/// A CA, and a server certificate for 127.0.0.1 it signed: (CA PEM, chain PEM, key PEM).
-fn private_ca() -> (String, String, String) {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()])
-        .unwrap()
-        .signed_by(&key, &ca)
-        .unwrap();
-    (ca.pem(), leaf.pem(), key.serialize_pem())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

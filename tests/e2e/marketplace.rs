@@ -11,7 +11,7 @@ use ::sluice::runtime::sha256_hex;
 use serde_json::Value;
 use sluice_tests::server::{Reply, TestServer};
 use sluice_tests::sluice_cli as sluice;
-use sluice_tests::{Scratch, connector, read_jsonl, toml_path};
+use sluice_tests::{Scratch, connector, private_ca, read_jsonl, toml_path};
 
 /// The source-faker component with its embedded manifest replaced by `edit(manifest)`. The new
 /// text is padded with a TOML comment to the old length, so it can be written over the old one
@@ -110,6 +110,22 @@ fn walk(dir: &Path, base: &Path, out: &mut BTreeMap<String, String>) {
             out.insert(p.strip_prefix(base).unwrap().display().to_string(), digest);
         }
     }
+}
+
+/// `args` is refused, with stderr naming each of `why`, and changes nothing installed; `args`
+/// with `flags` added succeeds. Returns the stdout of both attempts.
+fn refused_until(s: &Scratch, args: &[&str], flags: &[&str], why: &[&str]) -> (String, String) {
+    let before = installed_state(s);
+    let (code, refused, err) = sluice(s, args);
+    assert_ne!(code, 0, "{args:?} accepted: {refused}");
+    for w in why {
+        assert!(err.contains(w), "{args:?}: `{w}` not in: {err}");
+    }
+    assert_eq!(installed_state(s), before, "{args:?} changed something");
+    let with: Vec<&str> = args.iter().chain(flags).copied().collect();
+    let (code, accepted, err) = sluice(s, &with);
+    assert_eq!(code, 0, "{with:?}: {err}");
+    (refused, accepted)
 }
 
 fn installed(s: &Scratch) -> Vec<(String, String)> {
@@ -217,6 +233,13 @@ fn install_run_upgrade_downgrade_and_remove_from_a_directory_index() {
     );
     assert_eq!(code, 0);
     assert!(out.contains("already installed"), "{out}");
+    // The other commands take an installed connector's name too.
+    let (code, out, err) = sluice(&s, &["inspect", "source-faker"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("source-faker 0.1.0 (source)"), "{out}");
+    let (code, _, err) = sluice(&s, &["spec", "source-http"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("not an installed connector"), "{err}");
 
     // The installed connector, by name, runs a sync end to end.
     s.write(
@@ -274,16 +297,16 @@ name = "users"
     assert_eq!(code, 0, "{out}\n{err}");
 
     // 0.2.0 asks for the network: the upgrade needs approval again.
-    let (code, out, err) = sluice(&s, &["connector", "upgrade", "source-faker"]);
-    assert_ne!(code, 0);
-    assert!(
-        out.contains("+ network https://*.example.com"),
-        "the diff is shown: {out}"
+    let (refused, _) = refused_until(
+        &s,
+        &["connector", "upgrade", "source-faker"],
+        &["--approve"],
+        &["not approved", "network https://*.example.com"],
     );
-    assert!(err.contains("network https://*.example.com"), "{err}");
-    assert_eq!(installed(&s), [("source-faker".into(), "0.1.0".into())]);
-    let (code, _, err) = sluice(&s, &["connector", "upgrade", "source-faker", "--approve"]);
-    assert_eq!(code, 0, "{err}");
+    assert!(
+        refused.contains("+ network https://*.example.com"),
+        "the diff is shown: {refused}"
+    );
     assert_eq!(installed(&s), [("source-faker".into(), "0.2.0".into())]);
     let (_, out, _) = sluice(&s, &["connector", "info", "source-faker"]);
     assert!(out.contains("network https://*.example.com"), "{out}");
@@ -293,8 +316,7 @@ name = "users"
     );
 
     // Back to 0.1.0 only when asked for; it asks for less, so no approval is needed.
-    let before = installed_state(&s);
-    let (code, _, err) = sluice(
+    let (_, out) = refused_until(
         &s,
         &[
             "connector",
@@ -303,25 +325,9 @@ name = "users"
             "--index",
             "index",
         ],
+        &["--allow-downgrade"],
+        &["downgrade", "--allow-downgrade"],
     );
-    assert_ne!(code, 0);
-    assert!(
-        err.contains("downgrade") && err.contains("--allow-downgrade"),
-        "{err}"
-    );
-    assert_eq!(installed_state(&s), before);
-    let (code, out, err) = sluice(
-        &s,
-        &[
-            "connector",
-            "install",
-            "source-faker@0.1.0",
-            "--index",
-            "index",
-            "--allow-downgrade",
-        ],
-    );
-    assert_eq!(code, 0, "{err}");
     assert!(out.contains("- network https://*.example.com"), "{out}");
     assert_eq!(installed(&s), [("source-faker".into(), "0.1.0".into())]);
 
@@ -357,11 +363,9 @@ name = "users"
     }
 }
 
-#[test]
-fn install_from_an_http_index_on_loopback() {
-    let s = setup();
-    let root = s.path("index");
-    let server = TestServer::start(move |req| {
+/// Answer GETs with the files under `root`.
+fn serve_dir(root: std::path::PathBuf) -> impl Fn(&sluice_tests::server::Seen) -> Reply {
+    move |req| {
         let rel = req.path().trim_start_matches('/');
         match std::fs::read(root.join(rel)) {
             Ok(body) if !rel.contains("..") => Reply {
@@ -371,7 +375,50 @@ fn install_from_an_http_index_on_loopback() {
             },
             _ => Reply::status(404, "not found"),
         }
-    });
+    }
+}
+
+#[test]
+fn install_from_an_https_index_behind_a_private_ca() {
+    let s = setup();
+    let (ca, chain, key) = private_ca();
+    s.write("ca.pem", &ca);
+    let server = TestServer::start_tls(&chain, &key, serve_dir(s.path("index")));
+    let url = format!("https://127.0.0.1:{}/", server.addr.port());
+    // A certificate no trusted CA signed is refused; the operator's CA makes it trusted.
+    refused_until(
+        &s,
+        &[
+            "connector",
+            "install",
+            "source-faker",
+            "--index",
+            &url,
+            "--approve",
+        ],
+        &["--index-ca", "ca.pem"],
+        &["TLS handshake failed", "certificate"],
+    );
+    assert_eq!(installed(&s), [("source-faker".into(), "0.2.0".into())]);
+    // Plain http:// is for loopback only.
+    let (code, _, err) = sluice(
+        &s,
+        &[
+            "connector",
+            "info",
+            "source-faker",
+            "--index",
+            "http://index.example.com/",
+        ],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("loopback"), "{err}");
+}
+
+#[test]
+fn install_from_an_http_index_on_loopback() {
+    let s = setup();
+    let server = TestServer::start(serve_dir(s.path("index")));
     let url = format!("http://{}/", server.addr);
     let (code, out, err) = sluice(
         &s,
@@ -578,6 +625,27 @@ fn every_refusal_names_the_problem_and_changes_nothing() {
         assert!(err.contains(expected), "{what}: {err}");
         assert_eq!(installed_state(&s), before, "{what}: something changed");
     }
+    // Another trusted publisher's version of the same connector needs approval of that change,
+    // even when it asks for nothing new.
+    std::fs::write(s.path("index/index.json"), &pristine).unwrap();
+    for args in [
+        vec!["keys", "publisher", "new", "globex"],
+        vec!["trust", "add", "globex.pub"],
+    ] {
+        let (code, _, err) = sluice(&s, &args);
+        assert_eq!(code, 0, "{err}");
+    }
+    let v5 = faker_with_manifest(|m| short(m).replace("0.1.0", "0.5.0"));
+    publish(&s, &v5, "faker-5", "globex", "index");
+    let (refused, _) = refused_until(
+        &s,
+        &["connector", "upgrade", "source-faker", "--index", "index"],
+        &["--approve"],
+        &["signed by `globex:", "instead of `acme:"],
+    );
+    assert!(refused.contains("another publisher"), "{refused}");
+    assert_eq!(installed(&s), [("source-faker".into(), "0.5.0".into())]);
+
     let (_, audit, _) = sluice(&s, &["audit", "list", "--action", "connector.install"]);
     assert!(
         audit.matches("\"refused\"").count() >= cases.len(),

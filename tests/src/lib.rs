@@ -252,6 +252,20 @@ pub fn read_jsonl(path: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// A CA, and a server certificate for 127.0.0.1 it signed: (CA PEM, chain PEM, key PEM).
+pub fn private_ca() -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    (ca.pem(), leaf.pem(), key.serialize_pem())
+}
+
 /// Run the `sluice` binary in the scratch directory with its data dir: exit code, stdout, stderr.
 pub fn sluice_cli(s: &Scratch, args: &[&str]) -> (i32, String, String) {
     let out = std::process::Command::new(sluice_bin())

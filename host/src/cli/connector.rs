@@ -14,13 +14,13 @@ use sluice::runtime::{Connector, RunLog, Runtime, Sandbox};
 
 #[derive(Debug, clap::Args)]
 pub struct ConnectorArgs {
-    /// The connector component (.wasm).
+    /// The connector: a component file (.wasm), or the name of an installed connector.
     connector: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct InspectArgs {
-    /// The connector component (.wasm).
+    /// The connector: a component file (.wasm), or the name of an installed connector.
     connector: PathBuf,
     /// Print JSON instead of text.
     #[arg(long)]
@@ -29,7 +29,7 @@ pub struct InspectArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct ConfigArgs {
-    /// The connector component (.wasm).
+    /// The connector: a component file (.wasm), or the name of an installed connector.
     connector: PathBuf,
     /// Its config: a JSON or TOML file (by extension). Default: `{}`.
     #[arg(long, value_name = "FILE")]
@@ -46,9 +46,36 @@ pub struct ConfigArgs {
     sql: Vec<String>,
 }
 
-fn load(data_dir: &Path, path: &Path) -> anyhow::Result<(std::sync::Arc<Runtime>, Connector)> {
+/// Load a component file, or an installed connector by name (a value without `/` or `.`, as
+/// in connection files), whose component must still have the digest recorded at install.
+async fn load(
+    data_dir: &Path,
+    path: &Path,
+) -> anyhow::Result<(std::sync::Arc<Runtime>, Connector)> {
     let runtime = super::runtime(data_dir)?;
-    let connector = runtime.load(path)?;
+    let name = path
+        .to_str()
+        .filter(|s| !s.is_empty() && !s.contains(['/', '.', '\\']));
+    let Some(name) = name else {
+        let connector = runtime.load(path)?;
+        return Ok((runtime, connector));
+    };
+    let store = sluice::store::Store::open(data_dir).await?;
+    let Some(record) = store.installed_connector(name).await? else {
+        bail!(
+            "`{name}` is not an installed connector (see `sluice connector list`); for a file, \
+             give its path, e.g. ./{name}.wasm"
+        );
+    };
+    let mut connector = runtime.load(&store.installed_component(&record))?;
+    if connector.digest() != record.component_sha256 {
+        bail!(
+            "the installed connector `{name}` has changed on disk since it was installed; \
+             reinstall it with `sluice connector install {name}@{}`",
+            record.version
+        );
+    }
+    connector.set_name(name);
     Ok((runtime, connector))
 }
 
@@ -170,7 +197,7 @@ fn secret_fields(schema: &serde_json::Value, prefix: &str, out: &mut Vec<String>
 }
 
 pub async fn inspect(data_dir: &Path, args: InspectArgs) -> anyhow::Result<ExitCode> {
-    let (rt, c) = load(data_dir, &args.connector)?;
+    let (rt, c) = load(data_dir, &args.connector).await?;
     let sandbox = Sandbox::default();
     let spec = match c.kind() {
         ConnectorKind::Source => c.source(&rt, &sandbox).await?.spec().await?,
@@ -228,7 +255,7 @@ pub async fn inspect(data_dir: &Path, args: InspectArgs) -> anyhow::Result<ExitC
 }
 
 pub async fn spec(data_dir: &Path, args: ConnectorArgs) -> anyhow::Result<ExitCode> {
-    let (rt, c) = load(data_dir, &args.connector)?;
+    let (rt, c) = load(data_dir, &args.connector).await?;
     let sandbox = Sandbox::default();
     let spec = match c.kind() {
         ConnectorKind::Source => c.source(&rt, &sandbox).await?.spec().await?,
@@ -240,7 +267,7 @@ pub async fn spec(data_dir: &Path, args: ConnectorArgs) -> anyhow::Result<ExitCo
 }
 
 pub async fn check(data_dir: &Path, args: ConfigArgs) -> anyhow::Result<ExitCode> {
-    let (rt, c) = load(data_dir, &args.connector)?;
+    let (rt, c) = load(data_dir, &args.connector).await?;
     let config = config_json(args.config.as_deref())?;
     let sandbox = sandbox(&args, data_dir, &rt, &c)?;
     let result = match c.kind() {
@@ -263,7 +290,7 @@ pub async fn check(data_dir: &Path, args: ConfigArgs) -> anyhow::Result<ExitCode
 }
 
 pub async fn discover(data_dir: &Path, args: ConfigArgs) -> anyhow::Result<ExitCode> {
-    let (rt, c) = load(data_dir, &args.connector)?;
+    let (rt, c) = load(data_dir, &args.connector).await?;
     if c.kind() != ConnectorKind::Source {
         bail!(
             "{} is a destination; only sources discover streams",

@@ -18,6 +18,10 @@ pub struct IndexArg {
     /// (`examples/index`, filled by `cargo xtask build`).
     #[arg(long, env = "SLUICE_INDEX", value_name = "DIR|URL")]
     index: Option<String>,
+    /// CA certificates (PEM) to trust, beside the platform's, for an https:// index behind a
+    /// private CA.
+    #[arg(long, env = "SLUICE_INDEX_CA", value_name = "FILE")]
+    index_ca: Option<PathBuf>,
 }
 
 /// `install` and `upgrade`.
@@ -92,6 +96,12 @@ fn review(plan: &Plan) {
         println!("  {}", m.description);
     }
     println!("  signed by `{}` (trusted)", plan.key_id);
+    if let Some(p) = plan.previous.as_ref().filter(|p| p.key_id != plan.key_id) {
+        println!(
+            "  ! another publisher: the installed version is signed by `{}`",
+            p.key_id
+        );
+    }
     println!("  package sha256:{}", plan.entry.sha256);
     println!("requested capabilities (a connection's grant can only narrow these):");
     if plan.capabilities.is_empty() && plan.removed.is_empty() {
@@ -147,6 +157,7 @@ pub async fn install(
         name: name.clone(),
         version,
         index: location(&args.index, fallback)?,
+        ca: args.index.index_ca.clone(),
         allow_downgrade: args.allow_downgrade,
     };
     let result = async {
@@ -159,7 +170,7 @@ pub async fn install(
             println!("it asks for nothing it was not approved for before");
             Some(plan.capabilities.clone())
         } else if args.approve {
-            Some(plan.capabilities.clone())
+            Some(plan.to_approve())
         } else {
             match ask(if upgrade {
                 "Upgrade and grant these?"
@@ -170,7 +181,7 @@ pub async fn install(
                 what: "the terminal".into(),
                 reason: e.to_string(),
             })? {
-                Some(true) => Some(plan.capabilities.clone()),
+                Some(true) => Some(plan.to_approve()),
                 Some(false) => {
                     println!("not installed");
                     return Ok(Some(None));
@@ -260,7 +271,7 @@ pub async fn info(
     let installed = store.installed_connector(name).await?;
     // The index is read when asked for, or when the connector is not installed.
     let idx = if index_arg.index.is_some() || installed.is_none() {
-        Some(Index::load(location(index_arg, None)?).await?)
+        Some(Index::load(location(index_arg, None)?, index_arg.index_ca.clone()).await?)
     } else {
         None
     };

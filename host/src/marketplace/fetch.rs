@@ -1,7 +1,9 @@
 //! Downloads from an HTTP index: one GET, bounded in size and time, TLS verified against the
-//! platform's roots. Plain `http://` is accepted for loopback only (a local mirror, tests).
+//! platform's roots (plus the operator's CA for a private index, if given). Plain `http://` is
+//! accepted for loopback only (a local mirror, tests).
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -54,15 +56,15 @@ fn is_loopback_name(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-/// GET `uri`; at most `limit` bytes of body.
-pub async fn get(uri: &Uri, limit: u64) -> Result<Vec<u8>, FetchError> {
+/// GET `uri`; at most `limit` bytes of body. `ca`: a PEM file of extra CA certificates to trust.
+pub async fn get(uri: &Uri, limit: u64, ca: Option<&Path>) -> Result<Vec<u8>, FetchError> {
     let fail = |reason: String, oversized: bool| FetchError {
         url: uri.to_string(),
         reason,
         oversized,
     };
     check_scheme(uri).map_err(|r| fail(r, false))?;
-    match tokio::time::timeout(DOWNLOAD_TIMEOUT, get_inner(uri, limit)).await {
+    match tokio::time::timeout(DOWNLOAD_TIMEOUT, get_inner(uri, limit, ca)).await {
         Ok(r) => r.map_err(|(reason, oversized)| fail(reason, oversized)),
         Err(_) => Err(fail(
             format!("no complete answer within {}s", DOWNLOAD_TIMEOUT.as_secs()),
@@ -74,7 +76,7 @@ pub async fn get(uri: &Uri, limit: u64) -> Result<Vec<u8>, FetchError> {
 trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
 
-async fn get_inner(uri: &Uri, limit: u64) -> Result<Vec<u8>, (String, bool)> {
+async fn get_inner(uri: &Uri, limit: u64, ca: Option<&Path>) -> Result<Vec<u8>, (String, bool)> {
     let e = |m: String| (m, false);
     let host = uri.host().ok_or_else(|| e("the URL has no host".into()))?;
     let https = uri.scheme_str() == Some("https");
@@ -103,7 +105,7 @@ async fn get_inner(uri: &Uri, limit: u64) -> Result<Vec<u8>, (String, bool)> {
     }
     let stream = stream.ok_or_else(|| e(last))?;
     let io: Box<dyn Io> = if https {
-        let config = crate::capability::net::tls::client_config(None).map_err(e)?;
+        let config = crate::capability::net::tls::client_config(ca).map_err(e)?;
         let name = match bare.parse::<std::net::IpAddr>() {
             Ok(ip) => ServerName::from(ip),
             Err(_) => ServerName::try_from(bare.to_string())

@@ -256,10 +256,13 @@ fn redact(s: &str) -> String {
 /// An index, read.
 #[derive(Debug, Clone)]
 pub struct Index {
-    /// Where it was read from.
+    /// Where it was read from (a directory made absolute, so a record of it means the same
+    /// thing from any working directory).
     pub location: Location,
     /// Its contents.
     pub file: IndexFile,
+    /// Extra CA certificates (PEM) trusted for an https:// index.
+    ca: Option<PathBuf>,
 }
 
 /// Hex SHA-256.
@@ -323,8 +326,13 @@ fn inside(path: &str) -> Option<Vec<&str>> {
 }
 
 impl Index {
-    /// Read the index at `location`.
-    pub async fn load(location: Location) -> Result<Index, IndexError> {
+    /// Read the index at `location`; `ca`: a PEM file of CA certificates to trust beside the
+    /// platform's, for an https:// index behind a private CA.
+    pub async fn load(location: Location, ca: Option<PathBuf>) -> Result<Index, IndexError> {
+        let location = match location {
+            Location::Dir(d) => Location::Dir(d.canonicalize().unwrap_or(d)),
+            url => url,
+        };
         let what = location.index_what();
         let bytes = match &location {
             Location::Dir(dir) => {
@@ -356,11 +364,11 @@ impl Index {
                             location: base.to_string(),
                             reason: format!("{e}"),
                         })?;
-                fetch::get(&uri, MAX_INDEX).await?
+                fetch::get(&uri, MAX_INDEX, ca.as_deref()).await?
             }
         };
         let file = parse_index(&bytes, &what)?;
-        Ok(Index { location, file })
+        Ok(Index { location, file, ca })
     }
 
     /// The entry to install: `version` exactly (refused if yanked), or the newest non-yanked
@@ -469,7 +477,7 @@ impl Index {
                 let uri: http::Uri = format!("{base}{}", parts.join("/"))
                     .parse()
                     .map_err(|_| outside())?;
-                match fetch::get(&uri, entry.size).await {
+                match fetch::get(&uri, entry.size, self.ca.as_deref()).await {
                     Ok(b) => b,
                     Err(e) if e.oversized => {
                         return Err(oversized(format!(
@@ -690,6 +698,7 @@ mod tests {
                 format: INDEX_FORMAT.into(),
                 packages: [("x".to_string(), entries)].into(),
             },
+            ca: None,
         }
     }
 

@@ -123,6 +123,8 @@ pub struct Request {
     pub version: Option<String>,
     /// The index.
     pub index: Location,
+    /// Extra CA certificates (PEM) for an https:// index behind a private CA.
+    pub ca: Option<std::path::PathBuf>,
     /// Whether a version below the installed one is acceptable.
     pub allow_downgrade: bool,
 }
@@ -164,10 +166,28 @@ impl Plan {
             })
     }
 
-    /// Whether the operator must approve: a first install, or an upgrade that asks for more.
-    pub fn needs_approval(&self) -> bool {
-        self.previous.is_none() || !self.added.is_empty()
+    /// What the operator must approve, one line each: the capabilities this version adds and,
+    /// when another publisher signed it than the installed version, that change.
+    pub fn to_approve(&self) -> Vec<String> {
+        let mut lines = self.added.clone();
+        if let Some(p) = &self.previous
+            && p.key_id != self.key_id
+        {
+            lines.push(publisher_change(&p.key_id, &self.key_id));
+        }
+        lines
     }
+
+    /// Whether the operator must approve: a first install, or an upgrade that asks for more
+    /// or comes from another publisher.
+    pub fn needs_approval(&self) -> bool {
+        self.previous.is_none() || !self.to_approve().is_empty()
+    }
+}
+
+/// The approval line for a change of publisher.
+fn publisher_change(old: &str, new: &str) -> String {
+    format!("signed by `{new}` instead of `{old}`")
 }
 
 /// Installs, upgrades and removes connectors in one data dir.
@@ -191,7 +211,7 @@ impl Installer<'_> {
             what: "the trust store".into(),
             reason: e.to_string(),
         })?;
-        let idx = Index::load(req.index.clone()).await?;
+        let idx = Index::load(req.index.clone(), req.ca.clone()).await?;
         let entry = idx.resolve(&req.name, req.version.as_deref())?.clone();
         let previous = self.store.installed_connector(&req.name).await?;
         if let Some(p) = &previous
@@ -270,8 +290,8 @@ impl Installer<'_> {
         })
     }
 
-    /// Install a vetted plan. `approved` lists the capabilities the operator approved (`None`:
-    /// no approval given); every capability the plan adds must be in it.
+    /// Install a vetted plan. `approved` lists the lines the operator approved (`None`: no
+    /// approval given); every line of [`Plan::to_approve`] must be in it.
     pub async fn commit(
         &self,
         plan: Plan,
@@ -279,17 +299,13 @@ impl Installer<'_> {
     ) -> Result<InstalledConnector, InstallError> {
         let version = plan.entry.version.clone();
         if plan.needs_approval() {
+            let wanted = plan.to_approve();
             let missing: Vec<String> = match approved {
-                None if plan.added.is_empty() => {
+                None if wanted.is_empty() => {
                     vec!["the install itself (it requests no capabilities)".into()]
                 }
-                None => plan.added.clone(),
-                Some(list) => plan
-                    .added
-                    .iter()
-                    .filter(|c| !list.contains(c))
-                    .cloned()
-                    .collect(),
+                None => wanted,
+                Some(list) => wanted.into_iter().filter(|c| !list.contains(c)).collect(),
             };
             if !missing.is_empty() {
                 return Err(InstallError::NotApproved {
