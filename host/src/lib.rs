@@ -11,6 +11,7 @@
 //! - [`store`]: control-plane persistence (SQLite);
 //! - [`protocol`]: the contract's data, shared by all of them.
 
+pub mod api;
 pub mod boundary;
 pub mod capability;
 pub mod connection;

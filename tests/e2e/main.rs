@@ -2,6 +2,7 @@
 //!
 //! Run with `cargo xtask test`, which builds the connectors and the binary first.
 
+mod api;
 mod boundary;
 mod chaos;
 mod cli;

@@ -66,7 +66,7 @@ fn publish(s: &Scratch, wasm: &[u8], name: &str, key: &str, index: &str) {
 
 /// A scratch with publisher `acme` (trusted) and an index `index/` holding source-faker 0.1.0
 /// (as built, no capabilities) and 0.2.0 (asking for the network).
-fn setup() -> Scratch {
+pub(crate) fn setup() -> Scratch {
     let s = Scratch::new();
     let (code, _, err) = sluice(&s, &["keys", "publisher", "new", "acme"]);
     assert_eq!(code, 0, "{err}");

@@ -11,6 +11,7 @@ mod purge;
 mod run;
 mod samples;
 mod secrets;
+mod serve;
 mod trust;
 
 use std::path::PathBuf;
@@ -69,6 +70,11 @@ enum Command {
     /// Publisher keys this data dir trusts to sign packages.
     #[command(subcommand)]
     Trust(trust::TrustCommand),
+    /// Serve the control API (HTTP, loopback only for now).
+    Serve(serve::ServeArgs),
+    /// API keys for the control API.
+    #[command(subcommand)]
+    Admin(serve::AdminCommand),
 }
 
 /// Who is acting, for the audit log: `cli:` and the OS user.
@@ -134,6 +140,8 @@ pub fn main() -> ExitCode {
             Command::Samples(a) => samples::run(&data_dir, a).await,
             Command::Connector(a) => package::run(&data_dir, a).await,
             Command::Trust(a) => trust::run(&data_dir, a).await,
+            Command::Serve(a) => serve::serve(&data_dir, a).await,
+            Command::Admin(a) => serve::admin(&data_dir, a).await,
         }
     });
     match result {

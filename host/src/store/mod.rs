@@ -5,6 +5,7 @@
 //! `synchronous = FULL`, so after a crash the store never claims more than the destination
 //! durably holds.
 
+mod api_keys;
 mod audit;
 mod installed;
 mod lock;
@@ -23,6 +24,7 @@ pub use lock::{ConnectionLock, LockError};
 
 use std::sync::Arc;
 
+pub use api_keys::{ApiKey, KeyRefusal, TOKEN_PREFIX};
 pub use audit::AuditFilter;
 pub use installed::InstalledConnector;
 pub use purge::PurgeReport;

@@ -1,0 +1,168 @@
+//! Authentication and role checks, as one layer in front of every route: the API key from
+//! `Authorization: Bearer …`, then the caller's role against [`super::ROUTES`].
+
+use std::time::Duration;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use serde::{Deserialize, Serialize};
+
+use super::error::ApiError;
+use super::{ApiState, ROUTES};
+use crate::store::KeyRefusal;
+
+/// How long a failed authentication waits before it is answered, so guessing is slow.
+const FAILED_AUTH_DELAY: Duration = Duration::from_millis(150);
+
+/// Organization roles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Everything, including members.
+    Owner,
+    /// Settings and members (except owners).
+    Admin,
+    /// Billing and usage only.
+    Billing,
+    /// Workspaces, by their workspace role.
+    Member,
+}
+
+impl Role {
+    /// As stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Admin => "admin",
+            Role::Billing => "billing",
+            Role::Member => "member",
+        }
+    }
+
+    /// From its stored name.
+    pub fn parse(s: &str) -> Option<Role> {
+        [Role::Owner, Role::Admin, Role::Billing, Role::Member]
+            .into_iter()
+            .find(|r| r.as_str() == s)
+    }
+}
+
+/// Who is calling, once authenticated (a request extension).
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The API key's id.
+    pub key_id: String,
+}
+
+impl Caller {
+    /// For the audit log: `api:<key id>`.
+    pub fn actor(&self) -> String {
+        format!("api:{}", self.key_id)
+    }
+}
+
+/// What the access layer decided, for the audit layer (a response extension).
+#[derive(Debug, Clone, Default)]
+pub struct AccessNote {
+    /// The key id presented, when there was one.
+    pub key_id: Option<String>,
+    /// Its role, when authenticated.
+    pub role: Option<Role>,
+    /// Why access was refused.
+    pub refusal: Option<&'static str>,
+    /// The route as routed.
+    pub route: Option<String>,
+}
+
+fn refuse(status: StatusCode, message: &str, note: AccessNote) -> Response {
+    let mut resp = ApiError::new(status, message).into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        resp.headers_mut()
+            .insert(WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer"));
+    }
+    resp.extensions_mut().insert(note);
+    resp
+}
+
+/// The access layer.
+pub async fn authorize(State(state): State<ApiState>, mut req: Request, next: Next) -> Response {
+    let route_path = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string());
+    let mut note = AccessNote {
+        route: route_path.clone(),
+        ..AccessNote::default()
+    };
+    let Some(route) = ROUTES
+        .iter()
+        .find(|r| r.method == *req.method() && Some(r.path) == route_path.as_deref())
+    else {
+        note.refusal = Some("route without an access rule");
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "no access rule covers this route",
+            note,
+        );
+    };
+    if route.roles.is_empty() {
+        let mut resp = next.run(req).await;
+        resp.extensions_mut().insert(note);
+        return resp;
+    }
+    let token = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let Some(token) = token else {
+        note.refusal = Some("no API key");
+        tokio::time::sleep(FAILED_AUTH_DELAY).await;
+        return refuse(
+            StatusCode::UNAUTHORIZED,
+            "an API key is needed: send `Authorization: Bearer <key>` (create one with `sluice admin create-key`)",
+            note,
+        );
+    };
+    let key = match state.store.authenticate_api_key(token).await {
+        Ok(Ok(key)) => key,
+        Ok(Err((why, id))) => {
+            note.key_id = id;
+            note.refusal = Some(match why {
+                KeyRefusal::Unknown => "unknown key or wrong secret",
+                KeyRefusal::Expired => "expired key",
+                KeyRefusal::Revoked => "revoked key",
+            });
+            tokio::time::sleep(FAILED_AUTH_DELAY).await;
+            // The caller learns only that the key is not accepted; the audit log has why.
+            return refuse(
+                StatusCode::UNAUTHORIZED,
+                "the API key is not valid (unknown, expired or revoked)",
+                note,
+            );
+        }
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    note.key_id = Some(key.id.clone());
+    let Some(role) = Role::parse(&key.role) else {
+        note.refusal = Some("key with an unknown role");
+        return refuse(StatusCode::FORBIDDEN, "this key has no usable role", note);
+    };
+    note.role = Some(role);
+    if !route.roles.contains(&role) {
+        note.refusal = Some("role not allowed");
+        return refuse(
+            StatusCode::FORBIDDEN,
+            &format!("the {} role may not do this", role.as_str()),
+            note,
+        );
+    }
+    req.extensions_mut().insert(Caller { key_id: key.id });
+    let mut resp = next.run(req).await;
+    resp.extensions_mut().insert(note);
+    resp
+}

@@ -1,0 +1,136 @@
+//! `sluice serve` and `sluice admin create-key|list-keys|revoke-key`.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use secrecy::ExposeSecret;
+use sluice::api::{ApiState, Role};
+use sluice::boundary::audit::log::NewEntry;
+use sluice::marketplace::Location;
+use sluice::store::Store;
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Where to listen. Plain HTTP is served on loopback only.
+    #[arg(long, default_value = "127.0.0.1:7878", value_name = "ADDR")]
+    listen: SocketAddr,
+    /// The index installs use when a request names none (a directory or an https URL).
+    #[arg(long, env = "SLUICE_INDEX", value_name = "DIR|URL")]
+    index: Option<String>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum AdminCommand {
+    /// Create an API key; its token is printed once and never stored.
+    CreateKey {
+        /// Its organization role.
+        #[arg(long, value_enum)]
+        role: Role,
+        /// What it is for.
+        #[arg(long, default_value = "")]
+        name: String,
+        /// Expire it after this many days (default: never).
+        #[arg(long, value_name = "DAYS")]
+        expires_in_days: Option<u32>,
+    },
+    /// List API keys (never their secrets).
+    ListKeys,
+    /// Revoke an API key by id.
+    RevokeKey {
+        /// The key's id (the 16 hex digits after `sluice_`).
+        id: String,
+    },
+}
+
+pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    if !args.listen.ip().is_loopback() {
+        bail!(
+            "refusing to serve plain HTTP on {}: only loopback addresses are served without TLS, \
+             and TLS is not built into `sluice serve` yet; bind 127.0.0.1 and put a \
+             TLS-terminating proxy in front",
+            args.listen
+        );
+    }
+    let store = Arc::new(Store::open(data_dir).await?);
+    let runtime = super::runtime(data_dir)?;
+    let default_index = args.index.as_deref().map(Location::parse).transpose()?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    println!("listening on http://{addr}");
+    use std::io::Write;
+    std::io::stdout().flush()?;
+    let state = ApiState {
+        store,
+        runtime,
+        default_index,
+    };
+    sluice::api::serve(listener, state, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn admin(data_dir: &Path, cmd: AdminCommand) -> anyhow::Result<ExitCode> {
+    let store = Store::open(data_dir).await?;
+    match cmd {
+        AdminCommand::CreateKey {
+            role,
+            name,
+            expires_in_days,
+        } => {
+            let expires = expires_in_days
+                .map(|d| time::OffsetDateTime::now_utc() + time::Duration::days(i64::from(d)));
+            let (key, token) = store.create_api_key(&name, role.as_str(), expires).await?;
+            store
+                .audit(&[NewEntry::new(
+                    super::actor(),
+                    "api_key.created",
+                    format!("api_key/{}", key.id),
+                    "ok",
+                    serde_json::json!({ "role": key.role, "name": key.name, "expires_at": key.expires_at }),
+                )])
+                .await?;
+            store.audit_seal().await?;
+            eprintln!(
+                "created API key {} ({}); the token below is shown once:",
+                key.id, key.role
+            );
+            println!("{}", token.expose_secret());
+        }
+        AdminCommand::ListKeys => {
+            for k in store.api_keys().await? {
+                let state = if k.revoked_at.is_some() {
+                    "revoked".to_string()
+                } else if let Some(e) = &k.expires_at {
+                    format!("expires {e}")
+                } else {
+                    "no expiry".to_string()
+                };
+                println!("{}  {:<8} {:<24} {state}", k.id, k.role, k.name);
+            }
+        }
+        AdminCommand::RevokeKey { id } => {
+            if !store.revoke_api_key(&id).await? {
+                bail!("no active API key `{id}` (see `sluice admin list-keys`)");
+            }
+            store
+                .audit(&[NewEntry::new(
+                    super::actor(),
+                    "api_key.revoked",
+                    format!("api_key/{id}"),
+                    "ok",
+                    serde_json::json!({}),
+                )])
+                .await?;
+            store.audit_seal().await?;
+            println!("revoked {id}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
