@@ -109,7 +109,7 @@ fn matrix(index: &str) -> Vec<Row> {
             "/v1/connectors",
             "/v1/connectors".into(),
             None,
-            [401, 200, 200, 403, 200],
+            [401, 200, 200, 403, 403],
         ),
         (
             Method::POST,
@@ -124,7 +124,7 @@ fn matrix(index: &str) -> Vec<Row> {
             "/v1/connectors/{name}",
             "/v1/connectors/nope".into(),
             None,
-            [401, 404, 404, 403, 404],
+            [401, 404, 404, 403, 403],
         ),
         (
             Method::DELETE,
@@ -287,12 +287,11 @@ async fn a_connector_is_installed_through_the_api_only_with_its_capabilities_app
         .await;
     assert_eq!(status, StatusCode::CREATED, "{answer}");
     assert_eq!(answer["connector"]["version"], "0.2.0");
-    let member = api.token(Role::Member).to_string();
     let (status, shown) = api
         .call(
             Method::GET,
             "/v1/connectors/source-faker",
-            Some(&member),
+            Some(&admin),
             None,
         )
         .await;
