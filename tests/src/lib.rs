@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod native;
 pub mod pg;
+pub mod serve;
 pub mod server;
 
 use std::collections::HashMap;

@@ -1,16 +1,14 @@
 //! The audit layer: one entry per request (who, which route, the outcome, from where), allowed
 //! or refused. Never a body, a header value other than the user agent, or a secret.
 
-use std::net::SocketAddr;
-
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use http::header::USER_AGENT;
 use serde_json::json;
 
-use super::ApiState;
 use super::access::AccessNote;
+use super::{ApiState, Peer};
 use crate::boundary::audit::log::NewEntry;
 
 /// The audit layer.
@@ -19,8 +17,8 @@ pub async fn record(State(state): State<ApiState>, req: Request, next: Next) -> 
     let path = req.uri().path().to_string();
     let ip = req
         .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string());
+        .get::<ConnectInfo<Peer>>()
+        .map(|c| c.0.0.ip().to_string());
     let agent = req
         .headers()
         .get(USER_AGENT)

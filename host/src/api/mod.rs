@@ -13,13 +13,18 @@ mod access;
 mod audit;
 mod connectors;
 mod error;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::connect_info::Connected;
+use axum::response::Response;
 use axum::routing::get;
+use axum::serve::IncomingStream;
 use http::Method;
+use tokio::net::TcpListener;
 
 use crate::marketplace::Location;
 use crate::runtime::Runtime;
@@ -110,16 +115,65 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
-/// Serve the API on `listener` until `shutdown` completes.
+/// The client's address, as the audit layer records it (`ConnectInfo<Peer>`), for plain and
+/// TLS listeners alike.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub SocketAddr);
+
+impl Connected<IncomingStream<'_, TcpListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, TcpListener>) -> Peer {
+        Peer(*stream.remote_addr())
+    }
+}
+
+impl Connected<IncomingStream<'_, tls::TlsListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, tls::TlsListener>) -> Peer {
+        Peer(*stream.remote_addr())
+    }
+}
+
+async fn hsts(mut resp: Response) -> Response {
+    resp.headers_mut().insert(
+        http::header::STRICT_TRANSPORT_SECURITY,
+        http::HeaderValue::from_static(tls::HSTS),
+    );
+    resp
+}
+
+/// Serve the API over plain HTTP on `listener` (the caller checks it is loopback) until
+/// `shutdown` completes.
 pub async fn serve(
-    listener: tokio::net::TcpListener,
+    listener: TcpListener,
     state: ApiState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     axum::serve(
         listener,
-        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+        router(state).into_make_service_with_connect_info::<Peer>(),
     )
     .with_graceful_shutdown(shutdown)
     .await
+}
+
+/// Serve the API over TLS (every answer carries HSTS) until `shutdown` completes.
+pub async fn serve_tls(
+    listener: tls::TlsListener,
+    state: ApiState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(state).layer(axum::middleware::map_response(hsts));
+    axum::serve(listener, app.into_make_service_with_connect_info::<Peer>())
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Answer every plain HTTP request on `listener` with a redirect to HTTPS on `https_port`.
+pub async fn serve_redirect(
+    listener: TcpListener,
+    https_port: u16,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, tls::redirect_router(https_port))
+        .with_graceful_shutdown(shutdown)
+        .await
 }

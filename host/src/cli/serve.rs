@@ -1,7 +1,7 @@
 //! `sluice serve` and `sluice admin create-key|list-keys|revoke-key`.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -14,9 +14,19 @@ use sluice::store::Store;
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
-    /// Where to listen. Plain HTTP is served on loopback only.
+    /// Where to listen. Plain HTTP is served on loopback only; any other address needs
+    /// `--tls-cert` and `--tls-key`.
     #[arg(long, default_value = "127.0.0.1:7878", value_name = "ADDR")]
     listen: SocketAddr,
+    /// Serve HTTPS with this PEM certificate chain (TLS 1.3 and 1.2 only; answers carry HSTS).
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's PEM private key.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Also listen for plain HTTP here, answering every request with a redirect to HTTPS.
+    #[arg(long, value_name = "ADDR", requires = "tls_cert")]
+    redirect_http: Option<SocketAddr>,
     /// The index installs use when a request names none (a directory or an https URL).
     #[arg(long, env = "SLUICE_INDEX", value_name = "DIR|URL")]
     index: Option<String>,
@@ -46,11 +56,14 @@ pub enum AdminCommand {
 }
 
 pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
-    if !args.listen.ip().is_loopback() {
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(sluice::api::tls::server_config(cert, key)?),
+        _ => None,
+    };
+    if tls.is_none() && !args.listen.ip().is_loopback() {
         bail!(
-            "refusing to serve plain HTTP on {}: only loopback addresses are served without TLS, \
-             and TLS is not built into `sluice serve` yet; bind 127.0.0.1 and put a \
-             TLS-terminating proxy in front",
+            "refusing to serve plain HTTP on {}: only loopback addresses are served without TLS; \
+             give --tls-cert and --tls-key, or bind 127.0.0.1",
             args.listen
         );
     }
@@ -61,19 +74,76 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<ExitCode>
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
-    println!("listening on http://{addr}");
-    use std::io::Write;
-    std::io::stdout().flush()?;
     let state = ApiState {
         store,
         runtime,
         default_index,
     };
-    sluice::api::serve(listener, state, async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let redirect = match args.redirect_http {
+        Some(at) => {
+            let l = tokio::net::TcpListener::bind(at)
+                .await
+                .with_context(|| format!("cannot listen on {at} (--redirect-http)"))?;
+            println!("redirecting http://{} to https", l.local_addr()?);
+            Some(tokio::spawn(sluice::api::serve_redirect(
+                l,
+                addr.port(),
+                stopped(),
+            )))
+        }
+        None => None,
+    };
+    let server = match tls {
+        Some(config) => {
+            println!("listening on https://{addr}");
+            let listener = sluice::api::tls::TlsListener::new(listener, config)?;
+            tokio::spawn(sluice::api::serve_tls(listener, state, stopped()))
+        }
+        None => {
+            println!("listening on http://{addr}");
+            tokio::spawn(sluice::api::serve(listener, state, stopped()))
+        }
+    };
+    use std::io::Write;
+    std::io::stdout().flush()?;
+    shutdown_signal().await;
+    eprintln!("shutting down: finishing the requests in flight");
+    let _ = stop_tx.send(true);
+    server.await??;
+    if let Some(r) = redirect {
+        r.await??;
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Ctrl-C, or SIGTERM (what service managers send).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 pub async fn admin(data_dir: &Path, cmd: AdminCommand) -> anyhow::Result<ExitCode> {
