@@ -4,8 +4,11 @@
 //! Relative paths (connectors, granted directories) are relative to the file itself, so a
 //! connection file means the same thing whatever directory it is run from.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use secrecy::SecretString;
 
 use serde::Deserialize;
 
@@ -251,6 +254,10 @@ pub struct Connection {
     pub pii: Option<PiiPolicy>,
     /// Invalid records and their samples.
     pub failed_records: FailedRecords,
+    /// For a connection defined through the API: the values of its `stored` secrets, which come
+    /// from its own source and destination only, never from the data dir's secret store.
+    /// `None` (connection files): `stored` secrets are read from the secret store.
+    pub held_secrets: Option<BTreeMap<String, SecretString>>,
 }
 
 impl Connection {
@@ -265,12 +272,17 @@ impl Connection {
 
     /// Parse `text` as if read from `path`.
     pub fn parse(path: &Path, text: &str) -> Result<Connection, ConnectionError> {
+        Self::from_toml(path, path.parent().unwrap_or(Path::new(".")), text)
+    }
+
+    /// Parse `text` (a connection file's TOML) named `path` in messages, with relative paths
+    /// relative to `base`.
+    pub fn from_toml(path: &Path, base: &Path, text: &str) -> Result<Connection, ConnectionError> {
         let invalid = |message: String| ConnectionError::Invalid {
             path: path.to_path_buf(),
             message,
         };
         let file: File = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
-        let base = path.parent().unwrap_or(Path::new("."));
         let name = match file.name {
             Some(n) if n.trim().is_empty() => return Err(invalid("`name` is empty".into())),
             Some(n) => n,
@@ -344,6 +356,7 @@ impl Connection {
             workspace,
             pii,
             failed_records,
+            held_secrets: None,
         })
     }
 

@@ -12,17 +12,22 @@ use serde_json::{Value, json};
 use sluice::api::{ApiState, ROUTES, Role, router};
 use sluice::runtime::{Runtime, RuntimeConfig};
 use sluice::store::Store;
-use sluice_tests::Scratch;
+use sluice_tests::{Scratch, sluice_cli};
 use tower::ServiceExt;
 
 const ROLES: [Role; 4] = [Role::Owner, Role::Admin, Role::Billing, Role::Member];
+
+/// The callers of the matrix, in the order of its columns.
+const CALLERS: [&str; 6] = ["no key", "owner", "admin", "billing", "editor", "viewer"];
 
 struct Api {
     s: Scratch,
     store: Arc<Store>,
     app: axum::Router,
-    /// A token per role, in the order of `ROLES`.
+    /// A token per role, in the order of `ROLES`; the member key is an editor of `own`.
     tokens: Vec<String>,
+    /// A second member key, a viewer of `own` (once `workspaces()` ran).
+    viewer: String,
 }
 
 impl Api {
@@ -41,6 +46,10 @@ impl Api {
                 .unwrap();
             tokens.push(t.expose_secret().to_string());
         }
+        let (_, viewer) = store
+            .create_api_key("viewer", "member", None)
+            .await
+            .unwrap();
         let app = router(ApiState {
             store: store.clone(),
             runtime,
@@ -51,6 +60,16 @@ impl Api {
             store,
             app,
             tokens,
+            viewer: viewer.expose_secret().to_string(),
+        }
+    }
+
+    /// The token of a matrix caller (`None` for "no key").
+    fn caller(&self, i: usize) -> Option<&str> {
+        match i {
+            0 => None,
+            1..=4 => Some(&self.tokens[i - 1]),
+            _ => Some(&self.viewer),
         }
     }
 
@@ -89,56 +108,369 @@ impl Api {
     }
 }
 
-/// Method, route as routed, concrete path, body, and the statuses expected.
-type Row = (Method, &'static str, String, Option<Value>, [u16; 5]);
+/// The key id of a token (`sluice_<id>_<secret>`).
+fn key_id(token: &str) -> &str {
+    &token["sluice_".len().."sluice_".len() + 16]
+}
 
-/// One row per route: the route as routed, a concrete request to it, and the status expected
-/// without a key and for each of `ROLES`. A route the API serves without a row here fails the
-/// test, as does a row for a route it does not serve.
-fn matrix(index: &str) -> Vec<Row> {
+/// Install source-faker and destination-file from the first-party index (`cargo xtask build`).
+fn install_first_party(s: &Scratch) {
+    let index = sluice_tests::root().join("examples/index");
+    let pubkey = index.join("sluice.pub").display().to_string();
+    let (code, _, err) = sluice_cli(s, &["trust", "add", &pubkey]);
+    assert_eq!(code, 0, "{err}");
+    for name in ["source-faker", "destination-file"] {
+        let (code, _, err) = sluice_cli(
+            s,
+            &[
+                "connector",
+                "install",
+                name,
+                "--index",
+                &index.display().to_string(),
+                "--approve",
+            ],
+        );
+        assert_eq!(code, 0, "{name}: {err}");
+    }
+}
+
+fn faker_source(name: &str, count: u32) -> Value {
+    json!({ "name": name, "connector": "source-faker", "config": { "count": count, "seed": 7 } })
+}
+
+fn file_destination(name: &str) -> Value {
+    json!({
+        "name": name,
+        "connector": "destination-file",
+        "config": { "path": "/output", "format": "jsonl" },
+        "grant": { "dirs": [{ "host": "out", "guest": "/output" }] },
+    })
+}
+
+impl Api {
+    /// Workspaces `own` and `other`, each with source `src`, destination `dst` and connection
+    /// `conn` (paused); the member key is an editor of `own`, the viewer key a viewer of it.
+    async fn workspaces(&self) {
+        let owner = self.token(Role::Owner).to_string();
+        let ok = |what: &str, (status, body): (StatusCode, Value)| {
+            assert!(status.is_success(), "{what}: {status} {body}");
+        };
+        for ws in ["own", "other"] {
+            let r = self
+                .call(
+                    Method::POST,
+                    "/v1/workspaces",
+                    Some(&owner),
+                    Some(json!({ "name": ws })),
+                )
+                .await;
+            ok("workspace", r);
+            let base = format!("/v1/workspaces/{ws}");
+            let r = self
+                .call(
+                    Method::POST,
+                    &format!("{base}/sources"),
+                    Some(&owner),
+                    Some(faker_source("src", 10)),
+                )
+                .await;
+            ok("source", r);
+            let r = self
+                .call(
+                    Method::POST,
+                    &format!("{base}/destinations"),
+                    Some(&owner),
+                    Some(file_destination("dst")),
+                )
+                .await;
+            ok("destination", r);
+            let conn = json!({ "name": "conn", "source": "src", "destination": "dst", "status": "paused" });
+            let r = self
+                .call(
+                    Method::POST,
+                    &format!("{base}/connections"),
+                    Some(&owner),
+                    Some(conn),
+                )
+                .await;
+            ok("connection", r);
+        }
+        let editor = key_id(self.token(Role::Member)).to_string();
+        let viewer = key_id(&self.viewer).to_string();
+        for (key, role) in [(editor, "editor"), (viewer, "viewer")] {
+            let r = self
+                .call(
+                    Method::PUT,
+                    &format!("/v1/workspaces/own/members/{key}"),
+                    Some(&owner),
+                    Some(json!({ "role": role })),
+                )
+                .await;
+            ok("member", r);
+        }
+    }
+}
+
+/// Expected statuses per caller (`CALLERS` order) in the caller's own workspace and in another.
+type Expect = ([u16; 6], [u16; 6]);
+
+/// Reading a workspace's things: members by their workspace role, billing never.
+fn read(x: u16) -> Expect {
+    ([401, x, x, 403, x, x], [401, x, x, 403, 403, 403])
+}
+
+/// Changing a workspace's things: editors, not viewers.
+fn write(x: u16) -> Expect {
+    ([401, x, x, 403, x, 403], [401, x, x, 403, 403, 403])
+}
+
+/// Organization-wide management: owners and admins.
+fn managers(x: u16) -> Expect {
+    ([401, x, x, 403, 403, 403], [401, x, x, 403, 403, 403])
+}
+
+/// One row per route: the route as routed, a concrete request (`{ws}` becomes the caller's own
+/// workspace, then another), and the statuses expected. A route the API serves without a row
+/// here fails the test, as does a row for a route it does not serve. Requests are chosen to
+/// change nothing (invalid bodies, unknown names, a paused connection), so rows do not depend
+/// on their order.
+fn matrix(index: &str) -> Vec<(Method, &'static str, &'static str, Option<Value>, Expect)> {
+    let bad_source = json!({ "name": "x", "connector": "nope" });
+    let bad_conn = json!({ "name": "x", "source": "nope", "destination": "dst" });
     vec![
         (
             Method::GET,
             "/healthz",
-            "/healthz".into(),
+            "/healthz",
             None,
-            [200, 200, 200, 200, 200],
+            ([200; 6], [200; 6]),
+        ),
+        (
+            Method::GET,
+            "/v1/audit",
+            "/v1/audit?action=workspace&limit=5",
+            None,
+            managers(200),
         ),
         (
             Method::GET,
             "/v1/connectors",
-            "/v1/connectors".into(),
+            "/v1/connectors",
             None,
-            [401, 200, 200, 403, 403],
+            managers(200),
         ),
+        // Allowed callers reach the handler, which finds no such connector.
         (
             Method::POST,
             "/v1/connectors",
-            "/v1/connectors".into(),
+            "/v1/connectors",
             Some(json!({ "name": "nope", "index": index })),
-            // Allowed callers reach the handler, which finds no such connector.
-            [401, 404, 404, 403, 403],
+            managers(404),
         ),
         (
             Method::GET,
             "/v1/connectors/{name}",
-            "/v1/connectors/nope".into(),
+            "/v1/connectors/nope",
             None,
-            [401, 404, 404, 403, 403],
+            managers(404),
         ),
         (
             Method::DELETE,
             "/v1/connectors/{name}",
-            "/v1/connectors/nope".into(),
+            "/v1/connectors/nope",
             None,
-            [401, 404, 404, 403, 403],
+            managers(404),
+        ),
+        (
+            Method::GET,
+            "/v1/workspaces",
+            "/v1/workspaces",
+            None,
+            (
+                [401, 200, 200, 403, 200, 200],
+                [401, 200, 200, 403, 200, 200],
+            ),
+        ),
+        (
+            Method::POST,
+            "/v1/workspaces",
+            "/v1/workspaces",
+            Some(json!({ "name": "Not Valid" })),
+            managers(422),
+        ),
+        (
+            Method::GET,
+            "/v1/workspaces/{workspace}",
+            "/v1/workspaces/{ws}",
+            None,
+            read(200),
+        ),
+        (
+            Method::GET,
+            "/v1/workspaces/{workspace}/members",
+            "/v1/workspaces/{ws}/members",
+            None,
+            read(200),
+        ),
+        (
+            Method::PUT,
+            "/v1/workspaces/{workspace}/members/{key_id}",
+            "/v1/workspaces/{ws}/members/nope",
+            Some(json!({ "role": "editor" })),
+            managers(404),
+        ),
+        (
+            Method::DELETE,
+            "/v1/workspaces/{workspace}/members/{key_id}",
+            "/v1/workspaces/{ws}/members/nope",
+            None,
+            managers(404),
+        ),
+        (
+            Method::GET,
+            "/v1/workspaces/{workspace}/sources",
+            "/v1/workspaces/{ws}/sources",
+            None,
+            read(200),
+        ),
+        (
+            Method::POST,
+            "/v1/workspaces/{workspace}/sources",
+            "/v1/workspaces/{ws}/sources",
+            Some(bad_source.clone()),
+            write(422),
+        ),
+        (
+            Method::GET,
+            "/v1/workspaces/{workspace}/sources/{name}",
+            "/v1/workspaces/{ws}/sources/src",
+            None,
+            read(200),
+        ),
+        (
+            Method::PUT,
+            "/v1/workspaces/{workspace}/sources/{name}",
+            "/v1/workspaces/{ws}/sources/src",
+            Some(json!({ "connector": "nope" })),
+            write(422),
+        ),
+        // In use by `conn`: refused, and nothing changes.
+        (
+            Method::DELETE,
+            "/v1/workspaces/{workspace}/sources/{name}",
+            "/v1/workspaces/{ws}/sources/src",
+            None,
+            write(409),
+        ),
+        (
+            Method::GET,
+            "/v1/workspaces/{workspace}/destinations",
+            "/v1/workspaces/{ws}/destinations",
+            None,
+            read(200),
+        ),
+        (
+            Method::POST,
+            "/v1/workspaces/{workspace}/destinations",
+            "/v1/workspaces/{ws}/destinations",
+            Some(bad_source),
+            write(422),
+        ),
+        (
+            Method::GET,
+            "/v1/workspaces/{workspace}/destinations/{name}",
+            "/v1/workspaces/{ws}/destinations/dst",
+            None,
+            read(200),
+        ),
+        (
+            Method::PUT,
+            "/v1/workspaces/{workspace}/destinations/{name}",
+            "/v1/workspaces/{ws}/destinations/dst",
+            Some(json!({ "connector": "nope" })),
+            write(422),
+        ),
+        (
+            Method::DELETE,
+            "/v1/workspaces/{workspace}/destinations/{name}",
+            "/v1/workspaces/{ws}/destinations/dst",
+            None,
+            write(409),
+        ),
+        (
+            Method::GET,
+            "/v1/workspaces/{workspace}/connections",
+            "/v1/workspaces/{ws}/connections",
+            None,
+            read(200),
+        ),
+        (
+            Method::POST,
+            "/v1/workspaces/{workspace}/connections",
+            "/v1/workspaces/{ws}/connections",
+            Some(bad_conn.clone()),
+            write(422),
+        ),
+        (
+            Method::GET,
+            "/v1/workspaces/{workspace}/connections/{name}",
+            "/v1/workspaces/{ws}/connections/conn",
+            None,
+            read(200),
+        ),
+        (
+            Method::PUT,
+            "/v1/workspaces/{workspace}/connections/{name}",
+            "/v1/workspaces/{ws}/connections/conn",
+            Some(bad_conn),
+            write(422),
+        ),
+        (
+            Method::DELETE,
+            "/v1/workspaces/{workspace}/connections/{name}",
+            "/v1/workspaces/{ws}/connections/nope",
+            None,
+            write(404),
+        ),
+        (
+            Method::GET,
+            "/v1/workspaces/{workspace}/connections/{name}/runs",
+            "/v1/workspaces/{ws}/connections/conn/runs",
+            None,
+            read(200),
+        ),
+        // `conn` is paused: a trigger is refused without starting anything.
+        (
+            Method::POST,
+            "/v1/workspaces/{workspace}/connections/{name}/runs",
+            "/v1/workspaces/{ws}/connections/conn/runs",
+            None,
+            write(409),
+        ),
+        (
+            Method::GET,
+            "/v1/workspaces/{workspace}/runs/{id}",
+            "/v1/workspaces/{ws}/runs/999999",
+            None,
+            read(404),
+        ),
+        (
+            Method::GET,
+            "/v1/workspaces/{workspace}/runs/{id}/logs",
+            "/v1/workspaces/{ws}/runs/999999/logs",
+            None,
+            read(404),
         ),
     ]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_route_answers_every_role_as_the_table_says() {
-    let api = Api::new(crate::marketplace::setup()).await;
+async fn every_route_answers_every_role_in_its_own_and_another_workspace_as_the_table_says() {
+    let s = crate::marketplace::setup();
+    install_first_party(&s);
+    let api = Api::new(s).await;
+    api.workspaces().await;
     let index = api.s.path("index").display().to_string();
     let rows = matrix(&index);
     let served: BTreeSet<(String, &str)> = ROUTES
@@ -150,21 +482,27 @@ async fn every_route_answers_every_role_as_the_table_says() {
         served, tested,
         "every route has exactly one row in the matrix"
     );
-    for (method, route, path, body, expected) in &rows {
-        let mut callers: Vec<Option<&str>> = vec![None];
-        callers.extend(ROLES.iter().map(|r| Some(api.token(*r))));
-        for (i, token) in callers.into_iter().enumerate() {
-            let (status, answer) = api.call(method.clone(), path, token, body.clone()).await;
-            let who = if i == 0 {
-                "no key".to_string()
-            } else {
-                format!("{:?}", ROLES[i - 1])
-            };
-            assert_eq!(
-                status.as_u16(),
-                expected[i],
-                "{method} {route} as {who}: {answer}"
-            );
+    let mut requests = 0;
+    for (method, route, path, body, (own, other)) in &rows {
+        let places: Vec<(&str, &[u16; 6])> = if path.contains("{ws}") {
+            vec![("own", own), ("other", other)]
+        } else {
+            assert_eq!(own, other, "{route}: not a workspace route");
+            vec![("", own)]
+        };
+        for (ws, expected) in places {
+            let path = path.replace("{ws}", ws);
+            for (i, who) in CALLERS.iter().enumerate() {
+                let (status, answer) = api
+                    .call(method.clone(), &path, api.caller(i), body.clone())
+                    .await;
+                requests += 1;
+                assert_eq!(
+                    status.as_u16(),
+                    expected[i],
+                    "{method} {path} as {who}: {answer}"
+                );
+            }
         }
     }
     // A path no route serves is not found, whoever asks.
@@ -177,13 +515,51 @@ async fn every_route_answers_every_role_as_the_table_says() {
         )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    // Every request was audited, refused ones as refused, with the key and the role.
+    // Members see only their workspaces in the list; owners see all.
+    let (_, mine) = api
+        .call(Method::GET, "/v1/workspaces", api.caller(4), None)
+        .await;
+    assert_eq!(mine.as_array().unwrap().len(), 1, "{mine}");
+    assert_eq!(mine[0]["name"], "own");
+    let (_, all) = api
+        .call(Method::GET, "/v1/workspaces", api.caller(1), None)
+        .await;
+    assert_eq!(all.as_array().unwrap().len(), 2, "{all}");
+    // Nothing the matrix sent changed anything: both workspaces hold what they held.
+    for ws in ["own", "other"] {
+        let (_, c) = api
+            .call(
+                Method::GET,
+                &format!("/v1/workspaces/{ws}/connections/conn"),
+                api.caller(1),
+                None,
+            )
+            .await;
+        assert_eq!(c["status"], "paused");
+        assert_eq!(c["last_run"], Value::Null, "no run was started");
+        let (_, srcs) = api
+            .call(
+                Method::GET,
+                &format!("/v1/workspaces/{ws}/sources"),
+                api.caller(1),
+                None,
+            )
+            .await;
+        assert_eq!(srcs.as_array().unwrap().len(), 1, "{srcs}");
+    }
+    // Every request was audited, refused ones as refused, with the key, the role and why.
     let audit = api.audit().await;
-    let requests: Vec<_> = audit.iter().filter(|e| e.action == "api.request").collect();
-    assert!(requests.len() >= rows.len() * 5, "{}", requests.len());
-    assert!(requests.iter().any(|e| e.outcome == "refused"
+    let entries: Vec<_> = audit.iter().filter(|e| e.action == "api.request").collect();
+    assert!(entries.len() >= requests, "{} < {requests}", entries.len());
+    assert!(entries.iter().any(|e| e.outcome == "refused"
         && e.details.contains("\"role\":\"billing\"")
         && e.details.contains("role not allowed")));
+    assert!(entries.iter().any(|e| e.outcome == "refused"
+        && e.resource.starts_with("POST /v1/workspaces/own/")
+        && e.details.contains("viewer may not change")));
+    assert!(entries.iter().any(|e| e.outcome == "refused"
+        && e.resource.starts_with("GET /v1/workspaces/other/")
+        && e.details.contains("not a member of the workspace")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

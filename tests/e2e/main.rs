@@ -3,6 +3,7 @@
 //! Run with `cargo xtask test`, which builds the connectors and the binary first.
 
 mod api;
+mod api_e2e;
 mod api_tls;
 mod boundary;
 mod chaos;

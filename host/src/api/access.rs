@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::RequestExt;
+use axum::extract::{MatchedPath, RawPathParams, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
@@ -50,11 +51,61 @@ impl Role {
     }
 }
 
+/// Roles within one workspace, for keys whose organization role is `member`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkspaceRole {
+    /// Sources, destinations, connections and runs: read and change.
+    Editor,
+    /// Read only.
+    Viewer,
+}
+
+impl WorkspaceRole {
+    /// As stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkspaceRole::Editor => "editor",
+            WorkspaceRole::Viewer => "viewer",
+        }
+    }
+
+    /// From its stored name.
+    pub fn parse(s: &str) -> Option<WorkspaceRole> {
+        [WorkspaceRole::Editor, WorkspaceRole::Viewer]
+            .into_iter()
+            .find(|r| r.as_str() == s)
+    }
+}
+
+/// What a workspace route needs of the caller's workspace role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Viewers and editors.
+    Read,
+    /// Editors only.
+    Write,
+}
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, without a key.
+    Public,
+    /// Keys with one of these organization roles.
+    Org(&'static [Role]),
+    /// A route under `/v1/workspaces/{workspace}`: owners and admins in every workspace,
+    /// members by their role in that workspace, billing never.
+    Workspace(Need),
+}
+
 /// Who is calling, once authenticated (a request extension).
 #[derive(Debug, Clone)]
 pub struct Caller {
     /// The API key's id.
     pub key_id: String,
+    /// Its organization role.
+    pub role: Role,
 }
 
 impl Caller {
@@ -75,6 +126,8 @@ pub struct AccessNote {
     pub refusal: Option<&'static str>,
     /// The route as routed.
     pub route: Option<String>,
+    /// The caller's role in the path's workspace, when that was looked at.
+    pub workspace_role: Option<WorkspaceRole>,
 }
 
 fn refuse(status: StatusCode, message: &str, note: AccessNote) -> Response {
@@ -108,7 +161,7 @@ pub async fn authorize(State(state): State<ApiState>, mut req: Request, next: Ne
             note,
         );
     };
-    if route.roles.is_empty() {
+    if route.access == Access::Public {
         let mut resp = next.run(req).await;
         resp.extensions_mut().insert(note);
         return resp;
@@ -153,16 +206,79 @@ pub async fn authorize(State(state): State<ApiState>, mut req: Request, next: Ne
         return refuse(StatusCode::FORBIDDEN, "this key has no usable role", note);
     };
     note.role = Some(role);
-    if !route.roles.contains(&role) {
-        note.refusal = Some("role not allowed");
-        return refuse(
-            StatusCode::FORBIDDEN,
-            &format!("the {} role may not do this", role.as_str()),
-            note,
-        );
+    let allowed = match route.access {
+        Access::Public => Ok(()),
+        Access::Org(roles) if roles.contains(&role) => Ok(()),
+        Access::Org(_) => Err(format!("the {} role may not do this", role.as_str())),
+        Access::Workspace(need) => {
+            match workspace_access(&state, &mut req, &key.id, role, need, &mut note).await {
+                Ok(decision) => decision,
+                Err(resp) => return resp,
+            }
+        }
+    };
+    if let Err(message) = allowed {
+        note.refusal.get_or_insert("role not allowed");
+        return refuse(StatusCode::FORBIDDEN, &message, note);
     }
-    req.extensions_mut().insert(Caller { key_id: key.id });
+    req.extensions_mut().insert(Caller {
+        key_id: key.id,
+        role,
+    });
     let mut resp = next.run(req).await;
     resp.extensions_mut().insert(note);
     resp
+}
+
+/// Whether `role` (and, for members, their role in the path's workspace) covers `need`.
+/// `Err(response)` for a store failure; `Ok(Err(message))` for a refusal.
+async fn workspace_access(
+    state: &ApiState,
+    req: &mut Request,
+    key_id: &str,
+    role: Role,
+    need: Need,
+    note: &mut AccessNote,
+) -> Result<Result<(), String>, Response> {
+    match role {
+        Role::Owner | Role::Admin => return Ok(Ok(())),
+        Role::Billing => {
+            return Ok(Err(
+                "the billing role has no access to workspaces".to_string()
+            ));
+        }
+        Role::Member => {}
+    }
+    let params = req
+        .extract_parts::<RawPathParams>()
+        .await
+        .map_err(IntoResponse::into_response)?;
+    let Some(workspace) = params
+        .iter()
+        .find(|(k, _)| *k == "workspace")
+        .map(|(_, v)| v.to_string())
+    else {
+        note.refusal = Some("workspace route without a workspace");
+        return Ok(Err("no workspace in this route".to_string()));
+    };
+    let ws_role = state
+        .store
+        .member_role(&workspace, key_id)
+        .await
+        .map_err(|e| ApiError::from(e).into_response())?
+        .and_then(|r| WorkspaceRole::parse(&r));
+    note.workspace_role = ws_role;
+    Ok(match (ws_role, need) {
+        (None, _) => {
+            note.refusal = Some("not a member of the workspace");
+            Err(format!(
+                "this key is not a member of workspace `{workspace}`"
+            ))
+        }
+        (Some(WorkspaceRole::Viewer), Need::Write) => {
+            note.refusal = Some("viewer may not change");
+            Err(format!("viewers of `{workspace}` may only read"))
+        }
+        (Some(_), _) => Ok(()),
+    })
 }

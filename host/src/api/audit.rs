@@ -51,6 +51,7 @@ pub async fn record(State(state): State<ApiState>, req: Request, next: Next) -> 
             "route": note.route,
             "status": status.as_u16(),
             "role": note.role.map(|r| r.as_str()),
+            "workspace_role": note.workspace_role.map(|r| r.as_str()),
             "refusal": note.refusal,
             "user_agent": agent,
         }),

@@ -11,9 +11,15 @@
 
 mod access;
 mod audit;
+mod audit_log;
+mod connections;
 mod connectors;
+mod endpoints;
 mod error;
+mod names;
+mod runs;
 pub mod tls;
+mod workspaces;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,16 +27,20 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::connect_info::Connected;
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, put};
 use axum::serve::IncomingStream;
 use http::Method;
 use tokio::net::TcpListener;
 
+use crate::boundary::audit::log::NewEntry;
 use crate::marketplace::Location;
 use crate::runtime::Runtime;
+use crate::store::EndpointKind;
 use crate::store::Store;
+use error::ApiError;
 
-pub use access::Role;
+pub use access::{Access, Need, Role, WorkspaceRole};
+pub use connections::{ResolveError, resolve};
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -43,59 +53,154 @@ pub struct ApiState {
     pub default_index: Option<Location>,
 }
 
-/// A route and the organization roles allowed to call it (none: public).
+/// A route and who may call it.
 #[derive(Debug, Clone)]
 pub struct Route {
     /// The method.
     pub method: Method,
     /// The path as routed (`{name}` for a parameter).
     pub path: &'static str,
-    /// Who may call it; empty for a public route.
-    pub roles: &'static [Role],
+    /// Who may call it.
+    pub access: Access,
 }
 
-/// Connectors are managed by owners and admins only (issue 7): members see them through the
-/// connections that use them, once connections are in the API.
-const MANAGERS: &[Role] = &[Role::Owner, Role::Admin];
+/// Connectors are managed by owners and admins only (issue 7): members use them through the
+/// sources and destinations of their workspaces.
+const MANAGERS: Access = Access::Org(&[Role::Owner, Role::Admin]);
+const READ: Access = Access::Workspace(Need::Read);
+const WRITE: Access = Access::Workspace(Need::Write);
+
+const fn route(method: Method, path: &'static str, access: Access) -> Route {
+    Route {
+        method,
+        path,
+        access,
+    }
+}
 
 /// Every route the API serves, with who may call it. The access layer refuses a route missing
 /// from this table, so adding a route without deciding who may call it fails closed.
 pub const ROUTES: &[Route] = &[
-    Route {
-        method: Method::GET,
-        path: "/healthz",
-        roles: &[],
-    },
-    Route {
-        method: Method::GET,
-        path: "/v1/connectors",
-        roles: MANAGERS,
-    },
-    Route {
-        method: Method::POST,
-        path: "/v1/connectors",
-        roles: MANAGERS,
-    },
-    Route {
-        method: Method::GET,
-        path: "/v1/connectors/{name}",
-        roles: MANAGERS,
-    },
-    Route {
-        method: Method::DELETE,
-        path: "/v1/connectors/{name}",
-        roles: MANAGERS,
-    },
+    route(Method::GET, "/healthz", Access::Public),
+    route(Method::GET, "/v1/audit", MANAGERS),
+    route(Method::GET, "/v1/connectors", MANAGERS),
+    route(Method::POST, "/v1/connectors", MANAGERS),
+    route(Method::GET, "/v1/connectors/{name}", MANAGERS),
+    route(Method::DELETE, "/v1/connectors/{name}", MANAGERS),
+    route(
+        Method::GET,
+        "/v1/workspaces",
+        Access::Org(&[Role::Owner, Role::Admin, Role::Member]),
+    ),
+    route(Method::POST, "/v1/workspaces", MANAGERS),
+    route(Method::GET, "/v1/workspaces/{workspace}", READ),
+    route(Method::GET, "/v1/workspaces/{workspace}/members", READ),
+    route(
+        Method::PUT,
+        "/v1/workspaces/{workspace}/members/{key_id}",
+        MANAGERS,
+    ),
+    route(
+        Method::DELETE,
+        "/v1/workspaces/{workspace}/members/{key_id}",
+        MANAGERS,
+    ),
+    route(Method::GET, "/v1/workspaces/{workspace}/sources", READ),
+    route(Method::POST, "/v1/workspaces/{workspace}/sources", WRITE),
+    route(
+        Method::GET,
+        "/v1/workspaces/{workspace}/sources/{name}",
+        READ,
+    ),
+    route(
+        Method::PUT,
+        "/v1/workspaces/{workspace}/sources/{name}",
+        WRITE,
+    ),
+    route(
+        Method::DELETE,
+        "/v1/workspaces/{workspace}/sources/{name}",
+        WRITE,
+    ),
+    route(Method::GET, "/v1/workspaces/{workspace}/destinations", READ),
+    route(
+        Method::POST,
+        "/v1/workspaces/{workspace}/destinations",
+        WRITE,
+    ),
+    route(
+        Method::GET,
+        "/v1/workspaces/{workspace}/destinations/{name}",
+        READ,
+    ),
+    route(
+        Method::PUT,
+        "/v1/workspaces/{workspace}/destinations/{name}",
+        WRITE,
+    ),
+    route(
+        Method::DELETE,
+        "/v1/workspaces/{workspace}/destinations/{name}",
+        WRITE,
+    ),
+    route(Method::GET, "/v1/workspaces/{workspace}/connections", READ),
+    route(
+        Method::POST,
+        "/v1/workspaces/{workspace}/connections",
+        WRITE,
+    ),
+    route(
+        Method::GET,
+        "/v1/workspaces/{workspace}/connections/{name}",
+        READ,
+    ),
+    route(
+        Method::PUT,
+        "/v1/workspaces/{workspace}/connections/{name}",
+        WRITE,
+    ),
+    route(
+        Method::DELETE,
+        "/v1/workspaces/{workspace}/connections/{name}",
+        WRITE,
+    ),
+    route(
+        Method::GET,
+        "/v1/workspaces/{workspace}/connections/{name}/runs",
+        READ,
+    ),
+    route(
+        Method::POST,
+        "/v1/workspaces/{workspace}/connections/{name}/runs",
+        WRITE,
+    ),
+    route(Method::GET, "/v1/workspaces/{workspace}/runs/{id}", READ),
+    route(
+        Method::GET,
+        "/v1/workspaces/{workspace}/runs/{id}/logs",
+        READ,
+    ),
 ];
 
 async fn healthz() -> &'static str {
     "ok"
 }
 
+impl ApiState {
+    /// Record `entry` in the audit log before the answer goes out: a change that cannot be
+    /// audited is reported as failed.
+    pub async fn audit(&self, entry: NewEntry) -> Result<(), ApiError> {
+        self.store.audit(&[entry]).await.map_err(ApiError::from)
+    }
+}
+
 /// The API's router, with its access and audit layers.
 pub fn router(state: ApiState) -> Router {
+    use EndpointKind::{Destination, Source};
+    let ws = "/v1/workspaces/{workspace}";
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/v1/audit", get(audit_log::query))
         .route(
             "/v1/connectors",
             get(connectors::list).post(connectors::install),
@@ -104,6 +209,54 @@ pub fn router(state: ApiState) -> Router {
             "/v1/connectors/{name}",
             get(connectors::show).delete(connectors::remove),
         )
+        .route(
+            "/v1/workspaces",
+            get(workspaces::list).post(workspaces::create),
+        )
+        .route(ws, get(workspaces::show))
+        .route(&format!("{ws}/members"), get(workspaces::members))
+        .route(
+            &format!("{ws}/members/{{key_id}}"),
+            put(workspaces::set_member).delete(workspaces::remove_member),
+        )
+        .route(
+            &format!("{ws}/sources"),
+            get(|s, p| endpoints::list(Source, s, p))
+                .post(|s, c, p, b| endpoints::create(Source, s, c, p, b)),
+        )
+        .route(
+            &format!("{ws}/sources/{{name}}"),
+            get(|s, p| endpoints::show(Source, s, p))
+                .put(|s, c, p, b| endpoints::update(Source, s, c, p, b))
+                .delete(|s, c, p| endpoints::remove(Source, s, c, p)),
+        )
+        .route(
+            &format!("{ws}/destinations"),
+            get(|s, p| endpoints::list(Destination, s, p))
+                .post(|s, c, p, b| endpoints::create(Destination, s, c, p, b)),
+        )
+        .route(
+            &format!("{ws}/destinations/{{name}}"),
+            get(|s, p| endpoints::show(Destination, s, p))
+                .put(|s, c, p, b| endpoints::update(Destination, s, c, p, b))
+                .delete(|s, c, p| endpoints::remove(Destination, s, c, p)),
+        )
+        .route(
+            &format!("{ws}/connections"),
+            get(connections::list).post(connections::create),
+        )
+        .route(
+            &format!("{ws}/connections/{{name}}"),
+            get(connections::show)
+                .put(connections::update)
+                .delete(connections::remove),
+        )
+        .route(
+            &format!("{ws}/connections/{{name}}/runs"),
+            get(runs::list).post(runs::trigger),
+        )
+        .route(&format!("{ws}/runs/{{id}}"), get(runs::show))
+        .route(&format!("{ws}/runs/{{id}}/logs"), get(runs::logs))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             access::authorize,

@@ -56,6 +56,7 @@ pub async fn run(data_dir: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
         fresh: args.fresh,
         progress,
         actor: super::actor(),
+        started: None,
     };
     let report = sync::run(&runtime, &store, &conn, options)
         .await

@@ -11,6 +11,7 @@ mod installed;
 mod lock;
 mod purge;
 mod sealed;
+mod workspaces;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -29,6 +30,9 @@ pub use audit::AuditFilter;
 pub use installed::InstalledConnector;
 pub use purge::PurgeReport;
 pub use sealed::StoredSecret;
+pub use workspaces::{
+    ConnectionDef, Endpoint, EndpointKind, Member, SecretStatus, Workspace, connection_key,
+};
 
 use crate::boundary::audit::Event;
 use crate::boundary::crypto::{self, CryptoError, Keyring};
@@ -589,6 +593,30 @@ impl Store {
             .into_iter()
             .map(|r| (r.get("connector"), r.get("level"), r.get("message")))
             .collect())
+    }
+
+    /// One run.
+    pub async fn run(&self, id: i64) -> Result<Option<RunRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, connection, status, attempt, started_at, finished_at, error FROM runs WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db("read run"))?;
+        let Some(r) = row else { return Ok(None) };
+        let mut conn = self.pool.acquire().await.map_err(db("read run"))?;
+        let status: String = r.get("status");
+        Ok(Some(RunRecord {
+            id,
+            connection: r.get("connection"),
+            status: status.parse().unwrap_or(RunStatus::Failed),
+            attempt: r.get("attempt"),
+            started_at: r.get("started_at"),
+            finished_at: r.get("finished_at"),
+            error: r.get("error"),
+            streams: stream_stats(&mut conn, id).await?,
+        }))
     }
 
     /// The most recent runs, newest first, of one connection or all.

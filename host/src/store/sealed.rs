@@ -129,6 +129,7 @@ impl Store {
                 n += 1;
             }
         }
+        n += self.rewrap_endpoint_secrets(&mut tx).await?;
         tx.commit().await.map_err(db("rewrap"))?;
         Ok(n)
     }

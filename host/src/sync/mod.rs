@@ -124,6 +124,8 @@ pub struct RunOptions {
     pub progress: Arc<Progress>,
     /// Who started it, for the audit log (`cli:alice`, `scheduler`…); empty means `cli`.
     pub actor: String,
+    /// Told the run's id as soon as the run exists (so an API can answer before it ends).
+    pub started: Option<tokio::sync::mpsc::Sender<i64>>,
 }
 
 /// What a run did.
@@ -417,6 +419,9 @@ pub async fn run(
     let retention = Retention::load(store.dir())?;
     let lock = store.lock(&conn.name)?;
     let start = store.begin_run(&lock, &conn.name, options.fresh).await?;
+    if let Some(tx) = &options.started {
+        let _ = tx.try_send(start.run_id);
+    }
     let actor = if options.actor.is_empty() {
         "cli".to_string()
     } else {

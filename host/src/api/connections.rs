@@ -1,0 +1,320 @@
+//! `/v1/workspaces/{workspace}/connections`: a source and a destination of the workspace and how
+//! data moves between them. A connection is checked by building exactly what a run would run
+//! (the same parser as connection files), so what is accepted here can run.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use axum::Json;
+use axum::extract::{Extension, Path, State};
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::ApiState;
+use super::access::Caller;
+use super::error::ApiError;
+use super::names::check_name;
+use super::workspaces::existing;
+use crate::boundary::audit::log::NewEntry;
+use crate::connection::Connection;
+use crate::store::{ConnectionDef, EndpointKind, Store, StoreError};
+
+/// A connection as sent: `POST` names it, `PUT` takes the name from the path.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionBody {
+    /// Its name in the workspace (`POST` only).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// A source of the same workspace.
+    pub source: String,
+    /// A destination of the same workspace.
+    pub destination: String,
+    /// Streams and sync modes, as the connection file's `[[streams]]` (default: all).
+    #[serde(default)]
+    pub streams: Option<Value>,
+    /// The PII policy, as the connection file's `[pii]`.
+    #[serde(default)]
+    pub pii: Option<Value>,
+    /// Limits, as the connection file's `[limits]`.
+    #[serde(default)]
+    pub limits: Option<Value>,
+    /// Invalid records, as the connection file's `[failed_records]`.
+    #[serde(default)]
+    pub failed_records: Option<Value>,
+    /// `active` (default) or `paused` (runs are refused).
+    #[serde(default)]
+    pub status: Option<String>,
+}
+
+/// Why a stored connection cannot be built into a runnable one.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    /// A source or destination it names does not exist.
+    #[error("{kind} `{name}` does not exist in workspace `{workspace}`")]
+    Missing {
+        /// Source or destination.
+        kind: &'static str,
+        /// Its name.
+        name: String,
+        /// The workspace.
+        workspace: String,
+    },
+    /// The definition does not make a valid connection.
+    #[error("{0}")]
+    Invalid(String),
+    /// The store.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<ResolveError> for ApiError {
+    fn from(e: ResolveError) -> ApiError {
+        match e {
+            ResolveError::Store(s) => s.into(),
+            other => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, other.to_string()),
+        }
+    }
+}
+
+/// JSON → TOML has no null: leave nulls out.
+fn without_nulls(v: Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k, without_nulls(v)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.into_iter().map(without_nulls).collect()),
+        other => other,
+    }
+}
+
+/// The workspace's file area: where relative directories in its grants point.
+pub fn files_dir(store: &Store, workspace: &str) -> PathBuf {
+    store.dir().join("files").join(workspace)
+}
+
+/// Build the runnable connection a stored definition describes: its source and destination as
+/// stored now, their secret values (held for this run only), directories inside the
+/// workspace's file area.
+pub async fn resolve(store: &Store, def: &ConnectionDef) -> Result<Connection, ResolveError> {
+    let ws = &def.workspace;
+    let mut doc = Map::new();
+    doc.insert("name".into(), json!(def.key()));
+    doc.insert("workspace".into(), json!(ws));
+    let mut held: BTreeMap<String, SecretString> = BTreeMap::new();
+    for (kind, name) in [
+        (EndpointKind::Source, &def.source),
+        (EndpointKind::Destination, &def.destination),
+    ] {
+        let e = store
+            .endpoint(ws, kind, name)
+            .await?
+            .ok_or_else(|| ResolveError::Missing {
+                kind: kind.as_str(),
+                name: name.clone(),
+                workspace: ws.clone(),
+            })?;
+        doc.insert(
+            kind.as_str().into(),
+            json!({ "connector": e.connector, "config": e.config, "grant": e.grant }),
+        );
+        for (secret, value) in store.endpoint_secrets(ws, kind, name).await? {
+            if held.insert(secret.clone(), value).is_some() {
+                return Err(ResolveError::Invalid(format!(
+                    "the source and the destination both bind a secret named `{secret}`: \
+                     rename one of them"
+                )));
+            }
+        }
+    }
+    if let Value::Object(settings) = &def.settings {
+        for (k, v) in settings {
+            doc.insert(k.clone(), v.clone());
+        }
+    }
+    let text = toml::to_string(&without_nulls(Value::Object(doc)))
+        .map_err(|e| ResolveError::Invalid(format!("cannot express the connection: {e}")))?;
+    let base = files_dir(store, ws);
+    std::fs::create_dir_all(&base)
+        .map_err(|e| ResolveError::Invalid(format!("cannot create {}: {e}", base.display())))?;
+    let origin = PathBuf::from(format!("workspaces/{ws}/connections/{}", def.name));
+    let mut conn = Connection::from_toml(&origin, &base, &text)
+        .map_err(|e| ResolveError::Invalid(e.to_string()))?;
+    conn.held_secrets = Some(held);
+    Ok(conn)
+}
+
+fn not_found(workspace: &str, name: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("no connection `{name}` in workspace `{workspace}`"),
+    )
+}
+
+/// The definition a body describes, checked by building it.
+async fn prepare(
+    state: &ApiState,
+    workspace: &str,
+    name: &str,
+    body: ConnectionBody,
+) -> Result<ConnectionDef, ApiError> {
+    let status = body.status.unwrap_or_else(|| "active".to_string());
+    if status != "active" && status != "paused" {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("status must be `active` or `paused`, not `{status}`"),
+        ));
+    }
+    let mut settings = Map::new();
+    for (k, v) in [
+        ("streams", body.streams),
+        ("pii", body.pii),
+        ("limits", body.limits),
+        ("failed_records", body.failed_records),
+    ] {
+        if let Some(v) = v {
+            settings.insert(k.into(), v);
+        }
+    }
+    let def = ConnectionDef {
+        workspace: workspace.to_string(),
+        name: name.to_string(),
+        source: body.source,
+        destination: body.destination,
+        settings: Value::Object(settings),
+        schedule: None,
+        status,
+        created_at: String::new(),
+        updated_at: String::new(),
+    };
+    resolve(&state.store, &def).await?;
+    Ok(def)
+}
+
+async fn audit(
+    state: &ApiState,
+    caller: &Caller,
+    action: &str,
+    def: &ConnectionDef,
+) -> Result<(), ApiError> {
+    state
+        .audit(NewEntry::new(
+            caller.actor(),
+            format!("connection.{action}"),
+            format!("workspace/{}/connections/{}", def.workspace, def.name),
+            "ok",
+            json!({ "source": def.source, "destination": def.destination, "status": def.status }),
+        ))
+        .await
+}
+
+/// `GET …/connections`.
+pub async fn list(
+    State(state): State<ApiState>,
+    Path(workspace): Path<String>,
+) -> Result<Response, ApiError> {
+    existing(&state, &workspace).await?;
+    Ok(Json(state.store.connection_defs(Some(&workspace)).await?).into_response())
+}
+
+/// `GET …/connections/{name}`.
+pub async fn show(
+    State(state): State<ApiState>,
+    Path((workspace, name)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    existing(&state, &workspace).await?;
+    let def = state
+        .store
+        .connection_def(&workspace, &name)
+        .await?
+        .ok_or_else(|| not_found(&workspace, &name))?;
+    let last_run = state.store.runs(Some(&def.key()), 1).await?.pop();
+    let mut v = serde_json::to_value(&def).unwrap_or_default();
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert("last_run".into(), json!(last_run));
+    }
+    Ok(Json(v).into_response())
+}
+
+/// `POST …/connections`.
+pub async fn create(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(workspace): Path<String>,
+    Json(body): Json<ConnectionBody>,
+) -> Result<Response, ApiError> {
+    existing(&state, &workspace).await?;
+    let name = body
+        .name
+        .clone()
+        .ok_or_else(|| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "`name` is required"))?;
+    check_name("connection", &name)?;
+    if state
+        .store
+        .connection_def(&workspace, &name)
+        .await?
+        .is_some()
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("connection `{name}` exists in `{workspace}` (PUT it to change it)"),
+        ));
+    }
+    let def = prepare(&state, &workspace, &name, body).await?;
+    state.store.put_connection(&def).await?;
+    audit(&state, &caller, "created", &def).await?;
+    let stored = state.store.connection_def(&workspace, &name).await?;
+    Ok((StatusCode::CREATED, Json(stored)).into_response())
+}
+
+/// `PUT …/connections/{name}`.
+pub async fn update(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path((workspace, name)): Path<(String, String)>,
+    Json(body): Json<ConnectionBody>,
+) -> Result<Response, ApiError> {
+    existing(&state, &workspace).await?;
+    if state
+        .store
+        .connection_def(&workspace, &name)
+        .await?
+        .is_none()
+    {
+        return Err(not_found(&workspace, &name));
+    }
+    if body.name.as_ref().is_some_and(|n| *n != name) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "a connection cannot be renamed",
+        ));
+    }
+    let def = prepare(&state, &workspace, &name, body).await?;
+    state.store.put_connection(&def).await?;
+    audit(&state, &caller, "updated", &def).await?;
+    let stored = state.store.connection_def(&workspace, &name).await?;
+    Ok(Json(stored).into_response())
+}
+
+/// `DELETE …/connections/{name}`: its run history and state stay (under `WORKSPACE/NAME`).
+pub async fn remove(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path((workspace, name)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    existing(&state, &workspace).await?;
+    let def = state
+        .store
+        .connection_def(&workspace, &name)
+        .await?
+        .ok_or_else(|| not_found(&workspace, &name))?;
+    state.store.delete_connection(&workspace, &name).await?;
+    audit(&state, &caller, "deleted", &def).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -1,0 +1,343 @@
+//! `/v1/workspaces/{workspace}/sources` and `…/destinations`: an installed connector, its config
+//! and its grant. Secret values are write-only: sent in `secrets`, sealed in the store, shown
+//! only as set or unset.
+//!
+//! A grant given through the API may reach less of the server than a connection file: its
+//! directories are relative paths inside the workspace's file area (`DATA_DIR/files/WORKSPACE/`),
+//! its secrets come only from values sent with it (never the server's environment, files or
+//! secret store), and its SQLite files stay inside the warehouse folder.
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path as FsPath};
+
+use axum::Json;
+use axum::extract::{Extension, Path, State};
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::ApiState;
+use super::access::Caller;
+use super::error::ApiError;
+use super::names::check_name;
+use super::workspaces::existing;
+use crate::boundary::audit::log::NewEntry;
+use crate::capability::Grant;
+use crate::store::{Endpoint, EndpointKind};
+
+/// A source or destination as sent: `POST` names it, `PUT` takes the name from the path.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointBody {
+    /// Its name in the workspace (`POST` only).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The installed connector's name.
+    pub connector: String,
+    /// Its config: a JSON object, secrets as `{{secret:NAME}}` placeholders.
+    #[serde(default)]
+    pub config: Option<Value>,
+    /// The grant, in the connection file's shape (`dirs`, `network`, `secrets`, `sql`).
+    #[serde(default)]
+    pub grant: Option<Value>,
+    /// Secret values by name (strings); each must be named in `grant.secrets`.
+    #[serde(default)]
+    pub secrets: Option<BTreeMap<String, Value>>,
+}
+
+fn unprocessable(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, message)
+}
+
+fn not_found(kind: EndpointKind, workspace: &str, name: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("no {} `{name}` in workspace `{workspace}`", kind.as_str()),
+    )
+}
+
+/// A relative path that stays where it is put: no root, no `..`.
+fn inside(p: &FsPath) -> bool {
+    p.components()
+        .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+}
+
+/// Check the grant's shape and what the API allows; returns it as stored (secrets marked as
+/// held by the API).
+fn check_grant(grant: Option<Value>) -> Result<Value, ApiError> {
+    let mut grant = grant.unwrap_or_else(|| json!({}));
+    let parsed: Grant =
+        serde_json::from_value(grant.clone()).map_err(|e| unprocessable(format!("grant: {e}")))?;
+    for (i, d) in parsed.dirs.iter().enumerate() {
+        if !inside(&d.host) {
+            return Err(unprocessable(format!(
+                "grant.dirs[{i}].host must be a relative path inside the workspace's file area \
+                 (no leading `/`, no `..`)"
+            )));
+        }
+    }
+    for (i, s) in parsed.secrets.iter().enumerate() {
+        if s.env.is_some() || s.file.is_some() || s.stored {
+            return Err(unprocessable(format!(
+                "grant.secrets[{i}] (`{}`): through the API a secret's value is sent in \
+                 `secrets`, not read from the server's environment, files or secret store; \
+                 remove `env`, `file` and `stored`",
+                s.name
+            )));
+        }
+    }
+    for (i, q) in parsed.sql.iter().enumerate() {
+        if let Some(p) = &q.sqlite
+            && !inside(p)
+        {
+            return Err(unprocessable(format!(
+                "grant.sql[{i}].sqlite must be a relative path inside the warehouse folder"
+            )));
+        }
+    }
+    if let Some(list) = grant.get_mut("secrets").and_then(Value::as_array_mut) {
+        for s in list {
+            if let Some(obj) = s.as_object_mut() {
+                obj.insert("stored".into(), Value::Bool(true));
+            }
+        }
+    }
+    Ok(grant)
+}
+
+/// Check the body against the installed connectors and the grant rules; the endpoint to store
+/// and the new secret values.
+async fn prepare(
+    state: &ApiState,
+    kind: EndpointKind,
+    workspace: &str,
+    name: &str,
+    body: EndpointBody,
+    previous: Option<&Endpoint>,
+) -> Result<(Endpoint, BTreeMap<String, SecretString>), ApiError> {
+    let installed = state
+        .store
+        .installed_connector(&body.connector)
+        .await?
+        .ok_or_else(|| {
+            unprocessable(format!(
+                "connector `{}` is not installed (an owner or admin installs it with \
+                 `POST /v1/connectors`)",
+                body.connector
+            ))
+        })?;
+    if installed.kind.to_string() != kind.as_str() {
+        return Err(unprocessable(format!(
+            "connector `{}` is a {}, not a {}",
+            body.connector,
+            installed.kind,
+            kind.as_str()
+        )));
+    }
+    let config = body.config.unwrap_or_else(|| json!({}));
+    if !config.is_object() {
+        return Err(unprocessable("config must be a JSON object"));
+    }
+    let grant = check_grant(body.grant)?;
+    let named: Vec<String> = grant
+        .get("secrets")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.get("name").and_then(Value::as_str).map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut values = BTreeMap::new();
+    for (secret, value) in body.secrets.unwrap_or_default() {
+        if !named.contains(&secret) {
+            return Err(unprocessable(format!(
+                "secret `{secret}` is not bound by the grant: add {{\"name\": \"{secret}\", \
+                 \"to\": [...]}} to grant.secrets"
+            )));
+        }
+        // Never echo the value, even in a type error.
+        let Value::String(text) = value else {
+            return Err(unprocessable(format!("secrets.{secret} must be a string")));
+        };
+        if text.len() < crate::boundary::scrub::MIN_LEN {
+            return Err(unprocessable(format!(
+                "secret `{secret}` is shorter than {} characters: too short to scrub from logs \
+                 reliably",
+                crate::boundary::scrub::MIN_LEN
+            )));
+        }
+        values.insert(secret, SecretString::from(text));
+    }
+    let kept: Vec<&str> = previous
+        .map(|p| {
+            p.secrets
+                .iter()
+                .filter(|s| s.set)
+                .map(|s| s.name.as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    for secret in &named {
+        if !values.contains_key(secret) && !kept.contains(&secret.as_str()) {
+            return Err(unprocessable(format!(
+                "secret `{secret}` has no value: send it in `secrets`"
+            )));
+        }
+    }
+    Ok((
+        Endpoint {
+            workspace: workspace.to_string(),
+            kind,
+            name: name.to_string(),
+            connector: body.connector,
+            config,
+            grant,
+            secrets: Vec::new(),
+            created_at: String::new(),
+            updated_at: String::new(),
+        },
+        values,
+    ))
+}
+
+async fn audit(
+    state: &ApiState,
+    caller: &Caller,
+    action: &str,
+    e: &Endpoint,
+    secrets: &BTreeMap<String, SecretString>,
+) -> Result<(), ApiError> {
+    state
+        .audit(NewEntry::new(
+            caller.actor(),
+            format!("{}.{action}", e.kind.as_str()),
+            format!("workspace/{}/{}s/{}", e.workspace, e.kind.as_str(), e.name),
+            "ok",
+            json!({
+                "connector": e.connector,
+                // Which secrets got a new value; never the values.
+                "secrets_set": secrets.keys().collect::<Vec<_>>(),
+            }),
+        ))
+        .await
+}
+
+/// `GET …/sources` or `…/destinations`.
+pub async fn list(
+    kind: EndpointKind,
+    State(state): State<ApiState>,
+    Path(workspace): Path<String>,
+) -> Result<Response, ApiError> {
+    existing(&state, &workspace).await?;
+    Ok(Json(state.store.endpoints(&workspace, kind).await?).into_response())
+}
+
+/// `GET …/sources/{name}` or `…/destinations/{name}`.
+pub async fn show(
+    kind: EndpointKind,
+    State(state): State<ApiState>,
+    Path((workspace, name)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    existing(&state, &workspace).await?;
+    match state.store.endpoint(&workspace, kind, &name).await? {
+        Some(e) => Ok(Json(e).into_response()),
+        None => Err(not_found(kind, &workspace, &name)),
+    }
+}
+
+/// `POST …/sources` or `…/destinations`.
+pub async fn create(
+    kind: EndpointKind,
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(workspace): Path<String>,
+    Json(body): Json<EndpointBody>,
+) -> Result<Response, ApiError> {
+    existing(&state, &workspace).await?;
+    let name = body
+        .name
+        .clone()
+        .ok_or_else(|| unprocessable("`name` is required"))?;
+    check_name(kind.as_str(), &name)?;
+    if state
+        .store
+        .endpoint(&workspace, kind, &name)
+        .await?
+        .is_some()
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "{} `{name}` exists in `{workspace}` (PUT it to change it)",
+                kind.as_str()
+            ),
+        ));
+    }
+    let (e, secrets) = prepare(&state, kind, &workspace, &name, body, None).await?;
+    state.store.put_endpoint(&e, &secrets).await?;
+    audit(&state, &caller, "created", &e, &secrets).await?;
+    let stored = state.store.endpoint(&workspace, kind, &name).await?;
+    Ok((StatusCode::CREATED, Json(stored)).into_response())
+}
+
+/// `PUT …/sources/{name}` or `…/destinations/{name}`: replace config and grant; secrets not
+/// sent keep their values.
+pub async fn update(
+    kind: EndpointKind,
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path((workspace, name)): Path<(String, String)>,
+    Json(body): Json<EndpointBody>,
+) -> Result<Response, ApiError> {
+    existing(&state, &workspace).await?;
+    let previous = state
+        .store
+        .endpoint(&workspace, kind, &name)
+        .await?
+        .ok_or_else(|| not_found(kind, &workspace, &name))?;
+    if body.name.as_ref().is_some_and(|n| *n != name) {
+        return Err(unprocessable("a source or destination cannot be renamed"));
+    }
+    let (e, secrets) = prepare(&state, kind, &workspace, &name, body, Some(&previous)).await?;
+    state.store.put_endpoint(&e, &secrets).await?;
+    audit(&state, &caller, "updated", &e, &secrets).await?;
+    let stored = state.store.endpoint(&workspace, kind, &name).await?;
+    Ok(Json(stored).into_response())
+}
+
+/// `DELETE …/sources/{name}` or `…/destinations/{name}`: refused while a connection uses it.
+pub async fn remove(
+    kind: EndpointKind,
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path((workspace, name)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    existing(&state, &workspace).await?;
+    let users = state.store.endpoint_users(&workspace, kind, &name).await?;
+    if !users.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "{} `{name}` is used by connection(s) {}: delete or change those first",
+                kind.as_str(),
+                users.join(", ")
+            ),
+        ));
+    }
+    if !state.store.delete_endpoint(&workspace, kind, &name).await? {
+        return Err(not_found(kind, &workspace, &name));
+    }
+    state
+        .audit(NewEntry::new(
+            caller.actor(),
+            format!("{}.deleted", kind.as_str()),
+            format!("workspace/{workspace}/{}s/{name}", kind.as_str()),
+            "ok",
+            json!({}),
+        ))
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

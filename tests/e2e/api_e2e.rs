@@ -1,0 +1,382 @@
+//! A whole workflow through the HTTP API of a real `sluice serve` process, after the two
+//! bootstrap steps only an operator at the server can take (trust the publisher, create the
+//! first keys): install connectors, create a workspace, a source with a write-only secret, a
+//! destination and a connection, trigger a run, poll it to success, read its stats and logs,
+//! and read the audit trail of all of it.
+
+use std::time::{Duration, Instant};
+
+use http::Method;
+use serde_json::{Value, json};
+use sluice_tests::serve::{Reply, Serve, request, send};
+use sluice_tests::server::{Reply as Answer, Seen, TestServer};
+use sluice_tests::{Scratch, read_jsonl, root, sluice_cli};
+
+const TOKEN: &str = "api-token-for-the-test-7f3a91";
+
+struct Client {
+    serve: Serve,
+}
+
+impl Client {
+    async fn call(&self, method: Method, path: &str, token: &str, body: Option<Value>) -> Reply {
+        let tcp = tokio::net::TcpStream::connect(self.serve.addr)
+            .await
+            .unwrap();
+        send(tcp, request(method, path, Some(token), body.as_ref()))
+            .await
+            .unwrap()
+    }
+}
+
+fn key(s: &Scratch, role: &str) -> String {
+    let (code, out, err) = sluice_cli(s, &["admin", "create-key", "--role", role, "--name", role]);
+    assert_eq!(code, 0, "{err}");
+    out.trim().to_string()
+}
+
+fn key_id(token: &str) -> &str {
+    &token["sluice_".len().."sluice_".len() + 16]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_is_defined_run_and_audited_through_the_api_only() {
+    // The API the source reads: three things, only with the right bearer token, slowly enough
+    // that a second trigger arrives while the first run is still reading.
+    let upstream = TestServer::start(|req: &Seen| {
+        if req.header("authorization") != Some(&format!("Bearer {TOKEN}")) {
+            return Answer::status(403, "no");
+        }
+        std::thread::sleep(Duration::from_millis(700));
+        Answer::json(&json!([{ "id": 1 }, { "id": 2 }, { "id": 3 }]))
+    });
+    let port = upstream.port();
+
+    let s = Scratch::new();
+    let index = root().join("examples/index");
+    let (code, _, err) = sluice_cli(
+        &s,
+        &[
+            "trust",
+            "add",
+            &index.join("sluice.pub").display().to_string(),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let owner = key(&s, "owner");
+    let editor = key(&s, "member");
+    let api = Client {
+        serve: Serve::start(&s, &["--index", &index.display().to_string()]),
+    };
+
+    // Install the two connectors: each needs its capabilities approved explicitly.
+    for name in ["source-http", "destination-file"] {
+        let r = api
+            .call(
+                Method::POST,
+                "/v1/connectors",
+                &owner,
+                Some(json!({ "name": name })),
+            )
+            .await;
+        assert_eq!(r.status, 422, "{name}: {:?}", r.json());
+        let to_approve = r.json()["to_approve"].clone();
+        let r = api
+            .call(
+                Method::POST,
+                "/v1/connectors",
+                &owner,
+                Some(json!({ "name": name, "approved": to_approve })),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{name}: {:?}", r.json());
+    }
+
+    // A workspace, with the member key as its editor.
+    let r = api
+        .call(
+            Method::POST,
+            "/v1/workspaces",
+            &owner,
+            Some(json!({ "name": "analytics" })),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.json());
+    let r = api
+        .call(
+            Method::PUT,
+            &format!("/v1/workspaces/analytics/members/{}", key_id(&editor)),
+            &owner,
+            Some(json!({ "role": "editor" })),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.json());
+
+    // The editor defines everything else.
+    let ws = "/v1/workspaces/analytics";
+    let upstream_url = format!("http://127.0.0.1:{port}");
+    let source = json!({
+        "name": "things-api",
+        "connector": "source-http",
+        "config": {
+            "base_url": upstream_url,
+            "auth": { "type": "bearer", "token": "{{secret:api_token}}" },
+            "streams": [{ "name": "things", "path": "/things" }],
+        },
+        "grant": {
+            "network": { "allow": [upstream_url] },
+            "secrets": [{ "name": "api_token", "to": [upstream_url] }],
+        },
+        "secrets": { "api_token": TOKEN },
+    });
+    let r = api
+        .call(
+            Method::POST,
+            &format!("{ws}/sources"),
+            &editor,
+            Some(source),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.json());
+    assert_eq!(
+        r.json()["secrets"],
+        json!([{ "name": "api_token", "set": true, "updated_at": r.json()["secrets"][0]["updated_at"] }])
+    );
+    let r = api
+        .call(
+            Method::GET,
+            &format!("{ws}/sources/things-api"),
+            &editor,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert!(
+        !String::from_utf8_lossy(&r.body).contains(TOKEN),
+        "a secret value came back"
+    );
+    // A grant that reaches for the server's environment is refused.
+    let r = api
+        .call(
+            Method::POST,
+            &format!("{ws}/sources"),
+            &editor,
+            Some(json!({
+                "name": "sneaky",
+                "connector": "source-http",
+                "grant": { "secrets": [{ "name": "home", "env": "HOME", "to": [upstream_url] }] },
+            })),
+        )
+        .await;
+    assert_eq!(r.status, 422);
+    assert!(
+        r.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("not read from the server's environment")
+    );
+
+    let destination = json!({
+        "name": "files",
+        "connector": "destination-file",
+        "config": { "path": "/output", "format": "jsonl" },
+        "grant": { "dirs": [{ "host": "out", "guest": "/output" }] },
+    });
+    let r = api
+        .call(
+            Method::POST,
+            &format!("{ws}/destinations"),
+            &editor,
+            Some(destination),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.json());
+    // A directory outside the workspace's file area is refused.
+    let r = api
+        .call(
+            Method::POST,
+            &format!("{ws}/destinations"),
+            &editor,
+            Some(json!({
+                "name": "escape",
+                "connector": "destination-file",
+                "grant": { "dirs": [{ "host": "../../etc", "guest": "/output" }] },
+            })),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{:?}", r.json());
+
+    let r = api
+        .call(
+            Method::POST,
+            &format!("{ws}/connections"),
+            &editor,
+            Some(json!({ "name": "things-to-files", "source": "things-api", "destination": "files" })),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.json());
+
+    // Trigger: answered at once with the run's id; a second trigger meanwhile is refused.
+    let runs = format!("{ws}/connections/things-to-files/runs");
+    let r = api.call(Method::POST, &runs, &editor, None).await;
+    assert_eq!(r.status, 202, "{:?}", r.json());
+    let run_id = r.json()["run"]["id"].as_i64().unwrap();
+    assert_eq!(r.json()["run"]["status"], "running");
+    let again = api.call(Method::POST, &runs, &editor, None).await;
+    assert_eq!(again.status, 409, "{:?}", again.json());
+    assert!(
+        again.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("never overlap")
+    );
+
+    // Poll to success.
+    let started = Instant::now();
+    let run = loop {
+        let r = api
+            .call(Method::GET, &format!("{ws}/runs/{run_id}"), &editor, None)
+            .await;
+        assert_eq!(r.status, 200, "{:?}", r.json());
+        let run = r.json();
+        if run["status"] != "running" {
+            break run;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the run never finished"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["connection"], "things-to-files");
+    assert_eq!(run["records"], 3);
+    assert_eq!(run["streams"][0]["stream"], "things");
+    assert_eq!(run["streams"][0]["records"], 3);
+    let written = read_jsonl(&s.data_dir().join("files/analytics/out/things.jsonl"));
+    assert_eq!(written.len(), 3);
+
+    let r = api.call(Method::GET, &runs, &editor, None).await;
+    assert_eq!(r.json()[0]["id"], run_id);
+    let r = api
+        .call(
+            Method::GET,
+            &format!("{ws}/runs/{run_id}/logs"),
+            &editor,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert!(r.json().is_array());
+    assert!(!String::from_utf8_lossy(&r.body).contains(TOKEN));
+
+    // The run is not reachable through another workspace, even by its id.
+    let r = api
+        .call(
+            Method::POST,
+            "/v1/workspaces",
+            &owner,
+            Some(json!({ "name": "other" })),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    let r = api
+        .call(
+            Method::GET,
+            &format!("/v1/workspaces/other/runs/{run_id}"),
+            &owner,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 404);
+    let r = api
+        .call(
+            Method::GET,
+            &format!("/v1/workspaces/other/runs/{run_id}"),
+            &editor,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 403);
+
+    // The audit trail of all of it, through the API, as JSON lines.
+    let r = api
+        .call(
+            Method::GET,
+            "/v1/audit?format=jsonl&limit=100000",
+            &owner,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.headers["content-type"], "application/x-ndjson");
+    let text = String::from_utf8_lossy(&r.body).to_string();
+    assert!(!text.contains(TOKEN), "a secret reached the audit log");
+    let entries: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let editor_actor = format!("api:{}", key_id(&editor));
+    let owner_actor = format!("api:{}", key_id(&owner));
+    let has = |actor: &str, action: &str, resource: &str| {
+        entries.iter().any(|e| {
+            e["actor"] == actor
+                && e["action"] == action
+                && e["resource"].as_str().unwrap().starts_with(resource)
+        })
+    };
+    assert!(has(
+        &owner_actor,
+        "connector.installed",
+        "connector/source-http"
+    ));
+    assert!(has(
+        &owner_actor,
+        "workspace.created",
+        "workspace/analytics"
+    ));
+    assert!(has(
+        &owner_actor,
+        "workspace.member_set",
+        "workspace/analytics/members/"
+    ));
+    assert!(has(
+        &editor_actor,
+        "source.created",
+        "workspace/analytics/sources/things-api"
+    ));
+    assert!(has(
+        &editor_actor,
+        "destination.created",
+        "workspace/analytics/destinations/files"
+    ));
+    assert!(has(
+        &editor_actor,
+        "connection.created",
+        "workspace/analytics/connections/things-to-files"
+    ));
+    assert!(has(
+        &editor_actor,
+        "run.started",
+        "connection/analytics/things-to-files"
+    ));
+    assert!(has(&editor_actor, "secret.read", "secret/api_token"));
+    assert!(has(
+        &editor_actor,
+        "api.request",
+        "POST /v1/workspaces/analytics/connections/things-to-files/runs"
+    ));
+    assert!(entries.iter().any(|e| e["action"] == "run.finished"
+        && e["resource"] == "connection/analytics/things-to-files"
+        && e["outcome"] == "ok"));
+    // The refused trigger and the refused cross-workspace read are there too.
+    assert!(entries.iter().any(|e| e["action"] == "api.request"
+        && e["actor"] == editor_actor.as_str()
+        && e["outcome"] == "refused"
+        && e["resource"] == format!("GET /v1/workspaces/other/runs/{run_id}")));
+    // And the chain verifies.
+    let api_serve = api.serve;
+    assert_eq!(api_serve.stop(), Some(0));
+    let (code, out, err) = sluice_cli(&s, &["audit", "verify"]);
+    assert_eq!(code, 0, "{out}{err}");
+}
