@@ -253,6 +253,35 @@ fn matrix(index: &str) -> Vec<(Method, &'static str, &'static str, Option<Value>
             None,
             managers(200),
         ),
+        (Method::GET, "/v1/keys", "/v1/keys", None, managers(200)),
+        (
+            Method::POST,
+            "/v1/keys",
+            "/v1/keys",
+            Some(json!({ "role": "nope" })),
+            managers(422),
+        ),
+        (
+            Method::PATCH,
+            "/v1/keys/{id}",
+            "/v1/keys/nope",
+            Some(json!({ "role": "member" })),
+            managers(404),
+        ),
+        (
+            Method::DELETE,
+            "/v1/keys/{id}",
+            "/v1/keys/nope",
+            None,
+            managers(404),
+        ),
+        (
+            Method::POST,
+            "/v1/keys/{id}/rotate",
+            "/v1/keys/nope/rotate",
+            None,
+            managers(404),
+        ),
         (
             Method::GET,
             "/v1/connectors",
@@ -576,7 +605,10 @@ async fn keys_that_are_unknown_expired_revoked_or_wrong_are_refused_and_audited(
         .create_api_key("gone", "owner", None)
         .await
         .unwrap();
-    assert!(api.store.revoke_api_key(&revoked.id).await.unwrap());
+    assert_eq!(
+        api.store.revoke_api_key(&revoked.id).await.unwrap(),
+        sluice::store::KeyChange::Done
+    );
     let good = api.token(Role::Owner).to_string();
     let wrong_secret = format!("{}0", &good[..good.len() - 1]);
     let cases = [
@@ -705,6 +737,185 @@ async fn a_connector_is_installed_through_the_api_only_with_its_capabilities_app
                 .iter()
                 .any(|e| e.action == action && e.actor == format!("api:{admin_id}")),
             "{action} by the admin's key"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_rotate_with_a_grace_period_and_the_last_owner_cannot_be_removed() {
+    let api = Api::new(Scratch::new()).await;
+    let owner = api.token(Role::Owner).to_string();
+    let admin = api.token(Role::Admin).to_string();
+    let owner_id = key_id(&owner).to_string();
+
+    // The only owner cannot revoke or demote itself; nor can an admin touch it.
+    let (status, body) = api
+        .call(
+            Method::DELETE,
+            &format!("/v1/keys/{owner_id}"),
+            Some(&owner),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("last active owner")
+    );
+    let (status, _) = api
+        .call(
+            Method::PATCH,
+            &format!("/v1/keys/{owner_id}"),
+            Some(&owner),
+            Some(json!({ "role": "admin" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, _) = api
+        .call(
+            Method::DELETE,
+            &format!("/v1/keys/{owner_id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = api
+        .call(
+            Method::POST,
+            "/v1/keys",
+            Some(&admin),
+            Some(json!({ "role": "owner" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "admins do not mint owners");
+    let (status, _) = api
+        .call(Method::GET, "/v1/connectors", Some(&owner), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "the owner key still works");
+
+    // With a second owner, the first may be demoted.
+    let (status, created) = api
+        .call(
+            Method::POST,
+            "/v1/keys",
+            Some(&owner),
+            Some(json!({ "role": "owner", "name": "second" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let second = created["token"].as_str().unwrap().to_string();
+    let listed = api
+        .call(Method::GET, "/v1/keys", Some(&second), None)
+        .await
+        .1
+        .to_string();
+    assert!(
+        !listed.contains(&second[second.len() - 16..]),
+        "a listing shows no secret"
+    );
+    let (status, changed) = api
+        .call(
+            Method::PATCH,
+            &format!("/v1/keys/{owner_id}"),
+            Some(&second),
+            Some(json!({ "role": "admin" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    assert_eq!(changed["role"], "admin");
+    let (status, _) = api
+        .call(
+            Method::POST,
+            "/v1/keys",
+            Some(&owner),
+            Some(json!({ "role": "owner" })),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "the demoted key acts as an admin now"
+    );
+
+    // Rotation with a grace period: old and new both work until the grace ends.
+    let admin_id = key_id(&admin).to_string();
+    let (status, rotated) = api
+        .call(
+            Method::POST,
+            &format!("/v1/keys/{admin_id}/rotate"),
+            Some(&second),
+            Some(json!({ "grace_hours": 1 })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{rotated}");
+    let fresh = rotated["token"].as_str().unwrap().to_string();
+    assert_eq!(rotated["key"]["role"], "admin");
+    assert!(rotated["old_key"]["expires_at"].is_string());
+    for token in [&admin, &fresh] {
+        let (status, _) = api
+            .call(Method::GET, "/v1/connectors", Some(token), None)
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "both keys work during the grace period"
+        );
+    }
+    // Rotating again with no grace ends the previous key at once.
+    let fresh_id = key_id(&fresh).to_string();
+    let (status, again) = api
+        .call(
+            Method::POST,
+            &format!("/v1/keys/{fresh_id}/rotate"),
+            Some(&second),
+            Some(json!({ "grace_hours": 0 })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let newest = again["token"].as_str().unwrap().to_string();
+    let (status, _) = api
+        .call(Method::GET, "/v1/connectors", Some(&fresh), None)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the rotated-out key is refused"
+    );
+    let (status, _) = api
+        .call(Method::GET, "/v1/connectors", Some(&newest), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let audit = api.audit().await;
+    let last_refusal = audit
+        .iter()
+        .rev()
+        .find(|e| e.action == "api.request" && e.outcome == "refused")
+        .unwrap();
+    assert!(
+        last_refusal.details.contains("expired key"),
+        "{}",
+        last_refusal.details
+    );
+    assert_eq!(last_refusal.actor, format!("api:{fresh_id}"));
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.action == "api_key.rotated" && e.resource == format!("api_key/{admin_id}"))
+    );
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.action == "api_key.role_changed"
+                && e.resource == format!("api_key/{owner_id}"))
+    );
+    let text = format!("{audit:?}");
+    for token in [&second, &fresh, &newest] {
+        assert!(
+            !text.contains(&token[token.len() - 32..]),
+            "a token reached the audit log"
         );
     }
 }

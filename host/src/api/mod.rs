@@ -16,6 +16,7 @@ mod connections;
 mod connectors;
 mod endpoints;
 mod error;
+mod keys;
 mod names;
 mod runs;
 pub mod tls;
@@ -83,6 +84,11 @@ const fn route(method: Method, path: &'static str, access: Access) -> Route {
 pub const ROUTES: &[Route] = &[
     route(Method::GET, "/healthz", Access::Public),
     route(Method::GET, "/v1/audit", MANAGERS),
+    route(Method::GET, "/v1/keys", MANAGERS),
+    route(Method::POST, "/v1/keys", MANAGERS),
+    route(Method::PATCH, "/v1/keys/{id}", MANAGERS),
+    route(Method::DELETE, "/v1/keys/{id}", MANAGERS),
+    route(Method::POST, "/v1/keys/{id}/rotate", MANAGERS),
     route(Method::GET, "/v1/connectors", MANAGERS),
     route(Method::POST, "/v1/connectors", MANAGERS),
     route(Method::GET, "/v1/connectors/{name}", MANAGERS),
@@ -201,6 +207,12 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/v1/audit", get(audit_log::query))
+        .route("/v1/keys", get(keys::list).post(keys::create))
+        .route(
+            "/v1/keys/{id}",
+            axum::routing::patch(keys::set_role).delete(keys::revoke),
+        )
+        .route("/v1/keys/{id}/rotate", axum::routing::post(keys::rotate))
         .route(
             "/v1/connectors",
             get(connectors::list).post(connectors::install),

@@ -10,7 +10,7 @@ use secrecy::ExposeSecret;
 use sluice::api::{ApiState, Role};
 use sluice::boundary::audit::log::NewEntry;
 use sluice::marketplace::Location;
-use sluice::store::Store;
+use sluice::store::{KeyChange, Store};
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -186,8 +186,15 @@ pub async fn admin(data_dir: &Path, cmd: AdminCommand) -> anyhow::Result<ExitCod
             }
         }
         AdminCommand::RevokeKey { id } => {
-            if !store.revoke_api_key(&id).await? {
-                bail!("no active API key `{id}` (see `sluice admin list-keys`)");
+            match store.revoke_api_key(&id).await? {
+                KeyChange::Done => {}
+                KeyChange::NotFound => {
+                    bail!("no active API key `{id}` (see `sluice admin list-keys`)")
+                }
+                KeyChange::LastOwner => bail!(
+                    "`{id}` is the last active owner key, and there is always an owner: create \
+                     another with `sluice admin create-key --role owner` first"
+                ),
             }
             store
                 .audit(&[NewEntry::new(

@@ -41,6 +41,20 @@ pub enum KeyRefusal {
     Revoked,
 }
 
+/// What a change to a key did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyChange {
+    /// Done.
+    Done,
+    /// No such active key.
+    NotFound,
+    /// Refused: it is the last active owner key (create another owner key first).
+    LastOwner,
+}
+
+/// Changes that could leave no owner are made one at a time (within this process).
+static KEY_CHANGES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn secret_hash(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
@@ -140,16 +154,116 @@ impl Store {
         Ok(Ok(key))
     }
 
-    /// Revoke a key; whether it existed and was not revoked already.
-    pub async fn revoke_api_key(&self, id: &str) -> Result<bool, StoreError> {
-        let done =
-            sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
-                .bind(now())
+    /// Revoke a key. Refused for the last active owner key: there is always an owner.
+    pub async fn revoke_api_key(&self, id: &str) -> Result<KeyChange, StoreError> {
+        let _one_at_a_time = KEY_CHANGES.lock().await;
+        let Some(key) = self.api_key(id).await?.filter(|k| k.revoked_at.is_none()) else {
+            return Ok(KeyChange::NotFound);
+        };
+        if key.role == "owner" && self.active_owners_except(id).await? == 0 {
+            return Ok(KeyChange::LastOwner);
+        }
+        sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+            .bind(now())
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db("revoke api key"))?;
+        Ok(KeyChange::Done)
+    }
+
+    /// Change a key's organization role. Demoting the last active owner is refused.
+    pub async fn set_api_key_role(&self, id: &str, role: &str) -> Result<KeyChange, StoreError> {
+        let _one_at_a_time = KEY_CHANGES.lock().await;
+        let Some(key) = self.api_key(id).await?.filter(|k| k.revoked_at.is_none()) else {
+            return Ok(KeyChange::NotFound);
+        };
+        if key.role == "owner" && role != "owner" && self.active_owners_except(id).await? == 0 {
+            return Ok(KeyChange::LastOwner);
+        }
+        sqlx::query("UPDATE api_keys SET role = ? WHERE id = ?")
+            .bind(role)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db("set api key role"))?;
+        if role != "member" {
+            // Workspace roles are for members; other roles reach every workspace by themselves.
+            sqlx::query("DELETE FROM workspace_members WHERE key_id = ?")
                 .bind(id)
                 .execute(&self.pool)
                 .await
-                .map_err(db("revoke api key"))?;
-        Ok(done.rows_affected() > 0)
+                .map_err(db("drop memberships"))?;
+        }
+        Ok(KeyChange::Done)
+    }
+
+    /// Rotate a key: a new key with the same name, role and workspace memberships, and the old
+    /// one expiring after `grace` (sooner if it expired sooner anyway). Returns the new key and
+    /// its token, shown once.
+    pub async fn rotate_api_key(
+        &self,
+        id: &str,
+        grace: time::Duration,
+    ) -> Result<Option<(ApiKey, SecretString)>, StoreError> {
+        let _one_at_a_time = KEY_CHANGES.lock().await;
+        let Some(old) = self
+            .api_key(id)
+            .await?
+            .filter(|k| k.revoked_at.is_none() && !k.expires_at.as_deref().is_some_and(is_past))
+        else {
+            return Ok(None);
+        };
+        let expires = old.expires_at.as_deref().and_then(|e| {
+            time::OffsetDateTime::parse(e, &time::format_description::well_known::Rfc3339).ok()
+        });
+        let (new, token) = self.create_api_key(&old.name, &old.role, expires).await?;
+        sqlx::query("INSERT INTO workspace_members (workspace, key_id, role) SELECT workspace, ?, role FROM workspace_members WHERE key_id = ?")
+            .bind(&new.id)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db("copy memberships"))?;
+        let grace_end = time::OffsetDateTime::now_utc() + grace;
+        let old_end = match expires {
+            Some(e) if e < grace_end => e,
+            _ => grace_end,
+        };
+        sqlx::query("UPDATE api_keys SET expires_at = ? WHERE id = ?")
+            .bind(
+                old_end
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default(),
+            )
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db("expire rotated key"))?;
+        Ok(Some((new, token)))
+    }
+
+    /// One key (never its secret).
+    pub async fn api_key(&self, id: &str) -> Result<Option<ApiKey>, StoreError> {
+        let row = sqlx::query("SELECT * FROM api_keys WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db("read api key"))?;
+        Ok(row.as_ref().map(row_to))
+    }
+
+    async fn active_owners_except(&self, id: &str) -> Result<usize, StoreError> {
+        Ok(self
+            .api_keys()
+            .await?
+            .iter()
+            .filter(|k| {
+                k.id != id
+                    && k.role == "owner"
+                    && k.revoked_at.is_none()
+                    && !k.expires_at.as_deref().is_some_and(is_past)
+            })
+            .count())
     }
 
     /// Every key, newest first.

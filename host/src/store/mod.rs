@@ -25,7 +25,7 @@ pub use lock::{ConnectionLock, LockError};
 
 use std::sync::Arc;
 
-pub use api_keys::{ApiKey, KeyRefusal, TOKEN_PREFIX};
+pub use api_keys::{ApiKey, KeyChange, KeyRefusal, TOKEN_PREFIX};
 pub use audit::AuditFilter;
 pub use installed::InstalledConnector;
 pub use purge::PurgeReport;

@@ -1,0 +1,229 @@
+//! `/v1/keys`: API keys (the organization's members). Owners manage every key; admins manage
+//! every key except owners' and cannot make one an owner. There is always an active owner key:
+//! revoking or demoting the last one is refused (409).
+
+use axum::Json;
+use axum::extract::{Extension, Path, State};
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::ApiState;
+use super::access::{Caller, Role};
+use super::error::ApiError;
+use crate::boundary::audit::log::NewEntry;
+use crate::store::{ApiKey, KeyChange};
+
+/// Longest grace period a rotation may leave the old key valid for: 30 days.
+const MAX_GRACE_HOURS: u32 = 720;
+
+/// `POST /v1/keys`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBody {
+    /// Its organization role.
+    pub role: Role,
+    /// What it is for.
+    #[serde(default)]
+    pub name: String,
+    /// Expire it after this many days (default: never).
+    #[serde(default)]
+    pub expires_in_days: Option<u32>,
+}
+
+/// `PATCH /v1/keys/{id}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleBody {
+    /// The new organization role.
+    pub role: Role,
+}
+
+/// `POST /v1/keys/{id}/rotate`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotateBody {
+    /// How long the old key keeps working (default 24, at most 720 hours; 0 ends it now).
+    #[serde(default)]
+    pub grace_hours: Option<u32>,
+}
+
+fn forbidden(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, message)
+}
+
+/// Admins may not touch owner keys, nor hand out the owner role.
+fn may_manage(caller: &Caller, target_role: &str, new_role: Option<Role>) -> Result<(), ApiError> {
+    if caller.role == Role::Owner {
+        return Ok(());
+    }
+    if target_role == Role::Owner.as_str() || new_role == Some(Role::Owner) {
+        return Err(forbidden("only an owner may create or change owner keys"));
+    }
+    Ok(())
+}
+
+async fn target(state: &ApiState, id: &str) -> Result<ApiKey, ApiError> {
+    state
+        .store
+        .api_key(id)
+        .await?
+        .filter(|k| k.revoked_at.is_none())
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no active key `{id}`")))
+}
+
+fn last_owner(id: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        format!(
+            "`{id}` is the last active owner key, and there is always an owner: create another \
+             owner key first"
+        ),
+    )
+}
+
+/// `GET /v1/keys`: every key, never a secret.
+pub async fn list(State(state): State<ApiState>) -> Result<Response, ApiError> {
+    Ok(Json(state.store.api_keys().await?).into_response())
+}
+
+/// `POST /v1/keys`: the token is in this answer only.
+pub async fn create(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Json(body): Json<CreateBody>,
+) -> Result<Response, ApiError> {
+    may_manage(&caller, "", Some(body.role))?;
+    let expires = body
+        .expires_in_days
+        .map(|d| time::OffsetDateTime::now_utc() + time::Duration::days(i64::from(d)));
+    let (key, token) = state
+        .store
+        .create_api_key(&body.name, body.role.as_str(), expires)
+        .await?;
+    state
+        .audit(NewEntry::new(
+            caller.actor(),
+            "api_key.created",
+            format!("api_key/{}", key.id),
+            "ok",
+            json!({ "role": key.role, "name": key.name, "expires_at": key.expires_at }),
+        ))
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "key": key, "token": token.expose_secret() })),
+    )
+        .into_response())
+}
+
+/// `PATCH /v1/keys/{id}`: change its role.
+pub async fn set_role(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Json(body): Json<RoleBody>,
+) -> Result<Response, ApiError> {
+    let key = target(&state, &id).await?;
+    may_manage(&caller, &key.role, Some(body.role))?;
+    match state
+        .store
+        .set_api_key_role(&id, body.role.as_str())
+        .await?
+    {
+        KeyChange::Done => {}
+        KeyChange::NotFound => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("no active key `{id}`"),
+            ));
+        }
+        KeyChange::LastOwner => return Err(last_owner(&id)),
+    }
+    state
+        .audit(NewEntry::new(
+            caller.actor(),
+            "api_key.role_changed",
+            format!("api_key/{id}"),
+            "ok",
+            json!({ "from": key.role, "to": body.role.as_str() }),
+        ))
+        .await?;
+    Ok(Json(state.store.api_key(&id).await?).into_response())
+}
+
+/// `DELETE /v1/keys/{id}`: revoke it.
+pub async fn revoke(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let key = target(&state, &id).await?;
+    may_manage(&caller, &key.role, None)?;
+    match state.store.revoke_api_key(&id).await? {
+        KeyChange::Done => {}
+        KeyChange::NotFound => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("no active key `{id}`"),
+            ));
+        }
+        KeyChange::LastOwner => return Err(last_owner(&id)),
+    }
+    state
+        .audit(NewEntry::new(
+            caller.actor(),
+            "api_key.revoked",
+            format!("api_key/{id}"),
+            "ok",
+            json!({ "role": key.role }),
+        ))
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `POST /v1/keys/{id}/rotate`: a new key (token in this answer only); the old one keeps
+/// working for the grace period, so clients can switch without downtime.
+pub async fn rotate(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    body: Option<Json<RotateBody>>,
+) -> Result<Response, ApiError> {
+    let key = target(&state, &id).await?;
+    may_manage(&caller, &key.role, None)?;
+    let hours = body.and_then(|b| b.0.grace_hours).unwrap_or(24);
+    if hours > MAX_GRACE_HOURS {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("grace_hours is at most {MAX_GRACE_HOURS}"),
+        ));
+    }
+    let Some((new, token)) = state
+        .store
+        .rotate_api_key(&id, time::Duration::hours(i64::from(hours)))
+        .await?
+    else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no active key `{id}`"),
+        ));
+    };
+    let old = state.store.api_key(&id).await?;
+    state
+        .audit(NewEntry::new(
+            caller.actor(),
+            "api_key.rotated",
+            format!("api_key/{id}"),
+            "ok",
+            json!({ "new_key": new.id, "grace_hours": hours, "old_expires_at": old.as_ref().and_then(|k| k.expires_at.clone()) }),
+        ))
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "key": new, "token": token.expose_secret(), "old_key": old })),
+    )
+        .into_response())
+}
