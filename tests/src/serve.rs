@@ -38,10 +38,11 @@ impl Serve {
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let mut redirect = None;
         loop {
-            let line = lines
-                .next()
-                .expect("sluice serve printed where it listens before exiting")
-                .unwrap();
+            let Some(Ok(line)) = lines.next() else {
+                let _ = child.kill();
+                let status = child.wait();
+                panic!("sluice serve exited before saying where it listens: {status:?}");
+            };
             if let Some(rest) = line.strip_prefix("redirecting http://") {
                 redirect = Some(rest.split(' ').next().unwrap().parse().unwrap());
             } else if let Some(rest) = line.strip_prefix("listening on ") {

@@ -5,9 +5,9 @@
 //! that has no entry; [`audit`] records every request, allowed or not (never bodies or
 //! secrets). Handlers only do the work.
 //!
-//! This is the first slice of the control plane: API keys with roles and expiry, the audit of
-//! every call, and the connectors resource (list, show, install with explicit approval of the
-//! capabilities, remove). Plain HTTP is served on loopback only.
+//! Resources: API keys, installed connectors, workspaces and their members, sources and
+//! destinations (secret values write-only), connections, runs, and the audit log. Plain HTTP is
+//! served on loopback only; anything else is TLS ([`tls`]). See docs/api.md.
 
 mod access;
 mod audit;
