@@ -610,7 +610,11 @@ async fn keys_that_are_unknown_expired_revoked_or_wrong_are_refused_and_audited(
         sluice::store::KeyChange::Done
     );
     let good = api.token(Role::Owner).to_string();
-    let wrong_secret = format!("{}0", &good[..good.len() - 1]);
+    // The last hex digit changed (to one it is not: a fixed replacement would be the same
+    // digit one time in sixteen).
+    let last = if good.ends_with('0') { '1' } else { '0' };
+    let wrong_secret = format!("{}{last}", &good[..good.len() - 1]);
+    assert_ne!(wrong_secret, good);
     let cases = [
         (expired_token.expose_secret().to_string(), "expired key"),
         (revoked_token.expose_secret().to_string(), "revoked key"),
