@@ -15,7 +15,9 @@ use crate::store::AuditFilter;
 const DEFAULT_LIMIT: u32 = 1000;
 const MAX_LIMIT: u32 = 100_000;
 
-/// The filters (all optional), as `sluice audit list` takes them.
+/// The filters (all optional), as `sluice audit list` takes them. Spelled out rather than a
+/// flattened [`AuditFilter`]: serde's `flatten` cannot read numbers from a query string, and
+/// cannot be combined with `deny_unknown_fields` (a misspelled filter must not match everything).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {

@@ -65,23 +65,32 @@ fn may_manage(caller: &Caller, target_role: &str, new_role: Option<Role>) -> Res
     Ok(())
 }
 
+fn no_key(id: &str) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, format!("no active key `{id}`"))
+}
+
 async fn target(state: &ApiState, id: &str) -> Result<ApiKey, ApiError> {
     state
         .store
         .api_key(id)
         .await?
         .filter(|k| k.revoked_at.is_none())
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no active key `{id}`")))
+        .ok_or_else(|| no_key(id))
 }
 
-fn last_owner(id: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::CONFLICT,
-        format!(
-            "`{id}` is the last active owner key, and there is always an owner: create another \
-             owner key first"
-        ),
-    )
+/// What the store did to key `id`, as an answer.
+fn changed(id: &str, change: KeyChange) -> Result<(), ApiError> {
+    match change {
+        KeyChange::Done => Ok(()),
+        KeyChange::NotFound => Err(no_key(id)),
+        KeyChange::LastOwner => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "`{id}` is the last active owner key, and there is always an owner: create \
+                 another owner key first"
+            ),
+        )),
+    }
 }
 
 /// `GET /v1/keys`: every key, never a secret.
@@ -128,20 +137,13 @@ pub async fn set_role(
 ) -> Result<Response, ApiError> {
     let key = target(&state, &id).await?;
     may_manage(&caller, &key.role, Some(body.role))?;
-    match state
-        .store
-        .set_api_key_role(&id, body.role.as_str())
-        .await?
-    {
-        KeyChange::Done => {}
-        KeyChange::NotFound => {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                format!("no active key `{id}`"),
-            ));
-        }
-        KeyChange::LastOwner => return Err(last_owner(&id)),
-    }
+    changed(
+        &id,
+        state
+            .store
+            .set_api_key_role(&id, body.role.as_str())
+            .await?,
+    )?;
     state
         .audit(NewEntry::new(
             caller.actor(),
@@ -162,16 +164,7 @@ pub async fn revoke(
 ) -> Result<Response, ApiError> {
     let key = target(&state, &id).await?;
     may_manage(&caller, &key.role, None)?;
-    match state.store.revoke_api_key(&id).await? {
-        KeyChange::Done => {}
-        KeyChange::NotFound => {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                format!("no active key `{id}`"),
-            ));
-        }
-        KeyChange::LastOwner => return Err(last_owner(&id)),
-    }
+    changed(&id, state.store.revoke_api_key(&id).await?)?;
     state
         .audit(NewEntry::new(
             caller.actor(),
@@ -206,10 +199,7 @@ pub async fn rotate(
         .rotate_api_key(&id, time::Duration::hours(i64::from(hours)))
         .await?
     else {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("no active key `{id}`"),
-        ));
+        return Err(no_key(&id));
     };
     let old = state.store.api_key(&id).await?;
     state

@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 /// Why the lock was not taken.
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
-    /// Another process is running this connection.
+    /// Another run of this connection holds the lock (in this process or another).
     #[error(
-        "connection `{0}` is already running in another process; wait for it to finish \
-         (runs of one connection never overlap)"
+        "connection `{0}` is already running (started by this or another sluice process); \
+         wait for it to finish (runs of one connection never overlap)"
     )]
     Busy(String),
     /// The lock file could not be opened.

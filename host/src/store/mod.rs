@@ -597,26 +597,7 @@ impl Store {
 
     /// One run.
     pub async fn run(&self, id: i64) -> Result<Option<RunRecord>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, connection, status, attempt, started_at, finished_at, error FROM runs WHERE id = ?",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db("read run"))?;
-        let Some(r) = row else { return Ok(None) };
-        let mut conn = self.pool.acquire().await.map_err(db("read run"))?;
-        let status: String = r.get("status");
-        Ok(Some(RunRecord {
-            id,
-            connection: r.get("connection"),
-            status: status.parse().unwrap_or(RunStatus::Failed),
-            attempt: r.get("attempt"),
-            started_at: r.get("started_at"),
-            finished_at: r.get("finished_at"),
-            error: r.get("error"),
-            streams: stream_stats(&mut conn, id).await?,
-        }))
+        Ok(self.run_rows(None, Some(id), 1).await?.pop())
     }
 
     /// The most recent runs, newest first, of one connection or all.
@@ -625,8 +606,18 @@ impl Store {
         connection: Option<&str>,
         limit: u32,
     ) -> Result<Vec<RunRecord>, StoreError> {
-        let rows = sqlx::query("SELECT id, connection, status, attempt, started_at, finished_at, error FROM runs WHERE (?1 IS NULL OR connection = ?1) ORDER BY id DESC LIMIT ?2")
+        self.run_rows(connection, None, limit).await
+    }
+
+    async fn run_rows(
+        &self,
+        connection: Option<&str>,
+        id: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<RunRecord>, StoreError> {
+        let rows = sqlx::query("SELECT id, connection, status, attempt, started_at, finished_at, error FROM runs WHERE (?1 IS NULL OR connection = ?1) AND (?2 IS NULL OR id = ?2) ORDER BY id DESC LIMIT ?3")
             .bind(connection)
+            .bind(id)
             .bind(limit)
             .fetch_all(&self.pool)
             .await
