@@ -54,6 +54,7 @@ impl Api {
             store: store.clone(),
             runtime,
             default_index: None,
+            running: Default::default(),
         });
         Api {
             s,
@@ -490,6 +491,13 @@ fn matrix(index: &str) -> Vec<(Method, &'static str, &'static str, Option<Value>
             "/v1/workspaces/{ws}/runs/999999/logs",
             None,
             read(404),
+        ),
+        (
+            Method::POST,
+            "/v1/workspaces/{workspace}/runs/{id}/cancel",
+            "/v1/workspaces/{ws}/runs/999999/cancel",
+            None,
+            write(404),
         ),
     ]
 }

@@ -299,6 +299,13 @@ async fn a_connection_is_defined_run_and_audited_through_the_api_only() {
         .await;
     assert_eq!(r.status, 403);
 
+    // A misspelled filter is refused rather than matching everything.
+    let r = api
+        .call(Method::GET, "/v1/audit?acton=run", &owner, None)
+        .await;
+    assert_eq!(r.status, 400);
+    assert!(String::from_utf8_lossy(&r.body).contains("acton"));
+
     // The audit trail of all of it, through the API, as JSON lines.
     let r = api
         .call(
@@ -379,4 +386,192 @@ async fn a_connection_is_defined_run_and_audited_through_the_api_only() {
     assert_eq!(api_serve.stop(), Some(0));
     let (code, out, err) = sluice_cli(&s, &["audit", "verify"]);
     assert_eq!(code, 0, "{out}{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_is_cancelled_or_stopped_by_shutdown_after_committing_and_resumes_later() {
+    let s = Scratch::new();
+    let index = root().join("examples/index");
+    let (code, _, err) = sluice_cli(
+        &s,
+        &[
+            "trust",
+            "add",
+            &index.join("sluice.pub").display().to_string(),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let owner = key(&s, "owner");
+    let index_arg = index.display().to_string();
+    let api = Client {
+        serve: Serve::start(&s, &["--index", &index_arg]),
+    };
+    for name in ["source-faker", "destination-file"] {
+        let r = api
+            .call(
+                Method::POST,
+                "/v1/connectors",
+                &owner,
+                Some(json!({ "name": name })),
+            )
+            .await;
+        let to_approve = r.json()["to_approve"].clone();
+        let r = api
+            .call(
+                Method::POST,
+                "/v1/connectors",
+                &owner,
+                Some(json!({ "name": name, "approved": to_approve })),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{name}: {:?}", r.json());
+    }
+    let ws = "/v1/workspaces/w";
+    for (path, body) in [
+        ("/v1/workspaces".to_string(), json!({ "name": "w" })),
+        (
+            format!("{ws}/sources"),
+            // Far more than a test waits for: it only ends by being stopped.
+            json!({ "name": "lots", "connector": "source-faker", "config": { "count": 1_000_000_000u64, "seed": 1 } }),
+        ),
+        (
+            format!("{ws}/destinations"),
+            json!({
+                "name": "files", "connector": "destination-file",
+                "config": { "path": "/output", "format": "jsonl" },
+                "grant": { "dirs": [{ "host": "out", "guest": "/output" }] },
+            }),
+        ),
+        (
+            format!("{ws}/connections"),
+            json!({
+                "name": "big", "source": "lots", "destination": "files",
+                "streams": [{ "name": "users" }],
+                "limits": { "checkpoint_interval_secs": 0.2 },
+            }),
+        ),
+    ] {
+        let r = api.call(Method::POST, &path, &owner, Some(body)).await;
+        assert_eq!(r.status, 201, "{path}: {:?}", r.json());
+    }
+    let runs = format!("{ws}/connections/big/runs");
+
+    // Wait until a run has committed something; `run` is its state then.
+    async fn committed(api: &Client, owner: &str, ws: &str, id: i64) -> Value {
+        let started = Instant::now();
+        loop {
+            let run = api
+                .call(Method::GET, &format!("{ws}/runs/{id}"), owner, None)
+                .await
+                .json();
+            if run["records"].as_u64().unwrap_or(0) > 0 {
+                return run;
+            }
+            assert_eq!(run["status"], "running", "{run}");
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "nothing committed: {run}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    // Cancel: the run commits what it wrote and ends interrupted, saying who stopped it.
+    let r = api.call(Method::POST, &runs, &owner, None).await;
+    assert_eq!(r.status, 202, "{:?}", r.json());
+    let id = r.json()["run"]["id"].as_i64().unwrap();
+    let before = committed(&api, &owner, ws, id).await;
+    let r = api
+        .call(
+            Method::POST,
+            &format!("{ws}/runs/{id}/cancel"),
+            &owner,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 202, "{:?}", r.json());
+    let started = Instant::now();
+    let run = loop {
+        let run = api
+            .call(Method::GET, &format!("{ws}/runs/{id}"), &owner, None)
+            .await
+            .json();
+        if run["status"] != "running" {
+            break run;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the cancel was not heard"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(run["status"], "interrupted", "{run}");
+    let error = run["error"].as_str().unwrap();
+    assert!(
+        error.contains(&format!("cancelled by api:{}", key_id(&owner))),
+        "{error}"
+    );
+    assert!(run["records"].as_u64().unwrap() >= before["records"].as_u64().unwrap());
+    let r = api
+        .call(
+            Method::POST,
+            &format!("{ws}/runs/{id}/cancel"),
+            &owner,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 409, "a finished run cannot be cancelled");
+
+    // The next trigger resumes the same run; a shutdown stops it the same way.
+    let r = api.call(Method::POST, &runs, &owner, None).await;
+    assert_eq!(r.status, 202);
+    assert_eq!(r.json()["run"]["id"], id, "resumed, not restarted");
+    assert_eq!(r.json()["run"]["attempt"], 2);
+    let resumed_from = run["records"].as_u64().unwrap();
+    let started = Instant::now();
+    loop {
+        let run = api
+            .call(Method::GET, &format!("{ws}/runs/{id}"), &owner, None)
+            .await
+            .json();
+        if run["records"].as_u64().unwrap() > resumed_from {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "{run}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        api.serve.stop(),
+        Some(0),
+        "a clean exit once the run stopped"
+    );
+
+    let api = Client {
+        serve: Serve::start(&s, &["--index", &index_arg]),
+    };
+    let run = api
+        .call(Method::GET, &format!("{ws}/runs/{id}"), &owner, None)
+        .await
+        .json();
+    assert_eq!(run["status"], "interrupted", "{run}");
+    assert_eq!(run["attempt"], 2);
+    assert!(
+        run["error"]
+            .as_str()
+            .unwrap()
+            .contains("the server is shutting down"),
+        "{run}"
+    );
+    assert!(run["records"].as_u64().unwrap() > resumed_from);
+    let audit = api
+        .call(Method::GET, "/v1/audit?action=run.finished", &owner, None)
+        .await
+        .json();
+    let stopped: Vec<_> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["outcome"] == "stopped")
+        .collect();
+    assert_eq!(stopped.len(), 2, "{audit}");
 }

@@ -42,6 +42,7 @@ use error::ApiError;
 
 pub use access::{Access, Need, Role, WorkspaceRole};
 pub use connections::{ResolveError, resolve};
+pub use runs::Running;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -52,6 +53,8 @@ pub struct ApiState {
     pub runtime: Arc<Runtime>,
     /// The index installs use when a request names none.
     pub default_index: Option<Location>,
+    /// The runs this server started, for cancel and shutdown.
+    pub running: Arc<Running>,
 }
 
 /// A route and who may call it.
@@ -186,6 +189,11 @@ pub const ROUTES: &[Route] = &[
         "/v1/workspaces/{workspace}/runs/{id}/logs",
         READ,
     ),
+    route(
+        Method::POST,
+        "/v1/workspaces/{workspace}/runs/{id}/cancel",
+        WRITE,
+    ),
 ];
 
 async fn healthz() -> &'static str {
@@ -269,6 +277,10 @@ pub fn router(state: ApiState) -> Router {
         )
         .route(&format!("{ws}/runs/{{id}}"), get(runs::show))
         .route(&format!("{ws}/runs/{{id}}/logs"), get(runs::logs))
+        .route(
+            &format!("{ws}/runs/{{id}}/cancel"),
+            axum::routing::post(runs::cancel),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             access::authorize,

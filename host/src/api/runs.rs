@@ -13,13 +13,70 @@ use http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 
+use std::collections::HashMap;
+
 use super::ApiState;
 use super::access::Caller;
 use super::connections::resolve;
 use super::error::ApiError;
 use super::workspaces::existing;
 use crate::store::{LockError, RunRecord, connection_key};
-use crate::sync::{self, Progress, RunOptions, SyncError};
+use crate::sync::{self, Progress, RunOptions, Stop, SyncError};
+
+/// The runs this server started and has not seen finish, by connection key: how cancel and
+/// shutdown reach them, and a quick refusal of a second trigger.
+#[derive(Debug, Default)]
+pub struct Running(std::sync::Mutex<HashMap<String, Stop>>);
+
+impl Running {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Stop>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Register a run of `key`; `None` when one is registered already.
+    fn claim(&self, key: &str) -> Option<Stop> {
+        let mut map = self.map();
+        if map.contains_key(key) {
+            return None;
+        }
+        let stop = Stop::default();
+        map.insert(key.to_string(), stop.clone());
+        Some(stop)
+    }
+
+    fn release(&self, key: &str) {
+        self.map().remove(key);
+    }
+
+    /// How many runs are in progress.
+    pub fn len(&self) -> usize {
+        self.map().len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Ask every run to stop (each commits what it wrote and ends `interrupted`).
+    pub fn stop_all(&self, why: &str) {
+        for stop in self.map().values() {
+            stop.stop(why);
+        }
+    }
+
+    /// Wait until every run has ended, or `limit` passed; whether they all ended.
+    pub async fn drained(&self, limit: std::time::Duration) -> bool {
+        let until = tokio::time::Instant::now() + limit;
+        while !self.is_empty() {
+            if tokio::time::Instant::now() >= until {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        true
+    }
+}
 
 /// `POST …/connections/{name}/runs`.
 #[derive(Debug, Default, Deserialize)]
@@ -97,20 +154,43 @@ pub async fn trigger(
         ));
     }
     let conn = resolve(&state.store, &def).await?;
+    let busy = || {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "connection `{name}` is running; runs of one connection never overlap \
+                 (try again when it has finished)"
+            ),
+        )
+    };
+    let key = def.key();
+    let stop = state.running.claim(&key).ok_or_else(busy)?;
     let (tx, mut started) = tokio::sync::mpsc::channel(1);
     let options = RunOptions {
         fresh: body.map(|b| b.0.fresh).unwrap_or(false),
         progress: Arc::new(Progress::default()),
         actor: caller.actor(),
         started: Some(tx),
+        stop,
     };
-    let (store, runtime) = (state.store.clone(), state.runtime.clone());
+    let (store, runtime, running) = (
+        state.store.clone(),
+        state.runtime.clone(),
+        state.running.clone(),
+    );
     let task = tokio::spawn(async move {
         let report = sync::run(&runtime, &store, &conn, options).await;
+        running.release(&key);
         match &report {
             Ok(r) if r.succeeded() => {
                 tracing::info!(run = r.run_id, "run of `{}` succeeded", conn.name);
             }
+            Ok(r) if matches!(r.error, Some(SyncError::Stopped(_))) => tracing::info!(
+                run = r.run_id,
+                "run of `{}` stopped: {}",
+                conn.name,
+                r.error_message.as_deref().unwrap_or("")
+            ),
             Ok(r) => tracing::warn!(
                 run = r.run_id,
                 "run of `{}` failed: {}",
@@ -132,13 +212,8 @@ pub async fn trigger(
         }
         // The run never began: say why.
         None => match task.await {
-            Ok(Err(SyncError::Lock(LockError::Busy(_)))) => Err(ApiError::new(
-                StatusCode::CONFLICT,
-                format!(
-                    "connection `{name}` is running; runs of one connection never overlap \
-                     (try again when it has finished)"
-                ),
-            )),
+            // Started elsewhere (the CLI, another server on the same data dir).
+            Ok(Err(SyncError::Lock(LockError::Busy(_)))) => Err(busy()),
             Ok(Err(e)) => {
                 tracing::error!(
                     "run of `{}` did not start: {e}",
@@ -207,4 +282,34 @@ pub async fn logs(
         })
         .collect();
     Ok(Json(lines).into_response())
+}
+
+/// `POST …/runs/{id}/cancel`: ask a running run to stop. It commits what the destination has
+/// received and ends `interrupted`; the next run resumes from there. `202`: poll the run.
+pub async fn cancel(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path((workspace, id)): Path<(String, i64)>,
+) -> Result<Response, ApiError> {
+    let run = run_in(&state, &workspace, id).await?;
+    let stop = state.running.map().get(&run.connection).cloned();
+    let Some(stop) = stop.filter(|_| run.status == crate::store::RunStatus::Running) else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "run {id} is not running in this server (it is {}); only a run this server \
+                 started can be cancelled here",
+                serde_json::to_value(run.status)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default()
+            ),
+        ));
+    };
+    stop.stop(format!("cancelled by {}", caller.actor()));
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "run": run_json(&run, &workspace), "stopping": true })),
+    )
+        .into_response())
 }

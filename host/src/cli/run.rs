@@ -57,6 +57,7 @@ pub async fn run(data_dir: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
         progress,
         actor: super::actor(),
         started: None,
+        stop: Default::default(),
     };
     let report = sync::run(&runtime, &store, &conn, options)
         .await

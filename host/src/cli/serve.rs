@@ -74,10 +74,12 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<ExitCode>
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
+    let running = Arc::new(sluice::api::Running::default());
     let state = ApiState {
         store,
         runtime,
         default_index,
+        running: running.clone(),
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {
@@ -114,14 +116,27 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<ExitCode>
     use std::io::Write;
     std::io::stdout().flush()?;
     shutdown_signal().await;
-    eprintln!("shutting down: finishing the requests in flight");
+    eprintln!(
+        "shutting down: finishing the requests in flight; {} run(s) commit what they wrote and stop",
+        running.len()
+    );
     let _ = stop_tx.send(true);
+    running.stop_all("the server is shutting down");
+    if !running.drained(RUNS_STOP_LIMIT).await {
+        eprintln!(
+            "runs still going after {}s; leaving them to be resumed by their next run",
+            RUNS_STOP_LIMIT.as_secs()
+        );
+    }
     server.await??;
     if let Some(r) = redirect {
         r.await??;
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// How long a shutdown waits for running syncs to commit and stop.
+const RUNS_STOP_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Ctrl-C, or SIGTERM (what service managers send).
 async fn shutdown_signal() {

@@ -40,6 +40,8 @@ pub struct PumpConfig {
     pub keep_invalid: usize,
     /// Spill to sealed files when the destination falls behind; `None`: the source waits.
     pub spill: Option<SpillConfig>,
+    /// Stop early when asked.
+    pub stop: Stop,
 }
 
 impl Default for PumpConfig {
@@ -53,6 +55,7 @@ impl Default for PumpConfig {
             on_invalid: OnInvalid::Fail,
             keep_invalid: 0,
             spill: None,
+            stop: Stop::default(),
         }
     }
 }
@@ -66,6 +69,48 @@ pub trait Checkpoints: Send {
         states: Vec<StreamState>,
         stats: Vec<StreamStats>,
     ) -> impl Future<Output = Result<(), SyncError>> + Send;
+}
+
+/// A request to stop a run early (an operator's cancel, the server shutting down). The source
+/// stops being pulled at once; what the destination already received is flushed and its
+/// checkpoints committed, so the next run resumes from there.
+#[derive(Debug, Clone, Default)]
+pub struct Stop(Arc<StopInner>);
+
+#[derive(Debug, Default)]
+struct StopInner {
+    why: std::sync::Mutex<Option<String>>,
+    notify: tokio::sync::Notify,
+}
+
+impl Stop {
+    /// Ask the run to stop, saying why (kept for the run's error and audit entry). The first
+    /// reason wins.
+    pub fn stop(&self, why: impl Into<String>) {
+        let mut w = self.0.why.lock().unwrap_or_else(|e| e.into_inner());
+        if w.is_none() {
+            *w = Some(why.into());
+        }
+        drop(w);
+        self.0.notify.notify_waiters();
+    }
+
+    /// Why it was asked to stop, if it was.
+    pub fn reason(&self) -> Option<String> {
+        self.0.why.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Completes once a stop is asked for.
+    pub async fn stopped(&self) {
+        loop {
+            // Created before the check: a `notify_waiters` after it is not missed.
+            let notified = self.0.notify.notified();
+            if self.reason().is_some() {
+                return;
+            }
+            notified.await;
+        }
+    }
 }
 
 /// Live counters for a progress display: records and bytes read from the source so far.
@@ -156,14 +201,24 @@ where
     let source_name = reader.name().to_string();
     // The source task only pulls: the sandboxed call is the expensive part.
     let batch_records = cfg.batch_records;
+    let stop = cfg.stop.clone();
     let source = tokio::spawn(async move {
-        while let Some(message) = reader.next(batch_records).await? {
+        loop {
+            // A stop drops the call in flight: nothing it would have returned is checkpointed.
+            let next = tokio::select! {
+                biased;
+                () = stop.stopped() => {
+                    return Err(SyncError::Stopped(stop.reason().unwrap_or_default()));
+                }
+                next = reader.next(batch_records) => next.map_err(SyncError::from)?,
+            };
+            let Some(message) = next else { break };
             if tx.send(message).await.is_err() {
                 // The destination stopped; its error tells the story.
                 break;
             }
         }
-        Ok::<(), ConnectorError>(())
+        Ok::<(), SyncError>(())
     });
     let wall = |f| SyncError::from(ConnectorError::new(&source_name, "next", f));
 
@@ -265,7 +320,7 @@ where
         },
     };
     let source = match source.await {
-        Ok(r) => r.map_err(SyncError::from),
+        Ok(r) => r,
         Err(e) if e.is_cancelled() => Ok(()),
         Err(e) => Err(SyncError::Internal(format!("the source task failed: {e}"))),
     };

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use engine::{Checkpoints, Progress, PumpConfig, PumpOutcome, pump};
+pub use engine::{Checkpoints, Progress, PumpConfig, PumpOutcome, Stop, pump};
 
 use std::collections::BTreeMap;
 
@@ -110,6 +110,12 @@ pub enum SyncError {
     /// A batch spilled to disk could not be written or read back.
     #[error(transparent)]
     Spill(#[from] spill::SpillError),
+    /// Asked to stop before the source finished; what was written is committed.
+    #[error(
+        "stopped before the end: {0}; what was written up to the last checkpoint is kept, and \
+         the next run resumes from there"
+    )]
+    Stopped(String),
     /// A bug in the host.
     #[error("internal error: {0}")]
     Internal(String),
@@ -126,6 +132,8 @@ pub struct RunOptions {
     pub actor: String,
     /// Told the run's id as soon as the run exists (so an API can answer before it ends).
     pub started: Option<tokio::sync::mpsc::Sender<i64>>,
+    /// Stop early when asked (cancel, shutdown): the run ends `interrupted` after committing.
+    pub stop: Stop,
 }
 
 /// What a run did.
@@ -584,6 +592,7 @@ pub async fn run(
 
     let (status, error) = match &outcome.result {
         Ok(()) => (RunStatus::Succeeded, None),
+        Err(e @ SyncError::Stopped(_)) => (RunStatus::Interrupted, Some(scrub(&e.to_string()))),
         Err(e) => (RunStatus::Failed, Some(scrub(&e.to_string()))),
     };
     let lines = log.lines();
@@ -626,7 +635,11 @@ pub async fn run(
         &actor,
         "run.finished",
         &resource,
-        if error.is_none() { "ok" } else { "failed" },
+        match status {
+            RunStatus::Succeeded => "ok",
+            RunStatus::Interrupted => "stopped",
+            _ => "failed",
+        },
         json!({
             "run": start.run_id,
             "attempt": start.attempt,
@@ -765,6 +778,7 @@ async fn attempt(
             max_bytes: conn.limits.spill_bytes,
             segment_bytes: spill::SEGMENT_BYTES,
         }),
+        stop: options.stop.clone(),
         ..PumpConfig::default()
     };
     pump(
