@@ -128,17 +128,13 @@ impl Store {
         &self,
         f: impl AsyncFnOnce(&mut sqlx::SqliteConnection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut conn = self.pool.acquire().await.map_err(db("audit"))?;
-        sqlx::query("BEGIN IMMEDIATE")
-            .execute(&mut *conn)
-            .await
-            .map_err(db("begin audit"))?;
-        let result = f(&mut conn).await;
-        let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
-        sqlx::query(end)
-            .execute(&mut *conn)
-            .await
-            .map_err(db("end audit"))?;
+        let mut tx = self.write_tx().await.map_err(db("begin audit"))?;
+        let result = f(&mut tx).await;
+        match result {
+            Ok(_) => tx.commit().await,
+            Err(_) => tx.rollback().await,
+        }
+        .map_err(db("end audit"))?;
         result
     }
 

@@ -291,7 +291,7 @@ impl Store {
         connection: &str,
         fresh: bool,
     ) -> Result<RunStart, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(db("begin run"))?;
+        let mut tx = self.write_tx().await.map_err(db("begin run"))?;
         sqlx::query(
             "UPDATE runs SET status = 'interrupted' WHERE connection = ? AND status = 'running'",
         )
@@ -418,7 +418,7 @@ impl Store {
         states: &[StreamState],
         stats: &[StreamStats],
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(db("begin checkpoint"))?;
+        let mut tx = self.write_tx().await.map_err(db("begin checkpoint"))?;
         let at = now();
         for s in states {
             sqlx::query("INSERT INTO stream_state (connection, stream, state, run_id, updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (connection, stream) DO UPDATE SET state = excluded.state, run_id = excluded.run_id, updated_at = excluded.updated_at")
@@ -444,7 +444,7 @@ impl Store {
         stats: &[StreamStats],
         log_dropped: u64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(db("begin finish"))?;
+        let mut tx = self.write_tx().await.map_err(db("begin finish"))?;
         upsert_stats(&mut tx, run_id, stats).await?;
         sqlx::query("UPDATE runs SET status = ?, error = ?, finished_at = ?, log_dropped = log_dropped + ? WHERE id = ?")
             .bind(status.as_str())
@@ -460,7 +460,7 @@ impl Store {
 
     /// Add a run's masking counts (an attempt's counts add to earlier attempts').
     pub async fn add_masking(&self, run_id: i64, masked: &MaskStats) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(db("begin masking"))?;
+        let mut tx = self.write_tx().await.map_err(db("begin masking"))?;
         for l in masked.lines() {
             sqlx::query("INSERT INTO run_masking (run_id, stream, field, by, count) VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id, stream, field, by) DO UPDATE SET count = count + excluded.count")
                 .bind(run_id)
@@ -494,7 +494,7 @@ impl Store {
 
     /// Append connector log lines to a run.
     pub async fn append_logs(&self, run_id: i64, lines: &[LogLine]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(db("begin logs"))?;
+        let mut tx = self.write_tx().await.map_err(db("begin logs"))?;
         let start: i64 =
             sqlx::query("SELECT COALESCE(MAX(seq), 0) AS s FROM run_logs WHERE run_id = ?")
                 .bind(run_id)
@@ -520,9 +520,18 @@ impl Store {
         tx.commit().await.map_err(db("append logs"))
     }
 
+    /// A write transaction that takes SQLite's write lock at `BEGIN` (`BEGIN IMMEDIATE`):
+    /// a deferred one that reads first and then writes fails with "database is locked" when
+    /// another connection wrote in between, without waiting (two runs at once hit this).
+    pub(super) async fn write_tx(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await
+    }
+
     /// Record a run's events at the wall (appended after any of an earlier attempt).
     pub async fn append_events(&self, run_id: i64, events: &[Event]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(db("begin events"))?;
+        let mut tx = self.write_tx().await.map_err(db("begin events"))?;
         let start: i64 =
             sqlx::query("SELECT COALESCE(MAX(seq), 0) AS s FROM run_events WHERE run_id = ?")
                 .bind(run_id)

@@ -79,7 +79,7 @@ impl Store {
     pub async fn rewrap_all(&self) -> Result<u64, StoreError> {
         use base64::Engine;
         let b64 = base64::engine::general_purpose::STANDARD;
-        let mut tx = self.pool.begin().await.map_err(db("begin rewrap"))?;
+        let mut tx = self.write_tx().await.map_err(db("begin rewrap"))?;
         let mut n = 0;
         let rows = sqlx::query("SELECT name, sealed FROM secrets")
             .fetch_all(&mut *tx)

@@ -266,7 +266,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         use secrecy::ExposeSecret;
         let now = now();
-        let mut tx = self.pool.begin().await.map_err(db("begin put endpoint"))?;
+        let mut tx = self.write_tx().await.map_err(db("begin put endpoint"))?;
         sqlx::query("INSERT INTO endpoints (workspace, kind, name, connector, config, grant_json, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (workspace, kind, name) DO UPDATE SET connector = excluded.connector, config = excluded.config, grant_json = excluded.grant_json, updated_at = excluded.updated_at")
             .bind(&e.workspace)
             .bind(e.kind.as_str())
