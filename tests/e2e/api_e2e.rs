@@ -14,12 +14,19 @@ use sluice_tests::{Scratch, read_jsonl, root, sluice_cli};
 
 const TOKEN: &str = "api-token-for-the-test-7f3a91";
 
-struct Client {
-    serve: Serve,
+/// A `sluice serve` process and a way to call it.
+pub struct Client {
+    pub serve: Serve,
 }
 
 impl Client {
-    async fn call(&self, method: Method, path: &str, token: &str, body: Option<Value>) -> Reply {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> Reply {
         let tcp = tokio::net::TcpStream::connect(self.serve.addr)
             .await
             .unwrap();
@@ -29,13 +36,78 @@ impl Client {
     }
 }
 
-fn key(s: &Scratch, role: &str) -> String {
+impl Client {
+    /// Install first-party connectors from `examples/index`, approving what they ask for.
+    pub async fn install(&self, owner: &str, names: &[&str]) {
+        for name in names {
+            let r = self
+                .call(
+                    Method::POST,
+                    "/v1/connectors",
+                    owner,
+                    Some(json!({ "name": name })),
+                )
+                .await;
+            let to_approve = r.json()["to_approve"].clone();
+            let r = self
+                .call(
+                    Method::POST,
+                    "/v1/connectors",
+                    owner,
+                    Some(json!({ "name": name, "approved": to_approve })),
+                )
+                .await;
+            assert_eq!(r.status, 201, "{name}: {:?}", r.json());
+        }
+    }
+
+    /// The audit log, oldest first, each entry's details parsed.
+    pub async fn audit(&self, owner: &str) -> Vec<Value> {
+        let r = self
+            .call(
+                Method::GET,
+                "/v1/audit?format=jsonl&limit=100000",
+                owner,
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 200);
+        let mut entries: Vec<Value> = String::from_utf8_lossy(&r.body)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        for e in &mut entries {
+            if let Some(d) = e["details"].as_str() {
+                e["details"] = serde_json::from_str(d).unwrap();
+            }
+        }
+        entries.sort_by_key(|e| e["seq"].as_i64());
+        entries
+    }
+}
+
+/// Trust the first-party publisher in `s`; the index's path, for `--index`.
+pub fn trust_first_party(s: &Scratch) -> String {
+    let index = root().join("examples/index");
+    let (code, _, err) = sluice_cli(
+        s,
+        &[
+            "trust",
+            "add",
+            &index.join("sluice.pub").display().to_string(),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    index.display().to_string()
+}
+
+pub fn key(s: &Scratch, role: &str) -> String {
     let (code, out, err) = sluice_cli(s, &["admin", "create-key", "--role", role, "--name", role]);
     assert_eq!(code, 0, "{err}");
     out.trim().to_string()
 }
 
-fn key_id(token: &str) -> &str {
+pub fn key_id(token: &str) -> &str {
     &token["sluice_".len().."sluice_".len() + 16]
 }
 
@@ -391,41 +463,13 @@ async fn a_connection_is_defined_run_and_audited_through_the_api_only() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_is_cancelled_or_stopped_by_shutdown_after_committing_and_resumes_later() {
     let s = Scratch::new();
-    let index = root().join("examples/index");
-    let (code, _, err) = sluice_cli(
-        &s,
-        &[
-            "trust",
-            "add",
-            &index.join("sluice.pub").display().to_string(),
-        ],
-    );
-    assert_eq!(code, 0, "{err}");
+    let index_arg = trust_first_party(&s);
     let owner = key(&s, "owner");
-    let index_arg = index.display().to_string();
     let api = Client {
         serve: Serve::start(&s, &["--index", &index_arg]),
     };
-    for name in ["source-faker", "destination-file"] {
-        let r = api
-            .call(
-                Method::POST,
-                "/v1/connectors",
-                &owner,
-                Some(json!({ "name": name })),
-            )
-            .await;
-        let to_approve = r.json()["to_approve"].clone();
-        let r = api
-            .call(
-                Method::POST,
-                "/v1/connectors",
-                &owner,
-                Some(json!({ "name": name, "approved": to_approve })),
-            )
-            .await;
-        assert_eq!(r.status, 201, "{name}: {:?}", r.json());
-    }
+    api.install(&owner, &["source-faker", "destination-file"])
+        .await;
     let ws = "/v1/workspaces/w";
     for (path, body) in [
         ("/v1/workspaces".to_string(), json!({ "name": "w" })),

@@ -4,6 +4,7 @@
 
 mod api;
 mod api_e2e;
+mod api_schedule;
 mod api_tls;
 mod boundary;
 mod chaos;

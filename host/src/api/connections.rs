@@ -45,7 +45,11 @@ pub struct ConnectionBody {
     /// Invalid records, as the connection file's `[failed_records]`.
     #[serde(default)]
     pub failed_records: Option<Value>,
-    /// `active` (default) or `paused` (runs are refused).
+    /// When it runs on its own: a cron expression in UTC (5 fields, or 6 with seconds first;
+    /// `@hourly`, `@daily`…). None: only when triggered.
+    #[serde(default)]
+    pub schedule: Option<String>,
+    /// `active` (default) or `paused` (runs are refused, the schedule waits).
     #[serde(default)]
     pub status: Option<String>,
 }
@@ -157,6 +161,20 @@ fn not_found(workspace: &str, name: &str) -> ApiError {
     )
 }
 
+/// A connection's schedule, parsed; a 422 that names the problem when it is not one.
+fn check_schedule(schedule: &str) -> Result<croner::Cron, ApiError> {
+    super::scheduler::parse(schedule).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "schedule `{schedule}` is not a cron expression ({e}): give 5 fields \
+                 (minute hour day-of-month month day-of-week, e.g. `0 * * * *` for hourly), \
+                 6 with seconds first, or `@hourly`/`@daily`/`@weekly`"
+            ),
+        )
+    })
+}
+
 /// The definition a body describes, checked by building it.
 async fn prepare(
     state: &ApiState,
@@ -188,7 +206,10 @@ async fn prepare(
         source: body.source,
         destination: body.destination,
         settings: Value::Object(settings),
-        schedule: None,
+        schedule: body
+            .schedule
+            .map(|s| check_schedule(&s).map(|_| s))
+            .transpose()?,
         status,
         created_at: String::new(),
         updated_at: String::new(),

@@ -1,6 +1,8 @@
 //! Errors as the API answers them: a status and `{"error": "…"}` (plus details where a client
 //! can act on them). Messages never carry secrets.
 
+use std::time::Duration;
+
 use axum::Json;
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
@@ -15,6 +17,8 @@ pub struct ApiError {
     pub message: String,
     /// Machine-readable details, merged into the body.
     pub details: Option<Value>,
+    /// When to try again (`Retry-After`, whole seconds), for 429 and 503.
+    pub retry_after: Option<Duration>,
 }
 
 impl ApiError {
@@ -24,7 +28,14 @@ impl ApiError {
             status,
             message: message.into(),
             details: None,
+            retry_after: None,
         }
+    }
+
+    /// Tell the client when to try again.
+    pub fn retry_after(mut self, after: Duration) -> ApiError {
+        self.retry_after = Some(after);
+        self
     }
 }
 
@@ -34,7 +45,16 @@ impl IntoResponse for ApiError {
         if let (Some(Value::Object(extra)), Some(obj)) = (self.details, body.as_object_mut()) {
             obj.extend(extra);
         }
-        (self.status, Json(body)).into_response()
+        let mut resp = (self.status, Json(body)).into_response();
+        if let Some(after) = self.retry_after {
+            // Round up: a client waiting the whole seconds given is never early.
+            let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+            resp.headers_mut().insert(
+                http::header::RETRY_AFTER,
+                http::HeaderValue::from(secs.max(1)),
+            );
+        }
+        resp
     }
 }
 

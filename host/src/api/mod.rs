@@ -19,6 +19,7 @@ mod error;
 mod keys;
 mod names;
 mod runs;
+pub mod scheduler;
 pub mod tls;
 mod workspaces;
 
@@ -42,7 +43,7 @@ use error::ApiError;
 
 pub use access::{Access, Need, Role, WorkspaceRole};
 pub use connections::{ResolveError, resolve};
-pub use runs::Running;
+pub use runs::{DEFAULT_MAX_RUNS, Running};
 
 /// What the handlers share.
 #[derive(Clone)]

@@ -14,29 +14,85 @@ use serde::Deserialize;
 use serde_json::json;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::ApiState;
 use super::access::Caller;
 use super::connections::resolve;
 use super::error::ApiError;
 use super::workspaces::existing;
+use crate::connection::Connection;
 use crate::store::{LockError, RunRecord, connection_key};
 use crate::sync::{self, Progress, RunOptions, Stop, SyncError};
 
 /// The runs this server started and has not seen finish, by connection key: how cancel and
-/// shutdown reach them, and a quick refusal of a second trigger.
-#[derive(Debug, Default)]
-pub struct Running(std::sync::Mutex<HashMap<String, Stop>>);
+/// shutdown reach them, and a quick refusal of a second trigger. It also holds the run slots:
+/// at most `max` runs at once, whoever started them.
+#[derive(Debug)]
+pub struct Running {
+    runs: std::sync::Mutex<HashMap<String, Stop>>,
+    slots: Arc<Semaphore>,
+    max: usize,
+    closed: AtomicBool,
+}
+
+impl Default for Running {
+    fn default() -> Self {
+        Running::new(DEFAULT_MAX_RUNS)
+    }
+}
+
+/// How many runs a server runs at once unless told otherwise.
+pub const DEFAULT_MAX_RUNS: usize = 4;
+
+/// A place among the runs that may go at once, held for a run's whole length.
+#[derive(Debug)]
+pub struct Slot(#[allow(dead_code)] OwnedSemaphorePermit);
 
 impl Running {
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Stop>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    /// At most `max` (at least 1) runs at once.
+    pub fn new(max: usize) -> Self {
+        let max = max.max(1);
+        Running {
+            runs: std::sync::Mutex::new(HashMap::new()),
+            slots: Arc::new(Semaphore::new(max)),
+            max,
+            closed: AtomicBool::new(false),
+        }
     }
 
-    /// Register a run of `key`; `None` when one is registered already.
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Stop>> {
+        self.runs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How many runs may go at once.
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    /// A free slot now, or `None` when `max` runs are going.
+    pub fn try_slot(&self) -> Option<Slot> {
+        self.slots.clone().try_acquire_owned().ok().map(Slot)
+    }
+
+    /// Wait for a free slot (`None` once the server is shutting down).
+    pub async fn slot(&self) -> Option<Slot> {
+        let permit = self.slots.clone().acquire_owned().await.ok()?;
+        (!self.is_closed()).then_some(Slot(permit))
+    }
+
+    /// Whether the server is shutting down (no run starts any more).
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    /// Register a run of `key`; `None` when one is registered already or the server is
+    /// shutting down.
     fn claim(&self, key: &str) -> Option<Stop> {
         let mut map = self.map();
-        if map.contains_key(key) {
+        if map.contains_key(key) || self.is_closed() {
             return None;
         }
         let stop = Stop::default();
@@ -46,6 +102,11 @@ impl Running {
 
     fn release(&self, key: &str) {
         self.map().remove(key);
+    }
+
+    /// Whether a run of connection `key` is in progress here.
+    pub fn contains(&self, key: &str) -> bool {
+        self.map().contains_key(key)
     }
 
     /// How many runs are in progress.
@@ -58,8 +119,11 @@ impl Running {
         self.len() == 0
     }
 
-    /// Ask every run to stop (each commits what it wrote and ends `interrupted`).
+    /// Start no more runs, and ask every run to stop (each commits what it wrote and ends
+    /// `interrupted`).
     pub fn stop_all(&self, why: &str) {
+        self.closed.store(true, Ordering::SeqCst);
+        self.slots.close();
         for stop in self.map().values() {
             stop.stop(why);
         }
@@ -75,6 +139,114 @@ impl Running {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
         true
+    }
+}
+
+/// How a run this server started ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every stream committed.
+    Succeeded,
+    /// Cancelled or stopped by shutdown (it resumes on the next run).
+    Stopped,
+    /// Failed, with the run's error.
+    Failed(String),
+}
+
+/// A run that has begun: its id, and its outcome when it ends.
+#[derive(Debug)]
+pub struct Started {
+    /// The run's id.
+    pub run_id: i64,
+    /// Resolves when the run ends.
+    pub done: tokio::task::JoinHandle<Outcome>,
+}
+
+/// Why a run did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A run of the connection is in progress (here, in the CLI or another server), or the
+    /// server is shutting down.
+    #[error("a run of this connection is in progress")]
+    Busy,
+    /// The run could not begin (the store, the data dir); the server log has more.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Start a run of `conn` (connection key `key`) in the background, holding `slot` until it
+/// ends; returns once the run exists in the store.
+pub async fn start(
+    state: &ApiState,
+    key: String,
+    conn: Connection,
+    actor: String,
+    fresh: bool,
+    slot: Slot,
+) -> Result<Started, StartError> {
+    let stop = state.running.claim(&key).ok_or(StartError::Busy)?;
+    let (tx, mut started) = tokio::sync::mpsc::channel(1);
+    let options = RunOptions {
+        fresh,
+        progress: Arc::new(Progress::default()),
+        actor,
+        started: Some(tx),
+        stop,
+    };
+    let (store, runtime, running) = (
+        state.store.clone(),
+        state.runtime.clone(),
+        state.running.clone(),
+    );
+    let task = tokio::spawn(async move {
+        let report = sync::run(&runtime, &store, &conn, options).await;
+        running.release(&key);
+        drop(slot);
+        match report {
+            Ok(r) if r.succeeded() => {
+                tracing::info!(run = r.run_id, "run of `{}` succeeded", conn.name);
+                Ok(Outcome::Succeeded)
+            }
+            Ok(r) if matches!(r.error, Some(SyncError::Stopped(_))) => {
+                tracing::info!(
+                    run = r.run_id,
+                    "run of `{}` stopped: {}",
+                    conn.name,
+                    r.error_message.as_deref().unwrap_or("")
+                );
+                Ok(Outcome::Stopped)
+            }
+            Ok(r) => {
+                let why = r.error_message.unwrap_or_default();
+                tracing::warn!(run = r.run_id, "run of `{}` failed: {why}", conn.name);
+                Ok(Outcome::Failed(why))
+            }
+            Err(e) => {
+                tracing::warn!("run of `{}` did not start: {e}", conn.name);
+                Err(e)
+            }
+        }
+    });
+    match started.recv().await {
+        Some(run_id) => Ok(Started {
+            run_id,
+            done: tokio::spawn(async move {
+                match task.await {
+                    Ok(Ok(outcome)) => outcome,
+                    Ok(Err(e)) => Outcome::Failed(e.to_string()),
+                    Err(e) => Outcome::Failed(format!("the run task ended abnormally: {e}")),
+                }
+            }),
+        }),
+        // The run never began: say why.
+        None => match task.await {
+            // Started elsewhere (the CLI, another server on the same data dir).
+            Ok(Err(SyncError::Lock(LockError::Busy(_)))) => Err(StartError::Busy),
+            Ok(Err(e)) => Err(StartError::Failed(e.to_string())),
+            Ok(Ok(_)) | Err(_) => Err(StartError::Failed(
+                "the run ended before it was recorded".to_string(),
+            )),
+        },
     }
 }
 
@@ -154,83 +326,49 @@ pub async fn trigger(
         ));
     }
     let conn = resolve(&state.store, &def).await?;
-    let busy = || {
+    let slot = state.running.try_slot().ok_or_else(|| {
         ApiError::new(
-            StatusCode::CONFLICT,
+            StatusCode::SERVICE_UNAVAILABLE,
             format!(
-                "connection `{name}` is running; runs of one connection never overlap \
-                 (try again when it has finished)"
+                "{} runs are in progress, the most this server runs at once \
+                 (`sluice serve --max-runs`); try again when one has finished",
+                state.running.max()
             ),
         )
-    };
-    let key = def.key();
-    let stop = state.running.claim(&key).ok_or_else(busy)?;
-    let (tx, mut started) = tokio::sync::mpsc::channel(1);
-    let options = RunOptions {
-        fresh: body.map(|b| b.0.fresh).unwrap_or(false),
-        progress: Arc::new(Progress::default()),
-        actor: caller.actor(),
-        started: Some(tx),
-        stop,
-    };
-    let (store, runtime, running) = (
-        state.store.clone(),
-        state.runtime.clone(),
-        state.running.clone(),
-    );
-    let task = tokio::spawn(async move {
-        let report = sync::run(&runtime, &store, &conn, options).await;
-        running.release(&key);
-        match &report {
-            Ok(r) if r.succeeded() => {
-                tracing::info!(run = r.run_id, "run of `{}` succeeded", conn.name);
-            }
-            Ok(r) if matches!(r.error, Some(SyncError::Stopped(_))) => tracing::info!(
-                run = r.run_id,
-                "run of `{}` stopped: {}",
-                conn.name,
-                r.error_message.as_deref().unwrap_or("")
-            ),
-            Ok(r) => tracing::warn!(
-                run = r.run_id,
-                "run of `{}` failed: {}",
-                conn.name,
-                r.error_message.as_deref().unwrap_or("")
-            ),
-            Err(e) => tracing::warn!("run of `{}` did not start: {e}", conn.name),
-        }
-        report.map(|_| ())
-    });
-    match started.recv().await {
-        Some(id) => {
-            let run = state.store.run(id).await?;
+        .retry_after(RETRY_WHEN_FULL)
+    })?;
+    let fresh = body.map(|b| b.0.fresh).unwrap_or(false);
+    match start(&state, def.key(), conn, caller.actor(), fresh, slot).await {
+        Ok(started) => {
+            let run = state.store.run(started.run_id).await?;
             Ok((
                 StatusCode::ACCEPTED,
                 Json(json!({ "run": run.map(|r| run_json(&r, &workspace)) })),
             )
                 .into_response())
         }
-        // The run never began: say why.
-        None => match task.await {
-            // Started elsewhere (the CLI, another server on the same data dir).
-            Ok(Err(SyncError::Lock(LockError::Busy(_)))) => Err(busy()),
-            Ok(Err(e)) => {
-                tracing::error!(
-                    "run of `{}` did not start: {e}",
-                    connection_key(&workspace, &name)
-                );
-                Err(ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "the run could not start (see the server log)",
-                ))
-            }
-            Ok(Ok(())) | Err(_) => Err(ApiError::new(
+        Err(StartError::Busy) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "connection `{name}` is running; runs of one connection never overlap \
+                 (try again when it has finished)"
+            ),
+        )),
+        Err(StartError::Failed(e)) => {
+            tracing::error!(
+                "run of `{}` did not start: {e}",
+                connection_key(&workspace, &name)
+            );
+            Err(ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "the run ended before it was recorded (see the server log)",
-            )),
-        },
+                "the run could not start (see the server log)",
+            ))
+        }
     }
 }
+
+/// What a trigger refused for want of a free run slot suggests as `Retry-After`.
+const RETRY_WHEN_FULL: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// `GET …/connections/{name}/runs`: newest first.
 pub async fn list(

@@ -30,6 +30,26 @@ pub struct ServeArgs {
     /// The index installs use when a request names none (a directory or an https URL).
     #[arg(long, env = "SLUICE_INDEX", value_name = "DIR|URL")]
     index: Option<String>,
+    /// At most this many runs at once, scheduled or triggered; scheduled runs wait for a
+    /// slot, triggers are answered 503 with Retry-After.
+    #[arg(long, default_value_t = sluice::api::DEFAULT_MAX_RUNS as u16, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    max_runs: u16,
+    /// How often a failed scheduled run is retried (resuming it) before the scheduler gives up
+    /// until the next occurrence.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    retries: usize,
+    /// The first retry's delay in seconds; each next one doubles, with jitter.
+    #[arg(long, default_value_t = 60.0, value_name = "SECONDS", value_parser = positive_seconds)]
+    retry_delay: f64,
+}
+
+fn positive_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= 86_400.0 => Ok(v),
+        _ => Err(format!(
+            "`{s}` is not a number of seconds between 0 and 86400"
+        )),
+    }
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -74,13 +94,20 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<ExitCode>
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
-    let running = Arc::new(sluice::api::Running::default());
+    let running = Arc::new(sluice::api::Running::new(usize::from(args.max_runs)));
     let state = ApiState {
         store,
         runtime,
         default_index,
         running: running.clone(),
     };
+    let scheduler = tokio::spawn(sluice::api::scheduler::run(
+        state.clone(),
+        sluice::api::scheduler::RetryPolicy {
+            retries: args.retries,
+            delay: std::time::Duration::from_secs_f64(args.retry_delay),
+        },
+    ));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {
         let mut rx = stop_rx.clone();
@@ -128,6 +155,7 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<ExitCode>
             RUNS_STOP_LIMIT.as_secs()
         );
     }
+    scheduler.abort();
     server.await??;
     if let Some(r) = redirect {
         r.await??;

@@ -1,0 +1,265 @@
+//! The scheduler: active connections with a cron `schedule` run on time, in UTC.
+//!
+//! Each due occurrence starts a *chain*: wait for a run slot (at most `--max-runs` runs go at
+//! once, whoever started them), run, and on failure retry with exponential backoff and jitter
+//! until the retries are spent. A retry resumes the failed run (same id, next attempt). While a
+//! connection's chain is in progress, its next occurrences are skipped (audited once per
+//! chain), and a run started elsewhere (the API, the CLI) makes the chain stand down: runs of
+//! one connection never overlap. Occurrences missed while the server was down are not caught
+//! up; the next one after start-up runs.
+
+use std::collections::{HashMap, HashSet};
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use backon::BackoffBuilder;
+use chrono::{DateTime, Utc};
+use croner::Cron;
+use serde_json::json;
+
+use super::ApiState;
+use super::connections::resolve;
+use super::runs::{Outcome, StartError, start};
+use crate::boundary::audit::log::NewEntry;
+use crate::store::ConnectionDef;
+
+/// Who the audit log says started scheduled runs.
+pub const ACTOR: &str = "scheduler";
+
+/// How failed scheduled runs are retried.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Retries after the first failure (0: none).
+    pub retries: usize,
+    /// The first retry's delay; each next one doubles (with jitter).
+    pub delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            retries: 3,
+            delay: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A schedule as the API accepts it: 5 cron fields, or 6 with seconds first, or an alias.
+pub fn parse(schedule: &str) -> Result<Cron, croner::errors::CronError> {
+    Cron::from_str(schedule)
+}
+
+/// How often the scheduler looks for due connections.
+const TICK: Duration = Duration::from_millis(500);
+
+/// Connections with a chain in progress, and whether a skipped occurrence was audited.
+type Chains = Arc<Mutex<HashMap<String, bool>>>;
+
+/// Run the scheduler until the server shuts down (`state.running` closes).
+pub async fn run(state: ApiState, policy: RetryPolicy) {
+    let chains: Chains = Arc::default();
+    let mut next: HashMap<String, (String, DateTime<Utc>)> = HashMap::new();
+    let mut warned: HashSet<String> = HashSet::new();
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    while !state.running.is_closed() {
+        tick.tick().await;
+        let defs = match state.store.connection_defs(None).await {
+            Ok(defs) => defs,
+            Err(e) => {
+                tracing::error!("the scheduler cannot read the connections: {e}");
+                continue;
+            }
+        };
+        let now = Utc::now();
+        let scheduled: Vec<(ConnectionDef, String)> = defs
+            .into_iter()
+            .filter(|d| d.status == "active")
+            .filter_map(|d| d.schedule.clone().map(|s| (d, s)))
+            .collect();
+        next.retain(|key, _| scheduled.iter().any(|(d, _)| d.key() == *key));
+        for (def, schedule) in scheduled {
+            let key = def.key();
+            let cron = match parse(&schedule) {
+                Ok(c) => c,
+                Err(e) => {
+                    // Checked when stored; only a definition written by hand gets here.
+                    if warned.insert(key.clone()) {
+                        tracing::warn!("connection `{key}` has an invalid schedule: {e}");
+                    }
+                    continue;
+                }
+            };
+            let Ok(upcoming) = cron.find_next_occurrence(&now, false) else {
+                continue;
+            };
+            match next.get(&key) {
+                Some((pattern, at)) if *pattern == schedule => {
+                    if *at > now {
+                        continue;
+                    }
+                    next.insert(key, (schedule, upcoming));
+                    fire(&state, &chains, def, policy).await;
+                }
+                // New or changed: wait for its next occurrence.
+                _ => {
+                    next.insert(key, (schedule, upcoming));
+                }
+            }
+        }
+    }
+}
+
+/// An occurrence of `def` is due: start its chain, or skip it while one is in progress.
+async fn fire(state: &ApiState, chains: &Chains, def: ConnectionDef, policy: RetryPolicy) {
+    let key = def.key();
+    let first_skip = {
+        let mut map = chains.lock().unwrap_or_else(|e| e.into_inner());
+        match map.get_mut(&key) {
+            Some(skipped) => !std::mem::replace(skipped, true),
+            None => {
+                map.insert(key.clone(), false);
+                let (state, chains) = (state.clone(), chains.clone());
+                tokio::spawn(async move {
+                    chain(&state, &def, policy).await;
+                    chains
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&def.key());
+                });
+                return;
+            }
+        }
+    };
+    if first_skip {
+        audit(
+            state,
+            "schedule.skipped",
+            &def,
+            json!({ "reason": "the previous scheduled run (or its retries) is still in progress" }),
+        )
+        .await;
+    }
+}
+
+/// One occurrence: run, retrying failures with backoff.
+async fn chain(state: &ApiState, def: &ConnectionDef, policy: RetryPolicy) {
+    let mut delays = backon::ExponentialBuilder::new()
+        .with_min_delay(policy.delay)
+        .with_max_delay(policy.delay * 64)
+        .with_factor(2.0)
+        .with_jitter()
+        .with_max_times(policy.retries)
+        .build();
+    for attempt in 1.. {
+        let Some(slot) = state.running.slot().await else {
+            return;
+        };
+        // It may have been paused, changed or deleted while waiting.
+        let def = match state.store.connection_def(&def.workspace, &def.name).await {
+            Ok(Some(d)) if d.status == "active" && d.schedule.is_some() => d,
+            Ok(_) => return,
+            Err(e) => {
+                tracing::error!("the scheduler cannot read `{}`: {e}", def.key());
+                return;
+            }
+        };
+        let (run_id, outcome) = match resolve(&state.store, &def).await {
+            Err(e) => (None, Outcome::Failed(e.to_string())),
+            Ok(conn) => match start(state, def.key(), conn, ACTOR.into(), false, slot).await {
+                Ok(started) => (
+                    Some(started.run_id),
+                    started.done.await.unwrap_or_else(|e| {
+                        Outcome::Failed(format!("the run task ended abnormally: {e}"))
+                    }),
+                ),
+                Err(StartError::Busy) => {
+                    if !state.running.is_closed() {
+                        audit(
+                            state,
+                            "schedule.skipped",
+                            &def,
+                            json!({ "reason": "a run of this connection is in progress" }),
+                        )
+                        .await;
+                    }
+                    return;
+                }
+                Err(StartError::Failed(e)) => (None, Outcome::Failed(e)),
+            },
+        };
+        let Outcome::Failed(error) = outcome else {
+            return;
+        };
+        match delays.next() {
+            Some(delay) => {
+                audit(
+                    state,
+                    "schedule.retry",
+                    &def,
+                    json!({
+                        "run": run_id,
+                        "failed_attempt": attempt,
+                        "error": error,
+                        "retry_in_ms": u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                    }),
+                )
+                .await;
+                tokio::time::sleep(delay).await;
+            }
+            None => {
+                audit(
+                    state,
+                    "schedule.gave_up",
+                    &def,
+                    json!({ "run": run_id, "attempts": attempt, "error": error }),
+                )
+                .await;
+                return;
+            }
+        }
+    }
+}
+
+async fn audit(state: &ApiState, action: &str, def: &ConnectionDef, details: serde_json::Value) {
+    let entry = NewEntry::new(
+        ACTOR,
+        action,
+        format!("workspace/{}/connections/{}", def.workspace, def.name),
+        if action == "schedule.gave_up" {
+            "failed"
+        } else {
+            "ok"
+        },
+        details,
+    );
+    if let Err(e) = state.store.audit(&[entry]).await {
+        tracing::error!("cannot audit `{action}` for `{}`: {e}", def.key());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedules_take_five_or_six_fields_and_aliases_and_refuse_the_rest() {
+        for ok in ["0 * * * *", "*/2 * * * * *", "@daily", "30 2 * * MON-FRI"] {
+            assert!(parse(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "every hour", "61 * * * *", "* * * *", "0 0 32 * *"] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_next_occurrence_is_in_utc_and_strictly_after_now() {
+        let now: DateTime<Utc> = "2026-11-23T13:59:59Z".parse().unwrap();
+        let hourly = parse("0 * * * *").unwrap();
+        let at = hourly.find_next_occurrence(&now, false).unwrap();
+        assert_eq!(at.to_rfc3339(), "2026-11-23T14:00:00+00:00");
+        let at2 = hourly.find_next_occurrence(&at, false).unwrap();
+        assert_eq!(at2.to_rfc3339(), "2026-11-23T15:00:00+00:00");
+    }
+}
