@@ -32,6 +32,11 @@ struct Api {
 
 impl Api {
     async fn new(s: Scratch) -> Api {
+        // The matrix sends hundreds of requests per key at once: no rate in the way.
+        Api::with_rate(s, 1_000_000).await
+    }
+
+    async fn with_rate(s: Scratch, per_second: u32) -> Api {
         let store = Arc::new(Store::open(&s.data_dir()).await.unwrap());
         let runtime = Runtime::new(RuntimeConfig {
             cache_dir: Some(s.data_dir().join("cache/compiled")),
@@ -55,6 +60,7 @@ impl Api {
             runtime,
             default_index: None,
             running: Default::default(),
+            guards: Arc::new(sluice::api::Guards::new(per_second)),
         });
         Api {
             s,
@@ -102,6 +108,35 @@ impl Api {
         let v = serde_json::from_slice(&bytes)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
         (status, v)
+    }
+
+    /// A request from `from`, with extra headers; the status, headers and body.
+    async fn send_from(
+        &self,
+        from: &str,
+        req: http::request::Builder,
+        body: &str,
+    ) -> (StatusCode, http::HeaderMap, Value) {
+        let addr: std::net::SocketAddr = format!("{from}:40000").parse().unwrap();
+        let mut req = req.body(Body::from(body.to_string())).unwrap();
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(sluice::api::Peer(addr)));
+        let resp = self.app.clone().oneshot(req).await.unwrap();
+        let (status, headers) = (resp.status(), resp.headers().clone());
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let v = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        (status, headers, v)
+    }
+
+    /// The last request's audit entry.
+    async fn last_request(&self) -> sluice::boundary::audit::log::Entry {
+        self.audit()
+            .await
+            .into_iter()
+            .rev()
+            .find(|e| e.action == "api.request")
+            .unwrap()
     }
 
     async fn audit(&self) -> Vec<sluice::boundary::audit::log::Entry> {
@@ -335,6 +370,13 @@ fn matrix(index: &str) -> Vec<(Method, &'static str, &'static str, Option<Value>
             "/v1/workspaces/{ws}",
             None,
             read(200),
+        ),
+        (
+            Method::PATCH,
+            "/v1/workspaces/{workspace}",
+            "/v1/workspaces/{ws}",
+            Some(json!({})),
+            managers(422),
         ),
         (
             Method::GET,
@@ -930,4 +972,319 @@ async fn keys_rotate_with_a_grace_period_and_the_last_owner_cannot_be_removed() 
             "a token reached the audit log"
         );
     }
+}
+
+fn get(path: &str, token: &str) -> http::request::Builder {
+    Request::builder()
+        .method(Method::GET)
+        .uri(path)
+        .header("authorization", format!("Bearer {token}"))
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allowlists_of_keys_and_workspaces_refuse_other_addresses_and_audit_why() {
+    let api = Api::new(Scratch::new()).await;
+    let owner = api.token(Role::Owner).to_string();
+    let (status, created) = api
+        .call(
+            Method::POST,
+            "/v1/keys",
+            Some(&owner),
+            Some(json!({ "role": "admin", "name": "office", "allowed_ips": ["203.0.113.0/24", "2001:db8::1"] })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(
+        created["key"]["allowed_ips"],
+        json!(["203.0.113.0/24", "2001:db8::1/128"])
+    );
+    let office = created["token"].as_str().unwrap().to_string();
+    for (from, expect) in [
+        ("203.0.113.9", StatusCode::OK),
+        ("[2001:db8::1]", StatusCode::OK),
+        ("[::ffff:203.0.113.7]", StatusCode::OK),
+        ("198.51.100.1", StatusCode::FORBIDDEN),
+        ("127.0.0.1", StatusCode::FORBIDDEN),
+    ] {
+        let (status, _, body) = api.send_from(from, get("/v1/keys", &office), "").await;
+        assert_eq!(status, expect, "{from}: {body}");
+        if expect == StatusCode::FORBIDDEN {
+            assert!(
+                body["error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("may not be used from")
+            );
+            let e = api.last_request().await;
+            assert_eq!(e.outcome, "refused");
+            assert!(
+                e.details.contains("address outside the key's allowlist"),
+                "{e:?}"
+            );
+        }
+    }
+    // Bad lists are refused, naming the entry.
+    let id = created["key"]["id"].as_str().unwrap().to_string();
+    let (status, body) = api
+        .call(
+            Method::PATCH,
+            &format!("/v1/keys/{id}"),
+            Some(&owner),
+            Some(json!({ "allowed_ips": ["10.0.0.0/40"] })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        body["error"].as_str().unwrap().contains("`10.0.0.0/40`"),
+        "{body}"
+    );
+    // `null` lifts the list.
+    let (status, body) = api
+        .call(
+            Method::PATCH,
+            &format!("/v1/keys/{id}"),
+            Some(&owner),
+            Some(json!({ "allowed_ips": null })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _, _) = api
+        .send_from("198.51.100.1", get("/v1/keys", &office), "")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // A workspace's list holds for everyone reaching its routes, owners included, but not for
+    // the route that changes it.
+    for ws in ["own", "other"] {
+        assert!(api.store.create_workspace(ws).await.unwrap());
+    }
+    api.store
+        .set_member("own", key_id(api.token(Role::Member)), "editor")
+        .await
+        .unwrap();
+    let (status, body) = api
+        .call(
+            Method::PATCH,
+            "/v1/workspaces/own",
+            Some(&owner),
+            Some(json!({ "allowed_ips": ["10.9.0.0/16"] })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["allowed_ips"], json!(["10.9.0.0/16"]));
+    let editor = api.token(Role::Member).to_string();
+    for token in [&owner, &editor] {
+        let (status, _, _) = api
+            .send_from("10.9.3.4", get("/v1/workspaces/own/connections", token), "")
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, _, body) = api
+            .send_from("10.8.3.4", get("/v1/workspaces/own/connections", token), "")
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+        let e = api.last_request().await;
+        assert!(
+            e.details
+                .contains("address outside the workspace's allowlist"),
+            "{e:?}"
+        );
+        // Other workspaces are not affected.
+        let (status, _, _) = api
+            .send_from(
+                "10.8.3.4",
+                get("/v1/workspaces/other/connections", &owner),
+                "",
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let patch = Request::builder()
+        .method(Method::PATCH)
+        .uri("/v1/workspaces/own")
+        .header("authorization", format!("Bearer {owner}"))
+        .header("content-type", "application/json");
+    let (status, _, body) = api
+        .send_from("10.8.3.4", patch, r#"{"allowed_ips": null}"#)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the owner can always mend the list: {body}"
+    );
+    let audit = format!("{:?}", api.audit().await);
+    assert!(audit.contains("workspace.policy_changed") && audit.contains("api_key.policy_changed"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_keys_need_a_fresh_correct_signature_once_and_each_refusal_is_audited() {
+    let api = Api::new(Scratch::new()).await;
+    let owner = api.token(Role::Owner).to_string();
+    let (status, created) = api
+        .call(
+            Method::POST,
+            "/v1/keys",
+            Some(&owner),
+            Some(json!({ "role": "owner", "name": "signed", "signed": true })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["key"]["signed"], true);
+    let token = created["token"].as_str().unwrap().to_string();
+    let secret = created["signing_secret"].as_str().unwrap().to_string();
+    assert!(secret.starts_with("sluice_sig_"));
+    // The secret is shown once: not in listings, not in the audit log.
+    let (_, keys) = api.call(Method::GET, "/v1/keys", Some(&owner), None).await;
+    assert!(!keys.to_string().contains(&secret));
+
+    let body = r#"{"name": "signed-ws"}"#;
+    let signed = |ts: u64, path: &str, body: &str, key: &str| {
+        let ts = ts.to_string();
+        let sig = sluice::api::signing::sign(
+            key.as_bytes(),
+            &sluice::api::signing::payload(&ts, &Method::POST, path, body.as_bytes()),
+        );
+        Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .header("x-sluice-timestamp", ts)
+            .header("x-sluice-signature", sig)
+    };
+    let now = now_secs();
+    let unsigned = Request::builder()
+        .method(Method::POST)
+        .uri("/v1/workspaces")
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json");
+    let cases = [
+        (unsigned, body, "unsigned request from a signing key"),
+        (
+            signed(now, "/v1/workspaces", body, "sluice_sig_wrong"),
+            body,
+            "wrong signature",
+        ),
+        // Signed for one body, sent with another.
+        (
+            signed(now, "/v1/workspaces", body, &secret),
+            r#"{"name": "other-ws"}"#,
+            "wrong signature",
+        ),
+        (
+            signed(now - 301, "/v1/workspaces", body, &secret),
+            body,
+            "stale signature timestamp",
+        ),
+        (
+            signed(now + 400, "/v1/workspaces", body, &secret),
+            body,
+            "stale signature timestamp",
+        ),
+    ];
+    for (req, sent, why) in cases {
+        let (status, _, answer) = api.send_from("127.0.0.1", req, sent).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{why}: {answer}");
+        let e = api.last_request().await;
+        assert_eq!(e.outcome, "refused");
+        assert!(e.details.contains(why), "{why}: {e:?}");
+    }
+    assert!(api.store.workspace("signed-ws").await.unwrap().is_none());
+    assert!(api.store.workspace("other-ws").await.unwrap().is_none());
+    // Signed right: accepted once; the same request again is a replay.
+    let (status, _, answer) = api
+        .send_from(
+            "127.0.0.1",
+            signed(now, "/v1/workspaces", body, &secret),
+            body,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    let (status, _, answer) = api
+        .send_from(
+            "127.0.0.1",
+            signed(now, "/v1/workspaces", body, &secret),
+            body,
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{answer}");
+    assert!(
+        api.last_request()
+            .await
+            .details
+            .contains("replayed request")
+    );
+    // The query is signed too.
+    let path = "/v1/audit?limit=1";
+    let ts = now_secs().to_string();
+    let sig = sluice::api::signing::sign(
+        secret.as_bytes(),
+        &sluice::api::signing::payload(&ts, &Method::GET, "/v1/audit?limit=2", b""),
+    );
+    let req = get(path, &token)
+        .header("x-sluice-timestamp", &ts)
+        .header("x-sluice-signature", &sig);
+    let (status, _, _) = api.send_from("127.0.0.1", req, "").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // Turning signing off lets plain requests in again.
+    let id = created["key"]["id"].as_str().unwrap();
+    let (status, answer) = api
+        .call(
+            Method::PATCH,
+            &format!("/v1/keys/{id}"),
+            Some(&owner),
+            Some(json!({ "signed": false })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let (status, _) = api.call(Method::GET, "/v1/keys", Some(&token), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let audit = format!("{:?}", api.audit().await);
+    assert!(
+        !audit.contains(&secret[12..]),
+        "the signing secret reached the audit log"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_over_its_rate_gets_429_with_retry_after_and_others_are_served() {
+    let api = Api::with_rate(Scratch::new(), 3).await;
+    let owner = api.token(Role::Owner).to_string();
+    let admin = api.token(Role::Admin).to_string();
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    for _ in 0..6 {
+        let (status, headers, _) = api
+            .send_from("127.0.0.1", get("/v1/keys", &owner), "")
+            .await;
+        statuses.push(status.as_u16());
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            retry_after = headers.get("retry-after").cloned();
+        }
+    }
+    // A burst of 3, then refusals (a new one trickles in every third of a second).
+    assert_eq!(&statuses[..3], &[200, 200, 200], "{statuses:?}");
+    assert!(statuses[3..].contains(&429), "{statuses:?}");
+    let secs: u64 = retry_after.unwrap().to_str().unwrap().parse().unwrap();
+    assert!((1..=1).contains(&secs), "Retry-After {secs}");
+    let e = api.last_request().await;
+    assert_eq!(e.outcome, "refused");
+    assert!(e.details.contains("rate limited"), "{e:?}");
+    // Another key is not held back by this one.
+    let (status, _, _) = api
+        .send_from("127.0.0.1", get("/v1/keys", &admin), "")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // After waiting as told, the key is served again.
+    tokio::time::sleep(std::time::Duration::from_secs(secs)).await;
+    let (status, _, _) = api
+        .send_from("127.0.0.1", get("/v1/keys", &owner), "")
+        .await;
+    assert_eq!(status, StatusCode::OK);
 }

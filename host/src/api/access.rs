@@ -1,22 +1,67 @@
 //! Authentication and role checks, as one layer in front of every route: the API key from
 //! `Authorization: Bearer …`, then the caller's role against [`super::ROUTES`].
 
+use std::net::IpAddr;
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 use axum::RequestExt;
-use axum::extract::{MatchedPath, RawPathParams, Request, State};
+use axum::body::Body;
+use axum::extract::{ConnectInfo, MatchedPath, RawPathParams, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use serde::{Deserialize, Serialize};
 
+use governor::clock::Clock;
+use governor::{DefaultKeyedRateLimiter, Quota};
+use secrecy::ExposeSecret;
+
 use super::error::ApiError;
-use super::{ApiState, ROUTES};
-use crate::store::KeyRefusal;
+use super::{ApiState, Peer, ROUTES, allowlist, signing};
+use crate::store::{ApiKey, KeyRefusal};
 
 /// How long a failed authentication waits before it is answered, so guessing is slow.
 const FAILED_AUTH_DELAY: Duration = Duration::from_millis(150);
+
+/// Requests per second a key may make unless the server is told otherwise.
+pub const DEFAULT_RATE: u32 = 50;
+
+/// What the access layer keeps between requests: each key's request rate, and the signatures
+/// already seen.
+#[derive(Debug)]
+pub struct Guards {
+    rate: DefaultKeyedRateLimiter<String>,
+    replays: signing::Replays,
+}
+
+impl Default for Guards {
+    fn default() -> Self {
+        Guards::new(DEFAULT_RATE)
+    }
+}
+
+impl Guards {
+    /// At most `per_second` requests per second per key (bursts up to the same number).
+    pub fn new(per_second: u32) -> Self {
+        let n = NonZeroU32::new(per_second).unwrap_or(NonZeroU32::MIN);
+        Guards {
+            rate: DefaultKeyedRateLimiter::keyed(Quota::per_second(n)),
+            replays: signing::Replays::default(),
+        }
+    }
+
+    /// `Err(wait)` when `key_id` is over its rate.
+    fn check_rate(&self, key_id: &str) -> Result<(), Duration> {
+        if self.rate.len() > 10_000 {
+            self.rate.retain_recent();
+        }
+        self.rate
+            .check_key(&key_id.to_string())
+            .map_err(|not_until| not_until.wait_time_from(self.rate.clock().now()))
+    }
+}
 
 /// Organization roles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -201,6 +246,39 @@ pub async fn authorize(State(state): State<ApiState>, mut req: Request, next: Ne
         Err(e) => return ApiError::from(e).into_response(),
     };
     note.key_id = Some(key.id.clone());
+    if let Err(wait) = state.guards.check_rate(&key.id) {
+        note.refusal = Some("rate limited");
+        let mut resp = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "this key is over its request rate: wait as long as Retry-After says",
+        )
+        .retry_after(wait)
+        .into_response();
+        resp.extensions_mut().insert(note);
+        return resp;
+    }
+    let ip = client_ip(&req);
+    if let Some(list) = &key.allowed_ips
+        && !ip.is_some_and(|ip| allowlist::allows(list, ip))
+    {
+        note.refusal = Some("address outside the key's allowlist");
+        return refuse(
+            StatusCode::FORBIDDEN,
+            &format!("this key may not be used from {}", shown(ip)),
+            note,
+        );
+    }
+    if key.signed {
+        req = match check_signature(&state, &key, req).await {
+            Ok(req) => req,
+            Err(Ok(refusal)) => {
+                note.refusal = Some(refusal.reason());
+                tokio::time::sleep(FAILED_AUTH_DELAY).await;
+                return refuse(StatusCode::UNAUTHORIZED, &refusal.message(), note);
+            }
+            Err(Err(e)) => return e.into_response(),
+        };
+    }
     let Some(role) = Role::parse(&key.role) else {
         note.refusal = Some("key with an unknown role");
         return refuse(StatusCode::FORBIDDEN, "this key has no usable role", note);
@@ -211,7 +289,7 @@ pub async fn authorize(State(state): State<ApiState>, mut req: Request, next: Ne
         Access::Org(roles) if roles.contains(&role) => Ok(()),
         Access::Org(_) => Err(format!("the {} role may not do this", role.as_str())),
         Access::Workspace(need) => {
-            match workspace_access(&state, &mut req, &key.id, role, need, &mut note).await {
+            match workspace_access(&state, &mut req, &key.id, role, need, ip, &mut note).await {
                 Ok(decision) => decision,
                 Err(resp) => return resp,
             }
@@ -238,17 +316,9 @@ async fn workspace_access(
     key_id: &str,
     role: Role,
     need: Need,
+    ip: Option<IpAddr>,
     note: &mut AccessNote,
 ) -> Result<Result<(), String>, Response> {
-    match role {
-        Role::Owner | Role::Admin => return Ok(Ok(())),
-        Role::Billing => {
-            return Ok(Err(
-                "the billing role has no access to workspaces".to_string()
-            ));
-        }
-        Role::Member => {}
-    }
     let params = req
         .extract_parts::<RawPathParams>()
         .await
@@ -261,6 +331,32 @@ async fn workspace_access(
         note.refusal = Some("workspace route without a workspace");
         return Ok(Err("no workspace in this route".to_string()));
     };
+    // The workspace's allowlist holds for every caller, owners included (they change it
+    // through `PATCH /v1/workspaces/{workspace}`, which it does not cover).
+    let allowed = state
+        .store
+        .workspace(&workspace)
+        .await
+        .map_err(|e| ApiError::from(e).into_response())?
+        .and_then(|w| w.allowed_ips);
+    if let Some(list) = allowed
+        && !ip.is_some_and(|ip| allowlist::allows(&list, ip))
+    {
+        note.refusal = Some("address outside the workspace's allowlist");
+        return Ok(Err(format!(
+            "workspace `{workspace}` may not be reached from {}",
+            shown(ip)
+        )));
+    }
+    match role {
+        Role::Owner | Role::Admin => return Ok(Ok(())),
+        Role::Billing => {
+            return Ok(Err(
+                "the billing role has no access to workspaces".to_string()
+            ));
+        }
+        Role::Member => {}
+    }
     let ws_role = state
         .store
         .member_role(&workspace, key_id)
@@ -281,4 +377,52 @@ async fn workspace_access(
         }
         (Some(_), _) => Ok(()),
     })
+}
+
+/// The client's address, when the listener recorded it.
+fn client_ip(req: &Request) -> Option<IpAddr> {
+    req.extensions()
+        .get::<ConnectInfo<Peer>>()
+        .map(|c| c.0.0.ip().to_canonical())
+}
+
+fn shown(ip: Option<IpAddr>) -> String {
+    ip.map_or_else(|| "an unknown address".to_string(), |ip| ip.to_string())
+}
+
+/// Check the signature of a request from a signing key, reading its body (and putting it
+/// back). `Err(Ok(why))` for a refusal, `Err(Err(error))` for a store failure.
+async fn check_signature(
+    state: &ApiState,
+    key: &ApiKey,
+    req: Request,
+) -> Result<Request, Result<signing::Refusal, ApiError>> {
+    let secret = match state.store.api_key_signing_secret(&key.id).await {
+        Ok(Some(secret)) => secret,
+        // Signing was turned off in between: nothing to check.
+        Ok(None) => return Ok(req),
+        Err(e) => return Err(Err(ApiError::from(e))),
+    };
+    let (parts, body) = req.into_parts();
+    let body = axum::body::to_bytes(body, signing::MAX_BODY)
+        .await
+        .map_err(|_| Ok(signing::Refusal::TooLarge))?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| parts.uri.path(), |pq| pq.as_str());
+    signing::verify(
+        secret.expose_secret().as_bytes(),
+        &parts.headers,
+        &parts.method,
+        path_and_query,
+        &body,
+        now,
+        &state.guards.replays,
+    )
+    .map_err(Ok)?;
+    Ok(Request::from_parts(parts, Body::from(body)))
 }

@@ -8,11 +8,11 @@ use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
-use super::ApiState;
 use super::access::{Caller, Role};
 use super::error::ApiError;
+use super::{ApiState, allowlist};
 use crate::boundary::audit::log::NewEntry;
 use crate::store::{ApiKey, KeyChange};
 
@@ -31,14 +31,28 @@ pub struct CreateBody {
     /// Expire it after this many days (default: never).
     #[serde(default)]
     pub expires_in_days: Option<u32>,
+    /// The CIDRs it may be used from (default: any address).
+    #[serde(default)]
+    pub allowed_ips: Option<Value>,
+    /// Require signed requests: the answer carries its signing secret, once.
+    #[serde(default)]
+    pub signed: bool,
 }
 
-/// `PATCH /v1/keys/{id}`.
+/// `PATCH /v1/keys/{id}`: any of these.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RoleBody {
-    /// The new organization role.
-    pub role: Role,
+pub struct UpdateBody {
+    /// A new organization role.
+    #[serde(default)]
+    pub role: Option<Role>,
+    /// New CIDRs it may be used from; `null` for any address.
+    #[serde(default, deserialize_with = "allowlist::present")]
+    pub allowed_ips: Option<Value>,
+    /// `true`: require signed requests with a new signing secret (in the answer, once; this
+    /// also replaces an existing one); `false`: stop requiring them.
+    #[serde(default)]
+    pub signed: Option<bool>,
 }
 
 /// `POST /v1/keys/{id}/rotate`.
@@ -105,6 +119,10 @@ pub async fn create(
     Json(body): Json<CreateBody>,
 ) -> Result<Response, ApiError> {
     may_manage(&caller, "", Some(body.role))?;
+    let allowed_ips = match &body.allowed_ips {
+        Some(v) => allowlist::parse(v)?,
+        None => None,
+    };
     let expires = body
         .expires_in_days
         .map(|d| time::OffsetDateTime::now_utc() + time::Duration::days(i64::from(d)));
@@ -112,48 +130,99 @@ pub async fn create(
         .store
         .create_api_key(&body.name, body.role.as_str(), expires)
         .await?;
+    if allowed_ips.is_some() {
+        state
+            .store
+            .set_api_key_ips(&key.id, allowed_ips.as_deref())
+            .await?;
+    }
+    let signing = if body.signed {
+        state
+            .store
+            .set_api_key_signing(&key.id, true)
+            .await?
+            .flatten()
+    } else {
+        None
+    };
+    let key = state.store.api_key(&key.id).await?.unwrap_or(key);
     state
         .audit(NewEntry::new(
             caller.actor(),
             "api_key.created",
             format!("api_key/{}", key.id),
             "ok",
-            json!({ "role": key.role, "name": key.name, "expires_at": key.expires_at }),
+            json!({
+                "role": key.role, "name": key.name, "expires_at": key.expires_at,
+                "allowed_ips": key.allowed_ips, "signed": key.signed,
+            }),
         ))
         .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ "key": key, "token": token.expose_secret() })),
-    )
-        .into_response())
+    let mut answer = json!({ "key": key, "token": token.expose_secret() });
+    if let Some(secret) = signing {
+        answer["signing_secret"] = json!(secret.expose_secret());
+    }
+    Ok((StatusCode::CREATED, Json(answer)).into_response())
 }
 
-/// `PATCH /v1/keys/{id}`: change its role.
-pub async fn set_role(
+/// `PATCH /v1/keys/{id}`: change its role, its allowlist, whether it signs requests.
+pub async fn update(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-    Json(body): Json<RoleBody>,
+    Json(body): Json<UpdateBody>,
 ) -> Result<Response, ApiError> {
     let key = target(&state, &id).await?;
-    may_manage(&caller, &key.role, Some(body.role))?;
-    changed(
-        &id,
+    may_manage(&caller, &key.role, body.role)?;
+    if body.role.is_none() && body.allowed_ips.is_none() && body.signed.is_none() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "nothing to change: give `role`, `allowed_ips` or `signed`",
+        ));
+    }
+    let allowed_ips = match &body.allowed_ips {
+        Some(v) => Some(allowlist::parse(v)?),
+        None => None,
+    };
+    if let Some(role) = body.role {
+        changed(&id, state.store.set_api_key_role(&id, role.as_str()).await?)?;
         state
-            .store
-            .set_api_key_role(&id, body.role.as_str())
-            .await?,
-    )?;
-    state
-        .audit(NewEntry::new(
-            caller.actor(),
-            "api_key.role_changed",
-            format!("api_key/{id}"),
-            "ok",
-            json!({ "from": key.role, "to": body.role.as_str() }),
-        ))
-        .await?;
-    Ok(Json(state.store.api_key(&id).await?).into_response())
+            .audit(NewEntry::new(
+                caller.actor(),
+                "api_key.role_changed",
+                format!("api_key/{id}"),
+                "ok",
+                json!({ "from": key.role, "to": role.as_str() }),
+            ))
+            .await?;
+    }
+    if let Some(ips) = &allowed_ips {
+        state.store.set_api_key_ips(&id, ips.as_deref()).await?;
+    }
+    let signing = match body.signed {
+        Some(on) => state.store.set_api_key_signing(&id, on).await?.flatten(),
+        None => None,
+    };
+    if allowed_ips.is_some() || body.signed.is_some() {
+        state
+            .audit(NewEntry::new(
+                caller.actor(),
+                "api_key.policy_changed",
+                format!("api_key/{id}"),
+                "ok",
+                json!({
+                    "allowed_ips": allowed_ips,
+                    "signed": body.signed,
+                    "new_signing_secret": signing.is_some(),
+                }),
+            ))
+            .await?;
+    }
+    let mut answer = serde_json::to_value(state.store.api_key(&id).await?).unwrap_or_default();
+    if let Some(secret) = signing {
+        answer["signing_secret"] = json!(secret.expose_secret());
+    }
+    Ok(Json(answer).into_response())
 }
 
 /// `DELETE /v1/keys/{id}`: revoke it.

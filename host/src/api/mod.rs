@@ -10,6 +10,7 @@
 //! served on loopback only; anything else is TLS ([`tls`]). See docs/api.md.
 
 mod access;
+pub mod allowlist;
 mod audit;
 mod audit_log;
 mod connections;
@@ -20,6 +21,7 @@ mod keys;
 mod names;
 mod runs;
 pub mod scheduler;
+pub mod signing;
 pub mod tls;
 mod workspaces;
 
@@ -41,7 +43,7 @@ use crate::store::EndpointKind;
 use crate::store::Store;
 use error::ApiError;
 
-pub use access::{Access, Need, Role, WorkspaceRole};
+pub use access::{Access, DEFAULT_RATE, Guards, Need, Role, WorkspaceRole};
 pub use connections::{ResolveError, resolve};
 pub use runs::{DEFAULT_MAX_RUNS, Running};
 
@@ -56,6 +58,8 @@ pub struct ApiState {
     pub default_index: Option<Location>,
     /// The runs this server started, for cancel and shutdown.
     pub running: Arc<Running>,
+    /// Per-key request rates and seen signatures.
+    pub guards: Arc<Guards>,
 }
 
 /// A route and who may call it.
@@ -104,6 +108,7 @@ pub const ROUTES: &[Route] = &[
     ),
     route(Method::POST, "/v1/workspaces", MANAGERS),
     route(Method::GET, "/v1/workspaces/{workspace}", READ),
+    route(Method::PATCH, "/v1/workspaces/{workspace}", MANAGERS),
     route(Method::GET, "/v1/workspaces/{workspace}/members", READ),
     route(
         Method::PUT,
@@ -219,7 +224,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/keys", get(keys::list).post(keys::create))
         .route(
             "/v1/keys/{id}",
-            axum::routing::patch(keys::set_role).delete(keys::revoke),
+            axum::routing::patch(keys::update).delete(keys::revoke),
         )
         .route("/v1/keys/{id}/rotate", axum::routing::post(keys::rotate))
         .route(
@@ -234,7 +239,7 @@ pub fn router(state: ApiState) -> Router {
             "/v1/workspaces",
             get(workspaces::list).post(workspaces::create),
         )
-        .route(ws, get(workspaces::show))
+        .route(ws, get(workspaces::show).patch(workspaces::update))
         .route(&format!("{ws}/members"), get(workspaces::members))
         .route(
             &format!("{ws}/members/{{key_id}}"),

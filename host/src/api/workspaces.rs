@@ -5,12 +5,12 @@ use axum::extract::{Extension, Path, State};
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
-use super::ApiState;
 use super::access::{Caller, Role, WorkspaceRole};
 use super::error::ApiError;
 use super::names::check_name;
+use super::{ApiState, allowlist};
 use crate::boundary::audit::log::NewEntry;
 
 /// `POST /v1/workspaces`.
@@ -19,6 +19,15 @@ use crate::boundary::audit::log::NewEntry;
 pub struct CreateBody {
     /// Its name: lowercase letters, digits and `-`.
     pub name: String,
+}
+
+/// `PATCH /v1/workspaces/{workspace}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateBody {
+    /// The CIDRs its routes may be called from, by anyone; `null` for any address.
+    #[serde(deserialize_with = "allowlist::present")]
+    pub allowed_ips: Option<Value>,
 }
 
 /// `PUT /v1/workspaces/{workspace}/members/{key_id}`.
@@ -53,6 +62,38 @@ pub async fn list(
         all
     };
     Ok(Json(visible).into_response())
+}
+
+/// `PATCH /v1/workspaces/{workspace}`: its IP allowlist. Owners and admins only, and not
+/// itself covered by the allowlist, so a wrong list can always be mended.
+pub async fn update(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(workspace): Path<String>,
+    Json(body): Json<UpdateBody>,
+) -> Result<Response, ApiError> {
+    existing(&state, &workspace).await?;
+    let Some(value) = body.allowed_ips else {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "nothing to change: give `allowed_ips` (a list of CIDRs, or null)",
+        ));
+    };
+    let ips = allowlist::parse(&value)?;
+    state
+        .store
+        .set_workspace_ips(&workspace, ips.as_deref())
+        .await?;
+    state
+        .audit(NewEntry::new(
+            caller.actor(),
+            "workspace.policy_changed",
+            format!("workspace/{workspace}"),
+            "ok",
+            json!({ "allowed_ips": ips }),
+        ))
+        .await?;
+    Ok(Json(state.store.workspace(&workspace).await?).into_response())
 }
 
 /// `POST /v1/workspaces`.

@@ -30,6 +30,10 @@ pub struct ServeArgs {
     /// The index installs use when a request names none (a directory or an https URL).
     #[arg(long, env = "SLUICE_INDEX", value_name = "DIR|URL")]
     index: Option<String>,
+    /// Requests per second each API key may make (bursts up to the same number); beyond it,
+    /// 429 with Retry-After.
+    #[arg(long, default_value_t = sluice::api::DEFAULT_RATE, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    rate_limit: u32,
     /// At most this many runs at once, scheduled or triggered; scheduled runs wait for a
     /// slot, triggers are answered 503 with Retry-After.
     #[arg(long, default_value_t = sluice::api::DEFAULT_MAX_RUNS as u16, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
@@ -65,6 +69,13 @@ pub enum AdminCommand {
         /// Expire it after this many days (default: never).
         #[arg(long, value_name = "DAYS")]
         expires_in_days: Option<u32>,
+        /// Only accept it from these addresses (a CIDR or an address; repeat for more).
+        #[arg(long = "allow-ip", value_name = "CIDR")]
+        allow_ip: Vec<String>,
+        /// Require its requests to be signed; the signing secret is printed once, on the
+        /// line after the token.
+        #[arg(long)]
+        signed: bool,
     },
     /// List API keys (never their secrets).
     ListKeys,
@@ -100,6 +111,7 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<ExitCode>
         runtime,
         default_index,
         running: running.clone(),
+        guards: Arc::new(sluice::api::Guards::new(args.rate_limit)),
     };
     let scheduler = tokio::spawn(sluice::api::scheduler::run(
         state.clone(),
@@ -196,17 +208,36 @@ pub async fn admin(data_dir: &Path, cmd: AdminCommand) -> anyhow::Result<ExitCod
             role,
             name,
             expires_in_days,
+            allow_ip,
+            signed,
         } => {
+            let allowed = if allow_ip.is_empty() {
+                None
+            } else {
+                sluice::api::allowlist::parse(&serde_json::json!(allow_ip))
+                    .map_err(|e| anyhow::anyhow!("--allow-ip: {}", e.message))?
+            };
             let expires = expires_in_days
                 .map(|d| time::OffsetDateTime::now_utc() + time::Duration::days(i64::from(d)));
             let (key, token) = store.create_api_key(&name, role.as_str(), expires).await?;
+            if allowed.is_some() {
+                store.set_api_key_ips(&key.id, allowed.as_deref()).await?;
+            }
+            let signing = if signed {
+                store.set_api_key_signing(&key.id, true).await?.flatten()
+            } else {
+                None
+            };
             store
                 .audit(&[NewEntry::new(
                     super::actor(),
                     "api_key.created",
                     format!("api_key/{}", key.id),
                     "ok",
-                    serde_json::json!({ "role": key.role, "name": key.name, "expires_at": key.expires_at }),
+                    serde_json::json!({
+                        "role": key.role, "name": key.name, "expires_at": key.expires_at,
+                        "allowed_ips": allowed, "signed": signed,
+                    }),
                 )])
                 .await?;
             store.audit_seal().await?;
@@ -215,6 +246,10 @@ pub async fn admin(data_dir: &Path, cmd: AdminCommand) -> anyhow::Result<ExitCod
                 key.id, key.role
             );
             println!("{}", token.expose_secret());
+            if let Some(secret) = signing {
+                eprintln!("its requests must be signed with this secret (shown once):");
+                println!("{}", secret.expose_secret());
+            }
         }
         AdminCommand::ListKeys => {
             for k in store.api_keys().await? {
@@ -225,7 +260,14 @@ pub async fn admin(data_dir: &Path, cmd: AdminCommand) -> anyhow::Result<ExitCod
                 } else {
                     "no expiry".to_string()
                 };
-                println!("{}  {:<8} {:<24} {state}", k.id, k.role, k.name);
+                let mut policy = String::new();
+                if let Some(ips) = &k.allowed_ips {
+                    policy.push_str(&format!("  from {}", ips.join(",")));
+                }
+                if k.signed {
+                    policy.push_str("  signed");
+                }
+                println!("{}  {:<8} {:<24} {state}{policy}", k.id, k.role, k.name);
             }
         }
         AdminCommand::RevokeKey { id } => {

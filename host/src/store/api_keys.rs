@@ -27,6 +27,10 @@ pub struct ApiKey {
     pub expires_at: Option<String>,
     /// RFC 3339, once revoked.
     pub revoked_at: Option<String>,
+    /// The CIDRs it may call from; none means any address.
+    pub allowed_ips: Option<Vec<String>>,
+    /// Whether its requests must be signed (HMAC-SHA256 with its signing secret).
+    pub signed: bool,
 }
 
 /// Why a presented token is not accepted. The variants stay distinct for the audit log; the
@@ -67,8 +71,21 @@ fn row_to(r: &sqlx::sqlite::SqliteRow) -> ApiKey {
         created_at: r.get("created_at"),
         expires_at: r.get("expires_at"),
         revoked_at: r.get("revoked_at"),
+        allowed_ips: r
+            .get::<Option<String>, _>("allowed_ips")
+            // Unreadable fails closed: an empty list allows no address.
+            .map(|j| serde_json::from_str(&j).unwrap_or_default()),
+        signed: r.get::<Option<Vec<u8>>, _>("signing_sealed").is_some(),
     }
 }
+
+/// The identity a key's signing secret is sealed under.
+fn signing_identity(id: &str) -> String {
+    format!("api-key-signing/{id}")
+}
+
+/// The prefix of signing secrets, so a leaked one is recognisable.
+pub const SIGNING_PREFIX: &str = "sluice_sig_";
 
 fn is_past(rfc3339: &str) -> bool {
     time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
@@ -102,6 +119,8 @@ impl Store {
             created_at: now(),
             expires_at: expires,
             revoked_at: None,
+            allowed_ips: None,
+            signed: false,
         };
         sqlx::query("INSERT INTO api_keys (id, name, role, secret_sha256, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)")
             .bind(&key.id)
@@ -217,7 +236,16 @@ impl Store {
         let expires = old.expires_at.as_deref().and_then(|e| {
             time::OffsetDateTime::parse(e, &time::format_description::well_known::Rfc3339).ok()
         });
-        let (new, token) = self.create_api_key(&old.name, &old.role, expires).await?;
+        let (mut new, token) = self.create_api_key(&old.name, &old.role, expires).await?;
+        // The new key keeps the old one's policies: its allowlist and its signing secret.
+        if let Some(ips) = &old.allowed_ips {
+            self.set_api_key_ips(&new.id, Some(ips)).await?;
+        }
+        if let Some(secret) = self.api_key_signing_secret(id).await? {
+            self.store_signing_secret(&new.id, Some(&secret)).await?;
+        }
+        new.allowed_ips = old.allowed_ips.clone();
+        new.signed = old.signed;
         sqlx::query("INSERT INTO workspace_members (workspace, key_id, role) SELECT workspace, ?, role FROM workspace_members WHERE key_id = ?")
             .bind(&new.id)
             .bind(id)
@@ -250,6 +278,121 @@ impl Store {
             .await
             .map_err(db("read api key"))?;
         Ok(row.as_ref().map(row_to))
+    }
+
+    /// Limit the addresses a key may call from (`None`: any). The CIDRs are checked by the
+    /// caller. `false` when there is no such key.
+    pub async fn set_api_key_ips(
+        &self,
+        id: &str,
+        cidrs: Option<&[String]>,
+    ) -> Result<bool, StoreError> {
+        let json = cidrs.map(|c| serde_json::to_string(c).unwrap_or_default());
+        let done = sqlx::query("UPDATE api_keys SET allowed_ips = ? WHERE id = ?")
+            .bind(json)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db("set key allowlist"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Require signed requests from a key, with a new signing secret (returned, shown once;
+    /// calling again replaces it), or stop requiring them (`enable` false). `None` when there
+    /// is no such key.
+    pub async fn set_api_key_signing(
+        &self,
+        id: &str,
+        enable: bool,
+    ) -> Result<Option<Option<SecretString>>, StoreError> {
+        let secret = if enable {
+            let mut raw = zeroize::Zeroizing::new([0u8; 32]);
+            getrandom::fill(raw.as_mut())
+                .map_err(|e| StoreError::Corrupt(format!("no randomness for a secret: {e}")))?;
+            Some(SecretString::from(format!(
+                "{SIGNING_PREFIX}{}",
+                hex::encode(raw.as_ref())
+            )))
+        } else {
+            None
+        };
+        if !self.store_signing_secret(id, secret.as_ref()).await? {
+            return Ok(None);
+        }
+        Ok(Some(secret))
+    }
+
+    async fn store_signing_secret(
+        &self,
+        id: &str,
+        secret: Option<&SecretString>,
+    ) -> Result<bool, StoreError> {
+        use secrecy::ExposeSecret;
+        let sealed = secret.map(|s| {
+            crate::boundary::crypto::seal(
+                self.keyring(),
+                &signing_identity(id),
+                s.expose_secret().as_bytes(),
+            )
+        });
+        let done = sqlx::query("UPDATE api_keys SET signing_sealed = ? WHERE id = ?")
+            .bind(sealed)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db("set key signing"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// A key's signing secret, when its requests must be signed.
+    pub async fn api_key_signing_secret(
+        &self,
+        id: &str,
+    ) -> Result<Option<SecretString>, StoreError> {
+        let sealed: Option<Vec<u8>> =
+            sqlx::query("SELECT signing_sealed FROM api_keys WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db("read key signing"))?
+                .and_then(|r| r.get("signing_sealed"));
+        let Some(sealed) = sealed else {
+            return Ok(None);
+        };
+        let plain = crate::boundary::crypto::open(self.keyring(), &signing_identity(id), &sealed)?;
+        let text = String::from_utf8(plain.to_vec())
+            .map_err(|_| StoreError::Corrupt(format!("key {id}'s signing secret is not UTF-8")))?;
+        Ok(Some(SecretString::from(text)))
+    }
+
+    /// Re-wrap the keys' signing secrets under the keyring's current key (part of
+    /// [`Store::rewrap_all`]).
+    pub(super) async fn rewrap_signing_secrets(
+        &self,
+        tx: &mut sqlx::SqliteConnection,
+    ) -> Result<u64, StoreError> {
+        let rows =
+            sqlx::query("SELECT id, signing_sealed FROM api_keys WHERE signing_sealed IS NOT NULL")
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db("read signing secrets"))?;
+        let mut n = 0;
+        for r in rows {
+            let id: String = r.get("id");
+            let sealed: Vec<u8> = r.get("signing_sealed");
+            if let Some(new) =
+                crate::boundary::crypto::rewrap(self.keyring(), &signing_identity(&id), &sealed)?
+            {
+                sqlx::query("UPDATE api_keys SET signing_sealed = ? WHERE id = ?")
+                    .bind(new)
+                    .bind(&id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db("rewrap signing secret"))?;
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 
     async fn active_owners_except(&self, id: &str) -> Result<usize, StoreError> {

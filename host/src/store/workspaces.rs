@@ -19,6 +19,8 @@ pub struct Workspace {
     pub name: String,
     /// RFC 3339.
     pub created_at: String,
+    /// The CIDRs its routes may be called from; none means any address.
+    pub allowed_ips: Option<Vec<String>>,
 }
 
 /// A key's role in one workspace.
@@ -160,26 +162,51 @@ impl Store {
 
     /// Every workspace, by name.
     pub async fn workspaces(&self) -> Result<Vec<Workspace>, StoreError> {
-        let rows = sqlx::query("SELECT name, created_at FROM workspaces ORDER BY name")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db("list workspaces"))?;
+        self.workspace_rows(None).await
+    }
+
+    /// One workspace.
+    pub async fn workspace(&self, name: &str) -> Result<Option<Workspace>, StoreError> {
+        Ok(self.workspace_rows(Some(name)).await?.pop())
+    }
+
+    async fn workspace_rows(&self, name: Option<&str>) -> Result<Vec<Workspace>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT name, created_at, allowed_ips FROM workspaces \
+             WHERE (?1 IS NULL OR name = ?1) ORDER BY name",
+        )
+        .bind(name)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("list workspaces"))?;
         Ok(rows
             .iter()
             .map(|r| Workspace {
                 name: r.get("name"),
                 created_at: r.get("created_at"),
+                allowed_ips: r
+                    .get::<Option<String>, _>("allowed_ips")
+                    // Unreadable fails closed: an empty list allows no address.
+                    .map(|j| serde_json::from_str(&j).unwrap_or_default()),
             })
             .collect())
     }
 
-    /// One workspace.
-    pub async fn workspace(&self, name: &str) -> Result<Option<Workspace>, StoreError> {
-        Ok(self
-            .workspaces()
-            .await?
-            .into_iter()
-            .find(|w| w.name == name))
+    /// Limit the addresses a workspace's routes may be called from (`None`: any). The CIDRs
+    /// are checked by the caller. `false` when there is no such workspace.
+    pub async fn set_workspace_ips(
+        &self,
+        name: &str,
+        cidrs: Option<&[String]>,
+    ) -> Result<bool, StoreError> {
+        let json = cidrs.map(|c| serde_json::to_string(c).unwrap_or_default());
+        let done = sqlx::query("UPDATE workspaces SET allowed_ips = ? WHERE name = ?")
+            .bind(json)
+            .bind(name)
+            .execute(&self.pool)
+            .await
+            .map_err(db("set workspace allowlist"))?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// Give `key_id` a role in `workspace` (replacing its previous one).
