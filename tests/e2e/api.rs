@@ -61,6 +61,7 @@ impl Api {
             default_index: None,
             running: Default::default(),
             guards: Arc::new(sluice::api::Guards::new(per_second)),
+            audit_queue: Default::default(),
         });
         Api {
             s,

@@ -1,5 +1,13 @@
 //! The audit layer: one entry per request (who, which route, the outcome, from where), allowed
 //! or refused. Never a body, a header value other than the user agent, or a secret.
+//!
+//! An answer goes out only once its entry is in the log. Entries of concurrent requests are
+//! written together (one transaction for all that queued up while the previous write ran), and
+//! without waiting for the disk flush ([`Store::audit_unflushed`]: a killed server loses none,
+//! a power cut the last moments'), so the log keeps up with thousands of requests per second.
+//! What requests *change* is audited by the handlers with a full flush before they answer.
+
+use std::sync::{Arc, OnceLock};
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
@@ -10,6 +18,49 @@ use serde_json::json;
 use super::access::AccessNote;
 use super::{ApiState, Peer};
 use crate::boundary::audit::log::NewEntry;
+use crate::store::Store;
+
+/// The most entries one write takes.
+const MAX_BATCH: usize = 1024;
+
+type Queued = (NewEntry, tokio::sync::oneshot::Sender<bool>);
+
+/// The writer request entries queue up for (started on first use).
+#[derive(Debug, Default)]
+pub struct AuditQueue(OnceLock<tokio::sync::mpsc::UnboundedSender<Queued>>);
+
+impl AuditQueue {
+    /// Append `entry` with whatever else is queued; `false` if it could not be written.
+    pub async fn record(&self, store: &Arc<Store>, entry: NewEntry) -> bool {
+        let tx = self.0.get_or_init(|| {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            tokio::spawn(write(store.clone(), rx));
+            tx
+        });
+        let (done, written) = tokio::sync::oneshot::channel();
+        if tx.send((entry, done)).is_err() {
+            return false;
+        }
+        written.await.unwrap_or(false)
+    }
+}
+
+async fn write(store: Arc<Store>, mut rx: tokio::sync::mpsc::UnboundedReceiver<Queued>) {
+    let mut batch: Vec<Queued> = Vec::new();
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let (entries, waiters): (Vec<NewEntry>, Vec<_>) = batch.drain(..).unzip();
+        let ok = match store.audit_unflushed(&entries).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!("cannot audit {} API request(s): {e}", entries.len());
+                false
+            }
+        };
+        for w in waiters {
+            let _ = w.send(ok);
+        }
+    }
+}
 
 /// The audit layer.
 pub async fn record(State(state): State<ApiState>, req: Request, next: Next) -> Response {
@@ -57,8 +108,6 @@ pub async fn record(State(state): State<ApiState>, req: Request, next: Next) -> 
         }),
     );
     entry.source_ip = ip;
-    if let Err(e) = state.store.audit(&[entry]).await {
-        tracing::error!("cannot audit an API request: {e}");
-    }
+    state.audit_queue.record(&state.store, entry).await;
     resp
 }

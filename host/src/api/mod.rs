@@ -11,7 +11,7 @@
 
 mod access;
 pub mod allowlist;
-mod audit;
+pub mod audit;
 mod audit_log;
 mod connections;
 mod connectors;
@@ -60,6 +60,8 @@ pub struct ApiState {
     pub running: Arc<Running>,
     /// Per-key request rates and seen signatures.
     pub guards: Arc<Guards>,
+    /// Where the audit layer's entries queue up to be written together.
+    pub audit_queue: Arc<audit::AuditQueue>,
 }
 
 /// A route and who may call it.

@@ -325,6 +325,31 @@ pub async fn trigger(
             format!("connection `{name}` is paused: PUT it with \"status\": \"active\" first"),
         ));
     }
+    let busy = || {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "connection `{name}` is running; runs of one connection never overlap \
+                 (try again when it has finished)"
+            ),
+        )
+    };
+    // Fast refusals before building the run: one this server started, or one holding the
+    // connection's lock (the CLI, another server). The run takes the lock itself later.
+    if state.running.contains(&def.key()) {
+        return Err(busy());
+    }
+    match state.store.lock(&def.key()) {
+        Ok(probe) => drop(probe),
+        Err(LockError::Busy(_)) => return Err(busy()),
+        Err(e) => {
+            tracing::error!("cannot take the lock of `{}`: {e}", def.key());
+            return Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the run could not start (see the server log)",
+            ));
+        }
+    }
     let conn = resolve(&state.store, &def).await?;
     let slot = state.running.try_slot().ok_or_else(|| {
         ApiError::new(
@@ -347,13 +372,7 @@ pub async fn trigger(
             )
                 .into_response())
         }
-        Err(StartError::Busy) => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            format!(
-                "connection `{name}` is running; runs of one connection never overlap \
-                 (try again when it has finished)"
-            ),
-        )),
+        Err(StartError::Busy) => Err(busy()),
         Err(StartError::Failed(e)) => {
             tracing::error!(
                 "run of `{}` did not start: {e}",

@@ -112,6 +112,7 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<ExitCode>
         default_index,
         running: running.clone(),
         guards: Arc::new(sluice::api::Guards::new(args.rate_limit)),
+        audit_queue: Default::default(),
     };
     let scheduler = tokio::spawn(sluice::api::scheduler::run(
         state.clone(),

@@ -58,10 +58,22 @@ impl Store {
     /// Append entries to the audit log, chained to the last one; signs a digest when enough
     /// entries (or time) have gone unsigned.
     pub async fn audit(&self, entries: &[NewEntry]) -> Result<(), StoreError> {
+        self.append_audit(entries, true).await
+    }
+
+    /// [`Store::audit`] for high-volume entries (one per API request): the write reaches the
+    /// operating system before this returns, so it survives the process being killed, but the
+    /// disk flush is left to the next checkpoint (SQLite's `synchronous = NORMAL` in WAL mode),
+    /// so a power cut may lose the last moments of entries. The chain stays whole either way.
+    pub async fn audit_unflushed(&self, entries: &[NewEntry]) -> Result<(), StoreError> {
+        self.append_audit(entries, false).await
+    }
+
+    async fn append_audit(&self, entries: &[NewEntry], flush: bool) -> Result<(), StoreError> {
         if entries.is_empty() {
             return Ok(());
         }
-        self.immediate(async |conn| {
+        self.immediate(flush, async |conn| {
             let head = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
                 .fetch_optional(&mut *conn)
                 .await
@@ -124,23 +136,48 @@ impl Store {
 
     /// Run `f` in a `BEGIN IMMEDIATE` transaction: the write lock is taken before the chain's
     /// head is read, so two processes appending at once cannot fork the chain.
+    /// Without `flush`, the commit does not wait for the disk (see [`Store::audit_unflushed`]).
     async fn immediate<T>(
         &self,
+        flush: bool,
         f: impl AsyncFnOnce(&mut sqlx::SqliteConnection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut tx = self.write_tx().await.map_err(db("begin audit"))?;
-        let result = f(&mut tx).await;
-        match result {
-            Ok(_) => tx.commit().await,
-            Err(_) => tx.rollback().await,
+        let mut conn = self.pool.acquire().await.map_err(db("audit"))?;
+        if !flush {
+            sqlx::query("PRAGMA synchronous = NORMAL")
+                .execute(&mut *conn)
+                .await
+                .map_err(db("audit"))?;
         }
-        .map_err(db("end audit"))?;
+        let result = async {
+            sqlx::query("BEGIN IMMEDIATE")
+                .execute(&mut *conn)
+                .await
+                .map_err(db("begin audit"))?;
+            let result = f(&mut conn).await;
+            let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+            sqlx::query(end)
+                .execute(&mut *conn)
+                .await
+                .map_err(db("end audit"))?;
+            result
+        }
+        .await;
+        if !flush
+            && sqlx::query("PRAGMA synchronous = FULL")
+                .execute(&mut *conn)
+                .await
+                .is_err()
+        {
+            // Never hand a connection that does not flush back to the pool.
+            let _ = conn.detach();
+        }
         result
     }
 
     /// Sign a digest over every entry not yet covered by one (at the end of a run or command).
     pub async fn audit_seal(&self) -> Result<(), StoreError> {
-        self.immediate(async |conn| self.sign_if_due(conn, true).await)
+        self.immediate(true, async |conn| self.sign_if_due(conn, true).await)
             .await
     }
 

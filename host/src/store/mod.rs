@@ -242,7 +242,7 @@ impl Store {
             source,
         })?;
         let pool = match SqlitePoolOptions::new()
-            .max_connections(4)
+            .max_connections(12)
             .connect_with(options)
             .await
         {
