@@ -236,6 +236,7 @@ fn main() {
         // Far above the load: the limiter is consulted on every request but never refuses.
         guards: Arc::new(Guards::new(1_000_000)),
         audit_queue: Default::default(),
+        metrics: Default::default(),
     };
     let listener = server_rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))

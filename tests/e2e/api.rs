@@ -62,6 +62,7 @@ impl Api {
             running: Default::default(),
             guards: Arc::new(sluice::api::Guards::new(per_second)),
             audit_queue: Default::default(),
+            metrics: Default::default(),
         });
         Api {
             s,
@@ -282,6 +283,16 @@ fn matrix(index: &str) -> Vec<(Method, &'static str, &'static str, Option<Value>
             "/healthz",
             None,
             ([200; 6], [200; 6]),
+        ),
+        (
+            Method::GET,
+            "/metrics",
+            "/metrics",
+            None,
+            (
+                [401, 200, 200, 200, 403, 403],
+                [401, 200, 200, 200, 403, 403],
+            ),
         ),
         (
             Method::GET,
@@ -1288,4 +1299,88 @@ async fn a_key_over_its_rate_gets_429_with_retry_after_and_others_are_served() {
         .send_from("127.0.0.1", get("/v1/keys", &owner), "")
         .await;
     assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_requests_refusals_latencies_runs_records_and_bytes() {
+    let api = Api::new(Scratch::new()).await;
+    let owner = api.token(Role::Owner).to_string();
+    let billing = api.token(Role::Billing).to_string();
+    for _ in 0..3 {
+        let (status, _) = api.call(Method::GET, "/v1/keys", Some(&owner), None).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let (status, _) = api
+        .call(Method::GET, "/v1/keys", Some(&billing), None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = api.call(Method::GET, "/v1/keys", None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // Two runs in the store: one succeeded with 5 records, one failed.
+    for (status, records) in [
+        (sluice::store::RunStatus::Succeeded, 5),
+        (sluice::store::RunStatus::Failed, 0),
+    ] {
+        let lock = api.store.lock("w/c").unwrap();
+        let run = api.store.begin_run(&lock, "w/c", true).await.unwrap();
+        let stats = [sluice::store::StreamStats {
+            stream: "users".into(),
+            records,
+            bytes: records * 100,
+        }];
+        api.store
+            .finish_run(run.run_id, status, None, &stats, 0)
+            .await
+            .unwrap();
+    }
+
+    let (_, headers, body) = api
+        .send_from("127.0.0.1", get("/metrics", &billing), "")
+        .await;
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text")
+    );
+    let text = body.as_str().unwrap().to_string();
+    let value = |series: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series).map(|v| v.trim().parse().unwrap()))
+            .unwrap_or_else(|| panic!("no `{series}` in:\n{text}"))
+    };
+    assert_eq!(
+        value(r#"sluice_api_requests_total{method="GET",route="/v1/keys",status="200"}"#),
+        3.0
+    );
+    assert_eq!(
+        value(r#"sluice_api_requests_total{method="GET",route="/v1/keys",status="403"}"#),
+        1.0
+    );
+    assert_eq!(
+        value(r#"sluice_api_refusals_total{reason="role not allowed"}"#),
+        1.0
+    );
+    assert_eq!(
+        value(r#"sluice_api_refusals_total{reason="no API key"}"#),
+        1.0
+    );
+    assert_eq!(
+        value(r#"sluice_api_request_duration_seconds_count{method="GET",route="/v1/keys"}"#),
+        5.0
+    );
+    assert!(text.contains(r#"sluice_api_request_duration_seconds_bucket{le="+Inf",method="GET",route="/v1/keys"} 5"#)
+        || text.contains(r#"sluice_api_request_duration_seconds_bucket{method="GET",route="/v1/keys",le="+Inf"} 5"#),
+        "{text}");
+    assert_eq!(value(r#"sluice_runs{status="succeeded"}"#), 1.0);
+    assert_eq!(value(r#"sluice_runs{status="failed"}"#), 1.0);
+    assert_eq!(value("sluice_records_written "), 5.0);
+    assert_eq!(value("sluice_bytes_written "), 500.0);
+    assert_eq!(value("sluice_runs_in_progress "), 0.0);
+    assert!(text.trim_end().ends_with("# EOF"));
+    // Members see none of it.
+    let (status, _) = api
+        .call(Method::GET, "/metrics", Some(api.token(Role::Member)), None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
 }

@@ -75,6 +75,7 @@ pub async fn record(State(state): State<ApiState>, req: Request, next: Next) -> 
         .get(USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(|v| v.chars().take(200).collect::<String>());
+    let began = std::time::Instant::now();
     let resp = next.run(req).await;
     let note = resp
         .extensions()
@@ -109,5 +110,12 @@ pub async fn record(State(state): State<ApiState>, req: Request, next: Next) -> 
     );
     entry.source_ip = ip;
     state.audit_queue.record(&state.store, entry).await;
+    state.metrics.observe(
+        &method,
+        note.route.as_deref(),
+        status.as_u16(),
+        began.elapsed().as_secs_f64(),
+        note.refusal,
+    );
     resp
 }

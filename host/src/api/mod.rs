@@ -18,6 +18,7 @@ mod connectors;
 mod endpoints;
 mod error;
 mod keys;
+pub mod metrics;
 mod names;
 mod runs;
 pub mod scheduler;
@@ -62,6 +63,8 @@ pub struct ApiState {
     pub guards: Arc<Guards>,
     /// Where the audit layer's entries queue up to be written together.
     pub audit_queue: Arc<audit::AuditQueue>,
+    /// What the audit layer counts for `/metrics`.
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 /// A route and who may call it.
@@ -93,6 +96,11 @@ const fn route(method: Method, path: &'static str, access: Access) -> Route {
 /// from this table, so adding a route without deciding who may call it fails closed.
 pub const ROUTES: &[Route] = &[
     route(Method::GET, "/healthz", Access::Public),
+    route(
+        Method::GET,
+        "/metrics",
+        Access::Org(&[Role::Owner, Role::Admin, Role::Billing]),
+    ),
     route(Method::GET, "/v1/audit", MANAGERS),
     route(Method::GET, "/v1/keys", MANAGERS),
     route(Method::POST, "/v1/keys", MANAGERS),
@@ -222,6 +230,7 @@ pub fn router(state: ApiState) -> Router {
     let ws = "/v1/workspaces/{workspace}";
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics::scrape))
         .route("/v1/audit", get(audit_log::query))
         .route("/v1/keys", get(keys::list).post(keys::create))
         .route(

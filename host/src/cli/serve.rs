@@ -113,6 +113,7 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<ExitCode>
         running: running.clone(),
         guards: Arc::new(sluice::api::Guards::new(args.rate_limit)),
         audit_queue: Default::default(),
+        metrics: Default::default(),
     };
     let scheduler = tokio::spawn(sluice::api::scheduler::run(
         state.clone(),

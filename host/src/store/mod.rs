@@ -197,6 +197,17 @@ fn now() -> String {
         .unwrap_or_default()
 }
 
+/// What the store holds, summed (see [`Store::run_totals`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunTotals {
+    /// Runs per status.
+    pub runs_by_status: Vec<(String, i64)>,
+    /// Records durably written, over every run.
+    pub records: i64,
+    /// Bytes durably written, over every run.
+    pub bytes: i64,
+}
+
 impl Store {
     /// Open (creating if needed) the store in `data_dir`, with the data dir's keyring.
     pub async fn open(data_dir: &Path) -> Result<Store, StoreError> {
@@ -518,6 +529,25 @@ impl Store {
                 .map_err(db("append log"))?;
         }
         tx.commit().await.map_err(db("append logs"))
+    }
+
+    /// Runs by status, and the records and bytes written over every run (for `/metrics`).
+    pub async fn run_totals(&self) -> Result<RunTotals, StoreError> {
+        let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM runs GROUP BY status")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db("count runs"))?;
+        let sums = sqlx::query(
+            "SELECT COALESCE(SUM(records), 0) AS r, COALESCE(SUM(bytes), 0) AS b FROM run_streams",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db("sum run stats"))?;
+        Ok(RunTotals {
+            runs_by_status: rows.iter().map(|r| (r.get("status"), r.get("n"))).collect(),
+            records: sums.get("r"),
+            bytes: sums.get("b"),
+        })
     }
 
     /// A write transaction that takes SQLite's write lock at `BEGIN` (`BEGIN IMMEDIATE`):
