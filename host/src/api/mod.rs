@@ -20,6 +20,7 @@ mod error;
 mod keys;
 pub mod metrics;
 mod names;
+pub mod openapi;
 mod runs;
 pub mod scheduler;
 pub mod signing;
@@ -96,6 +97,7 @@ const fn route(method: Method, path: &'static str, access: Access) -> Route {
 /// from this table, so adding a route without deciding who may call it fails closed.
 pub const ROUTES: &[Route] = &[
     route(Method::GET, "/healthz", Access::Public),
+    route(Method::GET, "/openapi.json", Access::Public),
     route(
         Method::GET,
         "/metrics",
@@ -230,6 +232,7 @@ pub fn router(state: ApiState) -> Router {
     let ws = "/v1/workspaces/{workspace}";
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/openapi.json", get(openapi::serve))
         .route("/metrics", get(metrics::scrape))
         .route("/v1/audit", get(audit_log::query))
         .route("/v1/keys", get(keys::list).post(keys::create))
