@@ -20,6 +20,7 @@
 mod addr;
 pub mod allow;
 mod body;
+mod post;
 pub mod resolve;
 mod send;
 pub mod tls;
@@ -33,6 +34,7 @@ use serde::Deserialize;
 
 pub use addr::{Special, classify};
 pub use allow::{AllowRule, HostPattern, Scheme};
+pub use post::PostError;
 pub use resolve::{Resolve, SystemResolver};
 pub use send::HttpHooks;
 

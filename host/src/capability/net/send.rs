@@ -90,7 +90,7 @@ impl WasiHttpHooks for HttpHooks {
 #[derive(Debug)]
 pub(super) struct Refusal {
     capability: Capability,
-    reason: String,
+    pub(super) reason: String,
     code: Error,
 }
 
@@ -132,6 +132,28 @@ pub(super) struct Target {
 }
 
 impl Target {
+    /// Refuse `ip`, an address the host resolves to, if it is not a public internet address
+    /// and the host was not granted by its exact name.
+    pub(super) fn check_ip(&self, ip: IpAddr) -> Result<(), Refusal> {
+        match classify(ip) {
+            Some(special) if !self.exact => Err(Refusal::address(format!(
+                "{} resolves to {ip}, {}; only a host granted by its exact name may reach such \
+                 addresses",
+                self.origin(),
+                special.describe()
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// [`Target::check_ip`] for a host written as an address (nothing to resolve).
+    pub(super) fn check_literal(&self) -> Result<(), Refusal> {
+        match self.host.parse::<IpAddr>() {
+            Ok(ip) => self.check_ip(ip),
+            Err(_) => Ok(()),
+        }
+    }
+
     /// `https://api.example.com:443`, for messages and events.
     pub(super) fn origin(&self) -> String {
         if self.host.contains(':') {
@@ -301,10 +323,16 @@ impl NetPolicy {
             port,
             exact: false,
         };
-        let Some(rule) = self
-            .allow
-            .iter()
-            .find(|r| r.matches(scheme, &target.host, port))
+        // A rule naming the host exactly wins over a wildcard that also matches: it is what
+        // lets the host reach a private address, whatever order the rules are in.
+        let matching = || {
+            self.allow
+                .iter()
+                .filter(|r| r.matches(scheme, &target.host, port))
+        };
+        let Some(rule) = matching()
+            .find(|r| r.host.is_exact())
+            .or_else(|| matching().next())
         else {
             let why = if self.allow.is_empty() {
                 "this connector has no network grant".to_string()
@@ -421,7 +449,10 @@ impl NetPolicy {
     }
 
     /// Resolve the host once and check every address.
-    async fn resolve_checked(&self, target: &Target) -> Result<Vec<SocketAddr>, Refusal> {
+    pub(super) async fn resolve_checked(
+        &self,
+        target: &Target,
+    ) -> Result<Vec<SocketAddr>, Refusal> {
         let ips: Vec<IpAddr> = match target.host.parse::<IpAddr>() {
             Ok(ip) => vec![ip],
             Err(_) => {
@@ -458,18 +489,9 @@ impl NetPolicy {
                 }
             }
         };
-        if !target.exact {
-            // Fail closed: one forbidden address in the answer refuses the request.
-            for ip in &ips {
-                if let Some(special) = classify(*ip) {
-                    return Err(Refusal::address(format!(
-                        "{} resolves to {ip}, {}; only a host granted by its exact name may \
-                         reach such addresses",
-                        target.origin(),
-                        special.describe()
-                    )));
-                }
-            }
+        // Fail closed: one forbidden address in the answer refuses the request.
+        for ip in &ips {
+            target.check_ip(*ip)?;
         }
         Ok(ips
             .into_iter()
@@ -478,7 +500,7 @@ impl NetPolicy {
     }
 
     /// One attempt: connect to a checked address, TLS if asked, send, wait for the head.
-    async fn attempt(
+    pub(super) async fn attempt(
         &self,
         target: &Target,
         addrs: &[SocketAddr],
