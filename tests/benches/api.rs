@@ -237,6 +237,7 @@ fn main() {
         guards: Arc::new(Guards::new(1_000_000)),
         audit_queue: Default::default(),
         metrics: Default::default(),
+        webhooks: Default::default(),
     };
     let listener = server_rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))

@@ -63,6 +63,7 @@ impl Api {
             guards: Arc::new(sluice::api::Guards::new(per_second)),
             audit_queue: Default::default(),
             metrics: Default::default(),
+            webhooks: Default::default(),
         });
         Api {
             s,
@@ -305,6 +306,27 @@ fn matrix(index: &str) -> Vec<(Method, &'static str, &'static str, Option<Value>
             Method::GET,
             "/v1/audit",
             "/v1/audit?action=workspace&limit=5",
+            None,
+            managers(200),
+        ),
+        (
+            Method::GET,
+            "/v1/retention",
+            "/v1/retention",
+            None,
+            managers(200),
+        ),
+        (
+            Method::PUT,
+            "/v1/retention",
+            "/v1/retention",
+            Some(json!({ "samples": "two weeks" })),
+            managers(422),
+        ),
+        (
+            Method::POST,
+            "/v1/retention/purge",
+            "/v1/retention/purge",
             None,
             managers(200),
         ),
@@ -559,6 +581,48 @@ fn matrix(index: &str) -> Vec<(Method, &'static str, &'static str, Option<Value>
             "/v1/workspaces/{ws}/runs/999999/cancel",
             None,
             write(404),
+        ),
+        (
+            Method::GET,
+            "/v1/workspaces/{workspace}/webhooks",
+            "/v1/workspaces/{ws}/webhooks",
+            None,
+            read(200),
+        ),
+        (
+            Method::POST,
+            "/v1/workspaces/{workspace}/webhooks",
+            "/v1/workspaces/{ws}/webhooks",
+            Some(json!({ "url": "ftp://example.com/hook" })),
+            write(422),
+        ),
+        (
+            Method::GET,
+            "/v1/workspaces/{workspace}/webhooks/{id}",
+            "/v1/workspaces/{ws}/webhooks/wh_nope",
+            None,
+            read(404),
+        ),
+        (
+            Method::DELETE,
+            "/v1/workspaces/{workspace}/webhooks/{id}",
+            "/v1/workspaces/{ws}/webhooks/wh_nope",
+            None,
+            write(404),
+        ),
+        (
+            Method::POST,
+            "/v1/workspaces/{workspace}/webhooks/{id}/rotate",
+            "/v1/workspaces/{ws}/webhooks/wh_nope/rotate",
+            None,
+            write(404),
+        ),
+        (
+            Method::GET,
+            "/v1/workspaces/{workspace}/webhooks/{id}/deliveries",
+            "/v1/workspaces/{ws}/webhooks/wh_nope/deliveries",
+            None,
+            read(404),
         ),
     ]
 }
@@ -1478,4 +1542,140 @@ async fn the_openapi_document_is_valid_and_covers_every_route_the_router_serves(
             r.method
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_is_read_changed_and_applied_over_the_api_and_each_change_audited() {
+    use sluice::boundary::retention::{Keep, Retention};
+    let api = Api::new(Scratch::new()).await;
+    let owner = api.token(Role::Owner).to_string();
+    let admin = api.token(Role::Admin).to_string();
+    let (status, defaults) = api
+        .call(Method::GET, "/v1/retention", Some(&owner), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        defaults,
+        json!({ "staging": "14d", "run_logs": "30d", "samples": "30d", "audit": "365d", "state": "forever" })
+    );
+    // Bad settings are refused, naming the class and what to write; nothing is written.
+    for (body, says) in [
+        (
+            json!({ "samples": "two weeks" }),
+            "`samples = \"two weeks\"`",
+        ),
+        (
+            json!({ "audit": "do_not_store" }),
+            "`audit` and `state` cannot be",
+        ),
+        (json!({ "forever": "1d" }), "unknown field `forever`"),
+    ] {
+        let (status, answer) = api
+            .call(
+                Method::PUT,
+                "/v1/retention",
+                Some(&owner),
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {answer}");
+        let text = match &answer {
+            Value::String(t) => t.as_str(),
+            v => v["error"].as_str().unwrap_or_default(),
+        };
+        assert!(text.contains(says), "{body}: {answer}");
+    }
+    assert!(!api.store.dir().join("retention.toml").exists());
+
+    // A run that finished with log lines.
+    let lock = api.store.lock("w/c").unwrap();
+    let run = api.store.begin_run(&lock, "w/c", true).await.unwrap();
+    let line = sluice::runtime::LogLine {
+        connector: "source-faker".into(),
+        level: sluice::protocol::LogLevel::Info,
+        message: "hello".into(),
+    };
+    api.store
+        .append_logs(run.run_id, &[line.clone(), line])
+        .await
+        .unwrap();
+    api.store
+        .finish_run(
+            run.run_id,
+            sluice::store::RunStatus::Succeeded,
+            None,
+            &[],
+            0,
+        )
+        .await
+        .unwrap();
+    drop(lock);
+    // With the defaults nothing is overdue.
+    let (status, report) = api
+        .call(Method::POST, "/v1/retention/purge", Some(&admin), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["run_log_lines"], 0, "{report}");
+
+    // Run logs kept for one second; a class left out gets its default.
+    let (status, changed) = api
+        .call(
+            Method::PUT,
+            "/v1/retention",
+            Some(&admin),
+            Some(json!({ "run_logs": "1s", "samples": "do_not_store" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    assert_eq!(
+        changed,
+        json!({ "staging": "14d", "run_logs": "1s", "samples": "do_not_store", "audit": "365d", "state": "forever" })
+    );
+    // Written where runs and `sluice purge` read it.
+    let on_disk = Retention::load(api.store.dir()).unwrap();
+    assert_eq!(
+        on_disk.run_logs,
+        Keep::For(std::time::Duration::from_secs(1))
+    );
+    assert_eq!(on_disk.samples, Keep::DoNotStore);
+    let (_, read_back) = api
+        .call(Method::GET, "/v1/retention", Some(&owner), None)
+        .await;
+    assert_eq!(read_back, changed);
+
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let (status, report) = api
+        .call(Method::POST, "/v1/retention/purge", Some(&admin), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["run_log_lines"], 2, "{report}");
+    assert!(api.store.logs(run.run_id).await.unwrap().is_empty());
+
+    let audit = api.audit().await;
+    let change = audit
+        .iter()
+        .find(|e| e.action == "retention.changed")
+        .expect("the change is audited");
+    assert_eq!(change.actor, format!("api:{}", key_id(&admin)));
+    assert!(change.details.contains("\"before\""), "{}", change.details);
+    assert!(
+        change.details.contains("\"run_logs\":\"30d\""),
+        "{}",
+        change.details
+    );
+    assert!(
+        change.details.contains("\"run_logs\":\"1s\""),
+        "{}",
+        change.details
+    );
+    let purges: Vec<_> = audit
+        .iter()
+        .filter(|e| e.action == "retention.purged")
+        .collect();
+    assert_eq!(purges.len(), 2);
+    assert!(
+        purges[1].details.contains("\"run_log_lines\":2"),
+        "{}",
+        purges[1].details
+    );
 }

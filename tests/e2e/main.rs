@@ -6,6 +6,7 @@ mod api;
 mod api_e2e;
 mod api_schedule;
 mod api_tls;
+mod api_webhooks;
 mod boundary;
 mod chaos;
 mod cli;

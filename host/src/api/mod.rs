@@ -6,7 +6,7 @@
 //! secrets). Handlers only do the work.
 //!
 //! Resources: API keys, installed connectors, workspaces and their members, sources and
-//! destinations (secret values write-only), connections, runs, and the audit log. Plain HTTP is
+//! destinations (secret values write-only), connections, runs, webhooks, retention settings, and the audit log. Plain HTTP is
 //! served on loopback only; anything else is TLS ([`tls`]). See docs/api.md.
 
 mod access;
@@ -21,10 +21,12 @@ mod keys;
 pub mod metrics;
 mod names;
 pub mod openapi;
+pub mod retention;
 mod runs;
 pub mod scheduler;
 pub mod signing;
 pub mod tls;
+pub mod webhooks;
 mod workspaces;
 
 use std::net::SocketAddr;
@@ -66,6 +68,8 @@ pub struct ApiState {
     pub audit_queue: Arc<audit::AuditQueue>,
     /// What the audit layer counts for `/metrics`.
     pub metrics: Arc<metrics::Metrics>,
+    /// The webhook sender (its guard and retry settings).
+    pub webhooks: Arc<webhooks::Webhooks>,
 }
 
 /// A route and who may call it.
@@ -104,6 +108,9 @@ pub const ROUTES: &[Route] = &[
         Access::Org(&[Role::Owner, Role::Admin, Role::Billing]),
     ),
     route(Method::GET, "/v1/audit", MANAGERS),
+    route(Method::GET, "/v1/retention", MANAGERS),
+    route(Method::PUT, "/v1/retention", MANAGERS),
+    route(Method::POST, "/v1/retention/purge", MANAGERS),
     route(Method::GET, "/v1/keys", MANAGERS),
     route(Method::POST, "/v1/keys", MANAGERS),
     route(Method::PATCH, "/v1/keys/{id}", MANAGERS),
@@ -212,6 +219,28 @@ pub const ROUTES: &[Route] = &[
         "/v1/workspaces/{workspace}/runs/{id}/cancel",
         WRITE,
     ),
+    route(Method::GET, "/v1/workspaces/{workspace}/webhooks", READ),
+    route(Method::POST, "/v1/workspaces/{workspace}/webhooks", WRITE),
+    route(
+        Method::GET,
+        "/v1/workspaces/{workspace}/webhooks/{id}",
+        READ,
+    ),
+    route(
+        Method::DELETE,
+        "/v1/workspaces/{workspace}/webhooks/{id}",
+        WRITE,
+    ),
+    route(
+        Method::POST,
+        "/v1/workspaces/{workspace}/webhooks/{id}/rotate",
+        WRITE,
+    ),
+    route(
+        Method::GET,
+        "/v1/workspaces/{workspace}/webhooks/{id}/deliveries",
+        READ,
+    ),
 ];
 
 async fn healthz() -> &'static str {
@@ -235,6 +264,11 @@ pub fn router(state: ApiState) -> Router {
         .route("/openapi.json", get(openapi::serve))
         .route("/metrics", get(metrics::scrape))
         .route("/v1/audit", get(audit_log::query))
+        .route("/v1/retention", get(retention::show).put(retention::update))
+        .route(
+            "/v1/retention/purge",
+            axum::routing::post(retention::purge_now),
+        )
         .route("/v1/keys", get(keys::list).post(keys::create))
         .route(
             "/v1/keys/{id}",
@@ -300,6 +334,22 @@ pub fn router(state: ApiState) -> Router {
         .route(
             &format!("{ws}/runs/{{id}}/cancel"),
             axum::routing::post(runs::cancel),
+        )
+        .route(
+            &format!("{ws}/webhooks"),
+            get(webhooks::list).post(webhooks::create),
+        )
+        .route(
+            &format!("{ws}/webhooks/{{id}}"),
+            get(webhooks::show).delete(webhooks::remove),
+        )
+        .route(
+            &format!("{ws}/webhooks/{{id}}/rotate"),
+            axum::routing::post(webhooks::rotate),
+        )
+        .route(
+            &format!("{ws}/webhooks/{{id}}/deliveries"),
+            get(webhooks::deliveries),
         )
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

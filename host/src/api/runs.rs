@@ -198,10 +198,20 @@ pub async fn start(
         state.runtime.clone(),
         state.running.clone(),
     );
+    let state = state.clone();
     let task = tokio::spawn(async move {
         let report = sync::run(&runtime, &store, &conn, options).await;
         running.release(&key);
         drop(slot);
+        if let Ok(r) = &report
+            && let Some((workspace, _)) = key.split_once('/')
+        {
+            match store.run(r.run_id).await {
+                Ok(Some(run)) => super::webhooks::deliver::run_ended(&state, workspace, &run).await,
+                Ok(None) => {}
+                Err(e) => tracing::error!("cannot read run {} for its webhooks: {e}", r.run_id),
+            }
+        }
         match report {
             Ok(r) if r.succeeded() => {
                 tracing::info!(run = r.run_id, "run of `{}` succeeded", conn.name);
@@ -266,7 +276,8 @@ pub struct ListQuery {
     pub limit: Option<u32>,
 }
 
-fn run_json(r: &RunRecord, workspace: &str) -> serde_json::Value {
+/// A run as the API shows it (also the `data.run` of webhook events).
+pub(crate) fn run_json(r: &RunRecord, workspace: &str) -> serde_json::Value {
     let name = r
         .connection
         .strip_prefix(&format!("{workspace}/"))

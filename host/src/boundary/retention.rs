@@ -9,10 +9,11 @@
 //! state = "forever"        # checkpoints of connections not run for this long
 //! ```
 
+use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The file name in the data dir.
 pub const FILE: &str = "retention.toml";
@@ -62,6 +63,24 @@ impl Keep {
     }
 }
 
+impl fmt::Display for Keep {
+    /// As written in the settings: `14d`, `12h`, `forever`, `do_not_store`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Keep::DoNotStore => f.write_str("do_not_store"),
+            Keep::Forever => f.write_str("forever"),
+            Keep::For(d) => {
+                let secs = d.as_secs();
+                let (n, unit) = [(86_400, "d"), (3_600, "h"), (60, "m")]
+                    .into_iter()
+                    .find(|(u, _)| secs > 0 && secs % u == 0)
+                    .map_or((secs, "s"), |(u, unit)| (secs / u, unit));
+                write!(f, "{n}{unit}")
+            }
+        }
+    }
+}
+
 fn bad(class: &str, s: &str) -> String {
     format!(
         "`{class} = \"{s}\"`: write a number of days, hours, minutes or seconds (`14d`, `12h`), \
@@ -69,14 +88,26 @@ fn bad(class: &str, s: &str) -> String {
     )
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// Retention as written (the file, the API): each class a duration (`14d`, `12h`, `30m`,
+/// `45s`), `"forever"` or `"do_not_store"`; a class left out has its default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RetentionFile {
-    staging: Option<String>,
-    run_logs: Option<String>,
-    samples: Option<String>,
-    audit: Option<String>,
-    state: Option<String>,
+pub struct RetentionSettings {
+    /// Leftovers of runs that died.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staging: Option<String>,
+    /// Connector log lines and wall events of runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_logs: Option<String>,
+    /// Failed-record samples.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub samples: Option<String>,
+    /// Audit log entries (removed only up to a signed digest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit: Option<String>,
+    /// Checkpoints of connections not run for this long.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
 }
 
 /// Retention of every data class.
@@ -130,10 +161,15 @@ impl Retention {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Retention::default()),
             Err(e) => return Err(err(e.to_string())),
         };
-        let f: RetentionFile = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
+        let f: RetentionSettings = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
+        Retention::from_settings(f).map_err(err)
+    }
+
+    /// Retention from settings as written; the reason when they cannot be used.
+    pub fn from_settings(f: RetentionSettings) -> Result<Retention, String> {
         let d = Retention::default();
         let get = |class: &str, v: Option<String>, default: Keep| match v {
-            Some(s) => Keep::parse(class, &s).map_err(&err),
+            Some(s) => Keep::parse(class, &s),
             None => Ok(default),
         };
         let r = Retention {
@@ -144,13 +180,41 @@ impl Retention {
             state: get("state", f.state, d.state)?,
         };
         if r.audit == Keep::DoNotStore || r.state == Keep::DoNotStore {
-            return Err(err(
+            return Err(
                 "`audit` and `state` cannot be \"do_not_store\": without the audit log nothing \
                  is accountable, and without state every run starts over"
                     .into(),
-            ));
+            );
         }
         Ok(r)
+    }
+
+    /// Every class as written.
+    pub fn settings(&self) -> RetentionSettings {
+        RetentionSettings {
+            staging: Some(self.staging.to_string()),
+            run_logs: Some(self.run_logs.to_string()),
+            samples: Some(self.samples.to_string()),
+            audit: Some(self.audit.to_string()),
+            state: Some(self.state.to_string()),
+        }
+    }
+
+    /// Write these settings to the data dir's `retention.toml` (replacing it whole, so a
+    /// reader never sees half a file).
+    pub fn save(&self, data_dir: &Path) -> std::io::Result<()> {
+        let body = toml::to_string(&self.settings()).map_err(std::io::Error::other)?;
+        let mut tmp = tempfile::NamedTempFile::new_in(data_dir)?;
+        use std::io::Write;
+        writeln!(
+            tmp,
+            "# How long sluice keeps each class of data (see docs/boundary.md); written by \
+             `PUT /v1/retention`."
+        )?;
+        tmp.write_all(body.as_bytes())?;
+        tmp.as_file().sync_all()?;
+        tmp.persist(data_dir.join(FILE)).map_err(|e| e.error)?;
+        Ok(())
     }
 }
 
@@ -176,5 +240,25 @@ mod tests {
         assert!(e.contains("samples") && e.contains("14d"), "{e}");
         std::fs::write(dir.path().join(FILE), "audit = \"do_not_store\"\n").unwrap();
         assert!(Retention::load(dir.path()).is_err());
+    }
+
+    #[test]
+    fn saved_settings_load_back_as_they_were_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = Retention {
+            staging: Keep::For(Duration::from_secs(7200)),
+            run_logs: Keep::DoNotStore,
+            samples: Keep::For(Duration::from_secs(90)),
+            audit: Keep::For(Duration::from_secs(400 * 86_400)),
+            state: Keep::Forever,
+        };
+        r.save(dir.path()).unwrap();
+        assert_eq!(Retention::load(dir.path()).unwrap(), r);
+        let s = r.settings();
+        assert_eq!(s.staging.as_deref(), Some("2h"));
+        assert_eq!(s.samples.as_deref(), Some("90s"));
+        assert_eq!(s.audit.as_deref(), Some("400d"));
+        assert_eq!(s.run_logs.as_deref(), Some("do_not_store"));
+        assert_eq!(Keep::For(Duration::from_secs(120)).to_string(), "2m");
     }
 }

@@ -45,6 +45,18 @@ pub struct ServeArgs {
     /// The first retry's delay in seconds; each next one doubles, with jitter.
     #[arg(long, default_value_t = 60.0, value_name = "SECONDS", value_parser = positive_seconds)]
     retry_delay: f64,
+    /// Where webhook URLs may point: `scheme://host[:port]` rules (`*.example.com`, port `*`),
+    /// repeat for more; they replace the default `https://*:*` (any public HTTPS host). A host
+    /// named exactly may resolve to loopback or private addresses; any other may not.
+    #[arg(long = "webhook-allow", value_name = "RULE")]
+    webhook_allow: Vec<sluice::capability::net::AllowRule>,
+    /// How often a webhook delivery is retried before it is given up.
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    webhook_retries: usize,
+    /// The first webhook retry's delay in seconds; each next one doubles, with jitter (at
+    /// most an hour).
+    #[arg(long, default_value_t = 10.0, value_name = "SECONDS", value_parser = positive_seconds)]
+    webhook_retry_delay: f64,
 }
 
 fn positive_seconds(s: &str) -> Result<f64, String> {
@@ -106,6 +118,16 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<ExitCode>
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
     let running = Arc::new(sluice::api::Running::new(usize::from(args.max_runs)));
+    let mut webhook_config = sluice::api::webhooks::WebhookConfig {
+        retries: args.webhook_retries,
+        retry_delay: std::time::Duration::from_secs_f64(args.webhook_retry_delay),
+        ..Default::default()
+    };
+    if !args.webhook_allow.is_empty() {
+        webhook_config.allow = args.webhook_allow.clone();
+    }
+    let webhooks = sluice::api::webhooks::Webhooks::new(webhook_config)
+        .map_err(|e| anyhow::anyhow!("webhooks: {e}"))?;
     let state = ApiState {
         store,
         runtime,
@@ -114,6 +136,7 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<ExitCode>
         guards: Arc::new(sluice::api::Guards::new(args.rate_limit)),
         audit_queue: Default::default(),
         metrics: Default::default(),
+        webhooks: Arc::new(webhooks),
     };
     let scheduler = tokio::spawn(sluice::api::scheduler::run(
         state.clone(),
@@ -121,6 +144,11 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<ExitCode>
             retries: args.retries,
             delay: std::time::Duration::from_secs_f64(args.retry_delay),
         },
+    ));
+    let deliveries = tokio::spawn(sluice::api::webhooks::deliver::run(state.clone()));
+    let purges = tokio::spawn(sluice::api::retention::auto_purge(
+        state.clone(),
+        sluice::api::retention::PURGE_EVERY,
     ));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {
@@ -170,6 +198,9 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<ExitCode>
         );
     }
     scheduler.abort();
+    // Deliveries not made yet stay in the outbox for the next start.
+    deliveries.abort();
+    purges.abort();
     server.await??;
     if let Some(r) = redirect {
         r.await??;

@@ -11,6 +11,7 @@ mod installed;
 mod lock;
 mod purge;
 mod sealed;
+mod webhooks;
 mod workspaces;
 
 use std::path::{Path, PathBuf};
@@ -30,6 +31,7 @@ pub use audit::AuditFilter;
 pub use installed::InstalledConnector;
 pub use purge::PurgeReport;
 pub use sealed::StoredSecret;
+pub use webhooks::{Attempt, Delivery, DueDelivery, WEBHOOK_SECRET_PREFIX, Webhook, now_ms};
 pub use workspaces::{
     ConnectionDef, Endpoint, EndpointKind, Member, SecretStatus, Workspace, connection_key,
 };
@@ -189,6 +191,11 @@ const SEALED: &str = "sealed:";
 
 fn state_identity(connection: &str, stream: &str) -> String {
     format!("state/{connection}/{stream}")
+}
+
+/// Now, as RFC 3339 (how the store writes times).
+pub fn now_rfc3339() -> String {
+    now()
 }
 
 fn now() -> String {

@@ -131,6 +131,7 @@ impl Store {
         }
         n += self.rewrap_endpoint_secrets(&mut tx).await?;
         n += self.rewrap_signing_secrets(&mut tx).await?;
+        n += self.rewrap_webhook_secrets(&mut tx).await?;
         tx.commit().await.map_err(db("rewrap"))?;
         Ok(n)
     }
