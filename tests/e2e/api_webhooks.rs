@@ -472,3 +472,81 @@ async fn a_webhook_pointing_inside_the_network_is_refused_audited_and_others_are
     assert_eq!(status, 200);
     assert_eq!(api.serve.stop(), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_delivery_survives_a_killed_server_and_the_next_one_makes_it() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let up = Arc::new(AtomicBool::new(false));
+    let is_up = up.clone();
+    let receiver = TestServer::start(move |_: &Seen| {
+        if is_up.load(Ordering::SeqCst) {
+            Answer::status(200, "")
+        } else {
+            Answer::status(503, "down")
+        }
+    });
+    let s = Scratch::new();
+    let index = trust_first_party(&s);
+    let owner = key(&s, "owner");
+    let allow = format!("http://127.0.0.1:{}", receiver.port());
+    let args = [
+        "--index",
+        &index,
+        "--webhook-allow",
+        &allow,
+        "--webhook-retry-delay",
+        "2",
+    ];
+    let api = Client {
+        serve: Serve::start(&s, &args),
+    };
+    workspace(&api, &owner).await;
+    let (status, created) = call(
+        &api,
+        &owner,
+        Method::POST,
+        &format!("{WS}/webhooks"),
+        Some(json!({ "url": format!("{}/hook", receiver.url()) })),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["webhook"]["id"].as_str().unwrap().to_string();
+    run(&api, &owner).await;
+    audit_until(&api, &owner, "the first attempt failing", |es| {
+        es.iter().any(|e| e["action"] == "webhook.retry")
+    })
+    .await;
+    // Killed (SIGKILL) while the delivery waits for its retry.
+    drop(api);
+    up.store(true, Ordering::SeqCst);
+    let api = Client {
+        serve: Serve::start(&s, &args),
+    };
+    let entries = audit_until(&api, &owner, "the delivery made by the next server", |es| {
+        es.iter().any(|e| e["action"] == "webhook.delivered")
+    })
+    .await;
+    let delivered = entries
+        .iter()
+        .find(|e| e["action"] == "webhook.delivered")
+        .unwrap();
+    assert_eq!(delivered["details"]["attempt"], 2, "{delivered}");
+    let (_, deliveries) = call(
+        &api,
+        &owner,
+        Method::GET,
+        &format!("{WS}/webhooks/{id}/deliveries"),
+        None,
+    )
+    .await;
+    assert_eq!(deliveries.as_array().unwrap().len(), 1, "{deliveries}");
+    assert_eq!(deliveries[0]["status"], "delivered");
+    assert_eq!(deliveries[0]["attempts"], 2);
+    let seen = receiver.seen();
+    assert_eq!(seen.len(), 2, "one failed attempt, one delivery");
+    assert_eq!(
+        seen[0].header("sluice-delivery"),
+        seen[1].header("sluice-delivery")
+    );
+    assert_eq!(api.serve.stop(), Some(0));
+}
