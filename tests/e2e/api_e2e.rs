@@ -84,6 +84,33 @@ impl Client {
         entries.sort_by_key(|e| e["seq"].as_i64());
         entries
     }
+
+    /// Wait (up to `limit`) until `done` holds of the audit log; the log then. Failing, it
+    /// shows every entry that is not a request.
+    pub async fn audit_until(
+        &self,
+        owner: &str,
+        what: &str,
+        limit: std::time::Duration,
+        done: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
+        let started = std::time::Instant::now();
+        loop {
+            let entries = self.audit(owner).await;
+            if done(&entries) {
+                return entries;
+            }
+            assert!(
+                started.elapsed() < limit,
+                "never saw {what}; audit: {:#?}",
+                entries
+                    .iter()
+                    .filter(|e| e["action"] != "api.request")
+                    .collect::<Vec<_>>()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
 }
 
 /// Trust the first-party publisher in `s`; the index's path, for `--index`.

@@ -39,22 +39,8 @@ async fn runs(api: &Client, token: &str, connection: &str) -> Vec<Value> {
 /// Wait (up to 90 s: a minute-long schedule's next occurrence and then some) until `done`
 /// holds of the audit log.
 async fn wait_for_audit(api: &Client, owner: &str, what: &str, done: impl Fn(&[Value]) -> bool) {
-    let started = Instant::now();
-    loop {
-        let entries = api.audit(owner).await;
-        if done(&entries) {
-            return;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(90),
-            "never saw {what}; audit: {:#?}",
-            entries
-                .iter()
-                .filter(|e| e["action"] != "api.request")
-                .collect::<Vec<_>>()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    api.audit_until(owner, what, Duration::from_secs(90), done)
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

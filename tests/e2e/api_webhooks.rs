@@ -91,22 +91,8 @@ async fn audit_until(
     what: &str,
     done: impl Fn(&[Value]) -> bool,
 ) -> Vec<Value> {
-    let started = Instant::now();
-    loop {
-        let entries = api.audit(owner).await;
-        if done(&entries) {
-            return entries;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "never saw {what}; audit: {:#?}",
-            entries
-                .iter()
-                .filter(|e| e["action"] != "api.request")
-                .collect::<Vec<_>>()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    api.audit_until(owner, what, Duration::from_secs(30), done)
+        .await
 }
 
 fn now_secs() -> i64 {
