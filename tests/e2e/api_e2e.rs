@@ -113,6 +113,23 @@ impl Client {
     }
 }
 
+/// A real `sluice serve` on `s` that installs from the first-party index (trusted), started
+/// with `args` besides `--index`; with a new owner key's token.
+pub fn serve_first_party(s: &Scratch, args: &[&str]) -> (Client, String) {
+    let index = trust_first_party(s);
+    let owner = key(s, "owner");
+    let args: Vec<&str> = ["--index", index.as_str()]
+        .into_iter()
+        .chain(args.iter().copied())
+        .collect();
+    (
+        Client {
+            serve: Serve::start(s, &args),
+        },
+        owner,
+    )
+}
+
 /// Trust the first-party publisher in `s`; the index's path, for `--index`.
 pub fn trust_first_party(s: &Scratch) -> String {
     let index = root().join("examples/index");

@@ -9,10 +9,9 @@ use std::time::{Duration, Instant};
 use http::Method;
 use serde_json::{Value, json};
 use sluice_tests::Scratch;
-use sluice_tests::serve::Serve;
 use sluice_tests::server::{Reply as Answer, Seen, TestServer};
 
-use crate::api_e2e::{Client, key, trust_first_party};
+use crate::api_e2e::{Client, serve_first_party};
 
 const WS: &str = "/v1/workspaces/w";
 
@@ -46,11 +45,7 @@ async fn wait_for_audit(api: &Client, owner: &str, what: &str, done: impl Fn(&[V
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scheduled_connections_run_on_time_one_at_a_time_under_max_runs() {
     let s = Scratch::new();
-    let index = trust_first_party(&s);
-    let owner = key(&s, "owner");
-    let api = Client {
-        serve: Serve::start(&s, &["--index", &index, "--max-runs", "1"]),
-    };
+    let (api, owner) = serve_first_party(&s, &["--max-runs", "1"]);
     api.install(&owner, &["source-faker", "destination-file"])
         .await;
     post(&api, &owner, "/v1/workspaces", json!({ "name": "w" })).await;
@@ -246,14 +241,7 @@ async fn a_failing_scheduled_run_is_retried_with_backoff_then_given_up() {
     let url = upstream.url();
 
     let s = Scratch::new();
-    let index = trust_first_party(&s);
-    let owner = key(&s, "owner");
-    let api = Client {
-        serve: Serve::start(
-            &s,
-            &["--index", &index, "--retries", "2", "--retry-delay", "0.2"],
-        ),
-    };
+    let (api, owner) = serve_first_party(&s, &["--retries", "2", "--retry-delay", "0.2"]);
     api.install(&owner, &["source-http", "destination-file"])
         .await;
     post(&api, &owner, "/v1/workspaces", json!({ "name": "w" })).await;

@@ -13,7 +13,7 @@ use sluice_tests::Scratch;
 use sluice_tests::serve::Serve;
 use sluice_tests::server::{Reply as Answer, Seen, TestServer};
 
-use crate::api_e2e::{Client, key, trust_first_party};
+use crate::api_e2e::{Client, serve_first_party};
 
 const WS: &str = "/v1/workspaces/w";
 
@@ -120,23 +120,17 @@ async fn run_events_are_signed_with_every_valid_secret_retried_with_backoff_and_
         }
     });
     let s = Scratch::new();
-    let index = trust_first_party(&s);
-    let owner = key(&s, "owner");
-    let api = Client {
-        serve: Serve::start(
-            &s,
-            &[
-                "--index",
-                &index,
-                "--webhook-allow",
-                &format!("http://127.0.0.1:{}", receiver.port()),
-                "--webhook-retries",
-                "3",
-                "--webhook-retry-delay",
-                "0.2",
-            ],
-        ),
-    };
+    let (api, owner) = serve_first_party(
+        &s,
+        &[
+            "--webhook-allow",
+            &format!("http://127.0.0.1:{}", receiver.port()),
+            "--webhook-retries",
+            "3",
+            "--webhook-retry-delay",
+            "0.2",
+        ],
+    );
     workspace(&api, &owner).await;
     let hooks = format!("{WS}/webhooks");
 
@@ -337,26 +331,20 @@ async fn run_events_are_signed_with_every_valid_secret_retried_with_backoff_and_
 async fn a_webhook_pointing_inside_the_network_is_refused_audited_and_others_are_still_served() {
     let receiver = TestServer::start(|_: &Seen| Answer::status(200, ""));
     let s = Scratch::new();
-    let index = trust_first_party(&s);
-    let owner = key(&s, "owner");
     // Any http host may be a webhook, but only 127.0.0.1 (named exactly) may be inside.
-    let api = Client {
-        serve: Serve::start(
-            &s,
-            &[
-                "--index",
-                &index,
-                "--webhook-allow",
-                "http://*:*",
-                "--webhook-allow",
-                &format!("http://127.0.0.1:{}", receiver.port()),
-                "--webhook-retries",
-                "1",
-                "--webhook-retry-delay",
-                "0.1",
-            ],
-        ),
-    };
+    let (api, owner) = serve_first_party(
+        &s,
+        &[
+            "--webhook-allow",
+            "http://*:*",
+            "--webhook-allow",
+            &format!("http://127.0.0.1:{}", receiver.port()),
+            "--webhook-retries",
+            "1",
+            "--webhook-retry-delay",
+            "0.1",
+        ],
+    );
     workspace(&api, &owner).await;
     let hooks = format!("{WS}/webhooks");
     // Addresses written in the URL are judged at once.
@@ -472,20 +460,9 @@ async fn a_pending_delivery_survives_a_killed_server_and_the_next_one_makes_it()
         }
     });
     let s = Scratch::new();
-    let index = trust_first_party(&s);
-    let owner = key(&s, "owner");
     let allow = format!("http://127.0.0.1:{}", receiver.port());
-    let args = [
-        "--index",
-        &index,
-        "--webhook-allow",
-        &allow,
-        "--webhook-retry-delay",
-        "2",
-    ];
-    let api = Client {
-        serve: Serve::start(&s, &args),
-    };
+    let args = ["--webhook-allow", &allow, "--webhook-retry-delay", "2"];
+    let (api, owner) = serve_first_party(&s, &args);
     workspace(&api, &owner).await;
     let (status, created) = call(
         &api,

@@ -17,7 +17,7 @@ use super::signature;
 use crate::api::ApiState;
 use crate::boundary::audit::log::NewEntry;
 use crate::capability::net::PostError;
-use crate::store::{Attempt, DueDelivery, RunRecord, RunStatus, Store, now_ms};
+use crate::store::{Attempt, Delivery, DueDelivery, RunRecord, RunStatus, now_ms};
 
 /// Who the audit log says delivered webhooks.
 pub const ACTOR: &str = "webhooks";
@@ -132,7 +132,7 @@ async fn attempt(state: &ApiState, due: DueDelivery) {
         url,
     } = due;
     let n = delivery.attempts + 1;
-    let result = send(&state.store, state, &delivery.webhook, &delivery, &url).await;
+    let result = send(state, &delivery, &url).await;
     let (outcome, status, error) = match result {
         Ok(s) if (200..300).contains(&s) => ("ok", Some(s), None),
         Ok(s) => ("failed", Some(s), Some(format!("answered {s}"))),
@@ -186,15 +186,11 @@ async fn attempt(state: &ApiState, due: DueDelivery) {
     }
 }
 
-async fn send(
-    store: &Store,
-    state: &ApiState,
-    webhook: &str,
-    delivery: &crate::store::Delivery,
-    url: &str,
-) -> Result<u16, PostError> {
-    let secrets = store
-        .webhook_secrets(webhook)
+/// One signed POST of `delivery` to `url`; the answer's status.
+async fn send(state: &ApiState, delivery: &Delivery, url: &str) -> Result<u16, PostError> {
+    let secrets = state
+        .store
+        .webhook_secrets(&delivery.webhook)
         .await
         .map_err(|e| PostError::Failed(format!("cannot read the webhook's secret: {e}")))?;
     let t = now_ms() / 1000;
