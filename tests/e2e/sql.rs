@@ -642,14 +642,16 @@ mod sessions {
     use sluice_tests::pg::{TestDb, pg};
 
     fn database(db: &TestDb, scope: Scope) -> Arc<Database> {
+        let user = match scope {
+            Scope::Read => &db.reader,
+            Scope::Write(_) => &db.writer,
+        };
         Arc::new(Database {
             name: "wh".into(),
-            target: Target::Postgres(SecretString::from(format!(
-                "postgres://{}:{}@{}/{}",
-                db.user, db.password, db.authority, db.name
-            ))),
+            target: Target::Postgres(SecretString::from(db.url_as(user))),
             scope,
             statement_timeout: Duration::from_secs(5),
+            allow_broad_role: false,
         })
     }
 
@@ -663,7 +665,9 @@ mod sessions {
     async fn a_bad_row_in_a_pipelined_load_fails_the_commit_and_nothing_lands() {
         let db = pg().database().await;
         let mut s = open(&db, Scope::Write("raw".into())).await;
-        s.execute("CREATE SCHEMA raw", vec![]).await.unwrap();
+        s.execute("CREATE SCHEMA IF NOT EXISTS raw", vec![])
+            .await
+            .unwrap();
         s.execute("CREATE TABLE t (x bigint, y text)", vec![])
             .await
             .unwrap();

@@ -47,16 +47,22 @@ pub fn pg() -> Pg {
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
-/// A fresh database of its own for one test.
+/// A fresh database of its own for one test, with the least-privilege roles sluice should be
+/// given: a writer that owns schema `raw` and nothing else, and a reader that reads and writes
+/// nothing. Grants connect as those ([`TestDb::grant`]); the test's own queries as the superuser.
 pub struct TestDb {
     /// Its name.
     pub name: String,
     /// The URL without the password, as a grant writes it before the secret placeholder.
     pub authority: String,
-    /// The user.
+    /// The superuser (the test's own connections).
     pub user: String,
-    /// The password.
+    /// The password of every role here.
     pub password: String,
+    /// The role a destination's write grant on `raw` connects as.
+    pub writer: String,
+    /// The role a source's read grant connects as.
+    pub reader: String,
 }
 
 impl Pg {
@@ -84,12 +90,25 @@ impl Pg {
             .execute(&mut admin)
             .await
             .expect("create database");
-        TestDb {
+        let db = TestDb {
+            writer: format!("{name}_w"),
+            reader: format!("{name}_r"),
             name,
             authority: self.authority.clone(),
             user: self.user.clone(),
             password: self.password.clone(),
-        }
+        };
+        let pw = self.password.replace('\'', "''");
+        db.exec(&format!(
+            "CREATE ROLE {w} LOGIN PASSWORD '{pw}';
+             CREATE SCHEMA raw AUTHORIZATION {w};
+             CREATE ROLE {r} LOGIN PASSWORD '{pw}';
+             GRANT pg_read_all_data TO {r};",
+            w = db.writer,
+            r = db.reader,
+        ))
+        .await;
+        db
     }
 }
 
@@ -139,8 +158,19 @@ impl TestDb {
     }
 
     /// The `[[…grant.sql]]` and secret TOML that grants this database to one side of a
-    /// connection as `name`, with `extra` lines (schema, timeout) in the sql entry.
+    /// connection as `name`, with `extra` lines (schema, timeout) in the sql entry: a source
+    /// connects as the reader, a destination as the writer (which owns schema `raw`).
     pub fn grant(&self, side: &str, name: &str, extra: &str) -> String {
+        let user = if side == "source" {
+            &self.reader
+        } else {
+            &self.writer
+        };
+        self.grant_as(user, side, name, extra)
+    }
+
+    /// [`TestDb::grant`], connecting as `user`.
+    pub fn grant_as(&self, user: &str, side: &str, name: &str, extra: &str) -> String {
         format!(
             r#"
 [[{side}.grant.sql]]
@@ -151,9 +181,16 @@ url = "postgres://{user}:{{{{secret:pg}}}}@{authority}/{db}"
 name = "pg"
 env = "SLUICE_TEST_PG_PASSWORD"
 "#,
-            user = self.user,
             authority = self.authority,
             db = self.name,
+        )
+    }
+
+    /// A URL for `user` here, password included (for a session of the test's own making).
+    pub fn url_as(&self, user: &str) -> String {
+        format!(
+            "postgres://{user}:{}@{}/{}",
+            self.password, self.authority, self.name
         )
     }
 }

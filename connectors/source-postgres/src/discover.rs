@@ -77,15 +77,20 @@ pub fn catalog(db: &Connection, config: &Config) -> Result<Catalog> {
             ),
             &[],
         )?;
+        // Primary keys from the catalog: `information_schema.table_constraints` shows only
+        // tables the role has more than SELECT on, and a source's role has nothing more.
         let keys = db.query_all(
             &format!(
-                "SELECT k.table_schema, k.table_name, k.column_name \
-                 FROM information_schema.table_constraints tc \
-                 JOIN information_schema.key_column_usage k \
-                   ON k.constraint_schema = tc.constraint_schema \
-                  AND k.constraint_name = tc.constraint_name \
-                 WHERE tc.constraint_type = 'PRIMARY KEY' AND tc.table_schema IN ({list}) \
-                 ORDER BY k.table_schema, k.table_name, k.ordinal_position"
+                "SELECT n.nspname AS table_schema, c.relname AS table_name, \
+                        a.attname AS column_name \
+                 FROM pg_catalog.pg_index i \
+                 JOIN pg_catalog.pg_class c ON c.oid = i.indrelid \
+                 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                 JOIN pg_catalog.pg_attribute a \
+                   ON a.attrelid = c.oid AND a.attnum = ANY (i.indkey) \
+                 WHERE i.indisprimary AND n.nspname IN ({list}) \
+                 ORDER BY n.nspname, c.relname, \
+                          array_position(i.indkey::int2[], a.attnum)"
             ),
             &[],
         )?;

@@ -117,6 +117,7 @@ fn sandbox(
             table_prefix: None,
             access: Some(SqlAccess::Read),
             statement_timeout_secs: None,
+            allow_broad_role: false,
         });
     }
     let mut resolved = Vec::new();

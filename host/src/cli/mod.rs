@@ -12,6 +12,7 @@ mod run;
 mod samples;
 mod secrets;
 mod serve;
+mod sql;
 mod trust;
 
 use std::path::PathBuf;
@@ -75,6 +76,9 @@ enum Command {
     /// API keys for the control API.
     #[command(subcommand)]
     Admin(serve::AdminCommand),
+    /// Databases: the least-privilege PostgreSQL role a grant should connect as.
+    #[command(subcommand)]
+    Sql(sql::SqlCommand),
 }
 
 /// Who is acting, for the audit log: `cli:` and the OS user.
@@ -142,6 +146,7 @@ pub fn main() -> ExitCode {
             Command::Trust(a) => trust::run(&data_dir, a).await,
             Command::Serve(a) => serve::serve(&data_dir, a).await,
             Command::Admin(a) => serve::admin(&data_dir, a).await,
+            Command::Sql(a) => sql::run(a).await,
         }
     });
     match result {

@@ -5,12 +5,23 @@
 //! secret) or a SQLite file under the data dir — and, for writes, to the one schema (PostgreSQL)
 //! or table prefix (SQLite) the connector may touch. Sources only ever read.
 //!
-//! - [`policy`]: which statements a grant allows (parsed, checked, rewritten before they run);
+//! Two walls stand between a connector's SQL and the database, and each holds alone:
+//!
+//! - [`policy`] (the `sluice-sql-wall` crate): which statements a grant allows — parsed, checked,
+//!   rendered, and run only as the rendering proven to parse back to what was checked; run on a
+//!   stack of its own by [`checker`];
+//! - the database: SQLite's authorizer on every session (also in `sluice-sql-wall`), and for
+//!   PostgreSQL a role no broader than the grant, inspected before a session is handed out
+//!   ([`role`]);
 //! - [`session`]: the sessions themselves (sqlx): read-only or scoped at the database too,
 //!   deadlines, streamed rows, bulk loads.
 
-pub mod policy;
+pub mod checker;
+pub mod role;
 pub mod session;
+
+/// The policy: parse, check, render (the `sluice-sql-wall` crate).
+pub use sluice_sql_wall as policy;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -19,7 +30,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 pub use policy::{Dialect, Refusal, Scope};
-pub use session::{Rows, Session, SqlError, Value};
+pub use session::{Rows, Session, SqlError, Value, Walls};
 
 use super::manifest::Manifest;
 use super::secrets::{self, Secret};
@@ -71,6 +82,12 @@ pub struct SqlGrant {
     /// timeout; must be shorter than it).
     #[serde(default)]
     pub statement_timeout_secs: Option<f64>,
+    /// PostgreSQL: connect even though the role holds more than the grant (superuser, other
+    /// schemas, …). Off by default: the host refuses such a role, because the database is the
+    /// second wall only if the role is least-privilege. Shown when the session opens, and
+    /// recorded.
+    #[serde(default)]
+    pub allow_broad_role: bool,
 }
 
 /// Where a granted database is.
@@ -102,6 +119,8 @@ pub struct Database {
     pub scope: Scope,
     /// The longest one statement may run.
     pub statement_timeout: Duration,
+    /// PostgreSQL: the grant accepts a role broader than itself (`allow_broad_role`).
+    pub allow_broad_role: bool,
 }
 
 impl Database {
@@ -122,6 +141,11 @@ fn valid_scope_name(s: &str) -> bool {
         && s.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
         && s.chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// Names the databases keep for themselves: a scope there would reach their catalogs.
+fn reserved_scope(s: &str) -> bool {
+    s.starts_with("pg_") || s.starts_with("sqlite") || s == "information_schema"
 }
 
 /// The secrets a grant's database URLs refer to: they count as bound (to the database).
@@ -245,11 +269,14 @@ impl SqlGrant {
                 );
             }
             match value {
-                Some(v) if valid_scope_name(v) && !v.starts_with("pg_") => Scope::Write(v.clone()),
+                Some(v) if valid_scope_name(v) && !reserved_scope(v) => Scope::Write(v.clone()),
                 Some(v) => {
                     return fail(
                         &format!(".{key}"),
-                        format!("`{v}` must be lower-case letters, digits and `_` (not `pg_…`)"),
+                        format!(
+                            "`{v}` must be lower-case letters, digits and `_`, and not a name the \
+                             database reserves (`pg_…`, `information_schema`, `sqlite…`)"
+                        ),
                     );
                 }
                 None => {
@@ -288,11 +315,20 @@ impl SqlGrant {
                 );
             }
         };
+        if self.allow_broad_role && !matches!(target, Target::Postgres(_)) {
+            return fail(
+                ".allow_broad_role",
+                "only means something for PostgreSQL (a SQLite session is held to the grant by \
+                 its authorizer)"
+                    .into(),
+            );
+        }
         Ok(Database {
             name: self.name.clone(),
             target,
             scope,
             statement_timeout,
+            allow_broad_role: self.allow_broad_role,
         })
     }
 }

@@ -1,10 +1,14 @@
 //! One connector's session with one granted database.
 //!
-//! The session is the second wall behind [`super::policy`]: a read session is read-only at the
-//! database (PostgreSQL `default_transaction_read_only`, SQLite opened read-only with
-//! `query_only`); a write session resolves bare names to its schema (`search_path`) after the
-//! policy has qualified them. Every statement has a deadline (`statement_timeout` at the
-//! database, and the host's own timer).
+//! Every statement of the connector's passes the policy ([`super::policy`], on its own stack) and
+//! runs as the policy's proven rendering, one statement per call: PostgreSQL gets it through the
+//! extended protocol only (one statement by construction), SQLite compiles it once first and
+//! refuses any second statement in the text. The database is the second wall: a SQLite session
+//! carries the authorizer of `sluice-sql-wall`, a PostgreSQL session is handed out only if its
+//! role is no broader than the grant ([`super::role`]); a read session is read-only at the
+//! database too (PostgreSQL `default_transaction_read_only`, SQLite opened read-only with
+//! `query_only`). Every statement has a deadline (`statement_timeout`, `lock_timeout` and
+//! `idle_in_transaction_session_timeout` at the database, and the host's own timer).
 //!
 //! Rows stream: a query's task owns the connection while it sends rows through a bounded channel,
 //! so a large result never sits in memory, and hands the connection back when the rows are read
@@ -26,8 +30,10 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteRow};
 use sqlx::{AssertSqlSafe, Column, Connection, Row, TypeInfo, ValueRef};
 use tokio::sync::{mpsc, oneshot};
 
-use super::policy::{self, Dialect, Kind, Scope};
-use super::{Database, Target};
+use sluice_sql_wall::sqlite::{self as lite_wall, NotOne, Wall};
+
+use super::policy::{self, Checked, Dialect, Kind, Refusal, Scope};
+use super::{Database, Target, checker, role};
 use crate::boundary::audit::{Capability, EventLog, Outcome};
 
 /// Rows buffered between a query's task and the connector.
@@ -92,12 +98,33 @@ struct Lent {
     rows: Weak<()>,
 }
 
+/// Which walls a session keeps. Always both, except in the tests that prove each wall holds
+/// alone; nothing an operator or a connector configures reaches this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Walls {
+    /// The policy checks (and renders) every statement.
+    pub policy: bool,
+    /// The database enforces the grant: SQLite's authorizer, the PostgreSQL role check.
+    pub database: bool,
+}
+
+impl Walls {
+    /// Both walls: every session's.
+    pub const BOTH: Walls = Walls {
+        policy: true,
+        database: true,
+    };
+}
+
 /// A session with one granted database. Dropping it closes the connection; an open
 /// transaction is rolled back by the database.
 pub struct Session {
     db: Arc<Database>,
     connector: Arc<str>,
     events: EventLog,
+    walls: Walls,
+    /// SQLite: the authorizer on the connection.
+    lite_wall: Option<Wall>,
     conn: Option<Conn>,
     lent: Option<Lent>,
     copy: Option<CopyStream>,
@@ -173,11 +200,22 @@ fn timeout(db: &Database) -> SqlError {
 }
 
 impl Session {
-    /// Connect to `db` for `connector`; the open is recorded.
+    /// Connect to `db` for `connector`, with both walls; the open is recorded.
     pub async fn open(
         db: Arc<Database>,
         connector: Arc<str>,
         events: EventLog,
+    ) -> Result<Session, SqlError> {
+        Self::open_with_walls(db, connector, events, Walls::BOTH).await
+    }
+
+    /// [`Session::open`] with only some walls: for the tests that prove each wall alone.
+    #[doc(hidden)]
+    pub async fn open_with_walls(
+        db: Arc<Database>,
+        connector: Arc<str>,
+        events: EventLog,
+        walls: Walls,
     ) -> Result<Session, SqlError> {
         let what = match &db.scope {
             Scope::Read => "read-only".to_string(),
@@ -187,9 +225,23 @@ impl Session {
             },
         };
         let action = format!("open {} ({:?}, {what})", db.name, db.dialect());
-        let conn = tokio::time::timeout(CONNECT_TIMEOUT, connect(&db, &connector)).await;
-        let conn = match conn {
+        let conn = tokio::time::timeout(CONNECT_TIMEOUT, async {
+            let mut conn = connect(&db, &connector).await?;
+            let wall = match (&mut conn, walls.database) {
+                (_, false) => None,
+                (Conn::Lite(c), true) => Some(install_wall(c, &db).await?),
+                (Conn::Pg(c), true) => {
+                    check_role(c, &db, &connector, &events, &action).await?;
+                    None
+                }
+            };
+            Ok::<_, SqlError>((conn, wall))
+        })
+        .await;
+        let (conn, lite_wall) = match conn {
             Ok(Ok(c)) => c,
+            // The role check recorded its own refusal.
+            Ok(Err(e @ SqlError::Refused(_))) => return Err(e),
             Ok(Err(e)) => {
                 events.record(
                     &connector,
@@ -226,6 +278,8 @@ impl Session {
             db,
             connector,
             events,
+            walls,
+            lite_wall,
             conn: Some(conn),
             lent: None,
             copy: None,
@@ -375,16 +429,83 @@ impl Session {
         }
     }
 
+    /// The statement to run for the connector's `sql`: the policy's proven rendering (or, with
+    /// the policy off in a test, the text as it came).
+    async fn checked(&self, action: &str, sql: &str, kind: Kind) -> Result<Checked, SqlError> {
+        if !self.walls.policy {
+            return Ok(Checked {
+                sql: sql.to_string(),
+                kind,
+                ddl: false,
+                creates_scope: false,
+            });
+        }
+        checker::check(self.dialect(), &self.db.scope, sql)
+            .await
+            .map_err(|r| self.refused(action, r))
+    }
+
+    /// SQLite: compile `sql` once under the authorizer and prove it is one statement, before
+    /// sqlx (which would run every statement of a text) sees it.
+    async fn one_statement(&mut self, action: &str, sql: &str) -> Result<(), SqlError> {
+        let wall = self.lite_wall.clone();
+        let Conn::Lite(c) = self.conn().await? else {
+            return Ok(());
+        };
+        let mut handle = c
+            .lock_handle()
+            .await
+            .map_err(|e| SqlError::Unavailable(format!("the SQLite connection failed: {e}")))?;
+        // SAFETY: the handle is locked: sqlx's worker makes no call on it meanwhile.
+        let r = unsafe { lite_wall::prepare_one(handle.as_raw_handle(), sql, wall.as_ref()) };
+        drop(handle);
+        let refusal = |rule, detail: String| Refusal { rule, detail };
+        match r {
+            Ok(()) => Ok(()),
+            Err(NotOne::Refused(why)) => Err(self.refused(action, refusal("database", why))),
+            Err(NotOne::Several) => Err(self.refused(
+                action,
+                refusal(
+                    "one-statement",
+                    "SQLite reads more than one statement in the text; send one per call".into(),
+                ),
+            )),
+            Err(NotOne::Empty) => Err(self.refused(
+                action,
+                refusal("one-statement", "the text holds no statement".into()),
+            )),
+            Err(NotOne::Error(message)) => Err(SqlError::Database {
+                code: "SQLITE_ERROR".into(),
+                message,
+            }),
+        }
+    }
+
+    /// An error of the database, or — when SQLite's authorizer refused something only asked for
+    /// as the statement ran — the refusal, recorded.
+    fn failed(&self, action: &str, e: SqlError) -> SqlError {
+        match self.lite_wall.as_ref().and_then(Wall::take_refusal) {
+            Some(why) => self.refused(
+                action,
+                Refusal {
+                    rule: "database",
+                    detail: why,
+                },
+            ),
+            None => e,
+        }
+    }
+
     /// Run a query and stream its rows.
     pub async fn query(&mut self, sql: &str, params: Vec<Value>) -> Result<Rows, SqlError> {
-        let checked = policy::check(self.dialect(), &self.db.scope, sql)
-            .map_err(|r| self.refused("query", r))?;
+        let checked = self.checked("query", sql, Kind::Query).await?;
         check_params(&params)?;
         if checked.kind == Kind::Execute {
             return Err(SqlError::Invalid(
                 "this statement returns no rows: run it with `execute`".into(),
             ));
         }
+        self.one_statement("query", &checked.sql).await?;
         let db = self.db.clone();
         let deadline = limit(&db);
         self.conn().await?;
@@ -396,8 +517,20 @@ impl Session {
             back,
             rows: Arc::downgrade(&alive),
         });
+        let wall = self.lite_wall.clone();
+        let (connector, events) = (self.connector.clone(), self.events.clone());
         tokio::spawn(async move {
-            let conn = stream_rows(conn, checked, params, tx, db).await;
+            let conn = stream_rows(conn, checked, params, tx, db, move |e| {
+                match wall.as_ref().and_then(Wall::take_refusal) {
+                    Some(why) => {
+                        let msg = format!("refused by the `database` rule: {why}");
+                        events.record(&connector, Capability::Sql, Outcome::Refused, "query", &msg);
+                        SqlError::Refused(msg)
+                    }
+                    None => e,
+                }
+            })
+            .await;
             let _ = back_tx.send(conn);
         });
         Ok(Rows {
@@ -410,14 +543,19 @@ impl Session {
 
     /// Run one statement that returns no rows; how many rows it affected.
     pub async fn execute(&mut self, sql: &str, params: Vec<Value>) -> Result<u64, SqlError> {
-        let checked = policy::check(self.dialect(), &self.db.scope, sql)
-            .map_err(|r| self.refused("execute", r))?;
+        let checked = self.checked("execute", sql, Kind::Execute).await?;
         check_params(&params)?;
         if checked.kind != Kind::Execute {
             return Err(SqlError::Invalid(
                 "this statement returns rows: run it with `query`".into(),
             ));
         }
+        if checked.creates_scope && self.schema_exists().await? {
+            // A least-privilege role may not create schemas, not even one that exists
+            // (PostgreSQL checks the privilege first): the schema is there, so nothing to do.
+            return Ok(0);
+        }
+        self.one_statement("execute", &checked.sql).await?;
         let db = self.db.clone();
         let conn = self.conn().await?;
         let fut = async {
@@ -435,7 +573,25 @@ impl Session {
             };
             r.map_err(|e| map_err(e, &db))
         };
-        let r = within(&db, fut).await;
+        let r = within(&db, fut).await.map_err(|e| {
+            let e = self.failed("execute", e);
+            match e {
+                SqlError::Database { code, message }
+                    if checked.creates_scope && code == "42501" =>
+                {
+                    SqlError::Database {
+                        code,
+                        message: format!(
+                            "{message} (the schema does not exist and the role may not create \
+                             schemas, as a least-privilege role should not: create it for the \
+                             role, e.g. `sluice sql role {} --apply URL`)",
+                            self.scope().unwrap_or_default()
+                        ),
+                    }
+                }
+                e => e,
+            }
+        });
         if checked.ddl {
             let (outcome, detail) = match &r {
                 Ok(_) => (Outcome::Allowed, "ok".to_string()),
@@ -455,8 +611,15 @@ impl Session {
         columns: &[String],
         records: &[u8],
     ) -> Result<u64, SqlError> {
-        let table = policy::check_table(self.dialect(), &self.db.scope, table)
-            .map_err(|r| self.refused("load", r))?;
+        let table = if self.walls.policy {
+            policy::check_table(self.dialect(), &self.db.scope, table)
+                .map_err(|r| self.refused("load", r))?
+        } else {
+            quote_ident(table)
+        };
+        if let Some(w) = &self.lite_wall {
+            w.begin_statement();
+        }
         if columns.is_empty() {
             return Err(SqlError::Invalid("`load` needs at least one column".into()));
         }
@@ -479,7 +642,7 @@ impl Session {
             }
         };
         match tokio::time::timeout(limit(&db), fut).await {
-            Ok(r) => r,
+            Ok(r) => r.map_err(|e| self.failed("load", e)),
             Err(_) => {
                 self.broken = Some(format!(
                     "a load into `{}` ran past its deadline; the session was closed",
@@ -526,6 +689,25 @@ impl Session {
         // Whatever the open load's outcome, it is being undone.
         let _ = self.finish_copy().await;
         self.raw("ROLLBACK").await
+    }
+
+    /// PostgreSQL: whether the granted schema exists (the host's own query).
+    async fn schema_exists(&mut self) -> Result<bool, SqlError> {
+        let (Some(scope), db) = (self.scope().map(str::to_string), self.db.clone()) else {
+            return Ok(false);
+        };
+        let Conn::Pg(c) = self.conn().await? else {
+            return Ok(false);
+        };
+        let fut = async {
+            sqlx::query("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
+                .bind(scope)
+                .fetch_one(&mut *c)
+                .await
+                .and_then(|r| r.try_get::<bool, _>(0))
+                .map_err(|e| map_err(e, &db))
+        };
+        within(&db, fut).await
     }
 
     /// A statement of the host's own (transaction control): not checked, never the connector's.
@@ -613,11 +795,14 @@ async fn connect(db: &Database, connector: &str) -> Result<Conn, SqlError> {
                 ("statement_timeout", timeout_ms.clone()),
                 ("lock_timeout", timeout_ms.clone()),
                 ("idle_in_transaction_session_timeout", "600000".into()),
+                // The policy reads string literals the standard way; so must the server.
+                ("standard_conforming_strings", "on".into()),
             ];
             match &db.scope {
                 Scope::Read => settings.push(("default_transaction_read_only", "on".into())),
-                // pg_catalog last: bare names never resolve to the catalog before the schema.
-                Scope::Write(s) => settings.push(("search_path", format!("{s},pg_catalog"))),
+                // The policy qualifies every relation with the schema; functions, operators and
+                // types resolve in pg_catalog first, so nothing in the schema shadows a built-in.
+                Scope::Write(s) => settings.push(("search_path", format!("pg_catalog,{s}"))),
             }
             let opts = opts
                 .application_name(&format!("sluice:{connector}"))
@@ -659,6 +844,54 @@ async fn connect(db: &Database, connector: &str) -> Result<Conn, SqlError> {
             Ok(Conn::Lite(c))
         }
     }
+}
+
+/// SQLite: put the authorizer of the session's scope on the connection.
+async fn install_wall(c: &mut SqliteConnection, db: &Database) -> Result<Wall, SqlError> {
+    let mut handle = c
+        .lock_handle()
+        .await
+        .map_err(|e| SqlError::Unavailable(format!("cannot open `{}`: {e}", db.name)))?;
+    // SAFETY: the handle is locked: sqlx's worker makes no call on it meanwhile.
+    unsafe { lite_wall::install(handle.as_raw_handle(), db.scope.clone()) }
+        .map_err(|e| SqlError::Unavailable(format!("cannot open `{}` safely: {e}", db.name)))
+}
+
+/// PostgreSQL: refuse a role broader than the grant, unless the grant allows it (recorded).
+async fn check_role(
+    c: &mut PgConnection,
+    db: &Database,
+    connector: &str,
+    events: &EventLog,
+    action: &str,
+) -> Result<(), SqlError> {
+    let findings = role::inspect(c, &db.scope).await.map_err(|e| {
+        SqlError::Unavailable(format!("cannot inspect the role of `{}`: {e}", db.name))
+    })?;
+    if findings.is_empty() {
+        return Ok(());
+    }
+    let grant = match &db.scope {
+        Scope::Read => "a read grant".to_string(),
+        Scope::Write(s) => format!("a write grant on schema `{s}`"),
+    };
+    let list = findings.join("; ");
+    if db.allow_broad_role {
+        events.record(
+            connector,
+            Capability::Sql,
+            Outcome::Allowed,
+            action,
+            &format!("the role is broader than {grant}, allowed by `allow_broad_role`: {list}"),
+        );
+        return Ok(());
+    }
+    let msg = format!(
+        "`{}`: refused by the `broad-role` rule: the role the grant connects as is broader than          {grant}, so the database would not hold the grant too: it {list}. Connect as a role          that holds only the grant (`sluice sql role` writes one), or set `allow_broad_role =          true` on the grant to accept it",
+        db.name
+    );
+    events.record(connector, Capability::Sql, Outcome::Refused, action, &msg);
+    Err(SqlError::Refused(msg))
 }
 
 /// Refuse a `json` parameter that is not JSON, instead of binding something else in its place.
@@ -734,6 +967,7 @@ async fn stream_rows(
     params: Vec<Value>,
     tx: mpsc::Sender<Result<Vec<u8>, SqlError>>,
     db: Arc<Database>,
+    refused: impl Fn(SqlError) -> SqlError,
 ) -> Conn {
     match &mut conn {
         Conn::Pg(c) => {
@@ -743,22 +977,28 @@ async fn stream_rows(
             };
             let explain = checked.kind == Kind::Explain;
             let rows = bind_pg(sqlx::query(AssertSqlSafe(sql.as_str())), &params).fetch(&mut *c);
-            forward(rows, &tx, &db, |row| {
-                let text = row.try_get::<&str, _>(0).map_err(|e| map_err(e, &db))?;
-                Ok(if explain {
-                    serde_json::json!({ "QUERY PLAN": text })
-                        .to_string()
-                        .into_bytes()
-                } else {
-                    text.as_bytes().to_vec()
-                })
-            })
+            forward(
+                rows,
+                &tx,
+                &db,
+                |row| {
+                    let text = row.try_get::<&str, _>(0).map_err(|e| map_err(e, &db))?;
+                    Ok(if explain {
+                        serde_json::json!({ "QUERY PLAN": text })
+                            .to_string()
+                            .into_bytes()
+                    } else {
+                        text.as_bytes().to_vec()
+                    })
+                },
+                |e| e,
+            )
             .await;
         }
         Conn::Lite(c) => {
             let rows =
                 bind_lite(sqlx::query(AssertSqlSafe(checked.sql.as_str())), &params).fetch(&mut *c);
-            forward(rows, &tx, &db, |row| Ok(lite_row_json(&row))).await;
+            forward(rows, &tx, &db, |row| Ok(lite_row_json(&row)), refused).await;
         }
     }
     conn
@@ -770,6 +1010,7 @@ async fn forward<R>(
     tx: &mpsc::Sender<Result<Vec<u8>, SqlError>>,
     db: &Database,
     line: impl Fn(R) -> Result<Vec<u8>, SqlError>,
+    refused: impl Fn(SqlError) -> SqlError,
 ) {
     loop {
         let item = tokio::select! {
@@ -778,7 +1019,7 @@ async fn forward<R>(
         };
         let out = match item {
             None => return,
-            Some(row) => row.map_err(|e| map_err(e, db)).and_then(&line),
+            Some(row) => row.map_err(|e| refused(map_err(e, db))).and_then(&line),
         };
         let stop = out.is_err();
         if tx.send(out).await.is_err() || stop {

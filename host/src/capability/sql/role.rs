@@ -1,0 +1,217 @@
+//! PostgreSQL's half of the second wall: the role a session connects as must hold no more than
+//! the grant, so that the database refuses whatever the policy might wrongly let through.
+//!
+//! [`inspect`] lists what a role can do beyond its grant — attributes (superuser, `CREATEROLE`,
+//! `CREATEDB`, `BYPASSRLS`, `REPLICATION`), creating schemas, creating in or writing to schemas
+//! other than the granted one (for a read grant: writing anywhere), reading other schemas (for a
+//! write grant), owning objects outside the grant, running other roles' `SECURITY DEFINER`
+//! functions, and membership of other roles — and the host
+//! refuses to hand such a session to a connector unless the grant says `allow_broad_role`.
+//! [`setup_sql`] writes the role that passes: one that owns its schema and nothing else.
+
+use sqlx::postgres::PgConnection;
+use sqlx::{AssertSqlSafe, Row};
+
+use super::Scope;
+
+/// Predefined roles that only read: a read grant's role may be a member of them.
+pub const READ_ONLY_ROLES: &[&str] = &[
+    "pg_monitor",
+    "pg_read_all_data",
+    "pg_read_all_settings",
+    "pg_read_all_stats",
+    "pg_stat_scan_tables",
+];
+
+/// How many objects each finding names at most.
+const SAMPLE: i64 = 3;
+
+/// What the connected role can do beyond `scope`, one finding per line (empty: nothing).
+pub async fn inspect(conn: &mut PgConnection, scope: &Scope) -> Result<Vec<String>, sqlx::Error> {
+    let (granted, write) = match scope {
+        Scope::Read => ("", false),
+        Scope::Write(s) => (s.as_str(), true),
+    };
+    // Schemas that are the database's own: nobody's data is there, and every role may read them.
+    let system = "n.nspname IN ('pg_catalog', 'information_schema') OR n.nspname LIKE 'pg\\_toast%' \
+                  OR n.nspname LIKE 'pg\\_temp\\_%'";
+    let sql = format!(
+        "WITH me AS (SELECT * FROM pg_roles WHERE rolname = current_user)
+         SELECT finding FROM (
+           SELECT 'is a superuser' AS finding FROM me WHERE rolsuper
+           UNION ALL SELECT 'may create roles (CREATEROLE)' FROM me WHERE rolcreaterole
+           UNION ALL SELECT 'may create databases (CREATEDB)' FROM me WHERE rolcreatedb
+           UNION ALL SELECT 'bypasses row-level security (BYPASSRLS)' FROM me WHERE rolbypassrls
+           UNION ALL SELECT 'may start replication (REPLICATION)' FROM me WHERE rolreplication
+           UNION ALL SELECT 'may create schemas in database ' || quote_ident(current_database())
+             WHERE has_database_privilege(current_database(), 'CREATE')
+           UNION ALL SELECT 'owns database ' || quote_ident(d.datname)
+             FROM pg_database d, me WHERE d.datname = current_database() AND d.datdba = me.oid
+           UNION ALL (SELECT 'is a member of role ' || quote_ident(r.rolname)
+             FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid, me
+             WHERE m.member = me.oid AND NOT ($2 AND r.rolname = ANY($3))
+             ORDER BY 1 LIMIT {SAMPLE})
+           UNION ALL (SELECT 'may create objects in schema ' || quote_ident(n.nspname)
+             FROM pg_namespace n
+             WHERE n.nspname <> $1 AND has_schema_privilege(n.oid, 'CREATE')
+               AND NOT (n.nspname LIKE 'pg\\_temp\\_%' OR n.nspname LIKE 'pg\\_toast\\_temp\\_%')
+             ORDER BY 1 LIMIT {SAMPLE})
+           UNION ALL (SELECT 'owns schema ' || quote_ident(n.nspname)
+             FROM pg_namespace n, me WHERE n.nspowner = me.oid AND n.nspname <> $1
+             ORDER BY 1 LIMIT {SAMPLE})
+           UNION ALL (SELECT
+               CASE WHEN c.relowner = me.oid THEN 'owns ' ELSE 'may ' || privs || ' ' END
+               || quote_ident(n.nspname) || '.' || quote_ident(c.relname)
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace, me,
+               LATERAL (SELECT array_to_string(ARRAY[
+                 CASE WHEN has_any_column_privilege(c.oid, 'INSERT') THEN 'INSERT' END,
+                 CASE WHEN has_any_column_privilege(c.oid, 'UPDATE') THEN 'UPDATE' END,
+                 CASE WHEN has_table_privilege(c.oid, 'DELETE') THEN 'DELETE' END,
+                 CASE WHEN has_table_privilege(c.oid, 'TRUNCATE') THEN 'TRUNCATE' END,
+                 CASE WHEN has_any_column_privilege(c.oid, 'REFERENCES') THEN 'REFERENCES' END,
+                 CASE WHEN has_table_privilege(c.oid, 'TRIGGER') THEN 'TRIGGER' END,
+                 CASE WHEN $4 AND has_any_column_privilege(c.oid, 'SELECT') THEN 'SELECT' END
+               ], '/') AS privs) p
+             WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND n.nspname <> $1
+               AND NOT ({system}) AND (c.relowner = me.oid OR p.privs <> '')
+             ORDER BY 1 LIMIT {SAMPLE})
+           UNION ALL (SELECT 'may use sequence ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname)
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE c.relkind = 'S' AND n.nspname <> $1 AND NOT ({system})
+               AND CASE WHEN c.relkind = 'S' THEN has_sequence_privilege(c.oid, 'USAGE,UPDATE') END
+             ORDER BY 1 LIMIT {SAMPLE})
+           UNION ALL (SELECT 'owns function ' || quote_ident(n.nspname) || '.' || quote_ident(p.proname)
+             FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace, me
+             WHERE p.proowner = me.oid AND n.nspname <> $1
+             ORDER BY 1 LIMIT {SAMPLE})
+           UNION ALL (SELECT 'may run SECURITY DEFINER function ' || quote_ident(n.nspname) || '.'
+               || quote_ident(p.proname) || ' (it runs with its owner''s rights)'
+             FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace, me
+             WHERE p.prosecdef AND p.proowner <> me.oid AND n.nspname <> $1 AND NOT ({system})
+               AND has_function_privilege(p.oid, 'EXECUTE')
+             ORDER BY 1 LIMIT {SAMPLE})
+           UNION ALL SELECT 'owns large objects' FROM me
+             WHERE EXISTS (SELECT 1 FROM pg_largeobject_metadata WHERE lomowner = me.oid)
+         ) f"
+    );
+    let read_roles: Vec<String> = READ_ONLY_ROLES.iter().map(|s| s.to_string()).collect();
+    let rows = sqlx::query(AssertSqlSafe(sql))
+        .bind(granted)
+        .bind(!write)
+        .bind(read_roles)
+        .bind(write)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter().map(|r| r.try_get::<String, _>(0)).collect()
+}
+
+/// Whether a name can go into SQL unquoted and mean itself: what sluice accepts for schemas and
+/// roles it writes SQL for.
+pub fn plain_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// What a role made by [`setup_sql`] is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// A destination's write grant: owns the schema, nothing else.
+    Write,
+    /// A source's read grant: reads the schema's tables, writes nothing.
+    Read,
+}
+
+/// The SQL that creates `role` for a grant on `schema` and gives it exactly that, for an
+/// administrator to run (`sluice sql role`). Both names must be [`plain_name`]s. The password is
+/// set separately (`\password` in psql, or `--apply`), so it is never in this text.
+pub fn setup_sql(schema: &str, role: &str, purpose: Purpose) -> String {
+    assert!(plain_name(schema) && plain_name(role), "plain names only");
+    let attributes =
+        "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS NOINHERIT";
+    match purpose {
+        Purpose::Write => format!(
+            "-- A role for a sluice destination granted `schema = \"{schema}\"`: it owns that schema and\n\
+             -- nothing else, so the database refuses anything outside it whatever the connector sends.\n\
+             CREATE ROLE {role} {attributes};\n\
+             CREATE SCHEMA IF NOT EXISTS {schema} AUTHORIZATION {role};\n\
+             ALTER SCHEMA {schema} OWNER TO {role};\n\
+             -- Then set its password (psql: \\password {role}) and grant it in the connection file:\n\
+             --   url = \"postgres://{role}:{{{{secret:NAME}}}}@HOST/DB\", schema = \"{schema}\"\n"
+        ),
+        Purpose::Read => format!(
+            "-- A role for a sluice source reading schema `{schema}`: it may read its tables (and\n\
+             -- those created later) and write nothing anywhere.\n\
+             CREATE ROLE {role} {attributes};\n\
+             GRANT USAGE ON SCHEMA {schema} TO {role};\n\
+             GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {role};\n\
+             ALTER DEFAULT PRIVILEGES IN SCHEMA {schema} GRANT SELECT ON TABLES TO {role};\n\
+             -- Then set its password (psql: \\password {role}) and grant it in the connection file:\n\
+             --   url = \"postgres://{role}:{{{{secret:NAME}}}}@HOST/DB\"\n"
+        ),
+    }
+}
+
+/// A PostgreSQL SCRAM-SHA-256 verifier for `password` (RFC 5802/7677, as PostgreSQL stores it):
+/// what `ALTER ROLE … PASSWORD` is given, so the password itself is never in a statement or a
+/// server log. The salt is random.
+pub fn scram_verifier(password: &str) -> Result<String, getrandom::Error> {
+    use base64::Engine;
+    use hmac::{KeyInit, Mac};
+    use sha2::{Digest, Sha256};
+    const ITERATIONS: u32 = 4096;
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt)?;
+    let salted = pbkdf2::pbkdf2_hmac_array::<Sha256, 32>(password.as_bytes(), &salt, ITERATIONS);
+    let key = |label: &[u8]| {
+        let mut m = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(&salted)
+            .expect("HMAC takes any key length");
+        m.update(label);
+        m.finalize().into_bytes()
+    };
+    let stored = Sha256::digest(key(b"Client Key"));
+    let server = key(b"Server Key");
+    let b64 = base64::engine::general_purpose::STANDARD;
+    Ok(format!(
+        "SCRAM-SHA-256${ITERATIONS}:{}${}:{}",
+        b64.encode(salt),
+        b64.encode(stored),
+        b64.encode(server)
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_recommended_roles_hold_exactly_their_grant() {
+        let w = setup_sql("raw", "sluice_raw", Purpose::Write);
+        assert!(w.contains("CREATE ROLE sluice_raw LOGIN NOSUPERUSER"));
+        assert!(w.contains("CREATE SCHEMA IF NOT EXISTS raw AUTHORIZATION sluice_raw;"));
+        assert!(
+            !w.to_ascii_uppercase().contains("PASSWORD '"),
+            "no password in the text"
+        );
+        let r = setup_sql("public", "sluice_reader", Purpose::Read);
+        assert!(r.contains("GRANT SELECT ON ALL TABLES IN SCHEMA public TO sluice_reader;"));
+        assert!(!r.contains("INSERT") && !r.contains("CREATE SCHEMA"));
+        assert!(plain_name("raw_1") && !plain_name("Raw") && !plain_name("a;b") && !plain_name(""));
+    }
+
+    #[test]
+    fn verifiers_have_postgres_shape_and_fresh_salts() {
+        let a = scram_verifier("pencil").unwrap();
+        let b = scram_verifier("pencil").unwrap();
+        assert_ne!(a, b, "a fresh salt each time");
+        assert!(a.starts_with("SCRAM-SHA-256$4096:"));
+        assert!(!a.contains("pencil") && !a.contains('\''));
+        // salt (16 bytes) : stored key (32) : server key (32), base64.
+        let rest = a.strip_prefix("SCRAM-SHA-256$4096:").unwrap();
+        let (salt, keys) = rest.split_once('$').unwrap();
+        let (stored, server) = keys.split_once(':').unwrap();
+        assert_eq!((salt.len(), stored.len(), server.len()), (24, 44, 44));
+    }
+}
