@@ -8,6 +8,10 @@
 //! - `cargo xtask test [ARGS]`: build, start a throwaway PostgreSQL on loopback, then the whole
 //!   test suite (`cargo test --release`); the server is stopped afterwards.
 //! - `cargo xtask bench [ARGS]`: the same set-up, then the benchmarks.
+//! - `cargo xtask fuzz [SECONDS] [--merge]`: the SQL policy's fuzz target (libFuzzer coverage on
+//!   stable Rust, no sanitizer) over the committed corpus for SECONDS (default 120); what it
+//!   finds new goes to `host/sql-wall/fuzz/corpus/policy-new/` (`--merge` folds that into the
+//!   committed corpus, minimized); a crash leaves its input in `…/fuzz/artifacts/` and fails.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -57,7 +61,11 @@ fn main() -> Result<()> {
             ws.build()?;
             ws.bench(&rest)
         }
-        _ => bail!("usage: cargo xtask build|demo|test [cargo test args]|bench [args]"),
+        "fuzz" => ws.fuzz(&rest),
+        _ => bail!(
+            "usage: cargo xtask build|demo|test [cargo test args]|bench [args]|fuzz [SECONDS] \
+             [--merge]"
+        ),
     }
 }
 
@@ -265,6 +273,77 @@ impl Workspace {
         let pg = postgres::Postgres::start("pg-bench")?;
         pg.env(&mut cmd);
         run(&mut cmd)
+    }
+}
+
+/// libFuzzer's instrumentation, as cargo-fuzz sets it, without a sanitizer (stable Rust).
+const FUZZ_RUSTFLAGS: &str = "-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
+    -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
+    -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing -Cdebug-assertions \
+    -Coverflow-checks";
+
+impl Workspace {
+    fn fuzz(&self, args: &[String]) -> Result<()> {
+        let merge = args.iter().any(|a| a == "--merge");
+        let secs: u64 = match args.iter().find(|a| !a.starts_with("--")) {
+            Some(s) => s
+                .parse()
+                .context("usage: cargo xtask fuzz [SECONDS] [--merge]")?,
+            None => 120,
+        };
+        let dir = self.root.join("host/sql-wall/fuzz");
+        let host = std::env::var("FUZZ_TARGET_TRIPLE").unwrap_or_else(|_| {
+            let out = Command::new("rustc").arg("-vV").output().ok();
+            out.and_then(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .find_map(|l| l.strip_prefix("host: ").map(str::to_string))
+            })
+            .unwrap_or_else(|| "x86_64-unknown-linux-gnu".into())
+        });
+        let target = self.target.join("fuzz");
+        // An explicit --target keeps the instrumentation out of build scripts and proc macros.
+        run(cargo()
+            .current_dir(&dir)
+            .args([
+                "build",
+                "--release",
+                "--locked",
+                "--target",
+                &host,
+                "--bin",
+                "policy",
+            ])
+            .env("CARGO_TARGET_DIR", &target)
+            .env("RUSTFLAGS", FUZZ_RUSTFLAGS))?;
+        let bin = target.join(&host).join("release").join("policy");
+        let corpus = dir.join("corpus/policy");
+        let new = dir.join("corpus/policy-new");
+        let artifacts = dir.join("artifacts");
+        std::fs::create_dir_all(&new)?;
+        std::fs::create_dir_all(&artifacts)?;
+        let mut cmd = Command::new(&bin);
+        if merge {
+            cmd.arg("-merge=1").arg(&corpus).arg(&new);
+        } else {
+            cmd.arg(&new)
+                .arg(&corpus)
+                .arg(format!("-max_total_time={secs}"))
+                .arg("-max_len=2048")
+                .arg("-timeout=10")
+                .arg("-rss_limit_mb=2048")
+                .arg(format!("-dict={}", dir.join("sql.dict").display()))
+                .arg("-print_final_stats=1");
+        }
+        cmd.arg(format!("-artifact_prefix={}/", artifacts.display()));
+        run(&mut cmd).context(
+            "the fuzzer found an input that breaks the SQL policy's invariant: it is in \
+             host/sql-wall/fuzz/artifacts/ (add it to the corpus once fixed)",
+        )?;
+        if merge {
+            let _ = std::fs::remove_dir_all(&new);
+        }
+        Ok(())
     }
 }
 

@@ -181,6 +181,9 @@ pub(crate) const PG_INDEX_METHODS: &[&str] = &["btree", "hash", "gin", "gist", "
 /// its authorizer lets a session call. Extension loading, the CLI's file functions and
 /// application-defined functions (`regexp` included) are not among them.
 pub(crate) const SQLITE_FUNCTIONS: &[&str] = &[
+    // The JSON operators are functions to SQLite.
+    "->",
+    "->>",
     "abs",
     "acos",
     "acosh",
