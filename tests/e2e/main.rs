@@ -19,3 +19,4 @@ mod resume;
 mod source_file;
 mod source_http;
 mod sql;
+mod sql_walls;

@@ -100,6 +100,7 @@ pub fn check(dialect: Dialect, scope: &Scope, sql: &str) -> Result<Checked, Refu
         Scope::Read => read::check(dialect, &stmt)?,
         Scope::Write(scope) => write::check(dialect, scope, &mut stmt)?,
     };
+    parse::parenthesize(&mut stmt);
     let sql = parse::render_exactly(dialect, &stmt)?;
     Ok(Checked {
         sql,

@@ -35,10 +35,32 @@ pub(crate) fn has_prefix(table: &str, prefix: &str) -> bool {
     table.starts_with(&prefix.to_ascii_lowercase())
 }
 
-/// Check a relation name against the scope, qualifying a bare PostgreSQL name with the schema:
-/// after this the name means an object inside the grant, whatever the session's search path.
-/// Never used for a name that refers to a common table expression.
+/// `ident` as a quoted identifier that means what it meant: PostgreSQL's folded name (unquoted
+/// names fold to lower case), SQLite's as written (it compares case-insensitively). A quoted
+/// name is never a keyword, so the database cannot read a name where sqlparser saw one (or the
+/// other way round: `FROM only pg_authid`).
+pub(crate) fn quote_in_place(ident: &mut Ident, dialect: Dialect) {
+    let value = match dialect {
+        Dialect::Postgres => norm(ident, dialect),
+        Dialect::Sqlite => ident.value.clone(),
+    };
+    *ident = Ident::with_quote('"', value);
+}
+
+/// Check a relation name against the scope, qualifying a bare PostgreSQL name with the schema
+/// and quoting every part: after this the name means an object inside the grant, whatever the
+/// session's search path. Never used for a name that refers to a common table expression.
 pub(crate) fn scoped(dialect: Dialect, scope: &str, name: &mut ObjectName) -> Result<(), Refusal> {
+    scoped_unquoted(dialect, scope, name)?;
+    for part in &mut name.0 {
+        if let ObjectNamePart::Identifier(i) = part {
+            quote_in_place(i, dialect);
+        }
+    }
+    Ok(())
+}
+
+fn scoped_unquoted(dialect: Dialect, scope: &str, name: &mut ObjectName) -> Result<(), Refusal> {
     let shown = name.to_string();
     let Some(parts) = idents(name) else {
         return refuse("outside-scope", format!("`{shown}` is not a plain name"));
@@ -99,7 +121,7 @@ pub(crate) fn quoted_target(
     name: &ObjectName,
 ) -> Result<String, Refusal> {
     let mut name = name.clone();
-    scoped(dialect, scope, &mut name)?;
+    scoped_unquoted(dialect, scope, &mut name)?;
     let parts = idents(&name).expect("checked by `scoped`");
     let table = parts.last().expect("a name has a part");
     Ok(match dialect {

@@ -1,6 +1,8 @@
 //! Text to one statement, and one statement back to text that parses to exactly it.
 
-use sqlparser::ast::{ObjectName, Statement};
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{BinaryOperator, Expr, ObjectName, Statement, Value, VisitMut, VisitorMut};
 use sqlparser::dialect::{Dialect as ParserDialect, PostgreSqlDialect, SQLiteDialect};
 use sqlparser::keywords::Keyword;
 use sqlparser::parser::Parser;
@@ -21,9 +23,13 @@ pub const MAX_STATEMENT_BYTES: usize = 256 << 10;
 /// on the tokens, before anything is built.
 pub const MAX_CHAIN: usize = 2000;
 
+/// Groups open at once: more than the parser's own recursion limit ever lets through.
+const MAX_NESTING: usize = 128;
+
 /// Operator keywords that continue an expression chain.
 const CHAIN_KEYWORDS: &[Keyword] = &[
     Keyword::AND,
+    Keyword::NOTNULL,
     Keyword::AT,
     Keyword::BETWEEN,
     Keyword::COLLATE,
@@ -52,7 +58,9 @@ const SET_KEYWORDS: &[Keyword] = &[
     Keyword::MINUS,
 ];
 
-/// Refuse a statement whose operator chains could build a tree deeper than [`MAX_CHAIN`].
+/// Refuse a statement whose tree could be deeper than [`MAX_CHAIN`], by a bound computed on the
+/// tokens: a chain of `n` operators whose deepest operand is a group (parentheses, brackets) of
+/// depth `g` is at most `n + g` deep; groups separated by commas are siblings.
 fn depth_guard(dialect: Dialect, sql: &str) -> Result<(), Refusal> {
     let d = parser_dialect(dialect);
     let tokens = Tokenizer::new(d.as_ref(), sql).tokenize().or_else(|e| {
@@ -61,34 +69,60 @@ fn depth_guard(dialect: Dialect, sql: &str) -> Result<(), Refusal> {
             format!("the statement cannot be parsed, so it is not run ({e})"),
         )
     })?;
-    // One chain counter per open parenthesis or bracket; `path` is their sum.
-    let mut open: Vec<usize> = vec![0];
-    let mut path = 0usize;
+    /// One open group: the operators of its current comma-separated part, the deepest group
+    /// among that part's operands, and the deepest part already closed by a comma.
+    #[derive(Default)]
+    struct Level {
+        ops: usize,
+        deepest_operand: usize,
+        deepest_part: usize,
+    }
+    impl Level {
+        fn depth(&self) -> usize {
+            (self.ops + self.deepest_operand).max(self.deepest_part)
+        }
+    }
+    let mut open: Vec<Level> = vec![Level::default()];
     let mut sets = 0usize;
+    let too_deep = || {
+        refuse(
+            "too-deep",
+            format!(
+                "the statement chains more than {MAX_CHAIN} operators or set operations; use \
+                 `IN (…)` lists, a staging table or several statements"
+            ),
+        )
+    };
     for t in &tokens {
         let mut bump = false;
         match t {
-            Token::LParen | Token::LBrace => open.push(0),
+            Token::LParen | Token::LBrace => open.push(Level::default()),
             // A subscript continues the chain it follows.
             Token::LBracket => {
-                *open.last_mut().expect("never empty") += 1;
-                path += 1;
-                open.push(0);
+                bump = true;
+                open.push(Level::default());
             }
             Token::RParen | Token::RBracket | Token::RBrace => {
                 if open.len() > 1 {
-                    path -= open.pop().unwrap_or(0);
+                    let group = open.pop().expect("more than one").depth() + 1;
+                    let parent = open.last_mut().expect("never empty");
+                    parent.deepest_operand = parent.deepest_operand.max(group);
                 }
             }
             Token::Comma | Token::SemiColon => {
                 let last = open.last_mut().expect("never empty");
-                path -= *last;
-                *last = 0;
+                last.deepest_part = last.depth();
+                last.ops = 0;
+                last.deepest_operand = 0;
             }
             Token::Word(w) if w.quote_style.is_none() && SET_KEYWORDS.contains(&w.keyword) => {
                 sets += 1;
             }
-            Token::Word(w) => bump = w.quote_style.is_none() && CHAIN_KEYWORDS.contains(&w.keyword),
+            Token::Word(w) => {
+                bump = w.quote_style.is_none()
+                    && (CHAIN_KEYWORDS.contains(&w.keyword)
+                        || w.value.eq_ignore_ascii_case("isnull"));
+            }
             Token::EOF
             | Token::Whitespace(_)
             | Token::Number(..)
@@ -104,16 +138,22 @@ fn depth_guard(dialect: Dialect, sql: &str) -> Result<(), Refusal> {
             _ => bump = true,
         }
         if bump {
-            *open.last_mut().expect("never empty") += 1;
-            path += 1;
+            // On the group the operator belongs to: for `[`, the one it was opened in.
+            let n = open.len();
+            let at = if matches!(t, Token::LBracket) {
+                n - 2
+            } else {
+                n - 1
+            };
+            open[at].ops += 1;
         }
+        // The depth reached along the open groups (few: the parser nests no deeper than 50).
+        if open.len() > MAX_NESTING {
+            return too_deep();
+        }
+        let path: usize = open.iter().map(|l| l.depth() + 1).sum();
         if path > MAX_CHAIN || sets > MAX_CHAIN {
-            return refuse(
-                "too-deep",
-                format!(
-                    "the statement chains more than {MAX_CHAIN} operators or set operations;                      use `IN (…)` lists, a staging table or several statements"
-                ),
-            );
+            return too_deep();
         }
     }
     Ok(())
@@ -163,12 +203,127 @@ pub(crate) fn one(dialect: Dialect, sql: &str) -> Result<Statement, Refusal> {
     }
 }
 
+/// Make every operator's grouping explicit: each compound operand of an operator is wrapped in
+/// parentheses. sqlparser's precedence is not the database's in every case (`~ a + 2`,
+/// `s IS NULL < 2`), and its rendering adds no parentheses of its own; with them, the database
+/// evaluates the tree that was checked.
+pub(crate) fn parenthesize(stmt: &mut Statement) {
+    struct Parens;
+    fn compound(e: &Expr) -> bool {
+        !matches!(
+            e,
+            Expr::Identifier(_)
+                | Expr::CompoundIdentifier(_)
+                | Expr::Value(_)
+                | Expr::Nested(_)
+                | Expr::Function(_)
+                | Expr::Subquery(_)
+                | Expr::Case { .. }
+                | Expr::Tuple(_)
+                | Expr::Array(_)
+                | Expr::TypedString(_)
+                | Expr::Interval(_)
+                | Expr::Extract { .. }
+                | Expr::Substring { .. }
+                | Expr::Trim { .. }
+                | Expr::Position { .. }
+                | Expr::Overlay { .. }
+                | Expr::Ceil { .. }
+                | Expr::Floor { .. }
+        )
+    }
+    fn wrap(e: &mut Box<Expr>) {
+        if compound(e) {
+            let inner = std::mem::replace(e.as_mut(), Expr::Value(Value::Null.into()));
+            **e = Expr::Nested(Box::new(inner));
+        }
+    }
+    /// Operators that group left to right, one class at a time, in sqlparser and both databases
+    /// alike: a chain of them keeps its left operand bare (wrapping it would nest parentheses as
+    /// deep as the chain is long).
+    fn class(op: &BinaryOperator) -> Option<u8> {
+        use BinaryOperator as B;
+        match op {
+            B::Plus | B::Minus => Some(1),
+            B::Multiply | B::Divide | B::Modulo => Some(2),
+            B::And => Some(3),
+            B::Or => Some(4),
+            B::StringConcat => Some(5),
+            _ => None,
+        }
+    }
+    impl VisitorMut for Parens {
+        type Break = ();
+        fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+            match e {
+                Expr::BinaryOp { left, op, right } => {
+                    let chained = matches!(left.as_ref(), Expr::BinaryOp { op: inner, .. }
+                        if class(inner).is_some() && class(inner) == class(op));
+                    if !chained {
+                        wrap(left);
+                    }
+                    wrap(right);
+                }
+                Expr::IsDistinctFrom(left, right)
+                | Expr::IsNotDistinctFrom(left, right)
+                | Expr::AtTimeZone {
+                    timestamp: left,
+                    time_zone: right,
+                } => {
+                    wrap(left);
+                    wrap(right);
+                }
+                Expr::Like { expr, pattern, .. }
+                | Expr::ILike { expr, pattern, .. }
+                | Expr::SimilarTo { expr, pattern, .. }
+                | Expr::RLike { expr, pattern, .. } => {
+                    wrap(expr);
+                    wrap(pattern);
+                }
+                Expr::Between {
+                    expr, low, high, ..
+                } => {
+                    wrap(expr);
+                    wrap(low);
+                    wrap(high);
+                }
+                Expr::UnaryOp { expr: x, .. }
+                | Expr::Cast { expr: x, .. }
+                | Expr::Collate { expr: x, .. }
+                | Expr::IsNull(x)
+                | Expr::IsNotNull(x)
+                | Expr::IsTrue(x)
+                | Expr::IsNotTrue(x)
+                | Expr::IsFalse(x)
+                | Expr::IsNotFalse(x)
+                | Expr::IsUnknown(x)
+                | Expr::IsNotUnknown(x)
+                | Expr::InList { expr: x, .. }
+                | Expr::InSubquery { expr: x, .. }
+                | Expr::AnyOp { left: x, .. }
+                | Expr::AllOp { left: x, .. }
+                | Expr::CompoundFieldAccess { root: x, .. } => wrap(x),
+                _ => {}
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = stmt.visit(&mut Parens);
+}
+
 /// The text to run for `stmt`: its rendering, refused unless that rendering parses back to one
 /// statement equal to `stmt`. sqlparser's `Display` is not an escaping function (it writes some
 /// literals' contents as they are), so a rendering that reads differently is caught here, before
 /// anything reaches the database.
 pub(crate) fn render_exactly(dialect: Dialect, stmt: &Statement) -> Result<String, Refusal> {
     let text = stmt.to_string();
+    if text.contains('\0') {
+        return refuse(
+            "render",
+            "the statement renders with a NUL character (an escape that decodes to one)",
+        );
+    }
+    lexes_alike(dialect, &text)?;
     let why = match statements(dialect, &text) {
         Ok(again) if again.len() == 1 && again[0] == *stmt => return Ok(text),
         Ok(again) if again.len() != 1 => format!("it renders as {} statements", again.len()),
@@ -182,6 +337,33 @@ pub(crate) fn render_exactly(dialect: Dialect, stmt: &Statement) -> Result<Strin
              without the construct sluice cannot render faithfully (often an unusual literal)"
         ),
     )
+}
+
+/// Refuse a rendering the database could split into tokens differently than sqlparser did: an
+/// operator PostgreSQL would end early — at a comment start (`--`, `/*`), or before a trailing
+/// `+`/`-` — would leave the rest of the line to be read as something the policy never saw.
+fn lexes_alike(dialect: Dialect, text: &str) -> Result<(), Refusal> {
+    let d = parser_dialect(dialect);
+    let Ok(tokens) = Tokenizer::new(d.as_ref(), text).tokenize() else {
+        return refuse("render", "the rendering cannot be tokenized");
+    };
+    for t in &tokens {
+        if let Token::CustomBinaryOperator(op) = t {
+            let lexes_apart = op.contains("--")
+                || op.contains("/*")
+                || (op.len() > 1 && (op.ends_with('+') || op.ends_with('-')));
+            if lexes_apart {
+                return refuse(
+                    "render",
+                    format!(
+                        "operator `{op}`: the database would read it as a shorter operator \
+                         followed by something else (a comment, a sign)"
+                    ),
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A table name, alone.

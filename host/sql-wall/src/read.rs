@@ -9,8 +9,8 @@
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    DescribeAlias, Expr, ObjectName, ObjectNamePart, Query, SetExpr, Statement, TableFactor, Visit,
-    Visitor,
+    DescribeAlias, Expr, Ident, ObjectName, ObjectNamePart, Query, SetExpr, Statement, TableFactor,
+    ValueWithSpan, Visit, Visitor,
 };
 
 use crate::lists::read_denied;
@@ -84,7 +84,7 @@ pub(crate) fn check(_dialect: Dialect, stmt: &Statement) -> Result<Shape, Refusa
             );
         }
     };
-    if let ControlFlow::Break(r) = query.visit(&mut ReadChecker) {
+    if let ControlFlow::Break(r) = query.visit(&mut ReadChecker { dialect: _dialect }) {
         return Err(r);
     }
     Ok(Shape {
@@ -93,10 +93,19 @@ pub(crate) fn check(_dialect: Dialect, stmt: &Statement) -> Result<Shape, Refusa
     })
 }
 
-struct ReadChecker;
+struct ReadChecker {
+    dialect: Dialect,
+}
 
 impl Visitor for ReadChecker {
     type Break = Refusal;
+
+    fn pre_visit_value(&mut self, v: &ValueWithSpan) -> ControlFlow<Refusal> {
+        match crate::write::literal(self.dialect, &v.value) {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(r) => ControlFlow::Break(r),
+        }
+    }
 
     fn pre_visit_query(&mut self, q: &Query) -> ControlFlow<Refusal> {
         if !q.locks.is_empty() {
@@ -144,6 +153,15 @@ impl Visitor for ReadChecker {
 
 fn set_body(body: &SetExpr) -> Result<(), Refusal> {
     match body {
+        // `TABLE name` names a relation the visitor does not see as one.
+        SetExpr::Table(t) => match t
+            .table_name
+            .as_deref()
+            .map(|n| denied(&ObjectName::from(vec![Ident::new(n)])))
+        {
+            Some(Some(r)) => Err(r),
+            _ => Ok(()),
+        },
         SetExpr::Select(s) if s.into.is_some() => refuse(
             "read-only",
             "SELECT … INTO creates a table; a read grant allows plain queries",

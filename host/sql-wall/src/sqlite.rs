@@ -14,8 +14,17 @@
 //!
 //! [`install`] also hardens the connection: no attached databases at all
 //! (`SQLITE_LIMIT_ATTACHED` = 0), defensive mode, untrusted schema, no extension loading,
-//! double-quoted strings are identifiers only. [`prepare_one`] proves a text is one statement by
-//! SQLite's own parser.
+//! double-quoted strings are identifiers only, and a progress handler that interrupts any
+//! statement past the deadline [`Wall::begin_statement`] set. [`prepare_one`] proves a text is one
+//! statement by SQLite's own parser.
+//!
+//! One thing SQLite never asks the authorizer about: a column's `DEFAULT`, compiled into each
+//! `INSERT` without name resolution — so a default could call any function, SQLite's internal
+//! ones included (some crash on arguments they do not expect). A schema change is therefore
+//! checked after it is compiled: [`Wall::touched_tables`] names the tables a statement creates or
+//! alters, and [`check_default`] has SQLite compile each of their defaults again in a mode that
+//! allows SQLite's own functions only; the host runs the change in a savepoint and rolls it back
+//! when a default fails.
 
 use std::ffi::{CStr, c_char, c_int, c_void};
 use std::ptr::{NonNull, null, null_mut};
@@ -42,21 +51,49 @@ pub struct Request<'a> {
     pub inner: Option<&'a str>,
 }
 
+/// Whose statement is being compiled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// The connector's: the grant's rules.
+    Connector,
+    /// The host's own (savepoints, its catalog queries): allowed.
+    Host,
+    /// A column default, compiled to check it: SQLite's own functions, nothing else.
+    Default,
+}
+
 /// The authorizer's rules for one session, and what it refused last.
 #[derive(Debug)]
 pub struct Authorizer {
     scope: Scope,
-    /// A granted schema change is being compiled: SQLite's own bookkeeping is allowed.
-    ddl: bool,
+    /// Off only for the tests that prove the policy alone holds: the deadline still applies.
+    enforce: bool,
+    mode: Mode,
+    /// A granted CREATE TABLE is being compiled…
+    created: bool,
+    /// …and has recorded itself in the schema: SQLite reads back the new row's id.
+    schema_written: bool,
+    /// A granted ALTER or DROP is being compiled: SQLite's own nested statements on its schema,
+    /// sequence and statistics tables follow (they read and write nothing the connector chose).
+    nested: bool,
+    /// Tables the statement creates or alters.
+    touched: Vec<String>,
+    /// When the statement running must be interrupted.
+    deadline: Option<std::time::Instant>,
     refused: Option<String>,
 }
 
 /// SQLite's schema tables (it refuses direct writes to them itself; defensive mode keeps it so).
-const SCHEMA_TABLES: &[&str] = &[
-    "sqlite_master",
-    "sqlite_schema",
-    "sqlite_temp_master",
-    "sqlite_temp_schema",
+const SCHEMA_TABLES: &[&str] = &["sqlite_master", "sqlite_schema"];
+const TEMP_SCHEMA_TABLES: &[&str] = &["sqlite_temp_master", "sqlite_temp_schema"];
+
+/// Tables SQLite keeps for itself, which a granted ALTER or DROP updates.
+const BOOKKEEPING_TABLES: &[&str] = &[
+    "sqlite_sequence",
+    "sqlite_stat1",
+    "sqlite_stat2",
+    "sqlite_stat3",
+    "sqlite_stat4",
 ];
 
 /// Virtual tables a read may not scan: page-level and statement-level views of the whole file.
@@ -106,14 +143,23 @@ impl Authorizer {
     pub fn new(scope: Scope) -> Authorizer {
         Authorizer {
             scope,
-            ddl: false,
+            enforce: true,
+            mode: Mode::Connector,
+            created: false,
+            schema_written: false,
+            nested: false,
+            touched: Vec::new(),
+            deadline: None,
             refused: None,
         }
     }
 
     /// A new statement of the connector's is about to be compiled.
     pub fn begin_statement(&mut self) {
-        self.ddl = false;
+        self.created = false;
+        self.schema_written = false;
+        self.nested = false;
+        self.touched.clear();
         self.refused = None;
     }
 
@@ -135,13 +181,11 @@ impl Authorizer {
         let lower = |s: Option<&str>| s.unwrap_or_default().to_ascii_lowercase();
         let (a1, a2) = (lower(r.arg1), lower(r.arg2));
         let main = matches!(r.db, None | Some("main"));
+        let temp = r.db == Some("temp");
         let what = || {
             let object = match r.code {
-                ffi::SQLITE_FUNCTION => a2.clone(),
-                ffi::SQLITE_ALTER_TABLE => a2.clone(),
-                ffi::SQLITE_DROP_INDEX | ffi::SQLITE_CREATE_INDEX => {
-                    format!("{} on {}", a1, a2)
-                }
+                ffi::SQLITE_FUNCTION | ffi::SQLITE_ALTER_TABLE => a2.clone(),
+                ffi::SQLITE_DROP_INDEX | ffi::SQLITE_CREATE_INDEX => format!("{a1} on {a2}"),
                 _ => a1.clone(),
             };
             let via = r
@@ -164,8 +208,22 @@ impl Authorizer {
                 ))
             }
         };
-        match r.code {
-            ffi::SQLITE_SELECT | ffi::SQLITE_RECURSIVE | ffi::SQLITE_TRANSACTION => return Ok(()),
+        if !self.enforce {
+            return Ok(());
+        }
+        match (self.mode, r.code) {
+            (Mode::Host, _) => return Ok(()),
+            (Mode::Default, ffi::SQLITE_SELECT) => return Ok(()),
+            (Mode::Default, ffi::SQLITE_FUNCTION) => return function(&a2, false),
+            (Mode::Default, _) => {
+                return Err(format!(
+                    "{}: a column default may only compute a value with SQLite's own functions",
+                    what()
+                ));
+            }
+            (_, ffi::SQLITE_SELECT | ffi::SQLITE_RECURSIVE | ffi::SQLITE_TRANSACTION) => {
+                return Ok(());
+            }
             _ => {}
         }
         let prefix = match &self.scope {
@@ -188,9 +246,22 @@ impl Authorizer {
             Scope::Write(p) => p.as_str(),
         };
         let ours = |t: &str| has_prefix(t, prefix);
-        let index_ours = |i: &str| ours(i) || i.starts_with("sqlite_autoindex_");
+        let index_ours = |i: &str| {
+            ours(i)
+                || i.strip_prefix("sqlite_autoindex_")
+                    .is_some_and(|rest| has_prefix(rest, prefix))
+        };
         let schema_table = SCHEMA_TABLES.contains(&a1.as_str());
-        let bookkeeping = self.ddl && (schema_table || a1 == "sqlite_sequence");
+        // SQLite's own statements inside a granted ALTER or DROP.
+        let bookkeeping = self.nested
+            && ((main && (schema_table || BOOKKEEPING_TABLES.contains(&a1.as_str())))
+                || (temp && TEMP_SCHEMA_TABLES.contains(&a1.as_str())));
+        // A granted CREATE TABLE reads back the id of its new schema row.
+        let created_row = self.created
+            && self.schema_written
+            && main
+            && schema_table
+            && a2.eq_ignore_ascii_case("rowid");
         let outside = || {
             Err(format!(
                 "{}: a write grant reaches only tables named `{prefix}…` in the granted file",
@@ -198,10 +269,13 @@ impl Authorizer {
             ))
         };
         let ok = match r.code {
-            ffi::SQLITE_READ => (main && ours(&a1)) || bookkeeping,
+            ffi::SQLITE_READ => (main && ours(&a1)) || bookkeeping || created_row,
             // Direct writes to the schema tables are refused by SQLite itself (defensive mode);
             // a granted CREATE/DROP records itself there before the authorizer sees its name.
             ffi::SQLITE_INSERT | ffi::SQLITE_DELETE | ffi::SQLITE_UPDATE => {
+                if r.code == ffi::SQLITE_UPDATE && main && schema_table && self.created {
+                    self.schema_written = true;
+                }
                 (main && (ours(&a1) || schema_table)) || bookkeeping
             }
             ffi::SQLITE_CREATE_TABLE | ffi::SQLITE_DROP_TABLE => main && ours(&a1),
@@ -217,7 +291,7 @@ impl Authorizer {
                             .into(),
                     );
                 }
-                return function(&a2, self.ddl);
+                return function(&a2, self.nested);
             }
             _ => {
                 return Err(format!(
@@ -230,15 +304,17 @@ impl Authorizer {
         if !ok {
             return outside();
         }
-        if matches!(
-            r.code,
-            ffi::SQLITE_CREATE_TABLE
-                | ffi::SQLITE_CREATE_INDEX
-                | ffi::SQLITE_DROP_TABLE
-                | ffi::SQLITE_DROP_INDEX
-                | ffi::SQLITE_ALTER_TABLE
-        ) {
-            self.ddl = true;
+        match r.code {
+            ffi::SQLITE_CREATE_TABLE => {
+                self.created = true;
+                self.touched.push(a1.clone());
+            }
+            ffi::SQLITE_ALTER_TABLE => {
+                self.nested = true;
+                self.touched.push(a2.clone());
+            }
+            ffi::SQLITE_DROP_TABLE | ffi::SQLITE_DROP_INDEX => self.nested = true,
+            _ => {}
         }
         Ok(())
     }
@@ -251,9 +327,26 @@ pub struct Wall {
 }
 
 impl Wall {
-    /// A new statement of the connector's is about to be compiled.
-    pub fn begin_statement(&self) {
-        self.lock().begin_statement();
+    /// A new statement of the connector's (or a load of the host's) is about to be compiled,
+    /// and must finish within `deadline`: the progress handler interrupts it past that.
+    pub fn begin_statement(&self, deadline: std::time::Duration) {
+        let mut a = self.lock();
+        a.begin_statement();
+        a.deadline = Some(std::time::Instant::now() + deadline);
+    }
+
+    /// The tables the last statement creates or alters (whose defaults must be checked).
+    pub fn touched_tables(&self) -> Vec<String> {
+        let mut t = self.lock().touched.clone();
+        t.sort();
+        t.dedup();
+        t
+    }
+
+    /// The host's own statements, while the guard lives.
+    pub fn host(&self) -> HostMode<'_> {
+        self.lock().mode = Mode::Host;
+        HostMode(self)
     }
 
     /// Why the database refused the last statement, if it did.
@@ -263,6 +356,15 @@ impl Wall {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Authorizer> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// [`Wall::host`]: the connector's rules again when dropped.
+pub struct HostMode<'a>(&'a Wall);
+
+impl Drop for HostMode<'_> {
+    fn drop(&mut self) {
+        self.0.lock().mode = Mode::Connector;
     }
 }
 
@@ -313,6 +415,16 @@ unsafe extern "C" fn authorize(
     std::panic::catch_unwind(run).unwrap_or(ffi::SQLITE_DENY)
 }
 
+unsafe extern "C" fn progress(data: *mut c_void) -> c_int {
+    // SAFETY: as for `authorize`.
+    let state = unsafe { &*(data as *const Mutex<Authorizer>) };
+    let past = state
+        .lock()
+        .map(|s| s.deadline.is_some_and(|d| std::time::Instant::now() > d))
+        .unwrap_or(true);
+    c_int::from(past)
+}
+
 unsafe extern "C" fn release(p: *mut c_void) {
     // SAFETY: the pointer `install` leaked from an `Arc`, released once, when SQLite closes the
     // connection (or replaces the client data).
@@ -321,13 +433,40 @@ unsafe extern "C" fn release(p: *mut c_void) {
 
 const CLIENT_DATA: &CStr = c"sluice-sql-wall";
 
+/// Virtual-machine steps between two looks at the deadline.
+const PROGRESS_OPS: c_int = 10_000;
+
 /// Install the wall for `scope` on an open connection and harden it.
 ///
 /// # Safety
 /// `db` must be a valid, open connection that no other thread uses during the call.
 pub unsafe fn install(db: NonNull<ffi::sqlite3>, scope: Scope) -> Result<Wall, String> {
+    // SAFETY: the caller's promise.
+    unsafe { install_with(db, scope, true) }
+}
+
+/// Only the deadline, no rules and no hardening: for the tests that prove the policy alone
+/// holds (a statement must still never outlive its deadline).
+///
+/// # Safety
+/// As [`install`].
+pub unsafe fn install_deadline_only(
+    db: NonNull<ffi::sqlite3>,
+    scope: Scope,
+) -> Result<Wall, String> {
+    // SAFETY: the caller's promise.
+    unsafe { install_with(db, scope, false) }
+}
+
+unsafe fn install_with(
+    db: NonNull<ffi::sqlite3>,
+    scope: Scope,
+    enforce: bool,
+) -> Result<Wall, String> {
     let db = db.as_ptr();
-    let state = Arc::new(Mutex::new(Authorizer::new(scope)));
+    let mut rules = Authorizer::new(scope);
+    rules.enforce = enforce;
+    let state = Arc::new(Mutex::new(rules));
     let check = |rc: c_int, what: &str| {
         if rc == ffi::SQLITE_OK {
             Ok(())
@@ -338,18 +477,20 @@ pub unsafe fn install(db: NonNull<ffi::sqlite3>, scope: Scope) -> Result<Wall, S
     // SAFETY: `db` is valid (the caller's promise); every call below is SQLite's documented API
     // on it. The state's lifetime is tied to the connection by the client data's destructor.
     unsafe {
-        ffi::sqlite3_limit(db, ffi::SQLITE_LIMIT_ATTACHED, 0);
-        for (op, on) in [
-            (ffi::SQLITE_DBCONFIG_DEFENSIVE, 1),
-            (ffi::SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0),
-            (ffi::SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0),
-            (ffi::SQLITE_DBCONFIG_DQS_DML, 0),
-            (ffi::SQLITE_DBCONFIG_DQS_DDL, 0),
-        ] {
-            check(
-                ffi::sqlite3_db_config(db, op, on as c_int, null_mut::<c_int>()),
-                "harden the connection",
-            )?;
+        if enforce {
+            ffi::sqlite3_limit(db, ffi::SQLITE_LIMIT_ATTACHED, 0);
+            for (op, on) in [
+                (ffi::SQLITE_DBCONFIG_DEFENSIVE, 1),
+                (ffi::SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0),
+                (ffi::SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0),
+                (ffi::SQLITE_DBCONFIG_DQS_DML, 0),
+                (ffi::SQLITE_DBCONFIG_DQS_DDL, 0),
+            ] {
+                check(
+                    ffi::sqlite3_db_config(db, op, on as c_int, null_mut::<c_int>()),
+                    "harden the connection",
+                )?;
+            }
         }
         let raw = Arc::into_raw(state.clone()) as *mut c_void;
         let rc = ffi::sqlite3_set_clientdata(db, CLIENT_DATA.as_ptr(), raw, Some(release));
@@ -361,6 +502,7 @@ pub unsafe fn install(db: NonNull<ffi::sqlite3>, scope: Scope) -> Result<Wall, S
             ffi::sqlite3_set_authorizer(db, Some(authorize), raw),
             "install the authorizer",
         )?;
+        ffi::sqlite3_progress_handler(db, PROGRESS_OPS, Some(progress), raw);
     }
     Ok(Wall { state })
 }
@@ -374,6 +516,8 @@ pub enum NotOne {
     Empty,
     /// The text holds more than one statement.
     Several,
+    /// The text holds a NUL character: SQLite stops reading there, the driver would not.
+    Nul,
     /// SQLite cannot compile it (syntax, unknown table, …): its message.
     Error(String),
 }
@@ -390,8 +534,8 @@ pub unsafe fn prepare_one(
     wall: Option<&Wall>,
 ) -> Result<(), NotOne> {
     let db = db.as_ptr();
-    if let Some(w) = wall {
-        w.begin_statement();
+    if sql.as_bytes().contains(&0) {
+        return Err(NotOne::Nul);
     }
     let Ok(len) = c_int::try_from(sql.len()) else {
         return Err(NotOne::Error("the statement is too long".into()));
@@ -429,6 +573,31 @@ pub unsafe fn prepare_one(
         }
         rest = tail;
     }
+}
+
+/// Whether a column default (its text as SQLite keeps it) only computes a value with SQLite's own
+/// functions: SQLite compiles `SELECT (default)` with the wall in its default mode. Nothing runs.
+///
+/// # Safety
+/// As [`prepare_one`].
+pub unsafe fn check_default(
+    db: NonNull<ffi::sqlite3>,
+    wall: &Wall,
+    default: &str,
+) -> Result<(), String> {
+    let previous = {
+        let mut a = wall.lock();
+        a.refused = None;
+        std::mem::replace(&mut a.mode, Mode::Default)
+    };
+    // SAFETY: the caller's promise.
+    let r = unsafe { prepare_one(db, &format!("SELECT ({default})"), Some(wall)) };
+    wall.lock().mode = previous;
+    r.map_err(|e| match e {
+        NotOne::Refused(why) => why,
+        NotOne::Error(msg) => msg,
+        _ => "it is not one expression".to_string(),
+    })
 }
 
 unsafe fn prepare(

@@ -140,12 +140,16 @@ fn writes_stay_inside_the_granted_schema() {
     let c = passes(write(
         "CREATE TABLE users (id bigint PRIMARY KEY, data jsonb)",
     ));
-    assert!(c.sql.starts_with("CREATE TABLE \"raw\".users"), "{}", c.sql);
+    assert!(
+        c.sql.starts_with("CREATE TABLE \"raw\".\"users\""),
+        "{}",
+        c.sql
+    );
     assert!(c.ddl);
     let c = passes(write(
         "INSERT INTO users (id) SELECT id FROM raw.stage ON CONFLICT (id) DO NOTHING",
     ));
-    assert!(c.sql.contains("INTO \"raw\".users"), "{}", c.sql);
+    assert!(c.sql.contains("INTO \"raw\".\"users\""), "{}", c.sql);
     assert!(!c.ddl);
     assert!(passes(write("CREATE SCHEMA IF NOT EXISTS raw")).creates_scope);
     assert!(!passes(write("CREATE SCHEMA raw")).creates_scope);
@@ -175,11 +179,11 @@ fn writes_stay_inside_the_granted_schema() {
     ));
     assert_eq!(c.kind, Kind::Execute);
     assert!(
-        c.sql.contains("FROM s)"),
+        c.sql.contains("FROM \"s\")"),
         "a CTE is not qualified: {}",
         c.sql
     );
-    assert!(c.sql.contains("\"raw\".stage"), "{}", c.sql);
+    assert!(c.sql.contains("\"raw\".\"stage\""), "{}", c.sql);
 
     for bad in [
         "DROP TABLE public.users",
@@ -217,7 +221,7 @@ fn writes_stay_inside_the_granted_schema() {
     // Bare names are tables of the schema, whatever the search path would find first.
     for bare in ["SELECT * FROM pg_authid", "SELECT * FROM pg_stat_activity"] {
         let c = passes(write(bare));
-        assert!(c.sql.contains("FROM \"raw\".pg_"), "{}", c.sql);
+        assert!(c.sql.contains("FROM \"raw\".\"pg_"), "{}", c.sql);
     }
     // A quoted identifier is exact: "Raw" is not raw.
     refused(write("DROP TABLE \"Raw\".t"), "outside-scope");
@@ -334,7 +338,7 @@ fn a_cte_shadows_only_inside_its_with() {
         "SELECT * FROM pg_stat_activity WHERE EXISTS (WITH pg_stat_activity AS (SELECT 1) SELECT 1)",
     ));
     assert!(
-        c.sql.contains("\"raw\".pg_stat_activity"),
+        c.sql.contains("\"raw\".\"pg_stat_activity\""),
         "qualified as a table: {}",
         c.sql
     );
@@ -343,13 +347,13 @@ fn a_cte_shadows_only_inside_its_with() {
     let c = passes(write(
         "WITH a AS (SELECT * FROM pg_authid), pg_authid AS (SELECT 1) INSERT INTO t SELECT * FROM a",
     ));
-    assert!(c.sql.contains("\"raw\".pg_authid"), "{}", c.sql);
+    assert!(c.sql.contains("\"raw\".\"pg_authid\""), "{}", c.sql);
     // With RECURSIVE every sibling is in scope, itself included.
     let c = passes(write(
         "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 3) \
          INSERT INTO t SELECT n FROM c",
     ));
-    assert!(c.sql.contains("FROM c WHERE"), "{}", c.sql);
+    assert!(c.sql.contains("FROM \"c\" WHERE"), "{}", c.sql);
     // A CTE is visible in subqueries of its body, and in later siblings.
     passes(lite(
         "WITH s AS (SELECT 1 AS x), t2 AS (SELECT * FROM s) SELECT * FROM raw_a WHERE x IN (SELECT x FROM t2)",
@@ -490,7 +494,7 @@ fn hostile_sizes_are_refused_or_checked_without_harm() {
     }
     // …and the deepest allowed is checked on the stack the limit is sized for.
     let deep =
-        format!("SELECT {}1{}", "(1 + ".repeat(10), ")".repeat(10)) + &"+1".repeat(MAX_CHAIN - 11);
+        format!("SELECT {}1{}", "(1 + ".repeat(10), ")".repeat(10)) + &"+1".repeat(MAX_CHAIN - 40);
     let r = std::thread::Builder::new()
         .stack_size(STACK_BYTES)
         .spawn(move || {
@@ -508,4 +512,121 @@ fn hostile_sizes_are_refused_or_checked_without_harm() {
         "INSERT INTO t VALUES {}",
         vec!["(1, 'a', NULL)"; 5000].join(", ")
     )));
+}
+
+/// The outside attack review's findings, each as a class.
+#[test]
+fn words_the_database_reads_as_keywords_are_never_left_bare() {
+    // sqlparser reads `only` as a table aliased `pg_authid`; PostgreSQL reads `FROM ONLY
+    // pg_authid`. Every relation, CTE and alias name is rendered quoted, so both read the CTE.
+    let c = passes(write(
+        "WITH \"only\" AS (SELECT 1) INSERT INTO loot SELECT rolname, rolpassword FROM only pg_authid",
+    ));
+    assert!(!c.sql.contains("only pg_authid"), "{}", c.sql);
+    assert!(c.sql.contains("FROM \"only\""), "{}", c.sql);
+    for keyword in [
+        "only", "lateral", "natural", "join", "inner", "limit", "offset", "window",
+    ] {
+        if let Ok(c) = write(&format!(
+            "WITH \"{keyword}\" AS (SELECT 1) INSERT INTO t SELECT * FROM {keyword} x"
+        )) {
+            assert!(c.sql.contains(&format!("FROM \"{keyword}\"")), "{}", c.sql);
+        }
+    }
+}
+
+#[test]
+fn operators_the_database_would_lex_apart_are_refused() {
+    // PostgreSQL ends an operator at `--` (the rest of the line is a comment to it, code to
+    // sqlparser on the next line) and before a trailing `+`/`-`.
+    let hidden = "SELECT 1 #-- 'x\n0 AS a, (SELECT s FROM public.secrets LIMIT 1) AS leaked, \
+                  set_config($$work_mem$$,$$9MB$$,false) AS cfg --'";
+    for op in [
+        "#--", "@--", "~--", ">--", "|--", "&--", "<<--", "&&--", "||--", "#/*",
+    ] {
+        let sql = hidden.replace("#--", op);
+        assert!(read(&sql).is_err(), "{sql}");
+    }
+    assert!(read("SELECT 1 @- 2").is_err() || read("SELECT 1 @- 2").unwrap().sql.contains("@ -"));
+}
+
+#[test]
+fn sqlite_named_parameters_are_refused() {
+    // SQLite lexes `$a::foo("a)` as one parameter; sqlparser, as a cast and a call.
+    let sql = "SELECT $a::foo(\"a)\"), 1 AS \", (SELECT group_concat(name) FROM sqlite_master) AS \
+               leaked, load_extension('x') --\"";
+    refused(check(LITE, &Scope::Read, sql), "literal");
+    for p in [
+        "SELECT $a",
+        "SELECT :a",
+        "SELECT @a",
+        "INSERT INTO raw_t VALUES (:x)",
+    ] {
+        assert!(
+            check(LITE, &Scope::Read, p).is_err() || lite(p).is_err(),
+            "{p}"
+        );
+    }
+    passes(check(LITE, &Scope::Read, "SELECT ?1, ?"));
+    assert!(read("SELECT ?").is_err());
+    refused(read("SELECT U&'a\\0000b'"), "literal");
+}
+
+#[test]
+fn reads_cannot_reach_sql_text_config_files_or_index_pages() {
+    for bad in [
+        "SELECT ts_rewrite('a'::tsquery, 'SELECT ''a''::tsquery, ''b''::tsquery')",
+        "SELECT * FROM pg_show_all_file_settings()",
+        "SELECT * FROM pg_hba_file_rules",
+        "SELECT * FROM pg_ident_file_mappings",
+        "SELECT * FROM pg_file_settings",
+        "SELECT 1 UNION ALL TABLE pg_file_settings",
+        "SELECT pg_stat_file('postgresql.conf')",
+        "SELECT * FROM pg_control_system()",
+        "SELECT pg_current_logfile()",
+        "SELECT gin_clean_pending_list('i'::regclass)",
+        "SELECT brin_summarize_new_values('i'::regclass)",
+        "SELECT brin_summarize_range('i'::regclass, 0)",
+        "SELECT brin_desummarize_range('i'::regclass, 0)",
+    ] {
+        refused(read(bad), "read-only");
+    }
+}
+
+#[test]
+fn the_rendering_groups_as_the_tree_that_was_checked() {
+    // sqlparser: (~a) + 2; PostgreSQL would compute ~(a + 2) from the bare text.
+    let c = passes(write("UPDATE t SET b = ~ a + 2"));
+    assert!(c.sql.contains("(~a) + 2"), "{}", c.sql);
+    // sqlparser: (s IS NULL) < 2; SQLite would read s IS (NULL < 2).
+    let c = passes(lite("DELETE FROM raw_t WHERE s IS NULL < 2"));
+    assert!(c.sql.contains("(s IS NULL) < 2"), "{}", c.sql);
+    // Chains of one kind stay flat (and within the parser's nesting limit).
+    let c = passes(read(&format!("SELECT 1{}", "+1".repeat(500))));
+    assert!(!c.sql.contains("(("), "{}", &c.sql[..60]);
+}
+
+#[test]
+fn deep_trees_are_bounded_however_they_are_spelled() {
+    // Chains inside groups stack under the chain around them.
+    let mut stacked = "x".to_string();
+    for _ in 0..20 {
+        stacked = format!("({stacked}{})", " + x".repeat(199));
+    }
+    refused(read(&format!("SELECT {stacked}")), "too-deep");
+    refused(
+        read(&format!("SELECT x{}", " NOTNULL".repeat(MAX_CHAIN + 1))),
+        "too-deep",
+    );
+    refused(
+        read(&format!("SELECT x{}", " ISNULL".repeat(MAX_CHAIN + 1))),
+        "too-deep",
+    );
+    refused(
+        read(&format!("SELECT {}1{}", "(".repeat(200), ")".repeat(200))),
+        "too-deep",
+    );
+    // Wide is not deep: many short chains side by side pass.
+    let wide = vec!["coalesce(a, 0) + 1"; 1500].join(", ");
+    passes(read(&format!("SELECT {wide} FROM t")));
 }

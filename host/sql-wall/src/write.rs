@@ -309,6 +309,9 @@ impl Walker<'_> {
             && let [one] = parts.as_slice()
             && self.is_cte(&norm(one, self.dialect))
         {
+            if let Some(sqlparser::ast::ObjectNamePart::Identifier(i)) = name.0.first_mut() {
+                names::quote_in_place(i, self.dialect);
+            }
             return Ok(());
         }
         names::scoped(self.dialect, self.scope, name)
@@ -372,6 +375,7 @@ impl Walker<'_> {
                 construct("a CTE with FROM")?;
             }
             self.alias_columns(&cte.alias)?;
+            names::quote_in_place(&mut cte.alias.name, self.dialect);
             let visible = match (self.dialect, recursive) {
                 (Dialect::Postgres, false) => names[..i].to_vec(),
                 _ => names.clone(),
@@ -620,7 +624,7 @@ impl Walker<'_> {
                 {
                     return construct("a table reference with hints, versions or samples");
                 }
-                self.alias(alias.as_ref())?;
+                self.alias(alias.as_mut())?;
                 self.read_relation(name)
             }
             TableFactor::Derived {
@@ -632,14 +636,14 @@ impl Walker<'_> {
                 if sample.is_some() {
                     return construct("TABLESAMPLE");
                 }
-                self.alias(alias.as_ref())?;
+                self.alias(alias.as_mut())?;
                 self.query(subquery)
             }
             TableFactor::NestedJoin {
                 table_with_joins,
                 alias,
             } => {
-                self.alias(alias.as_ref())?;
+                self.alias(alias.as_mut())?;
                 self.from(table_with_joins)
             }
             TableFactor::Function { name, .. } => refuse(
@@ -650,10 +654,14 @@ impl Walker<'_> {
         }
     }
 
-    fn alias(&self, alias: Option<&TableAlias>) -> R {
+    fn alias(&self, alias: Option<&mut TableAlias>) -> R {
         match alias {
             None => Ok(()),
-            Some(a) => self.alias_columns(a),
+            Some(a) => {
+                self.alias_columns(a)?;
+                names::quote_in_place(&mut a.name, self.dialect);
+                Ok(())
+            }
         }
     }
 
@@ -792,7 +800,7 @@ impl Walker<'_> {
                 sample: None,
                 index_hints,
             } if with_hints.is_empty() && partitions.is_empty() && index_hints.is_empty() => {
-                self.alias(alias.as_ref())?;
+                self.alias(alias.as_mut())?;
                 self.target(name)
             }
             _ => construct("a data change of something other than a table"),
@@ -1270,9 +1278,13 @@ impl Walker<'_> {
                     self.access_chain(access_chain)?;
                     root
                 }
-                Expr::Extract { expr, .. } | Expr::Ceil { expr, .. } | Expr::Floor { expr, .. } => {
+                Expr::Ceil { expr, field } | Expr::Floor { expr, field } => {
+                    if let sqlparser::ast::CeilFloorKind::Scale(v) = field {
+                        self.value(&v.value)?;
+                    }
                     expr
                 }
+                Expr::Extract { expr, .. } => expr,
                 Expr::Interval(i) => &mut i.value,
                 other => return self.expr_node(other),
             };
@@ -1400,33 +1412,7 @@ impl Walker<'_> {
     }
 
     fn value(&self, v: &Value) -> R {
-        let pg = self.pg();
-        let ok = match v {
-            Value::Number(..) | Value::SingleQuotedString(_) | Value::Boolean(_) | Value::Null => {
-                true
-            }
-            Value::EscapedStringLiteral(_) | Value::DollarQuotedString(_) => pg,
-            Value::HexStringLiteral(h) => h.chars().all(|c| c.is_ascii_hexdigit()),
-            Value::Placeholder(p) => placeholder(p),
-            _ => false,
-        };
-        if ok {
-            Ok(())
-        } else {
-            refuse(
-                "literal",
-                format!(
-                    "the literal `{}`: a write grant allows numbers, 'strings'{}, X'hex', \
-                     booleans, NULL and placeholders",
-                    abbreviate(v),
-                    if pg {
-                        ", E'escapes', $$dollar quotes$$"
-                    } else {
-                        ""
-                    }
-                ),
-            )
-        }
+        literal(self.dialect, v)
     }
 
     fn function(&mut self, f: &mut Function) -> R {
@@ -1612,13 +1598,48 @@ fn unary(op: &UnaryOperator) -> R {
     }
 }
 
-/// `$1`, `?`, `?1`: positional parameters.
-fn placeholder(p: &str) -> bool {
+/// Positional parameters in the database's own spelling: `$1` (PostgreSQL), `?`, `?1` (SQLite).
+/// SQLite's named forms (`$name`, `:name`, `@name`) are refused: SQLite lexes `$name::x(…)` as
+/// one parameter where sqlparser sees a cast and more.
+fn placeholder(dialect: Dialect, p: &str) -> bool {
     let digits = |s: &str| s.len() <= 5 && s.chars().all(|c| c.is_ascii_digit());
-    match p.as_bytes().first() {
-        Some(b'$') => p.len() > 1 && digits(&p[1..]),
-        Some(b'?') => digits(&p[1..]),
+    match (dialect, p.as_bytes().first()) {
+        (Dialect::Postgres, Some(b'$')) => p.len() > 1 && digits(&p[1..]),
+        (Dialect::Sqlite, Some(b'?')) => digits(&p[1..]),
         _ => false,
+    }
+}
+
+/// The literal kinds both scopes allow: those whose rendering the database reads as sqlparser
+/// does.
+pub(crate) fn literal(dialect: Dialect, v: &Value) -> R {
+    let pg = dialect == Dialect::Postgres;
+    let ok = match v {
+        Value::Number(..) | Value::SingleQuotedString(_) | Value::Boolean(_) | Value::Null => true,
+        Value::EscapedStringLiteral(_)
+        | Value::DollarQuotedString(_)
+        | Value::NationalStringLiteral(_) => pg,
+        Value::HexStringLiteral(h) => h.chars().all(|c| c.is_ascii_hexdigit()),
+        Value::Placeholder(p) => placeholder(dialect, p),
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        refuse(
+            "literal",
+            format!(
+                "the literal `{}`: sluice allows numbers, 'strings'{}, X'hex', booleans, NULL and \
+                 positional parameters ({})",
+                abbreviate(v),
+                if pg {
+                    ", E'escapes', $$dollar quotes$$"
+                } else {
+                    ""
+                },
+                if pg { "$1" } else { "?, ?1" }
+            ),
+        )
     }
 }
 

@@ -7,6 +7,16 @@ mod oracle;
 
 #[test]
 fn every_corpus_input_keeps_the_invariant() {
+    // On the stack the host gives the policy (the corpus holds the deepest inputs fuzzing found).
+    std::thread::Builder::new()
+        .stack_size(sluice_sql_wall::STACK_BYTES)
+        .spawn(replay)
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+fn replay() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/policy");
     let mut n = 0;
     let mut accepted = 0;

@@ -26,12 +26,15 @@ impl Db {
         let mut db = Db::open(&path);
         db.2 = true;
         db.exec(
-            "CREATE TABLE victims (x);
+            "CREATE TABLE victims (x UNIQUE);
              INSERT INTO victims VALUES (1);
              CREATE TABLE raw_a (id INTEGER PRIMARY KEY AUTOINCREMENT, v TEXT UNIQUE);
              CREATE TABLE raw_trap (x);
              CREATE VIEW raw_view AS SELECT * FROM victims;
-             CREATE TRIGGER raw_tr AFTER INSERT ON raw_trap BEGIN DELETE FROM victims; END;",
+             CREATE TRIGGER raw_tr AFTER INSERT ON raw_trap BEGIN DELETE FROM victims; END;
+             CREATE TABLE other_seq (id INTEGER PRIMARY KEY AUTOINCREMENT);
+             INSERT INTO other_seq VALUES (NULL);
+             ANALYZE;",
         )
         .unwrap();
         db
@@ -93,6 +96,7 @@ fn walled(scope: Scope) -> (Db, Wall) {
 }
 
 fn one(db: &Db, wall: &Wall, sql: &str) -> Result<(), NotOne> {
+    wall.begin_statement(std::time::Duration::from_secs(5));
     // SAFETY: as above.
     unsafe { prepare_one(db.0, sql, Some(wall)) }
 }
@@ -126,7 +130,6 @@ fn a_write_session_changes_only_its_own_tables() {
         "BEGIN IMMEDIATE",
         "COMMIT",
     ] {
-        wall.begin_statement();
         // Compiled and run: DDL must really work under the wall.
         assert_eq!(one(&db, &wall, ok), Ok(()), "{ok}");
         db.exec(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
@@ -232,4 +235,96 @@ fn the_wall_outlives_nothing_it_guards() {
         // The host's handle still works after the connection is gone.
         assert_eq!(wall.take_refusal(), None);
     }
+}
+
+#[test]
+fn what_reviewers_found_is_held() {
+    let (db, wall) = walled(Scope::Write("raw_".into()));
+    // A NUL ends the text for SQLite, not for the driver (which would spin on it).
+    assert_eq!(
+        one(&db, &wall, "CREATE TABLE raw_n (x)\0"),
+        Err(NotOne::Nul)
+    );
+    assert_eq!(
+        one(&db, &wall, "SELECT 1;\0DELETE FROM victims"),
+        Err(NotOne::Nul)
+    );
+    // A CREATE TABLE … AS SELECT reads nothing of SQLite's own through the change's allowance.
+    for bad in [
+        "CREATE TABLE raw_leak AS SELECT type, name, sql FROM sqlite_master",
+        "CREATE TABLE raw_leak2 AS SELECT * FROM sqlite_sequence",
+        "SELECT * FROM temp.sqlite_master",
+        "REINDEX sqlite_autoindex_victims_1",
+    ] {
+        refused(&db, &wall, bad);
+    }
+    // Granted changes still work where SQLite keeps statistics and sequences.
+    for ok in [
+        "CREATE TABLE raw_s (id INTEGER PRIMARY KEY AUTOINCREMENT, v UNIQUE)",
+        "REINDEX sqlite_autoindex_raw_s_1",
+        "DROP TABLE raw_s",
+        "DROP TABLE raw_a",
+    ] {
+        assert_eq!(one(&db, &wall, ok), Ok(()), "{ok}");
+        db.exec(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+    }
+}
+
+#[test]
+fn a_schema_change_names_its_tables_and_their_defaults_are_judged_by_sqlite() {
+    let (db, wall) = walled(Scope::Write("raw_".into()));
+    let crash =
+        "CREATE TABLE raw_crash (x, y DEFAULT (sqlite_drop_column(0, 'CREATE TABLE t(a,b)', -1)))";
+    // SQLite never asks the authorizer about a default: the statement compiles…
+    assert_eq!(one(&db, &wall, crash), Ok(()));
+    // …but it says which table it creates, so the host can judge the defaults it would hold.
+    assert_eq!(wall.touched_tables(), vec!["raw_crash".to_string()]);
+    assert_eq!(
+        one(&db, &wall, "ALTER TABLE raw_trap ADD COLUMN z DEFAULT 1"),
+        Ok(())
+    );
+    assert_eq!(wall.touched_tables(), vec!["raw_trap".to_string()]);
+    // The trigger on it reaches outside: refused, and no table is touched.
+    assert!(one(&db, &wall, "INSERT INTO raw_trap VALUES (1)").is_err());
+    assert!(wall.touched_tables().is_empty());
+    for bad in [
+        "sqlite_drop_column(0, 'CREATE TABLE t(a,b)', -1)",
+        "sqlite_rename_test('x', 'y', 'z', 0, 0)",
+        "load_extension('/tmp/x')",
+        "(SELECT count(*) FROM victims)",
+        "1); ATTACH 'x.db' AS x; SELECT (1",
+        "fts3_tokenizer('simple')",
+    ] {
+        // SAFETY: a valid connection, on this thread.
+        let r = unsafe { check_default(db.0, &wall, bad) };
+        assert!(r.is_err(), "{bad} passed as a default");
+    }
+    for good in [
+        "0",
+        "'x'",
+        "NULL",
+        "CURRENT_TIMESTAMP",
+        "datetime('now')",
+        "-1.5",
+        "X'00'",
+        "(1 + 2)",
+    ] {
+        // SAFETY: as above.
+        let r = unsafe { check_default(db.0, &wall, good) };
+        assert_eq!(r, Ok(()), "{good}");
+    }
+    // The wall is back to the connector's rules afterwards.
+    refused(&db, &wall, "DELETE FROM victims");
+}
+
+#[test]
+fn a_statement_past_its_deadline_is_interrupted() {
+    let (db, wall) = walled(Scope::Read);
+    let forever =
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT max(x) FROM c";
+    wall.begin_statement(std::time::Duration::from_millis(100));
+    let started = std::time::Instant::now();
+    let e = db.exec(forever).unwrap_err();
+    assert!(e.contains("interrupt"), "{e}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }

@@ -1,11 +1,7 @@
 //! PostgreSQL's half of the second wall: the role a session connects as must hold no more than
 //! the grant, so that the database refuses whatever the policy might wrongly let through.
 //!
-//! [`inspect`] lists what a role can do beyond its grant — attributes (superuser, `CREATEROLE`,
-//! `CREATEDB`, `BYPASSRLS`, `REPLICATION`), creating schemas, creating in or writing to schemas
-//! other than the granted one (for a read grant: writing anywhere), reading other schemas (for a
-//! write grant), owning objects outside the grant, running other roles' `SECURITY DEFINER`
-//! functions, and membership of other roles — and the host
+//! [`inspect`] lists what a role can do beyond its grant (see there), and the host
 //! refuses to hand such a session to a connector unless the grant says `allow_broad_role`.
 //! [`setup_sql`] writes the role that passes: one that owns its schema and nothing else.
 
@@ -14,55 +10,70 @@ use sqlx::{AssertSqlSafe, Row};
 
 use super::Scope;
 
-/// Predefined roles that only read: a read grant's role may be a member of them.
-pub const READ_ONLY_ROLES: &[&str] = &[
-    "pg_monitor",
-    "pg_read_all_data",
-    "pg_read_all_settings",
-    "pg_read_all_stats",
-    "pg_stat_scan_tables",
-];
+/// Predefined roles a read grant's role may be a member of: it reads every table, and nothing
+/// else (not other sessions' queries, not server files).
+pub const READ_ONLY_ROLES: &[&str] = &["pg_read_all_data"];
 
 /// How many objects each finding names at most.
 const SAMPLE: i64 = 3;
 
 /// What the connected role can do beyond `scope`, one finding per line (empty: nothing).
+///
+/// Checked, for the role the session acts as and the role it logged in as (they must be one):
+/// attributes; schemas it may create or create in; privileges on relations, sequences, large
+/// objects, foreign servers and tablespaces outside the grant; future privileges granted by
+/// default; restricted built-in functions granted to it; `SECURITY DEFINER` functions of other
+/// roles it may run; everything it owns outside the grant (by PostgreSQL's own record of owners,
+/// whatever the kind of object); every role it belongs to, directly or not; and, for a write
+/// grant, objects of other roles inside the granted schema and tables outside it that inherit
+/// from tables in it.
 pub async fn inspect(conn: &mut PgConnection, scope: &Scope) -> Result<Vec<String>, sqlx::Error> {
     let (granted, write) = match scope {
         Scope::Read => ("", false),
         Scope::Write(s) => (s.as_str(), true),
     };
-    // Schemas that are the database's own: nobody's data is there, and every role may read them.
+    // The database's own schemas: nobody's data is there, and every role may read them.
     let system = "n.nspname IN ('pg_catalog', 'information_schema') OR n.nspname LIKE 'pg\\_toast%' \
                   OR n.nspname LIKE 'pg\\_temp\\_%'";
     let sql = format!(
-        "WITH me AS (SELECT * FROM pg_roles WHERE rolname = current_user)
+        "WITH me AS (SELECT * FROM pg_roles WHERE rolname = current_user),
+              mine AS (SELECT oid FROM pg_roles r WHERE pg_has_role((SELECT oid FROM me), r.oid, 'USAGE')),
+              granted AS (SELECT oid FROM pg_namespace WHERE nspname = $1)
          SELECT finding FROM (
-           SELECT 'is a superuser' AS finding FROM me WHERE rolsuper
+           SELECT 'logs in as ' || quote_ident(session_user) || ' but acts as '
+               || quote_ident(current_user) || ', which it could stop doing' AS finding
+             WHERE session_user <> current_user
+           UNION ALL SELECT 'is a superuser' FROM me WHERE rolsuper
            UNION ALL SELECT 'may create roles (CREATEROLE)' FROM me WHERE rolcreaterole
            UNION ALL SELECT 'may create databases (CREATEDB)' FROM me WHERE rolcreatedb
            UNION ALL SELECT 'bypasses row-level security (BYPASSRLS)' FROM me WHERE rolbypassrls
            UNION ALL SELECT 'may start replication (REPLICATION)' FROM me WHERE rolreplication
            UNION ALL SELECT 'may create schemas in database ' || quote_ident(current_database())
              WHERE has_database_privilege(current_database(), 'CREATE')
-           UNION ALL SELECT 'owns database ' || quote_ident(d.datname)
-             FROM pg_database d, me WHERE d.datname = current_database() AND d.datdba = me.oid
            UNION ALL (SELECT 'is a member of role ' || quote_ident(r.rolname)
+             FROM pg_roles r, me
+             WHERE r.oid <> me.oid AND pg_has_role(me.oid, r.oid, 'MEMBER')
+               AND NOT ($2 AND r.rolname = ANY($3))
+             ORDER BY 1 LIMIT {SAMPLE})
+           UNION ALL (SELECT 'may grant role ' || quote_ident(r.rolname) || ' to others'
              FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid, me
-             WHERE m.member = me.oid AND NOT ($2 AND r.rolname = ANY($3))
+             WHERE m.member = me.oid AND m.admin_option
              ORDER BY 1 LIMIT {SAMPLE})
            UNION ALL (SELECT 'may create objects in schema ' || quote_ident(n.nspname)
              FROM pg_namespace n
              WHERE n.nspname <> $1 AND has_schema_privilege(n.oid, 'CREATE')
                AND NOT (n.nspname LIKE 'pg\\_temp\\_%' OR n.nspname LIKE 'pg\\_toast\\_temp\\_%')
              ORDER BY 1 LIMIT {SAMPLE})
-           UNION ALL (SELECT 'owns schema ' || quote_ident(n.nspname)
-             FROM pg_namespace n, me WHERE n.nspowner = me.oid AND n.nspname <> $1
+           UNION ALL (SELECT 'owns ' || o.type || ' ' || o.identity
+             FROM pg_shdepend d, me,
+               LATERAL pg_identify_object(d.classid, d.objid, d.objsubid) o
+             WHERE d.refclassid = 'pg_authid'::regclass AND d.refobjid = me.oid AND d.deptype = 'o'
+               AND d.dbid IN (0, (SELECT oid FROM pg_database WHERE datname = current_database()))
+               AND NOT ($4 AND (o.schema = $1 OR (o.type = 'schema' AND o.identity = quote_ident($1))))
              ORDER BY 1 LIMIT {SAMPLE})
-           UNION ALL (SELECT
-               CASE WHEN c.relowner = me.oid THEN 'owns ' ELSE 'may ' || privs || ' ' END
+           UNION ALL (SELECT 'may ' || privs || ' '
                || quote_ident(n.nspname) || '.' || quote_ident(c.relname)
-             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace, me,
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace,
                LATERAL (SELECT array_to_string(ARRAY[
                  CASE WHEN has_any_column_privilege(c.oid, 'INSERT') THEN 'INSERT' END,
                  CASE WHEN has_any_column_privilege(c.oid, 'UPDATE') THEN 'UPDATE' END,
@@ -73,25 +84,75 @@ pub async fn inspect(conn: &mut PgConnection, scope: &Scope) -> Result<Vec<Strin
                  CASE WHEN $4 AND has_any_column_privilege(c.oid, 'SELECT') THEN 'SELECT' END
                ], '/') AS privs) p
              WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND n.nspname <> $1
-               AND NOT ({system}) AND (c.relowner = me.oid OR p.privs <> '')
+               AND NOT ({system}) AND p.privs <> ''
              ORDER BY 1 LIMIT {SAMPLE})
            UNION ALL (SELECT 'may use sequence ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname)
              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
              WHERE c.relkind = 'S' AND n.nspname <> $1 AND NOT ({system})
-               AND CASE WHEN c.relkind = 'S' THEN has_sequence_privilege(c.oid, 'USAGE,UPDATE') END
+               AND CASE WHEN c.relkind = 'S' THEN has_sequence_privilege(c.oid,
+                     CASE WHEN $4 THEN 'USAGE,UPDATE,SELECT' ELSE 'USAGE,UPDATE' END) END
              ORDER BY 1 LIMIT {SAMPLE})
-           UNION ALL (SELECT 'owns function ' || quote_ident(n.nspname) || '.' || quote_ident(p.proname)
+           UNION ALL (SELECT 'may run SECURITY DEFINER function '
+               || (pg_identify_object('pg_proc'::regclass, p.oid, 0)).identity
+               || ' (it runs with its owner''s rights)'
              FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace, me
-             WHERE p.proowner = me.oid AND n.nspname <> $1
-             ORDER BY 1 LIMIT {SAMPLE})
-           UNION ALL (SELECT 'may run SECURITY DEFINER function ' || quote_ident(n.nspname) || '.'
-               || quote_ident(p.proname) || ' (it runs with its owner''s rights)'
-             FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace, me
-             WHERE p.prosecdef AND p.proowner <> me.oid AND n.nspname <> $1 AND NOT ({system})
+             WHERE p.prosecdef AND p.proowner <> me.oid AND NOT ({system})
                AND has_function_privilege(p.oid, 'EXECUTE')
              ORDER BY 1 LIMIT {SAMPLE})
-           UNION ALL SELECT 'owns large objects' FROM me
-             WHERE EXISTS (SELECT 1 FROM pg_largeobject_metadata WHERE lomowner = me.oid)
+           UNION ALL (SELECT 'may run restricted function '
+               || (pg_identify_object('pg_proc'::regclass, p.oid, 0)).identity
+             FROM pg_proc p, me
+             WHERE p.proacl IS NOT NULL AND p.proowner <> me.oid
+               AND NOT EXISTS (SELECT 1 FROM aclexplode(p.proacl) a
+                               WHERE a.grantee = 0 AND a.privilege_type = 'EXECUTE')
+               AND has_function_privilege(p.oid, 'EXECUTE')
+             ORDER BY 1 LIMIT {SAMPLE})
+           UNION ALL (SELECT 'may use foreign server ' || quote_ident(s.srvname)
+             FROM pg_foreign_server s WHERE has_server_privilege(s.oid, 'USAGE')
+             ORDER BY 1 LIMIT {SAMPLE})
+           UNION ALL (SELECT 'may define servers of foreign-data wrapper ' || quote_ident(w.fdwname)
+             FROM pg_foreign_data_wrapper w WHERE has_foreign_data_wrapper_privilege(w.oid, 'USAGE')
+             ORDER BY 1 LIMIT {SAMPLE})
+           UNION ALL (SELECT 'may create in tablespace ' || quote_ident(t.spcname)
+             FROM pg_tablespace t WHERE has_tablespace_privilege(t.oid, 'CREATE')
+             ORDER BY 1 LIMIT {SAMPLE})
+           UNION ALL SELECT 'may read or write large objects of other roles'
+             FROM me WHERE EXISTS (
+               SELECT 1 FROM pg_largeobject_metadata l, aclexplode(l.lomacl) a
+               WHERE l.lomowner <> me.oid AND a.privilege_type IN ('SELECT', 'UPDATE')
+                 AND (a.grantee = 0 OR a.grantee IN (SELECT oid FROM mine)))
+           UNION ALL SELECT 'may read and write every large object (lo_compat_privileges is on)'
+             WHERE current_setting('lo_compat_privileges')::boolean
+           UNION ALL (SELECT 'is given ' || a.privilege_type || ' on future objects '
+               || coalesce('in schema ' || quote_ident(n.nspname), 'everywhere')
+               || ' by default privileges of ' || quote_ident(r.rolname)
+             FROM pg_default_acl d LEFT JOIN pg_namespace n ON n.oid = d.defaclnamespace
+               JOIN pg_roles r ON r.oid = d.defaclrole, aclexplode(d.defaclacl) a, me
+             WHERE (a.grantee = 0 OR a.grantee IN (SELECT oid FROM mine)) AND d.defaclrole <> me.oid
+               AND (n.nspname IS DISTINCT FROM $1 OR NOT $4)
+               AND ($4 OR a.privilege_type NOT IN ('SELECT', 'USAGE', 'EXECUTE'))
+             ORDER BY 1 LIMIT {SAMPLE})
+           UNION ALL (SELECT 'schema ' || quote_ident($1) || ' holds ' || o.type || ' '
+               || o.identity || ' of another role'
+             FROM (SELECT 'pg_class'::regclass AS k, c.oid, c.relowner AS owner FROM pg_class c
+                     WHERE c.relnamespace = (SELECT oid FROM granted)
+                       AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+                   UNION ALL SELECT 'pg_proc'::regclass, p.oid, p.proowner FROM pg_proc p
+                     WHERE p.pronamespace = (SELECT oid FROM granted)
+                   UNION ALL SELECT 'pg_type'::regclass, t.oid, t.typowner FROM pg_type t
+                     WHERE t.typnamespace = (SELECT oid FROM granted) AND t.typrelid = 0
+                       AND t.typcategory <> 'A') x,
+               LATERAL pg_identify_object(x.k, x.oid, 0) o, me
+             WHERE $4 AND x.owner <> me.oid
+             ORDER BY 1 LIMIT {SAMPLE})
+           UNION ALL (SELECT 'table ' || (pg_identify_object('pg_class'::regclass, ch.oid, 0)).identity
+               || ' outside schema ' || quote_ident($1) || ' inherits from '
+               || (pg_identify_object('pg_class'::regclass, pa.oid, 0)).identity
+             FROM pg_inherits i JOIN pg_class pa ON pa.oid = i.inhparent
+               JOIN pg_class ch ON ch.oid = i.inhrelid
+             WHERE $4 AND pa.relnamespace = (SELECT oid FROM granted)
+               AND ch.relnamespace <> (SELECT oid FROM granted)
+             ORDER BY 1 LIMIT {SAMPLE})
          ) f"
     );
     let read_roles: Vec<String> = READ_ONLY_ROLES.iter().map(|s| s.to_string()).collect();

@@ -156,7 +156,8 @@ fn map_err(e: sqlx::Error, db: &Database) -> SqlError {
     match e {
         sqlx::Error::Database(d) => {
             let code = d.code().map(|c| c.into_owned()).unwrap_or_default();
-            if code == "57014" {
+            // PostgreSQL's query_canceled; SQLite's SQLITE_INTERRUPT (the wall's deadline).
+            if code == "57014" || (db.dialect() == Dialect::Sqlite && code == "9") {
                 return timeout(db);
             }
             SqlError::Database {
@@ -228,8 +229,16 @@ impl Session {
         let conn = tokio::time::timeout(CONNECT_TIMEOUT, async {
             let mut conn = connect(&db, &connector).await?;
             let wall = match (&mut conn, walls.database) {
-                (_, false) => None,
-                (Conn::Lite(c), true) => Some(install_wall(c, &db).await?),
+                // The deadline is no wall: it holds even in the policy-alone tests.
+                (Conn::Lite(c), false) => Some(install_deadline_only(c, &db).await?),
+                (Conn::Pg(_), false) => None,
+                (Conn::Lite(c), true) => {
+                    let wall = install_wall(c, &db).await?;
+                    if let Scope::Write(prefix) = &db.scope {
+                        audit_defaults(c, &wall, prefix, &db).await?;
+                    }
+                    Some(wall)
+                }
                 (Conn::Pg(c), true) => {
                     check_role(c, &db, &connector, &events, &action).await?;
                     None
@@ -449,9 +458,13 @@ impl Session {
     /// sqlx (which would run every statement of a text) sees it.
     async fn one_statement(&mut self, action: &str, sql: &str) -> Result<(), SqlError> {
         let wall = self.lite_wall.clone();
+        let deadline = limit(&self.db);
         let Conn::Lite(c) = self.conn().await? else {
             return Ok(());
         };
+        if let Some(w) = &wall {
+            w.begin_statement(deadline);
+        }
         let mut handle = c
             .lock_handle()
             .await
@@ -473,6 +486,13 @@ impl Session {
             Err(NotOne::Empty) => Err(self.refused(
                 action,
                 refusal("one-statement", "the text holds no statement".into()),
+            )),
+            Err(NotOne::Nul) => Err(self.refused(
+                action,
+                refusal(
+                    "one-statement",
+                    "the text holds a NUL character, where SQLite would stop reading".into(),
+                ),
             )),
             Err(NotOne::Error(message)) => Err(SqlError::Database {
                 code: "SQLITE_ERROR".into(),
@@ -556,6 +576,14 @@ impl Session {
             return Ok(0);
         }
         self.one_statement("execute", &checked.sql).await?;
+        let touched = self
+            .lite_wall
+            .as_ref()
+            .map(Wall::touched_tables)
+            .unwrap_or_default();
+        if !touched.is_empty() {
+            return self.lite_schema_change(&checked, &params).await;
+        }
         let db = self.db.clone();
         let conn = self.conn().await?;
         let fut = async {
@@ -618,7 +646,7 @@ impl Session {
             quote_ident(table)
         };
         if let Some(w) = &self.lite_wall {
-            w.begin_statement();
+            w.begin_statement(limit(&self.db));
         }
         if columns.is_empty() {
             return Err(SqlError::Invalid("`load` needs at least one column".into()));
@@ -689,6 +717,81 @@ impl Session {
         // Whatever the open load's outcome, it is being undone.
         let _ = self.finish_copy().await;
         self.raw("ROLLBACK").await
+    }
+
+    /// SQLite: run a schema change in a savepoint, then have SQLite judge the defaults of every
+    /// table it created or altered (SQLite compiles a default into each INSERT without asking
+    /// the authorizer); roll it back if one calls anything but SQLite's own functions.
+    async fn lite_schema_change(
+        &mut self,
+        checked: &Checked,
+        params: &[Value],
+    ) -> Result<u64, SqlError> {
+        let wall = self
+            .lite_wall
+            .clone()
+            .expect("a SQLite session with its wall");
+        let db = self.db.clone();
+        let action = format!("execute {}", abbreviate(&checked.sql));
+        let Conn::Lite(c) = self.conn().await? else {
+            unreachable!("a SQLite session");
+        };
+        let host = |sql: &'static str| sqlx::raw_sql(sql);
+        let fut = async {
+            {
+                let _host = wall.host();
+                host("SAVEPOINT sluice_schema_change")
+                    .execute(&mut *c)
+                    .await?;
+            }
+            let ran = bind_lite(sqlx::query(AssertSqlSafe(checked.sql.as_str())), params)
+                .execute(&mut *c)
+                .await;
+            let verdict = match &ran {
+                Ok(_) => lite_defaults(c, &wall, &wall.touched_tables()).await?,
+                Err(_) => None,
+            };
+            {
+                let _host = wall.host();
+                if ran.is_err() || verdict.is_some() {
+                    host("ROLLBACK TO sluice_schema_change")
+                        .execute(&mut *c)
+                        .await?;
+                }
+                host("RELEASE sluice_schema_change")
+                    .execute(&mut *c)
+                    .await?;
+            }
+            Ok::<_, sqlx::Error>((ran, verdict))
+        };
+        let r = match tokio::time::timeout(limit(&db), fut).await {
+            Err(_) => {
+                self.broken = Some(format!(
+                    "a schema change of `{}` ran past its deadline; the session was closed",
+                    db.name
+                ));
+                return Err(timeout(&db));
+            }
+            Ok(Err(e)) => Err(map_err(e, &db)),
+            Ok(Ok((_, Some(why)))) => {
+                return Err(self.refused(
+                    "execute",
+                    Refusal {
+                        rule: "database",
+                        detail: why,
+                    },
+                ));
+            }
+            Ok(Ok((ran, None))) => ran.map(|r| r.rows_affected()).map_err(|e| map_err(e, &db)),
+        }
+        .map_err(|e| self.failed("execute", e));
+        let (outcome, detail) = match &r {
+            Ok(_) => (Outcome::Allowed, "ok".to_string()),
+            Err(e) => (Outcome::Failed, e.to_string()),
+        };
+        self.events
+            .record(&self.connector, Capability::Sql, outcome, &action, &detail);
+        r
     }
 
     /// PostgreSQL: whether the granted schema exists (the host's own query).
@@ -800,9 +903,10 @@ async fn connect(db: &Database, connector: &str) -> Result<Conn, SqlError> {
             ];
             match &db.scope {
                 Scope::Read => settings.push(("default_transaction_read_only", "on".into())),
-                // The policy qualifies every relation with the schema; functions, operators and
-                // types resolve in pg_catalog first, so nothing in the schema shadows a built-in.
-                Scope::Write(s) => settings.push(("search_path", format!("pg_catalog,{s}"))),
+                // The policy qualifies every relation with the schema, so nothing else needs the
+                // search path: functions, operators and types resolve in pg_catalog only, and
+                // nothing in the schema (whoever put it there) can shadow a built-in.
+                Scope::Write(_) => settings.push(("search_path", "pg_catalog,pg_temp".into())),
             }
             let opts = opts
                 .application_name(&format!("sluice:{connector}"))
@@ -855,6 +959,82 @@ async fn install_wall(c: &mut SqliteConnection, db: &Database) -> Result<Wall, S
     // SAFETY: the handle is locked: sqlx's worker makes no call on it meanwhile.
     unsafe { lite_wall::install(handle.as_raw_handle(), db.scope.clone()) }
         .map_err(|e| SqlError::Unavailable(format!("cannot open `{}` safely: {e}", db.name)))
+}
+
+/// SQLite: the reason a default of one of `tables` would run what the authorizer never saw, if
+/// one would (SQLite itself compiles each default again under the wall's default mode).
+async fn lite_defaults(
+    c: &mut SqliteConnection,
+    wall: &Wall,
+    tables: &[String],
+) -> Result<Option<String>, sqlx::Error> {
+    for table in tables {
+        let defaults: Vec<(String, String)> = {
+            let _host = wall.host();
+            sqlx::query_as(
+                "SELECT name, dflt_value FROM pragma_table_xinfo(?1) WHERE dflt_value IS NOT NULL",
+            )
+            .bind(table)
+            .persistent(false)
+            .fetch_all(&mut *c)
+            .await?
+        };
+        for (column, default) in defaults {
+            let mut handle = c.lock_handle().await?;
+            // SAFETY: the handle is locked: sqlx's worker makes no call on it meanwhile.
+            let r = unsafe { lite_wall::check_default(handle.as_raw_handle(), wall, &default) };
+            if let Err(why) = r {
+                return Ok(Some(format!(
+                    "the default of `{table}`.`{column}` ({default}) would run unchecked on every \
+                     insert: {why}"
+                )));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// SQLite: refuse a write session on a file where a table of the grant already has a default
+/// that would run what the authorizer never saw (made by another writer of the file).
+async fn audit_defaults(
+    c: &mut SqliteConnection,
+    wall: &Wall,
+    prefix: &str,
+    db: &Database,
+) -> Result<(), SqlError> {
+    let unavailable =
+        |e: sqlx::Error| SqlError::Unavailable(format!("cannot open `{}`: {e}", db.name));
+    let tables: Vec<(String,)> = {
+        let _host = wall.host();
+        sqlx::query_as("SELECT name FROM sqlite_master WHERE type = 'table'")
+            .persistent(false)
+            .fetch_all(&mut *c)
+            .await
+            .map_err(unavailable)?
+    };
+    let ours: Vec<String> = tables
+        .into_iter()
+        .map(|(t,)| t)
+        .filter(|t| t.to_ascii_lowercase().starts_with(prefix))
+        .collect();
+    match lite_defaults(c, wall, &ours).await.map_err(unavailable)? {
+        None => Ok(()),
+        Some(why) => Err(SqlError::Refused(format!(
+            "`{}`: refused by the `database` rule: {why}; drop or fix that table first",
+            db.name
+        ))),
+    }
+}
+
+/// SQLite, in the policy-alone tests: the deadline without the rules.
+async fn install_deadline_only(c: &mut SqliteConnection, db: &Database) -> Result<Wall, SqlError> {
+    let mut handle = c
+        .lock_handle()
+        .await
+        .map_err(|e| SqlError::Unavailable(format!("cannot open `{}`: {e}", db.name)))?;
+    // SAFETY: the handle is locked: sqlx's worker makes no call on it meanwhile.
+    unsafe { lite_wall::install_deadline_only(handle.as_raw_handle(), db.scope.clone()) }
+        .map_err(|e| SqlError::Unavailable(format!("cannot open `{}`: {e}", db.name)))
 }
 
 /// PostgreSQL: refuse a role broader than the grant, unless the grant allows it (recorded).
