@@ -295,11 +295,25 @@ async fn a_postgres_destination_reaches_nothing_outside_its_schema() {
         "c.toml",
         &hostile(
             &statements,
-            &db.grant("destination", "warehouse", "schema = \"raw\""),
+            // The targets include a view and a key outside the schema that depend on its table:
+            // the role check names them; this test accepts them to send the attacks anyway.
+            &db.grant(
+                "destination",
+                "warehouse",
+                "schema = \"raw\"\nallow_broad_role = true",
+            ),
         ),
     );
     let r = s.run("c.toml").await;
     assert!(r.succeeded(), "{:?}", r.error);
+    assert!(
+        r.events.iter().any(|e| e.outcome == Outcome::Allowed
+            && e.detail.contains("allowed by `allow_broad_role`")
+            && e.detail
+                .contains("view public.over_keep outside schema raw depends on its tables")),
+        "the accepted excess is recorded: {:#?}",
+        r.events
+    );
     let got = outcomes(&r);
     assert_eq!(got.len(), statements.len(), "{:#?}", r.log);
     assert_eq!(got[0].0, "ok", "an existing granted schema: {:?}", got[0]);
@@ -450,8 +464,23 @@ async fn each_wall_alone_holds_postgres_writes() {
     let pwned = std::env::temp_dir().join(format!("sluice-pwned-alone-{}", std::process::id()));
     let attacks = pg_write_attacks(&pwned);
     // Only the database: the least-privilege writer, the connector's text as it came.
-    let mut s = Session::open_with_walls(
+    // Objects outside the schema depend on its table: a DROP … CASCADE by its owner would
+    // remove them, which no privilege stops; the role check says so at open…
+    let r = Session::open(
         pg_database(&db, &db.writer, Scope::Write("raw".into()), false),
+        "test".into(),
+        EventLog::new(),
+    )
+    .await;
+    assert!(
+        matches!(&r, Err(SqlError::Refused(m)) if m.contains("depends on its tables")
+            && m.contains("table constraint child_id_fkey on public.child")),
+        "{:?}",
+        r.err()
+    );
+    // …and this test accepts them, to send the attacks anyway.
+    let mut s = Session::open_with_walls(
+        pg_database(&db, &db.writer, Scope::Write("raw".into()), true),
         "test".into(),
         EventLog::new(),
         DATABASE_ONLY,
@@ -618,6 +647,7 @@ async fn each_wall_alone_holds_sqlite() {
         "ALTER TABLE raw_mine ADD COLUMN z DEFAULT (sqlite_rename_test('x', 'y', 'z', 0, 0))"
             .into(),
         "CREATE TABLE raw_leak AS SELECT type, name, sql FROM sqlite_master".into(),
+        "ALTER TABLE raw_mine ADD COLUMN g AS (sqlite_drop_column(100000000, 'CREATE TABLE raw_mine(x)', 0))".into(),
         "SELECT 1;\0DELETE FROM victims".into(),
     ];
     let database = |scope| {
@@ -703,6 +733,31 @@ async fn each_wall_alone_holds_sqlite() {
         .await
         .unwrap_err();
     assert!(matches!(e, SqlError::Refused(_)), "{e:?}");
+    // Another writer of the file left a table whose generated column SQLite would compute
+    // without its authorizer (an ALTER gets it past SQLite's own check, as a connector with
+    // only the database wall could have): no session opens on the file, not even a read one.
+    drop(session);
+    let raw = |sql: &'static str| {
+        let file = file.clone();
+        async move {
+            let mut c =
+                SqliteConnection::connect_with(&SqliteConnectOptions::new().filename(&file))
+                    .await
+                    .unwrap();
+            sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
+        }
+    };
+    raw("CREATE TABLE raw_poisoned (x)").await;
+    raw("ALTER TABLE raw_poisoned ADD COLUMN g AS (sqlite_drop_column(100000000, 'CREATE TABLE t(x)', 0))").await;
+    for scope in [Scope::Read, Scope::Write("raw_".into())] {
+        let r = Session::open(database(scope.clone()), "test".into(), EventLog::new()).await;
+        assert!(
+            matches!(&r, Err(SqlError::Refused(m)) if m.contains("raw_poisoned")),
+            "{scope:?}: {:?}",
+            r.err()
+        );
+    }
+    raw("DROP TABLE raw_poisoned").await;
     // And a read session reads, and only reads.
     let mut read = Session::open_with_walls(
         database(Scope::Read),
@@ -849,6 +904,24 @@ async fn a_role_broader_than_its_grant_is_refused_unless_the_grant_says_so() {
             "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT INSERT ON TABLES TO {w}",
             "default privileges",
         ),
+        // …and from the third round: server settings, keys and triggers across the schema's
+        // edge, and a restricted built-in handed to everyone.
+        (
+            "GRANT ALTER SYSTEM ON PARAMETER archive_command TO {w}",
+            "may ALTER SYSTEM server setting archive_command",
+        ),
+        (
+            "CREATE TABLE raw.parent2 (id int PRIMARY KEY); CREATE TABLE public.victim (id int REFERENCES raw.parent2 ON DELETE CASCADE)",
+            "foreign key",
+        ),
+        (
+            "CREATE TABLE raw.t3 (x int); CREATE FUNCTION public.trg() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END'; CREATE TRIGGER t3_trg BEFORE INSERT ON raw.t3 FOR EACH ROW EXECUTE FUNCTION public.trg()",
+            "runs public.trg() of another role",
+        ),
+        (
+            "GRANT EXECUTE ON FUNCTION pg_read_file(text) TO PUBLIC",
+            "may run restricted function pg_catalog.pg_read_file",
+        ),
     ] {
         db.exec("CREATE TABLE IF NOT EXISTS public.secrets (id int, value text)")
             .await;
@@ -873,7 +946,11 @@ async fn a_role_broader_than_its_grant_is_refused_unless_the_grant_says_so() {
              DROP TABLE IF EXISTS public.child_of; DROP TABLE IF EXISTS raw.parent;
              DROP SEQUENCE IF EXISTS public.seq;
              SELECT lo_unlink(oid) FROM pg_largeobject_metadata WHERE oid = 4242;
-             ALTER DEFAULT PRIVILEGES IN SCHEMA public REVOKE INSERT ON TABLES FROM {w};",
+             ALTER DEFAULT PRIVILEGES IN SCHEMA public REVOKE INSERT ON TABLES FROM {w};
+             REVOKE ALTER SYSTEM ON PARAMETER archive_command FROM {w};
+             DROP TABLE IF EXISTS public.victim; DROP TABLE IF EXISTS raw.parent2;
+             DROP TABLE IF EXISTS raw.t3; DROP FUNCTION IF EXISTS public.trg();
+             REVOKE EXECUTE ON FUNCTION pg_read_file(text) FROM PUBLIC;",
             w = db.writer,
             db = db.name
         ))

@@ -328,10 +328,9 @@ pub(crate) const SQLITE_FUNCTIONS: &[&str] = &[
 ];
 
 /// Functions SQLite calls inside its own `ALTER TABLE` (users cannot call them): allowed while a
-/// granted schema change is being compiled. `sqlite_rename_table` is not among them.
+/// granted schema change is being compiled. The renaming ones are not among them.
 pub(crate) const SQLITE_DDL_FUNCTIONS: &[&str] = &[
     "sqlite_drop_column",
-    "sqlite_rename_column",
     "sqlite_rename_quotefix",
     "sqlite_rename_test",
 ];

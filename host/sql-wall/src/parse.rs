@@ -23,6 +23,10 @@ pub const MAX_STATEMENT_BYTES: usize = 256 << 10;
 /// on the tokens, before anything is built.
 pub const MAX_CHAIN: usize = 2000;
 
+/// Queries and subqueries in one statement: each is a large tree, so their number bounds the
+/// memory a check takes (a 256 KiB text of `(SELECT 1),` would otherwise take hundreds of MiB).
+const MAX_QUERIES: usize = 512;
+
 /// Groups open at once: more than the parser's own recursion limit ever lets through.
 const MAX_NESTING: usize = 128;
 
@@ -84,6 +88,7 @@ fn depth_guard(dialect: Dialect, sql: &str) -> Result<(), Refusal> {
     }
     let mut open: Vec<Level> = vec![Level::default()];
     let mut sets = 0usize;
+    let mut selects = 0usize;
     let too_deep = || {
         refuse(
             "too-deep",
@@ -117,6 +122,18 @@ fn depth_guard(dialect: Dialect, sql: &str) -> Result<(), Refusal> {
             }
             Token::Word(w) if w.quote_style.is_none() && SET_KEYWORDS.contains(&w.keyword) => {
                 sets += 1;
+            }
+            Token::Word(w) if w.quote_style.is_none() && w.keyword == Keyword::SELECT => {
+                selects += 1;
+                if selects > MAX_QUERIES {
+                    return refuse(
+                        "too-many",
+                        format!(
+                            "the statement holds more than {MAX_QUERIES} queries and subqueries; \
+                             split it"
+                        ),
+                    );
+                }
             }
             Token::Word(w) => {
                 bump = w.quote_style.is_none()

@@ -60,6 +60,9 @@ enum Mode {
     Host,
     /// A column default, compiled to check it: SQLite's own functions, nothing else.
     Default,
+    /// A table's own definition, replayed on a scratch database to judge the expressions
+    /// SQLite compiles later without asking (generated columns, CHECK, index expressions).
+    Schema,
 }
 
 /// The authorizer's rules for one session, and what it refused last.
@@ -215,6 +218,25 @@ impl Authorizer {
             (Mode::Host, _) => return Ok(()),
             (Mode::Default, ffi::SQLITE_SELECT) => return Ok(()),
             (Mode::Default, ffi::SQLITE_FUNCTION) => return function(&a2, false),
+            (
+                Mode::Schema,
+                ffi::SQLITE_SELECT
+                | ffi::SQLITE_READ
+                | ffi::SQLITE_INSERT
+                | ffi::SQLITE_UPDATE
+                | ffi::SQLITE_DELETE
+                | ffi::SQLITE_CREATE_TABLE
+                | ffi::SQLITE_CREATE_INDEX
+                | ffi::SQLITE_REINDEX
+                | ffi::SQLITE_TRANSACTION,
+            ) => return Ok(()),
+            (Mode::Schema, ffi::SQLITE_FUNCTION) => return function(&a2, false),
+            (Mode::Schema, _) => {
+                return Err(format!(
+                    "{}: a table of the grant may only be a plain table with indexes",
+                    what()
+                ));
+            }
             (Mode::Default, _) => {
                 return Err(format!(
                     "{}: a column default may only compute a value with SQLite's own functions",
@@ -284,10 +306,11 @@ impl Authorizer {
             ffi::SQLITE_REINDEX => main && index_ours(&a1),
             ffi::SQLITE_ALTER_TABLE => a1 == "main" && ours(&a2),
             ffi::SQLITE_FUNCTION => {
-                if a2 == "sqlite_rename_table" {
+                if a2 == "sqlite_rename_table" || a2 == "sqlite_rename_column" {
                     return Err(
-                        "renaming a table: SQLite's authorizer cannot see the new name, so a \
-                         write grant does not allow it"
+                        "renaming a table or column: SQLite rewrites every view and trigger that \
+                         names it, wherever they are, and its authorizer cannot see the new name; \
+                         a write grant does not allow it"
                             .into(),
                     );
                 }
@@ -598,6 +621,58 @@ pub unsafe fn check_default(
         NotOne::Error(msg) => msg,
         _ => "it is not one expression".to_string(),
     })
+}
+
+/// Whether the definitions of a table (its `CREATE TABLE` and `CREATE INDEX` texts, as SQLite
+/// keeps them in its schema) compute only with SQLite's own functions: they are replayed on a
+/// scratch in-memory database under a judging authorizer. SQLite authorizes the expressions of a
+/// definition it compiles from scratch — generated columns, CHECK constraints, index expressions
+/// — but not when an `ALTER TABLE … ADD COLUMN` brings one, nor when another writer made them;
+/// replaying judges them however they came. Defaults are [`check_default`]'s.
+pub fn judge_definitions(definitions: &[String]) -> Result<(), String> {
+    let mut raw = null_mut();
+    // SAFETY: opening a private in-memory database, closed below.
+    let rc = unsafe { ffi::sqlite3_open(c":memory:".as_ptr(), &mut raw) };
+    let Some(db) = NonNull::new(raw) else {
+        return Err(format!("cannot open a scratch database (SQLite code {rc})"));
+    };
+    let judged = (|| {
+        // SAFETY: the scratch connection, on this thread only.
+        let wall = unsafe { install(db, Scope::Read) }?;
+        wall.lock().mode = Mode::Schema;
+        for sql in definitions {
+            wall.begin_statement(std::time::Duration::from_secs(5));
+            // SAFETY: as above.
+            unsafe { prepare_one(db, sql, Some(&wall)) }.map_err(|e| match e {
+                NotOne::Refused(why) => why,
+                NotOne::Error(msg) => format!("its definition does not compile: {msg}"),
+                other => format!("its definition is not one statement ({other:?})"),
+            })?;
+            let c =
+                std::ffi::CString::new(sql.as_str()).map_err(|_| "a NUL character".to_string())?;
+            let mut stmt = null_mut();
+            // SAFETY: compiled and run once on the scratch database: it only creates there.
+            let rc = unsafe {
+                ffi::sqlite3_prepare_v3(db.as_ptr(), c.as_ptr(), -1, 0, &mut stmt, null_mut());
+                let rc = ffi::sqlite3_step(stmt);
+                ffi::sqlite3_finalize(stmt);
+                rc
+            };
+            if rc != ffi::SQLITE_DONE {
+                let why = wall.take_refusal().unwrap_or_else(|| {
+                    // SAFETY: the scratch connection's message.
+                    unsafe { text(ffi::sqlite3_errmsg(db.as_ptr())) }
+                        .unwrap_or("unknown error")
+                        .to_string()
+                });
+                return Err(why);
+            }
+        }
+        Ok(())
+    })();
+    // SAFETY: closing what was opened above.
+    unsafe { ffi::sqlite3_close(db.as_ptr()) };
+    judged
 }
 
 unsafe fn prepare(

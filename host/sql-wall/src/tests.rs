@@ -487,10 +487,15 @@ fn hostile_sizes_are_refused_or_checked_without_harm() {
         format!("SELECT 1{}", " UNION SELECT 1, 2".repeat(MAX_CHAIN + 1)),
         format!("SELECT {}1{}", "(1 + ".repeat(10), ")".repeat(10)) + &"+1".repeat(MAX_CHAIN + 1),
     ] {
-        refused(read(&deep), "too-deep");
+        // (A long UNION is also too many queries.)
+        let e = read(&deep).unwrap_err();
+        assert!(matches!(e.rule, "too-deep" | "too-many"), "{e}");
         // (SQLite reads `[1]` as a quoted name; it fails to parse there instead.)
         let e = lite(&deep).unwrap_err();
-        assert!(matches!(e.rule, "too-deep" | "unparseable"), "{e}");
+        assert!(
+            matches!(e.rule, "too-deep" | "too-many" | "unparseable"),
+            "{e}"
+        );
     }
     // …and the deepest allowed is checked on the stack the limit is sized for.
     let deep =
@@ -629,4 +634,15 @@ fn deep_trees_are_bounded_however_they_are_spelled() {
     // Wide is not deep: many short chains side by side pass.
     let wide = vec!["coalesce(a, 0) + 1"; 1500].join(", ");
     passes(read(&format!("SELECT {wide} FROM t")));
+}
+
+#[test]
+fn many_subqueries_or_ctes_are_refused_before_they_take_memory() {
+    let many = format!("SELECT {}", vec!["(SELECT 1)"; 2000].join(", "));
+    refused(read(&many), "too-many");
+    let ctes: Vec<String> = (0..300).map(|i| format!("c{i} AS (SELECT 1)")).collect();
+    assert!(lite(&format!("WITH {} SELECT 1", ctes.join(", "))).is_err());
+    // PostgreSQL's rule for dollar-quote tags: `$1$` is a parameter followed by more.
+    assert!(read("SELECT $1$$x$$, set_config('a','b',false) --$1$").is_err());
+    passes(read("SELECT $tag$x$tag$, $$y$$"));
 }

@@ -68,6 +68,10 @@ pub(crate) fn first_words(x: &impl std::fmt::Display) -> String {
 
 type R = Result<(), Refusal>;
 
+/// Common table expressions one `WITH` may define (each sees its siblings: the walk is quadratic
+/// in them).
+const MAX_CTES: usize = 128;
+
 fn construct(what: impl std::fmt::Display) -> R {
     refuse(
         "construct",
@@ -357,6 +361,13 @@ impl Walker<'_> {
     /// Push the frame of a `WITH`, walking each CTE's query with what SQL lets it see.
     fn with(&mut self, with: &mut Option<With>) -> Result<bool, Refusal> {
         let Some(w) = with else { return Ok(false) };
+        if w.cte_tables.len() > MAX_CTES {
+            return construct(format!(
+                "{} common table expressions in one WITH (at most {MAX_CTES})",
+                w.cte_tables.len()
+            ))
+            .map(|()| false);
+        }
         let names: Vec<String> = w
             .cte_tables
             .iter()
@@ -1057,7 +1068,14 @@ impl Walker<'_> {
                         return cascade_refused();
                     }
                 }
-                AlterTableOperation::RenameColumn { .. } => {}
+                AlterTableOperation::RenameColumn { .. } if self.pg() => {}
+                AlterTableOperation::RenameColumn { .. } => {
+                    return refuse(
+                        "statement-kind",
+                        "renaming a SQLite column: SQLite rewrites every view and trigger that \
+                         names it, wherever they are; add a column and copy instead",
+                    );
+                }
                 AlterTableOperation::RenameTable { table_name } => {
                     if self.dialect == Dialect::Sqlite {
                         return refuse(
@@ -1616,9 +1634,15 @@ pub(crate) fn literal(dialect: Dialect, v: &Value) -> R {
     let pg = dialect == Dialect::Postgres;
     let ok = match v {
         Value::Number(..) | Value::SingleQuotedString(_) | Value::Boolean(_) | Value::Null => true,
-        Value::EscapedStringLiteral(_)
-        | Value::DollarQuotedString(_)
-        | Value::NationalStringLiteral(_) => pg,
+        Value::EscapedStringLiteral(_) | Value::NationalStringLiteral(_) => pg,
+        // PostgreSQL's rule for a tag: an identifier without `$` (sqlparser also takes `$1$`,
+        // which PostgreSQL reads as a parameter followed by more).
+        Value::DollarQuotedString(d) => {
+            pg && d.tag.as_deref().is_none_or(|t| {
+                t.starts_with(|c: char| c.is_alphabetic() || c == '_')
+                    && t.chars().all(|c| c.is_alphanumeric() || c == '_')
+            })
+        }
         Value::HexStringLiteral(h) => h.chars().all(|c| c.is_ascii_hexdigit()),
         Value::Placeholder(p) => placeholder(dialect, p),
         _ => false,

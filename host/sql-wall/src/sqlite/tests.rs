@@ -120,8 +120,7 @@ fn a_write_session_changes_only_its_own_tables() {
         "UPDATE raw_b SET t = upper(t) WHERE id IN (SELECT id FROM raw_b)",
         "SELECT count(*), json_extract(j, '$.a') FROM raw_b",
         "ALTER TABLE raw_b ADD COLUMN z TEXT",
-        "ALTER TABLE raw_b RENAME COLUMN z TO zz",
-        "ALTER TABLE raw_b DROP COLUMN zz",
+        "ALTER TABLE raw_b DROP COLUMN z",
         "DELETE FROM raw_b",
         "DROP INDEX raw_b_t",
         "DROP TABLE raw_b",
@@ -151,6 +150,7 @@ fn a_write_session_changes_only_its_own_tables() {
         ),
         ("CREATE TABLE victims2 (x)", "victims2"),
         ("ALTER TABLE raw_a RENAME TO victims3", "renaming"),
+        ("ALTER TABLE raw_a RENAME COLUMN v TO w", "renaming"),
         ("UPDATE sqlite_sequence SET seq = 0", "sqlite_sequence"),
         ("SELECT sql FROM sqlite_master", "sqlite_master"),
         ("CREATE VIRTUAL TABLE raw_f USING fts5(x)", "VIRTUAL"),
@@ -327,4 +327,35 @@ fn a_statement_past_its_deadline_is_interrupted() {
     let e = db.exec(forever).unwrap_err();
     assert!(e.contains("interrupt"), "{e}");
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
+
+#[test]
+fn a_tables_definitions_are_judged_by_replaying_them() {
+    let ok = [
+        "CREATE TABLE raw_t (id INTEGER PRIMARY KEY, x TEXT CHECK (length(x) < 10), y AS (upper(x)))".to_string(),
+        "CREATE INDEX raw_t_x ON raw_t (lower(x)) WHERE id > 0".to_string(),
+    ];
+    assert_eq!(judge_definitions(&ok), Ok(()));
+    for bad in [
+        "CREATE TABLE raw_t (x, g AS (sqlite_drop_column(100000000, 'CREATE TABLE t(x)', 0)))",
+        "CREATE TABLE raw_t (x CHECK (sqlite_rename_test('a', 'b', 'c', 0, 0)))",
+        "CREATE TABLE raw_t (x CHECK (load_extension('/tmp/x') IS NULL))",
+        "CREATE VIRTUAL TABLE raw_t USING fts5(x)",
+        "CREATE TABLE raw_t (x); ATTACH 'x.db' AS x",
+    ] {
+        assert!(judge_definitions(&[bad.to_string()]).is_err(), "{bad}");
+    }
+    assert!(
+        judge_definitions(&[
+            "CREATE TABLE raw_t (x)".into(),
+            "CREATE INDEX raw_i ON raw_t (sqlite_rename_test('a', 'b', 'c', 0, 0))".into(),
+        ])
+        .is_err()
+    );
+    // What `ALTER TABLE … ADD COLUMN … AS` leaves behind (SQLite resolved it without its
+    // authorizer) is judged on the table's text as SQLite keeps it.
+    let (db, wall) = walled(Scope::Write("raw_".into()));
+    let alter = "ALTER TABLE raw_a ADD COLUMN g AS (sqlite_drop_column(100000000, 'CREATE TABLE raw_a(x)', 0))";
+    assert_eq!(one(&db, &wall, alter), Ok(()));
+    assert_eq!(wall.touched_tables(), vec!["raw_a".to_string()]);
 }

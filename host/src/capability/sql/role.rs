@@ -103,8 +103,14 @@ pub async fn inspect(conn: &mut PgConnection, scope: &Scope) -> Result<Vec<Strin
                || (pg_identify_object('pg_proc'::regclass, p.oid, 0)).identity
              FROM pg_proc p, me
              WHERE p.proacl IS NOT NULL AND p.proowner <> me.oid
-               AND NOT EXISTS (SELECT 1 FROM aclexplode(p.proacl) a
-                               WHERE a.grantee = 0 AND a.privilege_type = 'EXECUTE')
+               AND (NOT EXISTS (SELECT 1 FROM aclexplode(p.proacl) a
+                                WHERE a.grantee = 0 AND a.privilege_type = 'EXECUTE')
+                    -- a built-in restricted at install and granted to PUBLIC since
+                    OR EXISTS (SELECT 1 FROM pg_init_privs ip
+                               WHERE ip.classoid = 'pg_proc'::regclass AND ip.objoid = p.oid
+                                 AND NOT EXISTS (SELECT 1 FROM aclexplode(ip.initprivs) a
+                                                 WHERE a.grantee = 0
+                                                   AND a.privilege_type = 'EXECUTE')))
                AND has_function_privilege(p.oid, 'EXECUTE')
              ORDER BY 1 LIMIT {SAMPLE})
            UNION ALL (SELECT 'may use foreign server ' || quote_ident(s.srvname)
@@ -153,6 +159,38 @@ pub async fn inspect(conn: &mut PgConnection, scope: &Scope) -> Result<Vec<Strin
              WHERE $4 AND pa.relnamespace = (SELECT oid FROM granted)
                AND ch.relnamespace <> (SELECT oid FROM granted)
              ORDER BY 1 LIMIT {SAMPLE})
+           UNION ALL (SELECT 'foreign key ' || quote_ident(k.conname) || ' links '
+               || (pg_identify_object('pg_class'::regclass, k.conrelid, 0)).identity || ' and '
+               || (pg_identify_object('pg_class'::regclass, k.confrelid, 0)).identity
+               || ' across schema ' || quote_ident($1) || ' (a cascade or a lock reaches out)'
+             FROM pg_constraint k JOIN pg_class a ON a.oid = k.conrelid
+               JOIN pg_class b ON b.oid = k.confrelid
+             WHERE $4 AND k.contype = 'f'
+               AND ((a.relnamespace = (SELECT oid FROM granted))
+                    <> (b.relnamespace = (SELECT oid FROM granted)))
+             ORDER BY 1 LIMIT {SAMPLE})
+           UNION ALL (SELECT DISTINCT o.type || ' ' || o.identity || ' outside schema '
+               || quote_ident($1) || ' depends on its tables (DROP … CASCADE would remove it)'
+             FROM pg_depend d JOIN pg_class c ON c.oid = d.refobjid,
+               LATERAL (SELECT CASE WHEN d.classid = 'pg_rewrite'::regclass
+                                    THEN 'pg_class'::regclass ELSE d.classid END AS k,
+                               CASE WHEN d.classid = 'pg_rewrite'::regclass
+                                    THEN (SELECT ev_class FROM pg_rewrite WHERE oid = d.objid)
+                                    ELSE d.objid END AS obj) x,
+               LATERAL pg_identify_object(x.k, x.obj, 0) o
+             WHERE $4 AND d.refclassid = 'pg_class'::regclass AND d.deptype = 'n'
+               AND c.relnamespace = (SELECT oid FROM granted)
+               AND o.schema IS DISTINCT FROM $1 AND o.schema IS NOT NULL
+             ORDER BY 1 LIMIT {SAMPLE})
+           UNION ALL (SELECT 'trigger ' || quote_ident(t.tgname) || ' on '
+               || (pg_identify_object('pg_class'::regclass, t.tgrelid, 0)).identity
+               || ' runs ' || (pg_identify_object('pg_proc'::regclass, p.oid, 0)).identity
+               || ' of another role'
+             FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+               JOIN pg_proc p ON p.oid = t.tgfoid, me
+             WHERE $4 AND NOT t.tgisinternal AND c.relnamespace = (SELECT oid FROM granted)
+               AND (p.proowner <> me.oid OR p.prosecdef)
+             ORDER BY 1 LIMIT {SAMPLE})
          ) f"
     );
     let read_roles: Vec<String> = READ_ONLY_ROLES.iter().map(|s| s.to_string()).collect();
@@ -163,7 +201,27 @@ pub async fn inspect(conn: &mut PgConnection, scope: &Scope) -> Result<Vec<Strin
         .bind(write)
         .fetch_all(&mut *conn)
         .await?;
-    rows.iter().map(|r| r.try_get::<String, _>(0)).collect()
+    let mut findings: Vec<String> = rows
+        .iter()
+        .map(|r| r.try_get::<String, _>(0))
+        .collect::<Result<_, _>>()?;
+    // PostgreSQL 15 grants server settings one by one (`GRANT ALTER SYSTEM ON PARAMETER …`).
+    let version: i32 = sqlx::query_scalar("SELECT current_setting('server_version_num')::int")
+        .fetch_one(&mut *conn)
+        .await?;
+    if version >= 150000 {
+        let params: Vec<String> = sqlx::query_scalar(
+            "WITH me AS (SELECT oid FROM pg_roles WHERE rolname = current_user)
+             SELECT DISTINCT 'may ' || a.privilege_type || ' server setting ' || p.parname
+             FROM pg_parameter_acl p, aclexplode(p.paracl) a, me
+             WHERE a.grantee = 0 OR pg_has_role(me.oid, a.grantee, 'USAGE')
+             ORDER BY 1 LIMIT 3",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        findings.extend(params);
+    }
+    Ok(findings)
 }
 
 /// Whether a name can go into SQL unquoted and mean itself: what sluice accepts for schemas and

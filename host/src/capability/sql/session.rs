@@ -234,9 +234,11 @@ impl Session {
                 (Conn::Pg(_), false) => None,
                 (Conn::Lite(c), true) => {
                     let wall = install_wall(c, &db).await?;
-                    if let Scope::Write(prefix) = &db.scope {
-                        audit_defaults(c, &wall, prefix, &db).await?;
-                    }
+                    let prefix = match &db.scope {
+                        Scope::Write(p) => Some(p.as_str()),
+                        Scope::Read => None,
+                    };
+                    audit_tables(c, &wall, prefix, &db).await?;
                     Some(wall)
                 }
                 (Conn::Pg(c), true) => {
@@ -961,14 +963,34 @@ async fn install_wall(c: &mut SqliteConnection, db: &Database) -> Result<Wall, S
         .map_err(|e| SqlError::Unavailable(format!("cannot open `{}` safely: {e}", db.name)))
 }
 
-/// SQLite: the reason a default of one of `tables` would run what the authorizer never saw, if
-/// one would (SQLite itself compiles each default again under the wall's default mode).
+/// SQLite: the reason one of `tables` holds an expression SQLite would compile without asking
+/// its authorizer, if one does: its definitions are replayed on a scratch database under a
+/// judging authorizer (generated columns, CHECK, index expressions), and SQLite compiles each
+/// default again under the wall's default mode.
 async fn lite_defaults(
     c: &mut SqliteConnection,
     wall: &Wall,
     tables: &[String],
 ) -> Result<Option<String>, sqlx::Error> {
     for table in tables {
+        let definitions: Vec<(String,)> = {
+            let _host = wall.host();
+            sqlx::query_as(
+                "SELECT sql FROM sqlite_master WHERE tbl_name = ?1 COLLATE NOCASE \
+                 AND type IN ('table', 'index') AND sql IS NOT NULL ORDER BY type = 'index', rowid",
+            )
+            .bind(table)
+            .persistent(false)
+            .fetch_all(&mut *c)
+            .await?
+        };
+        let definitions: Vec<String> = definitions.into_iter().map(|(d,)| d).collect();
+        if let Err(why) = lite_wall::judge_definitions(&definitions) {
+            return Ok(Some(format!(
+                "the definition of `{table}` holds what SQLite would compute without its \
+                 authorizer: {why}"
+            )));
+        }
         let defaults: Vec<(String, String)> = {
             let _host = wall.host();
             sqlx::query_as(
@@ -994,12 +1016,13 @@ async fn lite_defaults(
     Ok(None)
 }
 
-/// SQLite: refuse a write session on a file where a table of the grant already has a default
-/// that would run what the authorizer never saw (made by another writer of the file).
-async fn audit_defaults(
+/// SQLite: refuse a session on a file where a table it can reach (a write grant: the prefix's;
+/// a read grant: any) already holds an expression that would run what the authorizer never saw
+/// (made by another writer of the file, or an `ALTER TABLE` before the host checked them).
+async fn audit_tables(
     c: &mut SqliteConnection,
     wall: &Wall,
-    prefix: &str,
+    prefix: Option<&str>,
     db: &Database,
 ) -> Result<(), SqlError> {
     let unavailable =
@@ -1015,7 +1038,7 @@ async fn audit_defaults(
     let ours: Vec<String> = tables
         .into_iter()
         .map(|(t,)| t)
-        .filter(|t| t.to_ascii_lowercase().starts_with(prefix))
+        .filter(|t| prefix.is_none_or(|p| t.to_ascii_lowercase().starts_with(p)))
         .collect();
     match lite_defaults(c, wall, &ours).await.map_err(unavailable)? {
         None => Ok(()),
@@ -1067,7 +1090,10 @@ async fn check_role(
         return Ok(());
     }
     let msg = format!(
-        "`{}`: refused by the `broad-role` rule: the role the grant connects as is broader than          {grant}, so the database would not hold the grant too: it {list}. Connect as a role          that holds only the grant (`sluice sql role` writes one), or set `allow_broad_role =          true` on the grant to accept it",
+        "`{}`: refused by the `broad-role` rule: the role the grant connects as is broader than \
+         {grant}, so the database would not hold the grant too: it {list}. Connect as a role \
+         that holds only the grant (`sluice sql role` writes one), or set `allow_broad_role = \
+         true` on the grant to accept it",
         db.name
     );
     events.record(connector, Capability::Sql, Outcome::Refused, action, &msg);
