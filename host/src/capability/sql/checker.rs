@@ -54,7 +54,11 @@ mod tests {
         )
         .await
         .unwrap();
-        assert!(c.sql.starts_with("INSERT INTO \"raw\".t"));
+        assert!(
+            c.sql.starts_with("INSERT INTO \"raw\".\"t\""),
+            "{}",
+            &c.sql[..40]
+        );
         let r = check(Dialect::Sqlite, &Scope::Read, &format!("{deep}+1+1")).await;
         assert_eq!(r.unwrap_err().rule, "too-deep");
     }
