@@ -154,6 +154,7 @@ struct LimitsFile {
     call_timeout_secs: Option<f64>,
     batch_records: Option<u32>,
     max_batch_mib: Option<u64>,
+    max_json_depth: Option<usize>,
     checkpoint_interval_secs: Option<f64>,
     spill_mib: Option<u64>,
 }
@@ -167,6 +168,8 @@ pub struct RunLimits {
     pub batch_records: u32,
     /// Largest batch the host accepts, in bytes.
     pub max_batch_bytes: usize,
+    /// How deeply a record may nest objects and arrays.
+    pub max_json_depth: usize,
     /// How often the destination is flushed and checkpoints committed (at most).
     pub checkpoint_interval: Duration,
     /// Bytes that may wait for a slow destination in sealed spill files, so the source is not
@@ -180,6 +183,7 @@ impl Default for RunLimits {
             connector: Limits::default(),
             batch_records: 1000,
             max_batch_bytes: 64 << 20,
+            max_json_depth: crate::boundary::limits::JSON_DEPTH,
             checkpoint_interval: Duration::from_secs(1),
             spill_bytes: 0,
         }
@@ -315,6 +319,16 @@ impl Connection {
             max_batch_bytes: l
                 .max_batch_mib
                 .map_or(defaults.max_batch_bytes, |m| (m << 20) as usize),
+            max_json_depth: match l.max_json_depth {
+                None => defaults.max_json_depth,
+                Some(d) if (1..=crate::boundary::limits::MAX_JSON_DEPTH).contains(&d) => d,
+                Some(_) => {
+                    return Err(invalid(format!(
+                        "`limits.max_json_depth` must be between 1 and {}",
+                        crate::boundary::limits::MAX_JSON_DEPTH
+                    )));
+                }
+            },
             checkpoint_interval: match l.checkpoint_interval_secs {
                 Some(v) => positive("checkpoint_interval_secs", v)?,
                 None => defaults.checkpoint_interval,

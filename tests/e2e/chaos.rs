@@ -296,3 +296,58 @@ async fn a_failing_destination_commits_no_checkpoint() {
     }
     host_still_serves().await;
 }
+
+/// The outside review's crash: one record nested 100,000 levels deep overflowed the host's
+/// stack in the PII walk (and, without a policy, reached the destination). It is refused at the
+/// wall, naming the limit and its setting, with and without a policy; an honest nested record
+/// passes, and the host goes on serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_nested_too_deep_is_refused_at_the_wall_whatever_the_policy() {
+    for pii in [
+        "",
+        "[pii]\non_detect = \"redact\"\ndetectors = [\"email\"]\n",
+    ] {
+        let s = Scratch::new();
+        s.write(
+            "c.toml",
+            &format!("{}\n{pii}", chaos_to_file("deep-record", "", "")),
+        );
+        let r = s.run("c.toml").await;
+        match failure(&r) {
+            Failure::Protocol { message } => {
+                assert!(
+                    message.contains("nests 129 levels deep")
+                        && message.contains("limits.max_json_depth"),
+                    "{message}"
+                );
+            }
+            other => panic!("expected a protocol refusal, got {other:?}"),
+        }
+        good_records_committed(&s, &r).await;
+        let out = read_jsonl(&s.path("out/items.jsonl"));
+        assert!(
+            out.iter().all(|r| r.get("a").is_none()),
+            "the deep record reached the file"
+        );
+    }
+    // A record within the limit passes, policy or not; a connection may raise the limit.
+    for (depth, limits) in [(100, ""), (500, "max_json_depth = 600\n")] {
+        let s = Scratch::new();
+        s.write(
+            "c.toml",
+            &format!(
+                "{}\n[pii]\non_detect = \"redact\"\ndetectors = [\"email\"]\n",
+                chaos_to_file("deep-record", &format!(", depth = {depth}"), limits)
+            ),
+        );
+        let r = s.run("c.toml").await;
+        assert!(r.succeeded(), "depth {depth}: {:?}", r.error);
+        // (Read as text: a tree 500 deep is past serde_json's own parsing limit.)
+        let out = std::fs::read_to_string(s.path("out/items.jsonl")).unwrap();
+        assert!(
+            out.contains(&format!("\"a\":{}1", "[".repeat(depth))),
+            "depth {depth}"
+        );
+    }
+    host_still_serves().await;
+}

@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod crypto;
+pub mod limits;
 pub mod pii;
 pub mod ratelimit;
 pub mod retention;

@@ -28,6 +28,8 @@ pub struct PumpConfig {
     pub batch_records: u32,
     /// Largest batch accepted.
     pub max_batch_bytes: usize,
+    /// How deeply a record may nest.
+    pub max_json_depth: usize,
     /// Flush and commit at most this often.
     pub checkpoint_interval: Duration,
     /// Batches in flight between source and destination.
@@ -49,6 +51,7 @@ impl Default for PumpConfig {
         PumpConfig {
             batch_records: 1000,
             max_batch_bytes: 64 << 20,
+            max_json_depth: crate::boundary::limits::JSON_DEPTH,
             checkpoint_interval: Duration::from_secs(1),
             queue_depth: 8,
             masker: None,
@@ -183,6 +186,7 @@ where
         GateConfig {
             catalog: catalog.clone(),
             max_batch_bytes: cfg.max_batch_bytes,
+            max_json_depth: cfg.max_json_depth,
             masker: cfg.masker.clone(),
             on_invalid: cfg.on_invalid,
             keep_invalid: cfg.keep_invalid,

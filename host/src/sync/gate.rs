@@ -18,6 +18,7 @@ use crate::protocol::{Batch, ConfiguredCatalog, Failure, Message};
 pub(super) struct GateConfig {
     pub catalog: Arc<ConfiguredCatalog>,
     pub max_batch_bytes: usize,
+    pub max_json_depth: usize,
     pub masker: Option<Arc<Masker>>,
     pub on_invalid: OnInvalid,
     pub keep_invalid: usize,
@@ -77,6 +78,7 @@ fn check_batch(
         out.skipped += validate::take_invalid(&mut batch, &mut out.invalid, cfg.keep_invalid);
     }
     validate::envelope(&mut batch, &cfg.catalog, cfg.max_batch_bytes)?;
+    validate::depth(&batch, cfg.max_json_depth)?;
     let bytes = batch.records.len() as u64;
     // The masker's walk checks each record as it rewrites it; without one, the records get
     // the same check on their own.

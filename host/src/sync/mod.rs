@@ -767,6 +767,7 @@ async fn attempt(
     let cfg = PumpConfig {
         batch_records: conn.limits.batch_records,
         max_batch_bytes: conn.limits.max_batch_bytes,
+        max_json_depth: conn.limits.max_json_depth,
         checkpoint_interval: conn.limits.checkpoint_interval,
         masker,
         on_invalid: conn.failed_records.on_invalid,

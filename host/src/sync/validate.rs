@@ -53,6 +53,25 @@ pub fn envelope(
     Ok(())
 }
 
+/// Check that no record of `batch` nests deeper than `limit` (before anything walks them: the
+/// PII masker's walk follows the nesting, and serde_json skips values with no depth limit).
+pub fn depth(batch: &Batch, limit: usize) -> Result<(), Failure> {
+    crate::boundary::limits::json_depth(&batch.records, limit).map_err(|e| {
+        let line = batch.records[..e.at]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1;
+        Failure::Protocol {
+            message: format!(
+                "line {line} of its batch for stream `{}` {e}; a connection may raise it up to {}",
+                batch.stream,
+                crate::boundary::limits::MAX_JSON_DEPTH
+            ),
+        }
+    })
+}
+
 /// Check that every line of a batch that passed [`envelope`] is one JSON object; returns the
 /// record count.
 pub fn records(batch: &Batch) -> Result<u64, Failure> {

@@ -33,6 +33,8 @@ pub enum Behavior {
     BadUtf8,
     /// Emit a line that is JSON but not an object.
     NotObject,
+    /// Emit one record whose field nests `depth` arrays deep.
+    DeepRecord,
     /// Emit a batch for a stream not in the catalog.
     UnknownStream,
     /// Log a million lines, then finish normally.
@@ -53,6 +55,12 @@ pub struct Config {
     pub records: u64,
     #[serde(default = "default_size")]
     pub size_mib: usize,
+    #[serde(default = "default_depth")]
+    pub depth: usize,
+}
+
+fn default_depth() -> usize {
+    100_000
 }
 
 fn default_size() -> usize {
@@ -138,6 +146,11 @@ impl Reader for ChaosReader {
             }
             Behavior::BadUtf8 => out.raw_record("items", b"{\"name\":\"caf\xe9\"}"),
             Behavior::NotObject => out.raw_record("items", b"[1,2,3]"),
+            Behavior::DeepRecord => {
+                let d = self.config.depth;
+                let line = format!("{{\"id\":0,\"a\":{}1{}}}", "[".repeat(d), "]".repeat(d));
+                out.raw_record("items", line.as_bytes());
+            }
             Behavior::UnknownStream => out.raw_record("secrets", b"{\"id\":1}"),
             Behavior::LogFlood => {
                 for i in 0..1_000_000 {
