@@ -11,6 +11,10 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use super::log::RunLog;
 use crate::protocol::LogLevel;
 
+/// Bytes a line is buffered beyond [`RunLog::MAX_LINE_BYTES`]: a secret (in any encoded form)
+/// up to this long that starts inside the kept part of a line is scrubbed whole, never cut.
+pub const SCRUB_MARGIN: usize = 64 << 10;
+
 /// One of a connector's output streams, feeding the run log.
 #[derive(Clone)]
 pub struct LogStream {
@@ -70,7 +74,9 @@ impl AsyncWrite for LineWriter {
         for &b in buf {
             if b == b'\n' {
                 self.emit();
-            } else if self.partial.len() < RunLog::MAX_LINE_BYTES {
+            } else if self.partial.len() < RunLog::MAX_LINE_BYTES + SCRUB_MARGIN {
+                // Kept past the line's length so the run log's filter sees a secret that starts
+                // inside the kept part whole; the log cuts the line after filtering it.
                 self.partial.push(b);
             }
         }
@@ -94,5 +100,38 @@ impl Drop for LineWriter {
         if !self.partial.is_empty() {
             self.emit();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tokio::io::AsyncWriteExt;
+
+    use super::*;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_secret_at_the_cut_of_a_long_line_is_scrubbed_whole() {
+        let log = RunLog::new();
+        let secret = "sk_live_0123456789abcdef0123456789abcdef";
+        log.set_filter(Arc::new(move |m: &str| m.replace(secret, "[secret:api]")));
+        let stream = LogStream::new("c", LogLevel::Info, log.clone());
+        let mut w = Box::into_pin(stream.async_stream());
+        // The secret starts a few bytes before the line's cut.
+        let line = format!(
+            "{}{secret}{}\n",
+            "x".repeat(RunLog::MAX_LINE_BYTES - 6),
+            "y".repeat(100)
+        );
+        w.write_all(line.as_bytes()).await.unwrap();
+        w.shutdown().await.unwrap();
+        let kept = &log.lines()[0].message;
+        assert!(kept.len() <= RunLog::MAX_LINE_BYTES);
+        assert!(
+            !kept.contains("sk_liv") && !kept.ends_with("sk_"),
+            "{}",
+            &kept[kept.len() - 20..]
+        );
     }
 }
