@@ -3,6 +3,13 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+/// Whether only a grant naming the address itself (not a name that resolves to it) may reach
+/// it: instance metadata and link-local addresses hand out credentials and talk to the host's
+/// own network link.
+pub fn only_by_address(s: Special) -> bool {
+    matches!(s, Special::Metadata | Special::LinkLocal)
+}
+
 /// Why an address is not a public internet address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Special {
@@ -12,7 +19,7 @@ pub enum Special {
     Private,
     /// 100.64/10 (RFC 6598)
     CarrierNat,
-    /// 169.254.169.254, fd00:ec2::254, 100.100.100.200: cloud instance metadata
+    /// 169.254.169.254, fd00:ec2::254, 100.100.100.200, 168.63.129.16: cloud instance metadata
     Metadata,
     /// 169.254/16, fe80::/10
     LinkLocal,
@@ -56,7 +63,7 @@ pub fn classify(ip: IpAddr) -> Option<Special> {
 fn classify_v4(ip: Ipv4Addr) -> Option<Special> {
     let [a, b, c, d] = ip.octets();
     let special = match (a, b, c, d) {
-        (169, 254, 169, 254) | (100, 100, 100, 200) => Special::Metadata,
+        (169, 254, 169, 254) | (100, 100, 100, 200) | (168, 63, 129, 16) => Special::Metadata,
         (0, ..) => Special::Unspecified,
         (127, ..) => Special::Loopback,
         (10, ..) | (192, 168, ..) => Special::Private,
@@ -90,8 +97,20 @@ fn classify_v6(ip: Ipv6Addr) -> Option<Special> {
         // Deprecated IPv4-compatible form: never a legitimate peer.
         return classify_v4(embedded).or(Some(Special::Reserved));
     }
-    if s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0; 4] {
+    // NAT64: the well-known prefix 64:ff9b::/96 and the local-use 64:ff9b:1::/48.
+    if s[0] == 0x64 && s[1] == 0xff9b && (s[2..6] == [0; 4] || s[2] == 1) {
         return classify_v4(embedded);
+    }
+    // 6to4 (2002:a.b.c.d::/48) carries its IPv4 address in the prefix; Teredo (2001:0::/32),
+    // the client's, inverted, in the last 32 bits.
+    if s[0] == 0x2002 {
+        let v4 = Ipv4Addr::new((s[1] >> 8) as u8, s[1] as u8, (s[2] >> 8) as u8, s[2] as u8);
+        return classify_v4(v4);
+    }
+    if s[0] == 0x2001 && s[1] == 0 {
+        let (hi, lo) = (!s[6], !s[7]);
+        let v4 = Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
+        return classify_v4(v4);
     }
     if ip == Ipv6Addr::new(0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0254) {
         return Some(Special::Metadata);
@@ -171,5 +190,16 @@ mod tests {
         assert_eq!(c("64:ff9b::10.0.0.1"), Some(Special::Private));
         assert_eq!(c("::ffff:8.8.8.8"), None);
         assert_eq!(c("64:ff9b::8.8.8.8"), None);
+        // Local-use NAT64, 6to4 and Teredo carry an IPv4 address too.
+        assert_eq!(c("64:ff9b:1::a9fe:a9fe"), Some(Special::Metadata));
+        assert_eq!(c("2002:a9fe:a9fe::1"), Some(Special::Metadata));
+        assert_eq!(c("2002:7f00:1::1"), Some(Special::Loopback));
+        assert_eq!(c("2002:0808:0808::1"), None);
+        // Teredo: the client's address, inverted, in the last 32 bits (10.0.0.1 here).
+        assert_eq!(
+            c("2001:0:4136:e378:8000:63bf:f5ff:fffe"),
+            Some(Special::Private)
+        );
+        assert_eq!(c("168.63.129.16"), Some(Special::Metadata));
     }
 }

@@ -136,6 +136,19 @@ impl Target {
     /// and the host was not granted by its exact name.
     pub(super) fn check_ip(&self, ip: IpAddr) -> Result<(), Refusal> {
         match classify(ip) {
+            // Metadata and link-local: a name never reaches them, however exactly granted (its
+            // DNS could answer anything); only a grant of the address itself.
+            Some(special)
+                if super::addr::only_by_address(special)
+                    && self.host.parse::<IpAddr>().ok() != Some(ip) =>
+            {
+                Err(Refusal::address(format!(
+                    "{} resolves to {ip}, {}; such an address is reachable only when the grant \
+                     names it literally (`http://{ip}`), never through a name",
+                    self.origin(),
+                    special.describe()
+                )))
+            }
             Some(special) if !self.exact => Err(Refusal::address(format!(
                 "{} resolves to {ip}, {}; only a host granted by its exact name may reach such \
                  addresses",
@@ -591,5 +604,50 @@ fn tls_error(e: std::io::Error) -> Error {
             alert_message: Some(format!("{alert:?}")),
         },
         _ => Error::Tls(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capability::net::allow::Scheme;
+
+    fn target(host: &str, exact: bool) -> Target {
+        Target {
+            scheme: Scheme::Http,
+            host: host.into(),
+            port: 80,
+            exact,
+        }
+    }
+
+    #[test]
+    fn metadata_and_link_local_are_reached_only_by_their_literal_address() {
+        // An exactly granted name whose DNS answers the metadata service: refused (an outside
+        // review reached it this way).
+        for ip in [
+            "169.254.169.254",
+            "169.254.170.2",
+            "fe80::1",
+            "fd00:ec2::254",
+            "100.100.100.200",
+            "168.63.129.16",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            let e = target("metadata.internal", true).check_ip(ip).unwrap_err();
+            assert!(
+                e.reason.contains("names it literally"),
+                "{ip}: {}",
+                e.reason
+            );
+        }
+        // The address itself, granted exactly: the operator meant it.
+        let ip: IpAddr = "169.254.169.254".parse().unwrap();
+        assert!(target("169.254.169.254", true).check_ip(ip).is_ok());
+        assert!(target("169.254.169.254", false).check_ip(ip).is_err());
+        // Other private addresses stay reachable through an exactly granted name.
+        let ip: IpAddr = "10.0.0.7".parse().unwrap();
+        assert!(target("db.internal", true).check_ip(ip).is_ok());
+        assert!(target("db.internal", false).check_ip(ip).is_err());
     }
 }
