@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use sluice::boundary::audit::{Capability, Event, Outcome};
 use sluice::sync::RunReport;
-use sluice_tests::server::{Reply, TestServer};
+use sluice_tests::server::{Reply, Seen, TestServer};
 use sluice_tests::{
     Scratch, ScriptedResolver, connector, faker_to_file, private_ca, read_jsonl, runtime,
     runtime_with, source_to_file, test_connector, toml_path,
@@ -417,6 +417,8 @@ allow = ["http://127.0.0.1:{port}", "http://api.example.test:{port}"]
 name = "token"
 env = "SLUICE_TEST_BOUND_TOKEN"
 to = ["http://api.example.test:{port}"]
+headers = ["Authorization"]
+query = ["key"]
 "#
     );
     // Sent to the bound host: substituted by the host, in the header and in the query.
@@ -462,6 +464,167 @@ to = ["http://api.example.test:{port}"]
         ev[0]
     );
     assert_eq!(server.seen().len(), 1, "the leak never left the host");
+}
+
+/// A server that hands a request's credentials back: a redirect echoing the query, a body
+/// echoing the `Authorization` header (after padding, so it spans frames), the same in base64.
+fn reflecting_server() -> TestServer {
+    TestServer::start(|req: &Seen| {
+        use base64::Engine;
+        let auth = req.header("authorization").unwrap_or("").to_string();
+        match req.path() {
+            "/fine" => Reply::json(&serde_json::json!({"ok": true})),
+            "/redirect" => Reply::status(302, "").header(
+                "location",
+                &format!(
+                    "/landing?{}",
+                    req.target.split_once('?').map_or("", |q| q.1)
+                ),
+            ),
+            "/landing" => Reply::json(&serde_json::json!({"landed": true})),
+            "/echo" => Reply::status(
+                200,
+                &format!("{}you sent: {auth}", "padding ".repeat(40_000)),
+            ),
+            "/echo64" => Reply::status(
+                200,
+                &base64::engine::general_purpose::STANDARD.encode(format!("you sent: {auth}")),
+            ),
+            _ => Reply::status(404, "no"),
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bound_secret_goes_only_where_the_grant_says_and_never_comes_back() {
+    let server = reflecting_server();
+    let port = server.port();
+    const TOKEN: &str = "tok-reflect-7c21d9e0";
+    // SAFETY: a variable only this test reads.
+    unsafe { std::env::set_var("SLUICE_TEST_REFLECT_TOKEN", TOKEN) };
+    let grant = |places: &str| {
+        format!(
+            "[source.grant.network]\nallow = [\"http://127.0.0.1:{port}\"]\n\
+             [[source.grant.secrets]]\nname = \"token\"\nenv = \"SLUICE_TEST_REFLECT_TOKEN\"\n\
+             to = [\"http://127.0.0.1:{port}\"]\n{places}"
+        )
+    };
+    let get = |path: &str, headers: &str| {
+        format!(
+            r#"attack = "http", url = "http://127.0.0.1:{port}{path}", headers = {{ {headers} }}"#
+        )
+    };
+    let bearer = r#"Authorization = "Bearer {{secret:token}}""#;
+    let no_leak = |s: &Scratch, r: &RunReport| {
+        let everything = format!(
+            "{:?} {:?} {}",
+            r.error,
+            r.events,
+            std::fs::read_to_string(s.path("out/loot.jsonl")).unwrap_or_default()
+        );
+        assert!(
+            !everything.contains(TOKEN),
+            "the value leaked: {everything}"
+        );
+    };
+
+    // Honest: by default a bound secret goes in `Authorization`, and the run completes.
+    let s = scratch();
+    let r = attack(&s, &get("/fine", bearer), &grant("")).await;
+    assert!(r.succeeded(), "{:?} {:#?}", r.error, r.events);
+    assert_eq!(loot(&s)["status"], 200);
+    assert_eq!(
+        server.seen().last().unwrap().header("authorization"),
+        Some(&*format!("Bearer {TOKEN}"))
+    );
+    no_leak(&s, &r);
+
+    // In a header or a query parameter the grant does not name: refused before it leaves.
+    let before = server.seen().len();
+    for (attack_text, place) in [
+        (
+            get("/fine", r#"X-Debug = "{{secret:token}}""#),
+            "header `x-debug`",
+        ),
+        (
+            get("/fine?key={{secret:token}}", ""),
+            "query parameter `key`",
+        ),
+        (get("/fine?{{secret:token}}=1", ""), "parameter's name"),
+        (
+            get("/fine?k%65y=%7B%7Bsecret:token%7D%7D", ""),
+            "percent-encoded placeholder",
+        ),
+        (
+            get("/%7B%7Bsecret:token%7D%7D", bearer),
+            "not in the URL path",
+        ),
+    ] {
+        let s = scratch();
+        let r = attack(&s, &attack_text, &grant("")).await;
+        let needle = place;
+        let ev = refusals(&r, Capability::Secret);
+        assert!(
+            ev.iter().any(|e| e.detail.contains(&needle)),
+            "{attack_text}: {needle:?} in {:#?}",
+            r.events
+        );
+        assert!(!r.succeeded());
+        no_leak(&s, &r);
+    }
+    // TRACE and CONNECT never carry one, whatever the grant.
+    for method in ["TRACE", "CONNECT"] {
+        let s = scratch();
+        let text = format!("{}, method = \"{method}\"", get("/fine", bearer));
+        let r = attack(&s, &text, &grant("")).await;
+        let ev = refusals(&r, Capability::Secret);
+        assert!(
+            ev.iter()
+                .any(|e| e.detail.contains(&format!("in a {method} request"))),
+            "{method}: {:#?}",
+            r.events
+        );
+        no_leak(&s, &r);
+    }
+    assert_eq!(server.seen().len(), before, "none of those left the host");
+
+    // Where the grant names it, it goes; a response that hands it back is refused before the
+    // connector reads it: a redirect echoing the query, a body echoing the header (raw and
+    // base64).
+    let places = "headers = [\"Authorization\"]\nquery = [\"key\"]";
+    for (attack_text, carrier) in [
+        (
+            get("/redirect?key={{secret:token}}", ""),
+            "`location` header",
+        ),
+        (get("/echo", bearer), "response body"),
+        (get("/echo64", bearer), "response body"),
+    ] {
+        let s = scratch();
+        let r = attack(&s, &attack_text, &grant(places)).await;
+        assert!(!r.succeeded(), "{attack_text}: must fail");
+        let ev = refusals(&r, Capability::Secret);
+        assert!(
+            ev.iter()
+                .any(|e| e.detail.contains(carrier) && e.detail.contains("secret `token`")),
+            "{attack_text}: {carrier} in {:#?}",
+            r.events
+        );
+        no_leak(&s, &r);
+    }
+    // …and the same grant still lets an honest request through.
+    let s = scratch();
+    let r = attack(
+        &s,
+        &get("/fine?key={{secret:token}}", bearer),
+        &grant(places),
+    )
+    .await;
+    assert!(r.succeeded(), "{:?} {:#?}", r.error, r.events);
+    assert_eq!(
+        server.seen().last().unwrap().query("key").as_deref(),
+        Some(TOKEN)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -210,28 +210,47 @@ async fn api_keys_and_basic_credentials_come_from_bound_secrets() {
     });
     let port = server.port();
     let stream = "[[source.config.streams]]\nname = \"things\"\npath = \"/things\"\n";
-    for (auth, secret, via) in [
-        (
-            r#"{ type = "api_key", name = "api_key", value = "{{secret:api_token}}", in = "query" }"#,
-            "k&y=1",
-            "key",
-        ),
+    let api_key =
+        r#"{ type = "api_key", name = "api_key", value = "{{secret:api_token}}", in = "query" }"#;
+    let bound = format!("to = [\"http://127.0.0.1:{port}\"]\n");
+    for (auth, secret, via, places) in [
+        (api_key, "k&y=1", "key", "query = [\"api_key\"]\n"),
         (
             r#"{ type = "basic", credentials = "{{secret:api_token}}" }"#,
             "alice:pa ss",
             "basic",
+            "",
         ),
     ] {
         let s = Scratch::new();
         s.write("token.txt", secret);
-        let text = conn(port, stream, "", "").replace(
-            r#"auth = { type = "bearer", token = "{{secret:api_token}}" }"#,
-            &format!("auth = {auth}"),
-        );
+        let text = conn(port, stream, "", "")
+            .replace(
+                r#"auth = { type = "bearer", token = "{{secret:api_token}}" }"#,
+                &format!("auth = {auth}"),
+            )
+            .replace(&bound, &format!("{bound}{places}"));
         let r = run(&s, &text).await;
         assert!(r.succeeded(), "{via}: {:?}", r.error);
         assert_eq!(read_jsonl(&s.path("out/things.jsonl"))[0]["via"], via);
     }
+    // A query parameter the grant does not name never carries the secret: by default it goes
+    // in `Authorization` only.
+    let s = Scratch::new();
+    s.write("token.txt", "k&y=1");
+    let text = conn(port, stream, "", "").replace(
+        r#"auth = { type = "bearer", token = "{{secret:api_token}}" }"#,
+        &format!("auth = {api_key}"),
+    );
+    let r = run(&s, &text).await;
+    let err = r.error.as_ref().expect("refused").to_string();
+    assert!(
+        r.events.iter().any(|e| e
+            .detail
+            .contains("only in header `authorization`, not in query parameter `api_key`")),
+        "{err} {:#?}",
+        r.events
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

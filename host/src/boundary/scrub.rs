@@ -97,6 +97,18 @@ impl Scrubber {
         self.matcher.is_none()
     }
 
+    /// The name of the first secret any form of which appears in `bytes`.
+    pub fn find(&self, bytes: &[u8]) -> Option<&str> {
+        let found = self.matcher.as_ref()?.find(bytes)?;
+        Some(&self.names[self.labels[found.pattern().as_usize()]])
+    }
+
+    /// The length of the longest form matched: text that may hold the start of a match must
+    /// be kept this long minus one byte before it can be judged clean.
+    pub fn longest(&self) -> usize {
+        self.matcher.as_ref().map_or(0, |m| m.max_pattern_len())
+    }
+
     /// `text` with every secret form replaced by `[secret:NAME]`.
     pub fn scrub(&self, text: &str) -> String {
         let Some(m) = &self.matcher else {

@@ -40,6 +40,13 @@ pub struct SecretGrant {
     /// The outbound destinations it may be sent to (allowlist syntax).
     #[serde(default)]
     pub to: Vec<AllowRule>,
+    /// The request headers it may be substituted in (case-insensitive names). With neither
+    /// `headers` nor `query`, a secret bound by `to` goes in `Authorization` only.
+    #[serde(default)]
+    pub headers: Vec<String>,
+    /// The query parameters whose value it may be substituted in.
+    #[serde(default)]
+    pub query: Vec<String>,
     /// Hand the value to the connector inside its config (its manifest must request it).
     #[serde(default)]
     pub inside: bool,
@@ -53,8 +60,56 @@ pub struct Secret {
     value: SecretString,
     /// Where it may be sent.
     pub to: Vec<AllowRule>,
+    /// Where in a request it may be substituted.
+    pub places: Places,
     /// Whether the connector receives it in its config.
     pub inside: bool,
+}
+
+/// The parts of a request a bound secret may be substituted in; nowhere else.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Places {
+    /// Header names, lower-cased.
+    pub headers: Vec<String>,
+    /// Query parameter names, as sent (before percent-encoding).
+    pub query: Vec<String>,
+}
+
+impl Default for Places {
+    /// `Authorization` only: where credentials go unless the grant says otherwise.
+    fn default() -> Self {
+        Places {
+            headers: vec!["authorization".into()],
+            query: Vec::new(),
+        }
+    }
+}
+
+impl Places {
+    /// Whether the header `name` may carry the secret.
+    pub fn header(&self, name: &str) -> bool {
+        self.headers.iter().any(|h| h.eq_ignore_ascii_case(name))
+    }
+
+    /// Whether the query parameter `name` may carry the secret.
+    pub fn query(&self, name: &str) -> bool {
+        self.query.iter().any(|q| q == name)
+    }
+
+    /// As the grant would write it, for error messages.
+    pub fn describe(&self) -> String {
+        let mut parts: Vec<String> = self
+            .headers
+            .iter()
+            .map(|h| format!("header `{h}`"))
+            .collect();
+        parts.extend(self.query.iter().map(|q| format!("query parameter `{q}`")));
+        if parts.is_empty() {
+            "nowhere".into()
+        } else {
+            parts.join(", ")
+        }
+    }
 }
 
 impl std::fmt::Debug for Secret {
@@ -110,6 +165,14 @@ pub enum SecretError {
     /// A bad name.
     #[error("secret name `{0}` must be letters, digits, `_` or `-`")]
     Name(String),
+    /// A `headers` entry that is not a header name, or an empty `query` entry.
+    #[error("secret `{name}`: {place:?} is not a header or query parameter name")]
+    Place {
+        /// The secret.
+        name: String,
+        /// The entry.
+        place: String,
+    },
 }
 
 impl SecretGrant {
@@ -152,6 +215,7 @@ impl SecretGrant {
             }
             _ => return Err(SecretError::Source(self.name.clone())),
         };
+        let places = self.places()?;
         if value.is_empty() {
             return Err(SecretError::Empty(self.name.clone()));
         }
@@ -162,9 +226,40 @@ impl SecretGrant {
             name: self.name.clone(),
             value: SecretString::from(value),
             to: self.to.clone(),
+            places,
             inside: self.inside,
         })
     }
+
+    /// Where in a request the secret may be substituted, checked.
+    pub fn places(&self) -> Result<Places, SecretError> {
+        if self.headers.is_empty() && self.query.is_empty() {
+            return Ok(Places::default());
+        }
+        let bad = |place: &str| SecretError::Place {
+            name: self.name.clone(),
+            place: place.to_string(),
+        };
+        let mut headers = Vec::new();
+        for h in &self.headers {
+            let name = http::HeaderName::from_bytes(h.as_bytes()).map_err(|_| bad(h))?;
+            headers.push(name.as_str().to_string());
+        }
+        for q in &self.query {
+            if q.is_empty() || secrets_syntax(q) {
+                return Err(bad(q));
+            }
+        }
+        Ok(Places {
+            headers,
+            query: self.query.clone(),
+        })
+    }
+}
+
+/// Whether a name contains characters of the placeholder or query syntax.
+fn secrets_syntax(name: &str) -> bool {
+    name.contains(['&', '=', '#', '{', '}'])
 }
 
 impl Secret {
@@ -174,8 +269,14 @@ impl Secret {
             name: name.to_string(),
             value: SecretString::from(value.to_string()),
             to,
+            places: Places::default(),
             inside,
         }
+    }
+
+    /// The same secret, substituted in `places` instead.
+    pub fn in_places(self, places: Places) -> Secret {
+        Secret { places, ..self }
     }
 
     /// The value, for the one place that must send it.
@@ -243,6 +344,36 @@ mod tests {
     }
 
     #[test]
+    fn a_secret_goes_in_authorization_unless_the_grant_names_its_places() {
+        let g: SecretGrant = toml::from_str("name = \"t\"\nenv = \"X\"").unwrap();
+        let p = g.places().unwrap();
+        assert!(p.header("Authorization") && !p.header("x-api-key") && !p.query("key"));
+        let g: SecretGrant = toml::from_str(
+            "name = \"t\"\nenv = \"X\"\nheaders = [\"X-Api-Key\"]\nquery = [\"key\"]",
+        )
+        .unwrap();
+        let p = g.places().unwrap();
+        assert!(p.header("x-api-key") && p.query("key"));
+        assert!(
+            !p.header("authorization"),
+            "naming places replaces the default"
+        );
+        assert!(!p.query("Key"), "parameter names are exact");
+        for bad in [
+            "headers = [\"bad header\"]",
+            "query = [\"a=b\"]",
+            "query = [\"\"]",
+        ] {
+            let g: SecretGrant =
+                toml::from_str(&format!("name = \"t\"\nenv = \"X\"\n{bad}")).unwrap();
+            assert!(
+                matches!(g.places(), Err(SecretError::Place { .. })),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
     fn secrets_never_print_and_load_from_env_or_file() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("tok"), "s3cr3t-value\n").unwrap();
@@ -252,6 +383,8 @@ mod tests {
             file: Some("tok".into()),
             stored: false,
             to: vec![],
+            headers: vec![],
+            query: vec![],
             inside: false,
         };
         let s = g.load(dir.path(), &BTreeMap::new()).unwrap();

@@ -6,13 +6,14 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use wasmtime_wasi_http::Error;
 
 use super::NetPolicy;
 use crate::boundary::audit::{Capability, Outcome};
+use crate::boundary::scrub::Scrubber;
 
 /// What to record when the body ends.
 pub(super) struct Report {
@@ -32,10 +33,23 @@ pub(super) struct Metered {
     idle: Duration,
     timer: Pin<Box<tokio::time::Sleep>>,
     report: Option<Report>,
+    /// Bound secrets looked for in the body.
+    reflected: Arc<Scrubber>,
+    /// The tail not yet handed on: it could be the start of a secret the next frame completes.
+    held: BytesMut,
+    /// A trailers frame waiting behind the held bytes.
+    trailers: Option<Frame<Bytes>>,
+    ended: bool,
 }
 
 impl Metered {
-    pub fn new(inner: Incoming, limit: u64, idle: Duration, report: Report) -> Self {
+    pub fn new(
+        inner: Incoming,
+        limit: u64,
+        idle: Duration,
+        reflected: Arc<Scrubber>,
+        report: Report,
+    ) -> Self {
         Metered {
             inner,
             limit,
@@ -43,7 +57,40 @@ impl Metered {
             idle,
             timer: Box::pin(tokio::time::sleep(idle)),
             report: Some(report),
+            reflected,
+            held: BytesMut::new(),
+            trailers: None,
+            ended: false,
         }
+    }
+
+    /// Scan `data` after what is held; hand on all but the bytes that could begin a secret.
+    fn screen(&mut self, data: &Bytes) -> Result<Bytes, Error> {
+        self.held.extend_from_slice(data);
+        if let Some(secret) = self.reflected.find(&self.held) {
+            let reason = format!(
+                "the response body carries the value of secret `{secret}`; the connector never \
+                 sees a bound secret, so the rest of the body is refused"
+            );
+            if let Some(r) = &self.report {
+                r.policy.events.refused(
+                    &r.policy.connector,
+                    Capability::Secret,
+                    &r.action,
+                    &reason,
+                );
+            }
+            self.finish(Some("refused: the body carried a bound secret"));
+            self.held.clear();
+            return Err(super::send::reflected_error());
+        }
+        let keep = self
+            .reflected
+            .longest()
+            .saturating_sub(1)
+            .min(self.held.len());
+        let release = self.held.len() - keep;
+        Ok(self.held.split_to(release).freeze())
     }
 
     /// Record the request once, however the body ends.
@@ -85,21 +132,39 @@ impl Body for Metered {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
         let this = &mut *self;
+        if this.ended {
+            // The held tail went out; then the trailers, if any; then the end.
+            return Poll::Ready(this.trailers.take().map(Ok));
+        }
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref() {
-                    this.seen += data.len() as u64;
-                    if this.seen > this.limit {
-                        let limit = this.limit;
-                        this.finish(Some(&format!(
-                            "response body over {limit} bytes (raise `network.max_response_mib`)"
-                        )));
-                        return Poll::Ready(Some(Err(Error::HttpResponseBodySize(Some(limit)))));
-                    }
-                }
                 let deadline = tokio::time::Instant::now() + this.idle;
                 this.timer.as_mut().reset(deadline);
-                Poll::Ready(Some(Ok(frame)))
+                let Some(data) = frame.data_ref() else {
+                    if this.held.is_empty() {
+                        return Poll::Ready(Some(Ok(frame)));
+                    }
+                    this.trailers = Some(frame);
+                    this.ended = true;
+                    let tail = this.held.split().freeze();
+                    return Poll::Ready(Some(Ok(Frame::data(tail))));
+                };
+                this.seen += data.len() as u64;
+                if this.seen > this.limit {
+                    let limit = this.limit;
+                    this.finish(Some(&format!(
+                        "response body over {limit} bytes (raise `network.max_response_mib`)"
+                    )));
+                    return Poll::Ready(Some(Err(Error::HttpResponseBodySize(Some(limit)))));
+                }
+                if this.reflected.is_empty() {
+                    return Poll::Ready(Some(Ok(frame)));
+                }
+                let data = data.clone();
+                match this.screen(&data) {
+                    Ok(clean) => Poll::Ready(Some(Ok(Frame::data(clean)))),
+                    Err(e) => Poll::Ready(Some(Err(e))),
+                }
             }
             Poll::Ready(Some(Err(e))) => {
                 this.finish(Some(&format!("response body failed: {e}")));
@@ -107,7 +172,11 @@ impl Body for Metered {
             }
             Poll::Ready(None) => {
                 this.finish(None);
-                Poll::Ready(None)
+                if this.held.is_empty() {
+                    return Poll::Ready(None);
+                }
+                this.ended = true;
+                Poll::Ready(Some(Ok(Frame::data(this.held.split().freeze()))))
             }
             Poll::Pending => {
                 if this.timer.as_mut().poll(cx).is_ready() {
@@ -120,7 +189,7 @@ impl Body for Metered {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.held.is_empty() && self.trailers.is_none() && self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {

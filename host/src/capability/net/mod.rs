@@ -4,15 +4,17 @@
 //! 1. takes the destination from the request's absolute URL only (no URL authority, or a `Host`
 //!    header that disagrees with it: refused);
 //! 2. matches scheme, host and port against the grant's allowlist (nothing listed: no network);
-//! 3. substitutes bound secrets for `{{secret:NAME}}` placeholders in headers and query values,
-//!    only for destinations each secret is bound to;
+//! 3. substitutes bound secrets for `{{secret:NAME}}` placeholders, only for destinations each
+//!    secret is bound to and only in the headers and query parameters its grant names (never
+//!    in a `TRACE` or `CONNECT`);
 //! 4. resolves the host once and refuses loopback, private, link-local, metadata and other
 //!    non-public addresses unless the operator granted that exact host by name;
 //! 5. paces the request (per-host GCRA), connects to the address it checked, speaks TLS with
 //!    rustls where the scheme says so, and bounds sizes and times;
 //! 6. retries 429/503 with backoff inside a budget, and hands back the final response
 //!    (redirects included: the connector's next request is checked again from step 1);
-//! 7. records every request and every refusal (method, destination, status, sizes; never
+//! 7. refuses a response whose headers or body carry a bound secret's value;
+//! 8. records every request and every refusal (method, destination, status, sizes; never
 //!    headers, query strings or bodies).
 //!
 //! `wasi:sockets` is not in the linker at all: nothing can listen or open raw connections.
@@ -41,6 +43,7 @@ pub use send::HttpHooks;
 use super::secrets::Secret;
 use crate::boundary::audit::EventLog;
 use crate::boundary::ratelimit::{HostLimiter, RateLimit, RetryPolicy};
+use crate::boundary::scrub::Scrubber;
 
 /// The network part of a grant, as the connection file writes it (`[source.grant.network]`).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -183,6 +186,8 @@ pub struct NetPolicy {
     tls: Option<Arc<rustls::ClientConfig>>,
     resolver: Arc<dyn Resolve>,
     events: EventLog,
+    /// The bound secrets' values in every form they travel in, looked for in responses.
+    reflected: Arc<Scrubber>,
 }
 
 impl NetPolicy {
@@ -199,7 +204,15 @@ impl NetPolicy {
         } else {
             None
         };
+        let reflected = Arc::new(Scrubber::new(
+            config
+                .secrets
+                .iter()
+                .filter(|s| !s.inside)
+                .map(|s| (s.name.as_str(), s.expose())),
+        ));
         Ok(NetPolicy {
+            reflected,
             connector: connector.to_string(),
             allow: config.allow,
             secrets: config.secrets,

@@ -111,6 +111,14 @@ impl Refusal {
         }
     }
 
+    fn reflected(reason: String) -> Self {
+        Refusal {
+            capability: Capability::Secret,
+            reason,
+            code: reflected_error(),
+        }
+    }
+
     fn address(reason: String) -> Self {
         Refusal {
             capability: Capability::Network,
@@ -177,6 +185,48 @@ impl Target {
     }
 }
 
+/// What the connector is told when a response carried a bound secret.
+pub(super) fn reflected_error() -> Error {
+    Error::InternalError(Some(
+        "the response carried a bound secret's value; the host refused it".into(),
+    ))
+}
+
+/// Where in a request a placeholder stands.
+#[derive(Debug, Clone, Copy)]
+enum Place<'a> {
+    Header(&'a str),
+    Query(&'a str),
+}
+
+impl std::fmt::Display for Place<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Place::Header(h) => write!(f, "header `{h}`"),
+            Place::Query(q) => write!(f, "query parameter `{q}`"),
+        }
+    }
+}
+
+/// Whether a request holds a `{{secret:…}}` placeholder anywhere the host would look: a header
+/// value, the path or the query (percent-encoded or not).
+fn carries_placeholder(parts: &Parts) -> bool {
+    parts
+        .headers
+        .values()
+        .any(|v| secrets::has_placeholder(&String::from_utf8_lossy(v.as_bytes())))
+        || secrets::has_placeholder(&percent_decode(
+            parts.uri.path_and_query().map_or("", |p| p.as_str()),
+        ))
+}
+
+/// Percent-decoded text (invalid UTF-8 replaced), for judging where a placeholder stands.
+fn percent_decode(text: &str) -> String {
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
 /// `METHOD scheme://host:port/path` with no query string (queries carry secrets and data).
 fn describe(method: &http::Method, uri: &Uri) -> String {
     let path = uri.path();
@@ -219,9 +269,18 @@ impl NetPolicy {
         let started = Instant::now();
         let (mut parts, body) = request.into_parts();
         let action = describe(&parts.method, &parts.uri);
+        let carries_secret = carries_placeholder(&parts);
         let target = self
             .admit(&mut parts)
             .map_err(|r| self.refuse(&action, r))?;
+        if carries_secret {
+            // An answer to a request that carried a secret is scanned for it before the
+            // connector reads a byte; a compressed one could not be.
+            parts.headers.insert(
+                http::header::ACCEPT_ENCODING,
+                HeaderValue::from_static("identity"),
+            );
+        }
         let body = match Limited::new(body, self.limits.max_request_bytes as usize)
             .collect()
             .await
@@ -280,6 +339,7 @@ impl NetPolicy {
                     continue;
                 }
             }
+            self.check_reflection(&action, &response, carries_secret)?;
             let report = Report {
                 policy: self.clone(),
                 action,
@@ -293,9 +353,54 @@ impl NetPolicy {
                 options.and_then(|o| o.between_bytes_timeout),
             );
             return Ok(response.map(|incoming| {
-                Metered::new(incoming, self.limits.max_response_bytes, idle, report).boxed_unsync()
+                Metered::new(
+                    incoming,
+                    self.limits.max_response_bytes,
+                    idle,
+                    self.reflected.clone(),
+                    report,
+                )
+                .boxed_unsync()
             }));
         }
+    }
+
+    /// Refuse a response whose headers carry a bound secret (a redirect whose `Location` echoes
+    /// the query, say), or that is compressed after the request carried one.
+    fn check_reflection<B>(
+        &self,
+        action: &str,
+        response: &Response<B>,
+        carries_secret: bool,
+    ) -> Result<(), Error> {
+        if self.reflected.is_empty() {
+            return Ok(());
+        }
+        for (name, value) in response.headers() {
+            if let Some(secret) = self.reflected.find(value.as_bytes()) {
+                return Err(self.refuse(
+                    action,
+                    Refusal::reflected(format!(
+                        "the response's `{name}` header carries the value of secret `{secret}`; \
+                         the connector never sees a bound secret, so the response is refused"
+                    )),
+                ));
+            }
+        }
+        if carries_secret
+            && let Some(coding) = response.headers().get(http::header::CONTENT_ENCODING)
+            && !coding.as_bytes().eq_ignore_ascii_case(b"identity")
+        {
+            return Err(self.refuse(
+                action,
+                Refusal::reflected(format!(
+                    "the response is `{}`-encoded although the host asked for `identity`: a \
+                     compressed answer to a request carrying a secret cannot be checked for it",
+                    String::from_utf8_lossy(coding.as_bytes())
+                )),
+            ));
+        }
+        Ok(())
     }
 
     /// Decide from the request alone whether it may leave, and substitute bound secrets.
@@ -373,11 +478,12 @@ impl NetPolicy {
         Ok(target)
     }
 
-    /// Replace `{{secret:NAME}}` in query values and headers with bound secrets.
+    /// Replace `{{secret:NAME}}` in query values and headers with bound secrets, each only in
+    /// the headers and query parameters its grant names.
     fn substitute_secrets(&self, parts: &mut Parts, target: &Target) -> Result<(), Refusal> {
         // `{{secret:NAME}}`, or `{{secret:NAME|base64}}` for values that travel encoded
         // (HTTP Basic credentials `user:password`).
-        let value_for = |placeholder: &str| -> Result<String, Refusal> {
+        let value_for = |placeholder: &str, place: Place<'_>| -> Result<String, Refusal> {
             let (name, filter) = match placeholder.split_once('|') {
                 Some((n, f)) => (n, Some(f)),
                 None => (placeholder, None),
@@ -411,6 +517,17 @@ impl NetPolicy {
                     target.origin()
                 )));
             }
+            let allowed = match place {
+                Place::Header(h) => secret.places.header(h),
+                Place::Query(q) => secret.places.query(q),
+            };
+            if !allowed {
+                return Err(Refusal::secret(format!(
+                    "secret `{name}` may be substituted only in {}, not in {place}; name the \
+                     place in the grant's `headers` or `query` if it belongs there",
+                    secret.places.describe()
+                )));
+            }
             match filter {
                 None => Ok(secret.expose().to_string()),
                 Some("base64") => {
@@ -422,36 +539,82 @@ impl NetPolicy {
                 ))),
             }
         };
-        if secrets::has_placeholder(parts.uri.path()) {
+        if !carries_placeholder(parts) {
+            return Ok(());
+        }
+        if parts.method == http::Method::TRACE || parts.method == http::Method::CONNECT {
+            return Err(Refusal::secret(format!(
+                "secrets are never substituted in a {} request: the server answers with the \
+                 request itself",
+                parts.method
+            )));
+        }
+        if secrets::has_placeholder(&percent_decode(parts.uri.path())) {
             return Err(Refusal::secret(
                 "secret placeholders are substituted in headers and query values only, not in \
                  the URL path"
                     .into(),
             ));
         }
-        if let Some(query) = parts.uri.query()
-            && secrets::has_placeholder(query)
-        {
-            let query = secrets::substitute(query, |name| {
-                value_for(name).map(|v| {
-                    percent_encoding::utf8_percent_encode(&v, percent_encoding::NON_ALPHANUMERIC)
+        if let Some(query) = parts.uri.query() {
+            let mut out = Vec::new();
+            let mut changed = false;
+            for pair in query.split('&') {
+                let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+                let name = percent_decode(key);
+                if secrets::has_placeholder(&name) {
+                    return Err(Refusal::secret(
+                        "secret placeholders are substituted in query values only, not in a \
+                         parameter's name"
+                            .into(),
+                    ));
+                }
+                let decoded = percent_decode(value);
+                if secrets::has_placeholder(&decoded) && !secrets::has_placeholder(value) {
+                    return Err(Refusal::secret(format!(
+                        "query parameter `{name}` holds a percent-encoded placeholder; write \
+                         `{{{{secret:NAME}}}}` as it is"
+                    )));
+                }
+                if !secrets::has_placeholder(value) {
+                    out.push(pair.to_string());
+                    continue;
+                }
+                changed = true;
+                let value = secrets::substitute(value, |p| {
+                    value_for(p, Place::Query(&name)).map(|v| {
+                        percent_encoding::utf8_percent_encode(
+                            &v,
+                            percent_encoding::NON_ALPHANUMERIC,
+                        )
                         .to_string()
-                })
-            })?;
-            let mut p = parts.uri.clone().into_parts();
-            let path_and_query = format!("{}?{query}", parts.uri.path());
-            p.path_and_query = Some(path_and_query.parse().map_err(|_| {
-                Refusal::secret("the query is not valid after substitution".into())
-            })?);
-            parts.uri = Uri::from_parts(p)
-                .map_err(|_| Refusal::secret("the URL is not valid after substitution".into()))?;
+                    })
+                })?;
+                out.push(format!("{key}={value}"));
+            }
+            if changed {
+                let mut p = parts.uri.clone().into_parts();
+                let path_and_query = format!("{}?{}", parts.uri.path(), out.join("&"));
+                p.path_and_query = Some(path_and_query.parse().map_err(|_| {
+                    Refusal::secret("the query is not valid after substitution".into())
+                })?);
+                parts.uri = Uri::from_parts(p).map_err(|_| {
+                    Refusal::secret("the URL is not valid after substitution".into())
+                })?;
+            }
         }
-        for value in parts.headers.values_mut() {
-            let Ok(text) = value.to_str() else { continue };
-            if !secrets::has_placeholder(text) {
+        for (name, value) in parts.headers.iter_mut() {
+            let text = String::from_utf8_lossy(value.as_bytes());
+            if !secrets::has_placeholder(&text) {
                 continue;
             }
-            let replaced = secrets::substitute(text, value_for)?;
+            let Ok(text) = value.to_str() else {
+                return Err(Refusal::secret(format!(
+                    "header `{name}` holds a placeholder among bytes that are not text"
+                )));
+            };
+            let replaced =
+                secrets::substitute(text, |p| value_for(p, Place::Header(name.as_str())))?;
             let mut v = HeaderValue::from_str(&replaced).map_err(|_| {
                 Refusal::secret("a secret's value cannot be sent in a header".into())
             })?;

@@ -42,6 +42,9 @@ pub struct Config {
     pub url: String,
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// For `http`: `TRACE` or `CONNECT`, sent with the raw WASI calls (the SDK has neither).
+    #[serde(default)]
+    pub method: Option<String>,
     #[serde(default)]
     pub statements: Vec<String>,
 }
@@ -123,6 +126,10 @@ fn attack(c: &Config) -> Result<Value> {
             "args": std::env::args().collect::<Vec<_>>(),
             "cwd": std::env::current_dir().ok().map(|d| d.display().to_string()),
         })),
+        Attack::Http if c.method.is_some() => {
+            let method = c.method.as_deref().unwrap_or_default();
+            raw::request(method, &c.url, &c.headers).map(|status| json!({"status": status}))
+        }
         Attack::Http => {
             let mut req = http::get(&c.url);
             for (k, v) in &c.headers {
@@ -155,7 +162,7 @@ mod raw {
     use wasip2::filesystem::preopens::get_directories;
     use wasip2::filesystem::types::{DescriptorFlags, OpenFlags, PathFlags};
     use wasip2::http::outgoing_handler;
-    use wasip2::http::types::{Fields, OutgoingRequest, Scheme};
+    use wasip2::http::types::{Fields, Method, OutgoingRequest, Scheme};
 
     pub fn open(path: &str) -> Result<String> {
         let dirs = get_directories();
@@ -176,10 +183,43 @@ mod raw {
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 
+    pub fn request(
+        method: &str,
+        url: &str,
+        headers: &std::collections::BTreeMap<String, String>,
+    ) -> Result<u16> {
+        let (scheme, authority, path) = sluice_sdk::http::split_url(url)?;
+        let fields = Fields::new();
+        for (k, v) in headers {
+            fields
+                .append(k, v.as_bytes())
+                .map_err(|e| Error::fatal(format!("header {k}: {e:?}")))?;
+        }
+        let req = OutgoingRequest::new(fields);
+        let m = match method {
+            "TRACE" => Method::Trace,
+            "CONNECT" => Method::Connect,
+            other => Method::Other(other.to_string()),
+        };
+        let _ = req.set_method(&m);
+        let _ = req.set_scheme(Some(&if scheme == "https" {
+            Scheme::Https
+        } else {
+            Scheme::Http
+        }));
+        let _ = req.set_authority(Some(authority));
+        let _ = req.set_path_with_query(Some(path));
+        send(req)
+    }
+
     pub fn no_authority() -> Result<u16> {
         let req = OutgoingRequest::new(Fields::new());
         let _ = req.set_scheme(Some(&Scheme::Http));
         let _ = req.set_path_with_query(Some("/latest/meta-data/"));
+        send(req)
+    }
+
+    fn send(req: OutgoingRequest) -> Result<u16> {
         let pending = outgoing_handler::handle(req, None)
             .map_err(|e| Error::fatal(format!("refused: {e:?}")))?;
         pending.subscribe().block();
@@ -200,6 +240,14 @@ mod raw {
     }
 
     pub fn no_authority() -> Result<u16> {
+        Err(Error::fatal("only inside the sandbox"))
+    }
+
+    pub fn request(
+        _: &str,
+        _: &str,
+        _: &std::collections::BTreeMap<String, String>,
+    ) -> Result<u16> {
         Err(Error::fatal("only inside the sandbox"))
     }
 }
