@@ -1679,3 +1679,161 @@ async fn retention_is_read_changed_and_applied_over_the_api_and_each_change_audi
         purges[1].details
     );
 }
+
+/// Install first-party connectors by name from the example index.
+fn install(s: &Scratch, names: &[&str]) {
+    let index = sluice_tests::root().join("examples/index");
+    let pubkey = index.join("sluice.pub").display().to_string();
+    let (code, _, err) = sluice_cli(s, &["trust", "add", &pubkey]);
+    assert_eq!(code, 0, "{err}");
+    for name in names {
+        let index = index.display().to_string();
+        let args = ["connector", "install", name, "--index", &index, "--approve"];
+        let (code, _, err) = sluice_cli(s, &args);
+        assert_eq!(code, 0, "{name}: {err}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_editor_cannot_send_a_stored_secret_somewhere_new_without_sending_it_again() {
+    let api = Api::new(Scratch::new()).await;
+    install_first_party(&api.s);
+    install(&api.s, &["source-http", "destination-postgres"]);
+    api.workspaces().await;
+    let editor = api.token(Role::Member).to_string();
+    let call = |method: Method, path: &'static str, body: Value| {
+        let editor = editor.clone();
+        let api = &api;
+        async move { api.call(method, path, Some(&editor), Some(body)).await }
+    };
+    let api_source = |to: &str, allow: &[&str], extra: Value| {
+        let mut secret = json!({ "name": "tok", "to": [to] });
+        for (k, v) in extra.as_object().unwrap() {
+            secret[k] = v.clone();
+        }
+        json!({
+            "connector": "source-http",
+            "config": { "base_url": "https://api.example.com", "auth": { "type": "bearer", "token": "{{secret:tok}}" },
+                        "streams": [{ "name": "users", "path": "/users" }] },
+            "grant": { "network": { "allow": allow }, "secrets": [secret] },
+        })
+    };
+    let pg = |url: &str| {
+        json!({
+            "connector": "destination-postgres",
+            "config": {},
+            "grant": { "sql": [{ "name": "warehouse", "url": url, "schema": "raw" }],
+                       "secrets": [{ "name": "pw" }] },
+        })
+    };
+    let good = "postgres://loader:{{secret:pw}}@db.example.com:5432/wh?sslmode=require";
+
+    // The editor creates both, with their secrets.
+    let mut body = api_source(
+        "https://api.example.com",
+        &["https://api.example.com"],
+        json!({}),
+    );
+    body["name"] = json!("api");
+    body["secrets"] = json!({ "tok": "tok-value-stays-home" });
+    let (status, answer) = call(Method::POST, "/v1/workspaces/own/sources", body).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    let mut body = pg(good);
+    body["name"] = json!("wh");
+    body["secrets"] = json!({ "pw": "pw-value-stays-home" });
+    let (status, answer) = call(Method::POST, "/v1/workspaces/own/destinations", body).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+
+    // Honest edits that send the values nowhere new keep them.
+    let mut same = api_source(
+        "https://api.example.com",
+        &["https://api.example.com"],
+        json!({}),
+    );
+    same["config"]["streams"][0]["path"] = json!("/v2/users");
+    let (status, answer) = call(Method::PUT, "/v1/workspaces/own/sources/api", same).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+
+    // Each redirection is refused without the value, naming the secret and what changed, and
+    // the stored endpoint stays as it was.
+    let attacker = "https://attacker.example";
+    let both = ["https://api.example.com", "https://attacker.example"];
+    for (path, body, why) in [
+        (
+            "/v1/workspaces/own/sources/api",
+            api_source(attacker, &both, json!({})),
+            "`to` list",
+        ),
+        (
+            "/v1/workspaces/own/sources/api",
+            api_source(
+                "https://*.example.com",
+                &["https://*.example.com"],
+                json!({}),
+            ),
+            "`to` list",
+        ),
+        (
+            "/v1/workspaces/own/sources/api",
+            api_source("https://api.example.com", &both, json!({})),
+            "network rules",
+        ),
+        (
+            "/v1/workspaces/own/sources/api",
+            api_source(
+                "https://api.example.com",
+                &["https://api.example.com"],
+                json!({ "query": ["t"] }),
+            ),
+            "query parameters",
+        ),
+        (
+            "/v1/workspaces/own/destinations/wh",
+            pg("postgres://loader:{{secret:pw}}@attacker.example:5432/x?sslmode=disable"),
+            "database URL",
+        ),
+        (
+            "/v1/workspaces/own/destinations/wh",
+            pg("postgres://loader:{{secret:pw}}@db.example.com:5432/wh?sslmode=disable"),
+            "database URL",
+        ),
+    ] {
+        let (status, answer) = call(Method::PUT, path, body.clone()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {answer}");
+        let text = answer["error"].as_str().unwrap_or_default();
+        assert!(
+            text.contains(why) && text.contains("send its value again"),
+            "{text}"
+        );
+    }
+    let (_, stored) = api
+        .call(
+            Method::GET,
+            "/v1/workspaces/own/destinations/wh",
+            Some(&editor),
+            None,
+        )
+        .await;
+    assert_eq!(
+        stored["grant"]["sql"][0]["url"], good,
+        "unchanged: {stored}"
+    );
+    let (_, stored) = api
+        .call(
+            Method::GET,
+            "/v1/workspaces/own/sources/api",
+            Some(&editor),
+            None,
+        )
+        .await;
+    assert_eq!(
+        stored["grant"]["secrets"][0]["to"],
+        json!(["https://api.example.com"])
+    );
+
+    // Sent again with the change, it is the editor's own value that goes there: accepted.
+    let mut moved = api_source(attacker, &both, json!({}));
+    moved["secrets"] = json!({ "tok": "a-new-value-for-there" });
+    let (status, answer) = call(Method::PUT, "/v1/workspaces/own/sources/api", moved).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+}

@@ -136,6 +136,7 @@ async fn prepare(
             kind.as_str()
         )));
     }
+    let connector = body.connector;
     let config = body.config.unwrap_or_else(|| json!({}));
     if !config.is_object() {
         return Err(unprocessable("config must be a JSON object"));
@@ -187,12 +188,34 @@ async fn prepare(
             )));
         }
     }
+    // A kept value goes only where it went: a change that would send it somewhere new (another
+    // host, another header, a database URL) needs the value sent again by whoever changes it.
+    if let Some(previous) = previous {
+        let before: Grant = serde_json::from_value(previous.grant.clone())
+            .map_err(|e| unprocessable(format!("the stored grant no longer parses: {e}")))?;
+        let after: Grant = serde_json::from_value(grant.clone())
+            .map_err(|e| unprocessable(format!("grant: {e}")))?;
+        for secret in named.iter().filter(|s| !values.contains_key(*s)) {
+            let (was, now) = (before.reach_of(secret), after.reach_of(secret));
+            let why = was.change(&now).or_else(|| {
+                (now.inside() && previous.connector != connector)
+                    .then_some("another connector would hold it")
+            });
+            if let Some(why) = why {
+                return Err(unprocessable(format!(
+                    "secret `{secret}` would now go somewhere new ({why}): its stored value is \
+                     kept only while it goes where it went; send its value again in `secrets` \
+                     with this change"
+                )));
+            }
+        }
+    }
     Ok((
         Endpoint {
             workspace: workspace.to_string(),
             kind,
             name: name.to_string(),
-            connector: body.connector,
+            connector,
             config,
             grant,
             secrets: Vec::new(),

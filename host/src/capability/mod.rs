@@ -91,7 +91,79 @@ fn err(field: impl Into<String>, reason: impl Into<String>) -> GrantError {
     }
 }
 
+/// Everything in a grant that decides where one secret's value can end up: its destinations and
+/// places in a request, whether the connector holds it, the network rules (and CA) its
+/// requests go out under, and the database URLs that use it. A stored secret may be kept across
+/// a change of its grant only if this stays the same.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SecretReach {
+    to: Vec<String>,
+    places: Option<(Vec<String>, Vec<String>)>,
+    inside: bool,
+    network: Option<(Vec<String>, Option<std::path::PathBuf>)>,
+    sql: Vec<String>,
+}
+
+impl SecretReach {
+    /// Whether the connector holds the value (substituted into its config).
+    pub fn inside(&self) -> bool {
+        self.inside
+    }
+
+    /// What differs between `self` (before) and `other` (after), in the grant's words; `None`
+    /// when the value would go exactly where it went.
+    pub fn change(&self, other: &SecretReach) -> Option<&'static str> {
+        if self.to != other.to {
+            Some("its `to` list changed")
+        } else if self.places != other.places {
+            Some("the headers or query parameters it goes in changed")
+        } else if self.inside != other.inside {
+            Some("whether the connector holds it changed")
+        } else if self.network != other.network {
+            Some("the grant's network rules changed")
+        } else if self.sql != other.sql {
+            Some("a database URL that uses it changed")
+        } else {
+            None
+        }
+    }
+}
+
 impl Grant {
+    /// Where secret `name`'s value can end up under this grant.
+    pub fn reach_of(&self, name: &str) -> SecretReach {
+        let s = self.secrets.iter().find(|s| s.name == name);
+        let to: Vec<String> = s
+            .map(|s| s.to.iter().map(|r| r.to_string()).collect())
+            .unwrap_or_default();
+        let inside = s.is_some_and(|s| s.inside);
+        let network = (!to.is_empty() || inside).then(|| {
+            self.network.as_ref().map_or((Vec::new(), None), |n| {
+                (
+                    n.allow.iter().map(|r| r.to_string()).collect(),
+                    n.ca_file.clone(),
+                )
+            })
+        });
+        let sql = self
+            .sql
+            .iter()
+            .filter_map(|g| g.url.as_deref())
+            .filter(|u| {
+                secrets::placeholders(u)
+                    .iter()
+                    .any(|p| p.split('|').next() == Some(name))
+            })
+            .map(str::to_string)
+            .collect();
+        SecretReach {
+            places: s.map(|s| (s.headers.clone(), s.query.clone())),
+            to,
+            inside,
+            network,
+            sql,
+        }
+    }
     /// Check this grant (of the connection side `side`, with paths relative to `base`) against
     /// what `manifest` requests. The directories must already be resolved (`dirs`, in the order of
     /// [`Grant::dirs`]); secrets are loaded here.
