@@ -1837,3 +1837,74 @@ async fn an_editor_cannot_send_a_stored_secret_somewhere_new_without_sending_it_
     let (status, answer) = call(Method::PUT, "/v1/workspaces/own/sources/api", moved).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sql_grant_over_the_api_borrows_no_credentials_of_the_server() {
+    let api = Api::new(Scratch::new()).await;
+    install_first_party(&api.s);
+    install(&api.s, &["destination-postgres"]);
+    api.workspaces().await;
+    let editor = api.token(Role::Member).to_string();
+    for (url, says) in [
+        // No password: sqlx would take PGPASSWORD or ~/.pgpass.
+        ("postgres://postgres@127.0.0.1:5432/postgres", "PGPASSWORD"),
+        // No user: PGUSER, or the server's own user name.
+        ("postgres://:{{secret:pw}}@127.0.0.1/postgres", "PGUSER"),
+        // A Unix socket, where peer authentication logs in as the server's user.
+        (
+            "postgres://u:{{secret:pw}}@%2Fvar%2Frun%2Fpostgresql/db",
+            "Unix sockets",
+        ),
+        (
+            "postgres://u:{{secret:pw}}@127.0.0.1/db?host=/var/run/postgresql",
+            "not `host`",
+        ),
+        (
+            "postgres://u:{{secret:pw}}@127.0.0.1/db?sslkey=/root/.postgresql/postgresql.key",
+            "not `sslkey`",
+        ),
+        (
+            "postgres://u:{{secret:pw}}@127.0.0.1/db?options=-c%20role%3Dpostgres",
+            "not `options`",
+        ),
+        (
+            "postgres://u:{{secret:pw}}@127.0.0.1/db?sslrootcert=/etc/shadow",
+            "names a file on the server",
+        ),
+    ] {
+        let body = json!({
+            "name": "wh",
+            "connector": "destination-postgres",
+            "config": {},
+            "grant": { "sql": [{ "name": "warehouse", "url": url, "schema": "raw" }],
+                       "secrets": [{ "name": "pw" }] },
+            "secrets": { "pw": "a-password-of-theirs" },
+        });
+        let (status, answer) = api
+            .call(
+                Method::POST,
+                "/v1/workspaces/own/destinations",
+                Some(&editor),
+                Some(body),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{url}: {answer}");
+        let text = answer["error"].as_str().unwrap_or_default();
+        assert!(
+            text.contains(says) && text.contains("grant.sql[0].url"),
+            "{url}: {text}"
+        );
+    }
+    let (_, list) = api
+        .call(
+            Method::GET,
+            "/v1/workspaces/own/destinations",
+            Some(&editor),
+            None,
+        )
+        .await;
+    assert!(
+        !list.to_string().contains("\"wh\""),
+        "nothing stored: {list}"
+    );
+}

@@ -89,6 +89,16 @@ fn check_grant(grant: Option<Value>) -> Result<Value, ApiError> {
         }
     }
     for (i, q) in parsed.sql.iter().enumerate() {
+        if let Some(url) = &q.url {
+            let checked = crate::capability::sql::pg_url::parse(url)
+                .map_err(|why| unprocessable(format!("grant.sql[{i}].url {why}")))?;
+            if checked.names_a_file() {
+                return Err(unprocessable(format!(
+                    "grant.sql[{i}].url: `sslrootcert` names a file on the server, which a grant \
+                     made over the API may not do; the platform's roots are used"
+                )));
+            }
+        }
         if let Some(p) = &q.sqlite
             && !inside(p)
         {

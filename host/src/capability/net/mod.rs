@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-pub use addr::{Special, classify};
+pub use addr::{Special, classify, only_by_address};
 pub use allow::{AllowRule, HostPattern, Scheme};
 pub use post::PostError;
 pub use resolve::{Resolve, SystemResolver};

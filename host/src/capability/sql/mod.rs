@@ -17,6 +17,7 @@
 //!   deadlines, streamed rows, bulk loads.
 
 pub mod checker;
+pub mod pg_url;
 pub mod role;
 pub mod session;
 
@@ -211,6 +212,9 @@ impl SqlGrant {
                             .into(),
                     );
                 }
+                if let Err(why) = pg_url::parse(url) {
+                    return fail(".url", why);
+                }
                 let value = secrets::substitute(url, |name| {
                     match loaded.iter().find(|s| s.name == name) {
                         Some(s) => Ok(percent_encoding::utf8_percent_encode(
@@ -387,24 +391,31 @@ mod tests {
         assert!(!format!("{db:?}").contains("ss"), "the URL never prints");
 
         let e = check(
-            &grant("name = \"wh\"\nurl = \"postgres://x/db\""),
+            &grant("name = \"wh\"\nurl = \"postgres://u:{{secret:pw}}@x/db\""),
             &w,
             false,
         )
         .unwrap_err();
         assert!(e.1.contains("`schema`"), "{e:?}");
         let e = check(
-            &grant("name = \"wh\"\nurl = \"postgres://x/db\"\nschema = \"Raw; drop\""),
+            &grant(
+                "name = \"wh\"\nurl = \"postgres://u:{{secret:pw}}@x/db\"\nschema = \"Raw; drop\"",
+            ),
             &w,
             false,
         )
         .unwrap_err();
         assert_eq!(e.0, "destination.grant.sql[0].schema");
         // A source: read-only whatever it asks, and a scope makes no sense.
-        let db = check(&grant("name = \"wh\"\nurl = \"postgres://x/db\""), &w, true).unwrap();
+        let db = check(
+            &grant("name = \"wh\"\nurl = \"postgres://u:{{secret:pw}}@x/db\""),
+            &w,
+            true,
+        )
+        .unwrap();
         assert_eq!(db.scope, Scope::Read);
         let e = check(
-            &grant("name = \"wh\"\nurl = \"postgres://x/db\"\naccess = \"write\""),
+            &grant("name = \"wh\"\nurl = \"postgres://u:{{secret:pw}}@x/db\"\naccess = \"write\""),
             &req("wh", SqlAccess::Read),
             false,
         )

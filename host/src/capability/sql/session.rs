@@ -16,14 +16,13 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::str::FromStr;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use secrecy::ExposeSecret;
 use serde_json::value::RawValue;
-use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::postgres::PgConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteRow};
 // Every dynamic statement here is either the policy's re-rendering of a checked statement or
 // built from checked names and quoted identifiers: `AssertSqlSafe` marks those places.
@@ -890,12 +889,12 @@ async fn connect(db: &Database, connector: &str) -> Result<Conn, SqlError> {
     let timeout_ms = db.statement_timeout.as_millis().to_string();
     match &db.target {
         Target::Postgres(url) => {
-            let opts = PgConnectOptions::from_str(url.expose_secret()).map_err(|_| {
-                SqlError::Unavailable(format!(
-                    "the URL granted for `{}` is not a valid PostgreSQL URL",
-                    db.name
-                ))
-            })?;
+            let unavailable =
+                |why: String| SqlError::Unavailable(format!("database `{}`: {why}", db.name));
+            let parsed = super::pg_url::parse(url.expose_secret())
+                .map_err(|why| unavailable(format!("the granted URL {why}")))?;
+            let ip = parsed.resolve_checked().await.map_err(unavailable)?;
+            let opts = parsed.options(ip).map_err(unavailable)?;
             let mut settings: Vec<(&str, String)> = vec![
                 ("statement_timeout", timeout_ms.clone()),
                 ("lock_timeout", timeout_ms.clone()),
