@@ -262,6 +262,9 @@ pub struct Connection {
     /// from its own source and destination only, never from the data dir's secret store.
     /// `None` (connection files): `stored` secrets are read from the secret store.
     pub held_secrets: Option<BTreeMap<String, SecretString>>,
+    /// Where its SQLite grants' files live, when not the data dir's `warehouse/` (a
+    /// workspace's connections have their own, so no grant names another workspace's file).
+    pub warehouse: Option<PathBuf>,
 }
 
 impl Connection {
@@ -371,6 +374,7 @@ impl Connection {
             pii,
             failed_records,
             held_secrets: None,
+            warehouse: None,
         })
     }
 

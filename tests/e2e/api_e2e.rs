@@ -663,3 +663,140 @@ async fn a_run_is_cancelled_or_stopped_by_shutdown_after_committing_and_resumes_
         .collect();
     assert_eq!(stopped.len(), 2, "{audit}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_workspace_has_its_own_warehouse_and_no_grant_names_another_ones_file() {
+    let s = Scratch::new();
+    let (api, owner) = serve_first_party(&s, &[]);
+    api.install(&owner, &["source-faker", "destination-sqlite"])
+        .await;
+    let mut editors = Vec::new();
+    for (ws, count) in [("alpha", 5), ("beta", 7)] {
+        let editor = key(&s, "member");
+        let r = api
+            .call(
+                Method::POST,
+                "/v1/workspaces",
+                &owner,
+                Some(json!({ "name": ws })),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{:?}", r.json());
+        let path = format!("/v1/workspaces/{ws}/members/{}", key_id(&editor));
+        let r = api
+            .call(
+                Method::PUT,
+                &path,
+                &owner,
+                Some(json!({ "role": "editor" })),
+            )
+            .await;
+        assert!(r.status < 300, "{:?}", r.json());
+        let base = format!("/v1/workspaces/{ws}");
+        let source = json!({ "name": "fake", "connector": "source-faker", "config": { "count": count, "seed": 1 } });
+        let r = api
+            .call(
+                Method::POST,
+                &format!("{base}/sources"),
+                &editor,
+                Some(source),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{:?}", r.json());
+        // Both editors name the same file.
+        let wh = json!({
+            "name": "wh", "connector": "destination-sqlite",
+            "grant": { "sql": [{ "name": "warehouse", "sqlite": "shared.db", "table_prefix": "raw_" }] },
+        });
+        let r = api
+            .call(
+                Method::POST,
+                &format!("{base}/destinations"),
+                &editor,
+                Some(wh),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{:?}", r.json());
+        let conn = json!({ "name": "load", "source": "fake", "destination": "wh" });
+        let r = api
+            .call(
+                Method::POST,
+                &format!("{base}/connections"),
+                &editor,
+                Some(conn),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{:?}", r.json());
+        editors.push((ws, count, editor));
+    }
+    // An editor of alpha reaching for beta's file, however it is spelt, is refused.
+    let (_, _, alpha) = &editors[0];
+    for file in [
+        "../../beta/warehouse/shared.db".to_string(),
+        "../beta/shared.db".to_string(),
+        s.data_dir()
+            .join("workspaces/beta/warehouse/shared.db")
+            .display()
+            .to_string(),
+    ] {
+        let wh = json!({
+            "name": "steal", "connector": "destination-sqlite",
+            "grant": { "sql": [{ "name": "warehouse", "sqlite": file, "table_prefix": "raw_" }] },
+        });
+        let r = api
+            .call(
+                Method::POST,
+                "/v1/workspaces/alpha/destinations",
+                alpha,
+                Some(wh),
+            )
+            .await;
+        assert_eq!(r.status, 422, "{file}: {:?}", r.json());
+    }
+    // Each run writes its own workspace's file.
+    for (ws, _, editor) in &editors {
+        let runs = format!("/v1/workspaces/{ws}/connections/load/runs");
+        let r = api.call(Method::POST, &runs, editor, None).await;
+        assert_eq!(r.status, 202, "{:?}", r.json());
+        let id = r.json()["run"]["id"].as_i64().unwrap();
+        let started = Instant::now();
+        loop {
+            let run = api
+                .call(
+                    Method::GET,
+                    &format!("/v1/workspaces/{ws}/runs/{id}"),
+                    editor,
+                    None,
+                )
+                .await
+                .json();
+            if run["status"] != "running" {
+                assert_eq!(run["status"], "succeeded", "{run}");
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "never finished"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    assert!(
+        !s.data_dir().join("warehouse/shared.db").exists(),
+        "not the shared folder"
+    );
+    for (ws, count, _) in &editors {
+        let file = s
+            .data_dir()
+            .join(format!("workspaces/{ws}/warehouse/shared.db"));
+        let url = format!("sqlite://{}?mode=ro", file.display());
+        let mut db = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+            .await
+            .unwrap_or_else(|e| panic!("{ws}: {e}"));
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM raw_users")
+            .fetch_one(&mut db)
+            .await
+            .unwrap();
+        assert_eq!(n, *count as i64, "{ws} has exactly its own rows");
+    }
+}

@@ -103,6 +103,16 @@ pub fn files_dir(store: &Store, workspace: &str) -> PathBuf {
     store.dir().join("files").join(workspace)
 }
 
+/// The workspace's SQLite warehouse: where its grants' `sqlite` files live, apart from every
+/// other workspace's.
+pub fn warehouse_dir(store: &Store, workspace: &str) -> PathBuf {
+    store
+        .dir()
+        .join("workspaces")
+        .join(workspace)
+        .join("warehouse")
+}
+
 /// Build the runnable connection a stored definition describes: its source and destination as
 /// stored now, their secret values (held for this run only), directories inside the
 /// workspace's file area.
@@ -151,6 +161,7 @@ pub async fn resolve(store: &Store, def: &ConnectionDef) -> Result<Connection, R
     let mut conn = Connection::from_toml(&origin, &base, &text)
         .map_err(|e| ResolveError::Invalid(e.to_string()))?;
     conn.held_secrets = Some(held);
+    conn.warehouse = Some(warehouse_dir(store, ws));
     Ok(conn)
 }
 

@@ -5,7 +5,8 @@
 //! A grant given through the API may reach less of the server than a connection file: its
 //! directories are relative paths inside the workspace's file area (`DATA_DIR/files/WORKSPACE/`),
 //! its secrets come only from values sent with it (never the server's environment, files or
-//! secret store), and its SQLite files stay inside the warehouse folder.
+//! secret store), and its SQLite files stay inside the workspace's own warehouse folder
+//! (`DATA_DIR/workspaces/WORKSPACE/warehouse/`).
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path as FsPath};

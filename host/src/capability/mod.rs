@@ -66,8 +66,9 @@ pub struct Capabilities {
 pub struct GrantEnv<'a> {
     /// Relative paths in the grant are relative to this (the connection file's directory).
     pub base: &'a Path,
-    /// The data dir (SQLite warehouses live under it).
-    pub data_dir: &'a Path,
+    /// The folder SQLite grants' files live in: `DATA_DIR/warehouse/` for connection files,
+    /// `DATA_DIR/workspaces/WORKSPACE/warehouse/` for a workspace's connections.
+    pub warehouse: &'a Path,
     /// Statement timeouts must stay below it.
     pub call_timeout: Duration,
     /// Values of `stored = true` secrets.
@@ -176,7 +177,7 @@ impl Grant {
     ) -> Result<Capabilities, GrantError> {
         let GrantEnv {
             base,
-            data_dir,
+            warehouse,
             call_timeout,
             stored,
         } = *env;
@@ -321,7 +322,7 @@ impl Grant {
                 ));
             }
             let db = g
-                .check(&field, manifest, &loaded, data_dir, call_timeout)
+                .check(&field, manifest, &loaded, warehouse, call_timeout)
                 .map_err(|(field, reason)| err(field, reason))?;
             databases.push(std::sync::Arc::new(db));
         }
@@ -385,7 +386,7 @@ mod tests {
             &dirs,
             &GrantEnv {
                 base: Path::new("/"),
-                data_dir: Path::new("/data"),
+                warehouse: Path::new("/data/warehouse"),
                 call_timeout: Duration::from_secs(60),
                 stored: &Default::default(),
             },

@@ -147,7 +147,7 @@ fn sandbox(
             &resolved,
             &sluice::capability::GrantEnv {
                 base: Path::new("."),
-                data_dir,
+                warehouse: &data_dir.join("warehouse"),
                 call_timeout: limits.call_timeout,
                 stored: &Default::default(),
             },

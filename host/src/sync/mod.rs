@@ -238,7 +238,7 @@ struct Side {
 struct RunCtx<'a> {
     log: &'a RunLog,
     events: &'a EventLog,
-    data_dir: &'a Path,
+    warehouse: &'a Path,
     stored: &'a BTreeMap<String, SecretString>,
 }
 
@@ -254,7 +254,7 @@ fn prepare_side(
     let RunCtx {
         log,
         events,
-        data_dir,
+        warehouse,
         stored,
     } = *ctx;
     let field = match expected {
@@ -274,7 +274,7 @@ fn prepare_side(
             &endpoint.dirs,
             &GrantEnv {
                 base: &endpoint.base,
-                data_dir,
+                warehouse,
                 call_timeout: conn.limits.connector.call_timeout,
                 stored,
             },
@@ -465,10 +465,14 @@ pub async fn run(
         ))
     });
     let stored = wall::stored_secrets(store, conn).await?;
+    let warehouse = conn
+        .warehouse
+        .clone()
+        .unwrap_or_else(|| store.dir().join("warehouse"));
     let ctx = RunCtx {
         log: &log,
         events: &events,
-        data_dir: store.dir(),
+        warehouse: &warehouse,
         stored: &stored,
     };
     let mut audit = Vec::new();

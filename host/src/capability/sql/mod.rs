@@ -67,7 +67,8 @@ pub struct SqlGrant {
     /// placeholders name secrets of the same grant.
     #[serde(default)]
     pub url: Option<String>,
-    /// …or a SQLite file, relative to the data dir's `warehouse/` folder (created on first use).
+    /// …or a SQLite file, relative to the warehouse folder (created on first use):
+    /// `DATA_DIR/warehouse/` for connection files, the workspace's own for its connections.
     #[serde(default)]
     pub sqlite: Option<PathBuf>,
     /// For a write grant on PostgreSQL: the one schema the connector may create and write in.
@@ -166,7 +167,7 @@ impl SqlGrant {
         field: &str,
         manifest: &Manifest,
         loaded: &[Secret],
-        data_dir: &Path,
+        warehouse: &Path,
         call_timeout: Duration,
     ) -> Result<Database, (String, String)> {
         let connector = manifest.name.as_str();
@@ -244,13 +245,13 @@ impl SqlGrant {
                     return fail(
                         ".sqlite",
                         format!(
-                            "`{}` must be a relative path inside the data dir's `warehouse/` \
-                             folder (no `..`, not absolute)",
+                            "`{}` must be a relative path inside the warehouse folder (no \
+                             `..`, not absolute)",
                             file.display()
                         ),
                     );
                 }
-                Target::Sqlite(data_dir.join("warehouse").join(file))
+                Target::Sqlite(warehouse.join(file))
             }
             _ => {
                 return fail(
@@ -366,7 +367,7 @@ mod tests {
             "destination.grant.sql[0]",
             &m,
             &[secret],
-            Path::new("/data"),
+            Path::new("/data/warehouse"),
             Duration::from_secs(60),
         )
     }
