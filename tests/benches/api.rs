@@ -238,6 +238,7 @@ fn main() {
         audit_queue: Default::default(),
         metrics: Default::default(),
         webhooks: Default::default(),
+        audit_floor: sluice::boundary::retention::AUDIT_FLOOR,
     };
     let listener = server_rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))

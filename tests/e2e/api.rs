@@ -64,6 +64,7 @@ impl Api {
             audit_queue: Default::default(),
             metrics: Default::default(),
             webhooks: Default::default(),
+            audit_floor: sluice::boundary::retention::AUDIT_FLOOR,
         });
         Api {
             s,
@@ -1569,6 +1570,13 @@ async fn retention_is_read_changed_and_applied_over_the_api_and_each_change_audi
             "`audit` and `state` cannot be",
         ),
         (json!({ "forever": "1d" }), "unknown field `forever`"),
+        // The audit log cannot be shortened through the API: an outside review erased it with
+        // `{"audit": "0s"}` and a purge.
+        (
+            json!({ "audit": "0s" }),
+            "below this server's audit floor of 365d",
+        ),
+        (json!({ "audit": "364d" }), "never the API"),
     ] {
         let (status, answer) = api
             .call(

@@ -339,6 +339,21 @@ async fn audit_verify_catches_an_edited_deleted_inserted_or_reordered_entry() {
              UPDATE audit_log SET seq = 3 WHERE seq = -1",
             "entry 2",
         ),
+        // The newest entries, and the digest that signed them: what is left is a valid prefix
+        // of the chain; the anchor outside the database says it was longer.
+        (
+            "truncate the tail",
+            "DELETE FROM audit_log WHERE seq > (SELECT last_seq FROM audit_digests ORDER BY seq \
+             DESC LIMIT 1 OFFSET 1); DELETE FROM audit_digests WHERE seq = (SELECT MAX(seq) FROM \
+             audit_digests)",
+            "the newest digests and entries were deleted",
+        ),
+        // Only the newest entries (the digest left pointing past the end).
+        (
+            "drop the newest entries",
+            "DELETE FROM audit_log WHERE seq > (SELECT MAX(seq) - 2 FROM audit_log)",
+            "entr",
+        ),
     ];
     for (name, sql, expect) in cases {
         let copy = s.path(&format!("tampered-{name}"));

@@ -70,6 +70,9 @@ pub struct ApiState {
     pub metrics: Arc<metrics::Metrics>,
     /// The webhook sender (its guard and retry settings).
     pub webhooks: Arc<webhooks::Webhooks>,
+    /// Audit entries younger than this are never purged, and the API cannot set a shorter
+    /// audit retention ([`crate::boundary::retention::AUDIT_FLOOR`] unless the operator said).
+    pub audit_floor: std::time::Duration,
 }
 
 /// A route and who may call it.
@@ -251,7 +254,11 @@ impl ApiState {
     /// Record `entry` in the audit log before the answer goes out: a change that cannot be
     /// audited is reported as failed.
     pub async fn audit(&self, entry: NewEntry) -> Result<(), ApiError> {
-        self.store.audit(&[entry]).await.map_err(ApiError::from)
+        // A change is the end of a unit of work: signed and anchored before the answer.
+        self.store
+            .audit_sealed(&[entry])
+            .await
+            .map_err(ApiError::from)
     }
 }
 

@@ -46,6 +46,7 @@ pub async fn update(
     Json(body): Json<RetentionSettings>,
 ) -> Result<Response, ApiError> {
     let new = Retention::from_settings(body)
+        .and_then(|r| r.check_floor(state.audit_floor).map(|()| r))
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e))?;
     // What was in force before, for the audit log (an unreadable file: said so).
     let before = Retention::load(state.store.dir())
@@ -80,7 +81,7 @@ pub async fn purge_now(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
 ) -> Result<Response, ApiError> {
-    let retention = current(&state)?;
+    let retention = current(&state)?.floored(state.audit_floor);
     let report = purge(&state.store, &retention, &caller.actor()).await?;
     Ok(Json(report).into_response())
 }
@@ -116,7 +117,7 @@ pub async fn auto_purge(state: ApiState, every: Duration) {
     loop {
         tick.tick().await;
         let retention = match Retention::load(state.store.dir()) {
-            Ok(r) => r,
+            Ok(r) => r.floored(state.audit_floor),
             Err(e) => {
                 tracing::error!("not purging: {e}");
                 continue;

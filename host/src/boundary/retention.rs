@@ -18,6 +18,15 @@ use serde::{Deserialize, Serialize};
 /// The file name in the data dir.
 pub const FILE: &str = "retention.toml";
 
+/// Audit entries younger than this are never purged, whatever the settings say, and the API
+/// cannot set a shorter audit retention. Only `sluice serve --audit-floor` lowers it (for that
+/// server), so that a compromised key cannot erase recent history by shortening retention.
+pub const AUDIT_FLOOR: Duration = Duration::from_secs(365 * 86_400);
+
+/// Below this, the audit floor is not given by a duration alone: `sluice serve` takes it only
+/// with the flag's value spelt out (nothing in the API or the file reaches it).
+pub const AUDIT_MIN: Duration = Duration::from_secs(30 * 86_400);
+
 /// How long one class is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Keep {
@@ -46,6 +55,14 @@ impl Keep {
             _ => return Err(bad(class, s)),
         };
         Ok(Keep::For(Duration::from_secs(n * secs)))
+    }
+
+    /// A duration as the settings write one (`14d`, `12h`, `30m`, `90s`).
+    pub fn parse_duration(s: &str) -> Option<Duration> {
+        match Keep::parse("", s) {
+            Ok(Keep::For(d)) => Some(d),
+            _ => None,
+        }
     }
 
     /// Whether anything of the class is written.
@@ -149,6 +166,30 @@ pub struct RetentionError {
 }
 
 impl Retention {
+    /// These settings with the audit retention raised to at least `floor` (what purges apply).
+    pub fn floored(mut self, floor: Duration) -> Retention {
+        if let Keep::For(d) = self.audit
+            && d < floor
+        {
+            self.audit = Keep::For(floor);
+        }
+        self
+    }
+
+    /// Refuse an audit retention below `floor` (for settings sent through the API).
+    pub fn check_floor(&self, floor: Duration) -> Result<(), String> {
+        match self.audit {
+            Keep::For(d) if d < floor => Err(format!(
+                "`audit = \"{}\"` is below this server's audit floor of {}: audit entries are \
+                 kept at least that long, and only the operator lowers the floor (`sluice serve \
+                 --audit-floor`), never the API",
+                self.audit,
+                Keep::For(floor)
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// The data dir's retention: its `retention.toml`, or the defaults.
     pub fn load(data_dir: &Path) -> Result<Retention, RetentionError> {
         let path = data_dir.join(FILE);
@@ -260,5 +301,35 @@ mod tests {
         assert_eq!(s.audit.as_deref(), Some("400d"));
         assert_eq!(s.run_logs.as_deref(), Some("do_not_store"));
         assert_eq!(Keep::For(Duration::from_secs(120)).to_string(), "2m");
+    }
+
+    #[test]
+    fn the_audit_floor_holds_whatever_the_settings_say() {
+        let short = Retention {
+            audit: Keep::For(Duration::ZERO),
+            ..Retention::default()
+        };
+        assert_eq!(short.floored(AUDIT_FLOOR).audit, Keep::For(AUDIT_FLOOR));
+        let e = short.check_floor(AUDIT_FLOOR).unwrap_err();
+        assert!(e.contains("--audit-floor"), "{e}");
+        // Longer, or forever, is kept as it is; the operator's lower floor lets it through.
+        let long = Retention {
+            audit: Keep::For(AUDIT_FLOOR * 2),
+            ..Retention::default()
+        };
+        assert_eq!(long.floored(AUDIT_FLOOR), long);
+        assert!(long.check_floor(AUDIT_FLOOR).is_ok());
+        assert_eq!(
+            Retention::default().floored(AUDIT_FLOOR),
+            Retention::default()
+        );
+        let day = Duration::from_secs(86_400);
+        assert!(short.check_floor(Duration::ZERO).is_ok());
+        assert_eq!(short.floored(day).audit, Keep::For(day));
+        assert_eq!(
+            Keep::parse_duration("12h"),
+            Some(Duration::from_secs(43_200))
+        );
+        assert_eq!(Keep::parse_duration("forever"), None);
     }
 }

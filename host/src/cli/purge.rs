@@ -15,7 +15,9 @@ pub struct PurgeArgs {
 }
 
 async fn purge(store: &Store) -> anyhow::Result<PurgeReport> {
-    let retention = Retention::load(store.dir())?;
+    // The command line purges with the default audit floor; only `sluice serve --audit-floor`
+    // lowers it.
+    let retention = Retention::load(store.dir())?.floored(sluice::boundary::retention::AUDIT_FLOOR);
     let report = store
         .purge(&retention, time::OffsetDateTime::now_utc())
         .await?;

@@ -57,6 +57,20 @@ pub struct ServeArgs {
     /// most an hour).
     #[arg(long, default_value_t = 10.0, value_name = "SECONDS", value_parser = positive_seconds)]
     webhook_retry_delay: f64,
+    /// Audit entries younger than this are never purged, and `PUT /v1/retention` cannot set a
+    /// shorter audit retention (`365d`, `90d`, `12h`…). Lowering it is audited when the server
+    /// starts; it is the only way to keep audit entries less than 30 days.
+    #[arg(long, default_value = "365d", value_name = "DURATION", value_parser = audit_floor)]
+    audit_floor: std::time::Duration,
+}
+
+fn audit_floor(s: &str) -> Result<std::time::Duration, String> {
+    match sluice::boundary::retention::Keep::parse_duration(s) {
+        Some(d) => Ok(d),
+        None => Err(format!(
+            "`{s}`: give a duration like `365d`, `90d` or `12h`"
+        )),
+    }
 }
 
 fn positive_seconds(s: &str) -> Result<f64, String> {
@@ -137,7 +151,26 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<ExitCode>
         audit_queue: Default::default(),
         metrics: Default::default(),
         webhooks: Arc::new(webhooks),
+        audit_floor: args.audit_floor,
     };
+    if args.audit_floor != sluice::boundary::retention::AUDIT_FLOOR {
+        let floor = sluice::boundary::retention::Keep::For(args.audit_floor).to_string();
+        if args.audit_floor < sluice::boundary::retention::AUDIT_MIN {
+            eprintln!(
+                "warning: --audit-floor {floor}: audit entries may be purged after less than 30 days"
+            );
+        }
+        state
+            .store
+            .audit_sealed(&[NewEntry::new(
+                super::actor(),
+                "retention.audit_floor",
+                "retention",
+                "ok",
+                serde_json::json!({ "floor": floor, "default": "365d" }),
+            )])
+            .await?;
+    }
     let scheduler = tokio::spawn(sluice::api::scheduler::run(
         state.clone(),
         sluice::api::scheduler::RetryPolicy {

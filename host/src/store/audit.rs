@@ -58,7 +58,13 @@ impl Store {
     /// Append entries to the audit log, chained to the last one; signs a digest when enough
     /// entries (or time) have gone unsigned.
     pub async fn audit(&self, entries: &[NewEntry]) -> Result<(), StoreError> {
-        self.append_audit(entries, true).await
+        self.append_audit(entries, true, false).await
+    }
+
+    /// [`Store::audit`], then a signed digest over everything up to these entries in the same
+    /// transaction: the end of a change (an API write), anchored at once.
+    pub async fn audit_sealed(&self, entries: &[NewEntry]) -> Result<(), StoreError> {
+        self.append_audit(entries, true, true).await
     }
 
     /// [`Store::audit`] for high-volume entries (one per API request): the write reaches the
@@ -66,10 +72,15 @@ impl Store {
     /// disk flush is left to the next checkpoint (SQLite's `synchronous = NORMAL` in WAL mode),
     /// so a power cut may lose the last moments of entries. The chain stays whole either way.
     pub async fn audit_unflushed(&self, entries: &[NewEntry]) -> Result<(), StoreError> {
-        self.append_audit(entries, false).await
+        self.append_audit(entries, false, false).await
     }
 
-    async fn append_audit(&self, entries: &[NewEntry], flush: bool) -> Result<(), StoreError> {
+    async fn append_audit(
+        &self,
+        entries: &[NewEntry],
+        flush: bool,
+        seal: bool,
+    ) -> Result<(), StoreError> {
         if entries.is_empty() {
             return Ok(());
         }
@@ -129,7 +140,7 @@ impl Store {
                     .map_err(db("append audit entry"))?;
                 prev = e.hash;
             }
-            self.sign_if_due(conn, false).await
+            self.sign_if_due(conn, seal).await
         })
         .await
     }
@@ -235,6 +246,26 @@ impl Store {
             .execute(&mut *conn)
             .await
             .map_err(db("write digest"))?;
+        // The high-water mark, outside the database, written while the write lock is held so
+        // processes cannot move it backwards.
+        self.write_anchor(&d)?;
+        Ok(())
+    }
+
+    fn anchor_path(&self) -> std::path::PathBuf {
+        self.dir.join(log::ANCHOR_FILE)
+    }
+
+    fn write_anchor(&self, d: &SignedDigest) -> Result<(), StoreError> {
+        let io = |e: std::io::Error| StoreError::Io {
+            path: self.anchor_path(),
+            source: e,
+        };
+        let body = serde_json::to_vec_pretty(d).map_err(|e| io(std::io::Error::other(e)))?;
+        let mut tmp = tempfile::NamedTempFile::new_in(&self.dir).map_err(io)?;
+        std::io::Write::write_all(&mut tmp, &body).map_err(io)?;
+        tmp.as_file().sync_all().map_err(io)?;
+        tmp.persist(self.anchor_path()).map_err(|e| io(e.error))?;
         Ok(())
     }
 
@@ -272,11 +303,34 @@ impl Store {
             .map_err(db("read digests"))?;
         let entries: Vec<Entry> = entries.iter().map(entry).collect();
         let digests: Vec<SignedDigest> = digests.iter().map(digest).collect();
-        Ok(log::verify(
-            &entries,
-            &digests,
-            &self.keyring().verifying_key(),
-        ))
+        let key = self.keyring().verifying_key();
+        let mut v = log::verify(&entries, &digests, &key);
+        if v.problem.is_none() {
+            v.problem = match std::fs::read(self.anchor_path()) {
+                Ok(bytes) => match serde_json::from_slice::<SignedDigest>(&bytes) {
+                    Ok(anchor) => {
+                        log::check_anchor(&anchor, &digests, entries.last().map(|e| e.seq), &key)
+                    }
+                    Err(e) => Some(format!(
+                        "the audit anchor ({}) is unreadable: {e}",
+                        log::ANCHOR_FILE
+                    )),
+                },
+                // Never sealed yet (or a store from before anchors): nothing to compare, unless
+                // digests exist, which means the anchor was removed.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && digests.is_empty() => None,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(format!(
+                    "the audit anchor ({}) is missing although {} digests were signed",
+                    log::ANCHOR_FILE,
+                    digests.len()
+                )),
+                Err(e) => Some(format!(
+                    "the audit anchor ({}) cannot be read: {e}",
+                    log::ANCHOR_FILE
+                )),
+            };
+        }
+        Ok(v)
     }
 
     /// Remove audit entries older than `cutoff` (RFC 3339), only up to the last signed digest

@@ -72,6 +72,14 @@ pub enum StoreError {
     /// A row holds a value this version cannot read.
     #[error("the store holds an unreadable value: {0}")]
     Corrupt(String),
+    /// A file the store keeps beside the database could not be written.
+    #[error("cannot write {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
     /// Sealing or opening a value, or the keyring.
     #[error(transparent)]
     Crypto(#[from] CryptoError),

@@ -164,6 +164,43 @@ impl SignedDigest {
     }
 }
 
+/// The file beside the keyring holding the newest signed digest: the audit log's high-water
+/// mark, kept outside the database so that deleting the newest entries and digests there is
+/// seen.
+pub const ANCHOR_FILE: &str = "audit-anchor.json";
+
+/// Check the database's digests against the anchor (the newest digest ever signed, as kept
+/// outside the database): the anchor must be validly signed and be among `digests`, unchanged,
+/// and the log must not end before it. The problem, when there is one.
+pub fn check_anchor(
+    anchor: &SignedDigest,
+    digests: &[SignedDigest],
+    last_entry: Option<i64>,
+    key: &VerifyingKey,
+) -> Option<String> {
+    if !anchor.verify(key) {
+        return Some(format!(
+            "the audit anchor ({ANCHOR_FILE}) is not signed by the keyring's audit key"
+        ));
+    }
+    match digests.iter().find(|d| d.seq == anchor.seq) {
+        None => Some(format!(
+            "digest {} (covering entries up to {}) was signed but is missing from the database:              the newest digests and entries were deleted",
+            anchor.seq, anchor.last_seq
+        )),
+        Some(d) if d != anchor => Some(format!(
+            "digest {} differs from the one signed when it was written",
+            anchor.seq
+        )),
+        Some(_) if last_entry.is_some_and(|l| l < anchor.last_seq) => Some(format!(
+            "the log ends at entry {} but entry {} was signed: the newest entries were deleted",
+            last_entry.unwrap_or_default(),
+            anchor.last_seq
+        )),
+        Some(_) => None,
+    }
+}
+
 /// What `verify` found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Verification {
