@@ -40,6 +40,7 @@ impl Api {
         let store = Arc::new(Store::open(&s.data_dir()).await.unwrap());
         let runtime = Runtime::new(RuntimeConfig {
             cache_dir: Some(s.data_dir().join("cache/compiled")),
+            cache_key: Some(store.keyring().cache_key()),
             ..RuntimeConfig::default()
         })
         .unwrap();

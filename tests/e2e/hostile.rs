@@ -745,3 +745,77 @@ async fn responses_over_the_size_limit_are_cut_off() {
         r.events
     );
 }
+
+/// A link planted in a writable directory (by a destination, or anyone) does not carry a later
+/// grant anywhere: the grant through it is refused before anything runs, naming the link, and
+/// the same grant on a real directory runs.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grant_through_a_planted_symlink_is_refused_naming_the_link() {
+    // `in` (granted at /input) replaced by a link to the data dir, where the keyring and the
+    // compiled-code cache live.
+    let s = scratch();
+    let data = s.data_dir();
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::remove_dir_all(s.path("in")).unwrap();
+    std::os::unix::fs::symlink(&data, s.path("in")).unwrap();
+    s.write(
+        "c.toml",
+        &hostile_conn(r#"attack = "read-file", path = "/input/keyring.json""#, ""),
+    );
+    let (code, _, err) = sluice_tests::sluice_cli(&s, &["run", "c.toml"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("source.grant.dirs[0]") && err.contains("symbolic link at"),
+        "{err}"
+    );
+    assert!(!s.path("out/loot.jsonl").exists());
+    // The honest grant of the real directory runs.
+    let s = scratch();
+    let r = attack(
+        &s,
+        r#"attack = "read-file", path = "/input/allowed.txt""#,
+        "",
+    )
+    .await;
+    assert!(r.succeeded(), "{:?}", r.error);
+    assert_eq!(loot(&s)["content"], "fine");
+}
+
+/// Compiled code in the cache runs as native code: a file the host did not write under its own
+/// keyring — another keyring's valid entry, or anything planted — is recompiled, never loaded.
+#[test]
+fn a_compiled_file_the_host_did_not_write_is_never_loaded() {
+    use sluice::runtime::{CacheOutcome, Runtime, RuntimeConfig};
+    let cache = tempfile::tempdir().unwrap();
+    let rt = |key: u8| {
+        Runtime::new(RuntimeConfig {
+            cache_dir: Some(cache.path().to_path_buf()),
+            cache_key: Some(zeroize::Zeroizing::new([key; 32])),
+            ..RuntimeConfig::default()
+        })
+        .unwrap()
+    };
+    let faker = sluice_tests::connector("source-faker");
+    let outcome = |key: u8| rt(key).load(&faker).unwrap().cache_outcome();
+    assert_eq!(outcome(1), CacheOutcome::Compiled);
+    assert_eq!(outcome(1), CacheOutcome::Hit, "its own entry is used");
+    // Another keyring's entry, valid code but not this host's: recompiled.
+    assert_eq!(outcome(2), CacheOutcome::Compiled);
+    assert_eq!(outcome(1), CacheOutcome::Compiled);
+    // Planted bytes under the entry's name: recompiled (and the entry replaced).
+    let entry = std::fs::read_dir(cache.path())
+        .unwrap()
+        .flatten()
+        .find(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
+        .unwrap()
+        .path();
+    let mut planted = std::fs::read(&entry).unwrap();
+    let last = planted.len() - 1;
+    planted[last] ^= 1;
+    std::fs::write(&entry, &planted).unwrap();
+    assert_eq!(outcome(1), CacheOutcome::Compiled, "one flipped bit");
+    std::fs::write(&entry, b"not code").unwrap();
+    assert_eq!(outcome(1), CacheOutcome::Compiled);
+    assert_eq!(outcome(1), CacheOutcome::Hit);
+}

@@ -68,12 +68,19 @@ pub fn sluice_bin() -> PathBuf {
     must_exist(path)
 }
 
+/// The key the test processes' shared compiled cache is authenticated with (a data dir's
+/// keyring gives the real one).
+fn test_cache_key() -> zeroize::Zeroizing<[u8; 32]> {
+    zeroize::Zeroizing::new(*b"sluice test compiled cache key!!")
+}
+
 /// One runtime per test process, with a compiled cache shared by all test processes.
 pub fn runtime() -> Arc<Runtime> {
     static RT: OnceLock<Arc<Runtime>> = OnceLock::new();
     RT.get_or_init(|| {
         Runtime::new(RuntimeConfig {
             cache_dir: Some(dist().join(".test-cache")),
+            cache_key: Some(test_cache_key()),
             ..RuntimeConfig::default()
         })
         .expect("runtime")
@@ -138,6 +145,7 @@ impl Resolve for ScriptedResolver {
 pub fn runtime_with(resolver: Arc<dyn Resolve>) -> Arc<Runtime> {
     Runtime::new(RuntimeConfig {
         cache_dir: Some(dist().join(".test-cache")),
+        cache_key: Some(test_cache_key()),
         resolver,
         ..RuntimeConfig::default()
     })

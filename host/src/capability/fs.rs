@@ -53,6 +53,20 @@ pub enum FsGrantError {
         /// Why.
         reason: String,
     },
+    /// A component of the granted path is a symbolic link.
+    #[error(
+        "granted directory {} passes through a symbolic link at {}: grant paths are never \
+         resolved through symlinks (a connector with a writable directory could have planted \
+         it); grant the real path instead",
+        path.display(),
+        link.display()
+    )]
+    Symlink {
+        /// The granted path.
+        path: PathBuf,
+        /// The component that is a link.
+        link: PathBuf,
+    },
     /// The guest path is not an absolute, plain path.
     #[error("guest path `{0}` must be absolute and plain, like `/input` (no `..`, no `.`)")]
     BadGuestPath(String),
@@ -77,6 +91,17 @@ impl DirGrant {
         let guest = &self.guest;
         check_guest_path(guest)?;
         let host = base.join(&self.host);
+        // Every component the grant itself names is checked (for an absolute path, all of
+        // them); the base — the connection file's directory or the workspace's file area — is
+        // the operator's.
+        let (start, rest) = if self.host.is_absolute() {
+            (PathBuf::new(), self.host.as_path())
+        } else {
+            (base.to_path_buf(), self.host.as_path())
+        };
+        if let Some(link) = first_symlink(&start, rest) {
+            return Err(FsGrantError::Symlink { path: host, link });
+        }
         let meta = std::fs::metadata(&host).map_err(|e| FsGrantError::Unusable {
             path: host.clone(),
             reason: e.to_string(),
@@ -99,9 +124,32 @@ impl DirGrant {
     }
 }
 
+/// The first path, joining the components of `rest` onto `start` one by one, that is a
+/// symbolic link.
+fn first_symlink(start: &Path, rest: &Path) -> Option<PathBuf> {
+    let mut at = start.to_path_buf();
+    for c in rest.components() {
+        at.push(c);
+        if matches!(c, std::path::Component::Normal(_))
+            && std::fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink())
+        {
+            return Some(at);
+        }
+    }
+    None
+}
+
 /// Preopen `dirs` into a WASI context under construction.
 pub fn apply(builder: &mut WasiCtxBuilder, dirs: &[Preopen]) -> Result<(), FsGrantError> {
     for dir in dirs {
+        // Resolved (canonical, so link-free) when the grant was checked; a link that appeared
+        // since, on any component, refuses the preopen.
+        if let Some(link) = first_symlink(Path::new(""), &dir.host) {
+            return Err(FsGrantError::Symlink {
+                path: dir.host.clone(),
+                link,
+            });
+        }
         let perms = match dir.access {
             Access::ReadOnly => FsPerms::ReadOnly,
             Access::ReadWrite => FsPerms::ReadWrite,
@@ -157,5 +205,46 @@ mod tests {
         };
         let err = missing.resolve(dir.path(), Access::ReadOnly).unwrap_err();
         assert!(err.to_string().contains("nope"), "{err}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_grant_through_a_symlink_is_refused_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("out/real")).unwrap();
+        std::fs::create_dir_all(dir.path().join("elsewhere/secret")).unwrap();
+        // What a destination with `out` writable can do: a link inside it, pointing out.
+        std::os::unix::fs::symlink(dir.path().join("elsewhere"), dir.path().join("out/link"))
+            .unwrap();
+        let grant = |host: &str| DirGrant {
+            host: host.into(),
+            guest: "/input".into(),
+            access: None,
+        };
+        for host in ["out/link", "out/link/secret", "./out/link/secret"] {
+            match grant(host).resolve(dir.path(), Access::ReadOnly) {
+                Err(FsGrantError::Symlink { link, .. }) => {
+                    assert_eq!(link.file_name().unwrap(), "link", "{host}")
+                }
+                other => panic!("{host}: {other:?}"),
+            }
+        }
+        let abs = dir.path().join("out/link/secret");
+        let e = grant(abs.to_str().unwrap())
+            .resolve(Path::new("/"), Access::ReadOnly)
+            .unwrap_err();
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        // The real path is fine, and a link appearing after the check refuses the preopen.
+        let ok = grant("out/real")
+            .resolve(dir.path(), Access::ReadOnly)
+            .unwrap();
+        std::fs::remove_dir(dir.path().join("out/real")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("elsewhere"), dir.path().join("out/real"))
+            .unwrap();
+        let mut b = WasiCtxBuilder::new();
+        assert!(matches!(
+            apply(&mut b, &[ok]),
+            Err(FsGrantError::Symlink { .. })
+        ));
     }
 }

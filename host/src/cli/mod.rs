@@ -100,8 +100,10 @@ fn data_dir(flag: Option<PathBuf>) -> anyhow::Result<PathBuf> {
 }
 
 fn runtime(data_dir: &std::path::Path) -> anyhow::Result<Arc<Runtime>> {
+    let keyring = sluice::boundary::crypto::Keyring::open(data_dir)?;
     Ok(Runtime::new(RuntimeConfig {
         cache_dir: Some(data_dir.join("cache").join("compiled")),
+        cache_key: Some(keyring.cache_key()),
         ..RuntimeConfig::default()
     })?)
 }

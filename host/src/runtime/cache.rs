@@ -1,17 +1,21 @@
 //! Compiled components on disk, keyed by the component's SHA-256 and the engine's compatibility
 //! hash, so loading a connector a second time skips Cranelift entirely.
 //!
-//! Trust: a cached file is native code the host maps and runs, so the cache directory must be
-//! as trusted as the host binary (it lives in the operator's data dir). A file that fails to
-//! load (corrupt, truncated, other engine) is recompiled and replaced.
+//! Trust: a cached file is native code the host runs. Each file starts with an HMAC-SHA256 (under
+//! a key from the keyring) over the component's digest, the engine key and the compiled bytes,
+//! checked on the bytes in memory before wasmtime sees them: a file the host did not write
+//! (planted through a symlinked grant, say, or copied from another keyring's data dir) is never
+//! deserialized. A file that fails the check or to load is recompiled and replaced.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
+use zeroize::Zeroizing;
 
 /// Where a load came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,11 +29,24 @@ pub enum CacheOutcome {
 }
 
 /// The on-disk cache of compiled components.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ComponentCache {
     dir: Option<PathBuf>,
     engine_key: String,
+    key: Zeroizing<[u8; 32]>,
 }
+
+impl std::fmt::Debug for ComponentCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ComponentCache")
+            .field("dir", &self.dir)
+            .field("engine_key", &self.engine_key)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Bytes of the MAC at the head of a cache file.
+const MAC_LEN: usize = 32;
 
 /// The hex SHA-256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -37,14 +54,45 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 impl ComponentCache {
-    /// A cache under `dir` (created on first store), or none.
-    pub fn new(engine: &Engine, dir: Option<PathBuf>) -> Self {
+    /// A cache under `dir` (created on first store), or none; entries are authenticated under
+    /// `key`.
+    pub fn new(engine: &Engine, dir: Option<PathBuf>, key: Zeroizing<[u8; 32]>) -> Self {
         let mut h = DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut h);
         ComponentCache {
             dir,
             engine_key: format!("{:016x}", h.finish()),
+            key,
         }
+    }
+
+    fn mac(&self, digest: &str) -> Hmac<Sha256> {
+        let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(self.key.as_ref())
+            .expect("HMAC takes any key length");
+        m.update(b"sluice-cwasm-v1\n");
+        m.update(digest.as_bytes());
+        m.update(b"\n");
+        m.update(self.engine_key.as_bytes());
+        m.update(b"\n");
+        m
+    }
+
+    /// The compiled bytes of a cache file, if its MAC is this host's for `digest`.
+    fn authenticated<'a>(&self, digest: &str, file: &'a [u8]) -> Option<&'a [u8]> {
+        let (tag, compiled) = file.split_at_checked(MAC_LEN)?;
+        let mut m = self.mac(digest);
+        m.update(compiled);
+        m.verify_slice(tag).ok()?;
+        Some(compiled)
+    }
+
+    /// A cache file's contents: the MAC, then the compiled bytes.
+    fn sealed(&self, digest: &str, compiled: &[u8]) -> Vec<u8> {
+        let mut m = self.mac(digest);
+        m.update(compiled);
+        let mut out = m.finalize().into_bytes().to_vec();
+        out.extend_from_slice(compiled);
+        out
     }
 
     fn path_for(&self, digest: &str) -> Option<PathBuf> {
@@ -63,21 +111,28 @@ impl ComponentCache {
         let Some(path) = self.path_for(digest) else {
             return Ok((Component::new(engine, bytes)?, CacheOutcome::Uncached));
         };
-        if path.exists() {
-            // SAFETY: the file was written by `store` below from `Component::serialize` of a
-            // component with this digest on an engine with this compatibility hash, in a
-            // directory only the operator controls (see the module docs). wasmtime checks the
-            // header and engine settings and fails cleanly on a mismatch.
-            match unsafe { Component::deserialize_file(engine, &path) } {
-                Ok(component) => return Ok((component, CacheOutcome::Hit)),
-                Err(e) => tracing::warn!(
-                    "compiled cache entry {} is unusable ({e}); recompiling",
+        if let Ok(file) = std::fs::read(&path) {
+            match self.authenticated(digest, &file) {
+                // SAFETY: these bytes, in memory, carry this host's MAC over the component's
+                // digest and the engine key: `store` below wrote them from
+                // `Component::serialize` of this component on an engine with this
+                // compatibility hash. wasmtime checks the header and engine settings as well.
+                Some(compiled) => match unsafe { Component::deserialize(engine, compiled) } {
+                    Ok(component) => return Ok((component, CacheOutcome::Hit)),
+                    Err(e) => tracing::warn!(
+                        "compiled cache entry {} is unusable ({e}); recompiling",
+                        path.display()
+                    ),
+                },
+                None => tracing::warn!(
+                    "compiled cache entry {} does not carry this host's MAC (not written by it, \
+                     or under another keyring); recompiling, never loading it",
                     path.display()
                 ),
             }
         }
         let component = Component::new(engine, bytes)?;
-        if let Err(e) = store(&path, &component.serialize()?) {
+        if let Err(e) = store(&path, &self.sealed(digest, &component.serialize()?)) {
             tracing::warn!("cannot write compiled cache {}: {e}", path.display());
         }
         Ok((component, CacheOutcome::Compiled))
@@ -96,7 +151,7 @@ impl ComponentCache {
         let Some(path) = self.path_for(digest) else {
             return Ok(None);
         };
-        store(&path, &component.serialize()?)?;
+        store(&path, &self.sealed(digest, &component.serialize()?))?;
         Ok(Some(path))
     }
 }

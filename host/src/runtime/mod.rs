@@ -49,6 +49,10 @@ const EPOCH_TICK: Duration = Duration::from_millis(10);
 pub struct RuntimeConfig {
     /// Where compiled components are cached; `None` compiles every time.
     pub cache_dir: Option<PathBuf>,
+    /// The key cache entries are authenticated with (the keyring's
+    /// [`cache_key`](crate::boundary::crypto::Keyring::cache_key)); `None` draws one for this
+    /// process, so entries of other processes are recompiled rather than trusted.
+    pub cache_key: Option<zeroize::Zeroizing<[u8; 32]>>,
     /// Maximum WebAssembly stack per call, in bytes.
     pub max_wasm_stack: usize,
     /// Pre-reserve slots for this many concurrent instances (the pooling allocator): faster
@@ -71,6 +75,7 @@ impl Default for RuntimeConfig {
     fn default() -> Self {
         RuntimeConfig {
             cache_dir: None,
+            cache_key: None,
             max_wasm_stack: 1 << 20,
             pooling: None,
             resolver: Arc::new(SystemResolver),
@@ -154,7 +159,12 @@ impl Runtime {
         let source_linker = linker(&engine, ConnectorKind::Source).map_err(engine_err)?;
         let destination_linker = linker(&engine, ConnectorKind::Destination).map_err(engine_err)?;
         start_epoch_ticker(&engine);
-        let cache = cache::ComponentCache::new(&engine, config.cache_dir);
+        let key = config.cache_key.unwrap_or_else(|| {
+            let mut k = zeroize::Zeroizing::new([0u8; 32]);
+            crate::boundary::crypto::random(k.as_mut());
+            k
+        });
+        let cache = cache::ComponentCache::new(&engine, config.cache_dir, key);
         Ok(Arc::new(Runtime {
             engine,
             source_linker,

@@ -348,6 +348,19 @@ impl Keyring {
         self.signing.verifying_key()
     }
 
+    /// The HMAC key compiled components in the cache are authenticated with: a file the host
+    /// did not write under this keyring is never loaded as native code.
+    pub fn cache_key(&self) -> Zeroizing<[u8; 32]> {
+        let hk = hkdf::Hkdf::<sha2::Sha256>::new(
+            Some(b"sluice compiled cache v1"),
+            self.pseudonym.as_ref(),
+        );
+        let mut out = Zeroizing::new([0u8; 32]);
+        hk.expand(b"cwasm", out.as_mut())
+            .expect("32 bytes is a valid HKDF-SHA256 length");
+        out
+    }
+
     /// The HMAC key a workspace pseudonymizes with: stable for the workspace, different for
     /// every other, never stored.
     pub fn pseudonym_key(&self, workspace: &str) -> Zeroizing<[u8; 32]> {
