@@ -552,6 +552,10 @@ async fn a_bound_secret_goes_only_where_the_grant_says_and_never_comes_back() {
         ),
         (get("/fine?{{secret:token}}=1", ""), "parameter's name"),
         (
+            get("/fine?key=a;token={{secret:token}}", ""),
+            "holds a `;` beside a placeholder",
+        ),
+        (
             get("/fine?k%65y=%7B%7Bsecret:token%7D%7D", ""),
             "percent-encoded placeholder",
         ),
@@ -573,7 +577,7 @@ async fn a_bound_secret_goes_only_where_the_grant_says_and_never_comes_back() {
         no_leak(&s, &r);
     }
     // TRACE and CONNECT never carry one, whatever the grant.
-    for method in ["TRACE", "CONNECT"] {
+    for method in ["TRACE", "CONNECT", "trace", "TRACK"] {
         let s = scratch();
         let text = format!("{}, method = \"{method}\"", get("/fine", bearer));
         let r = attack(&s, &text, &grant("")).await;

@@ -14,6 +14,37 @@ pub const JSON_DEPTH: usize = 128;
 /// this, walking a record would need more stack than a runtime worker has.
 pub const MAX_JSON_DEPTH: usize = 1024;
 
+/// The longest an event's action or detail is kept (guest-controlled: a path, a URL, SQL text).
+/// Longer text is cut at a character boundary, after it is scrubbed of secrets.
+pub const EVENT_TEXT_BYTES: usize = 2048;
+
+/// What an event keeps before it is scrubbed: [`EVENT_TEXT_BYTES`] and a margin, so that a
+/// secret (in any encoded form, up to this long) starting before the final cut is whole when
+/// the scrubber sees it, and no prefix of it survives the cut.
+pub const EVENT_RAW_BYTES: usize = EVENT_TEXT_BYTES + (64 << 10);
+
+/// Entries a connector's sandbox may hold in its WASI resource table at once (streams, fields,
+/// requests, responses, files…). wasmtime's default is a million.
+pub const RESOURCE_TABLE_ENTRIES: usize = 10_000;
+
+/// Outbound HTTP requests one connector may have in flight at once.
+pub const HTTP_IN_FLIGHT: usize = 16;
+
+/// SQL sessions one connector may hold open at once.
+pub const SQL_SESSIONS: usize = 8;
+
+/// `text` cut to at most `max` bytes at a character boundary, marked when cut.
+pub fn cut(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…[cut at {max} bytes]", &text[..end])
+}
+
 /// A JSON text nested deeper than allowed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("nests {depth} levels deep at byte {at} (the limit is {limit}: `limits.max_json_depth`)")]
@@ -78,6 +109,16 @@ mod tests {
         assert_eq!(
             json_depth(deep.as_bytes(), JSON_DEPTH).unwrap_err().depth,
             JSON_DEPTH + 1
+        );
+    }
+
+    #[test]
+    fn cuts_fall_on_character_boundaries() {
+        assert_eq!(cut("short", 10), "short");
+        let c = cut("ééé", 3);
+        assert!(
+            c.starts_with('é') && !c.starts_with("éé") && c.contains("cut at 3"),
+            "{c}"
         );
     }
 }

@@ -70,6 +70,7 @@ impl Scrubber {
                 hex::encode(bytes),
                 hex::encode_upper(bytes),
             ];
+            forms.extend(escaped_forms(value));
             forms.extend(base64_forms(bytes, &STANDARD));
             forms.extend(base64_forms(bytes, &URL_SAFE));
             for f in forms {
@@ -128,6 +129,87 @@ impl Scrubber {
         out.push_str(&text[last..]);
         out
     }
+}
+
+/// The value as servers commonly escape it when they echo it: percent-encoded with other safe
+/// sets and lowercase hex (RFC 3986 unreserved, Python's `quote` keeping `/`, .NET's lowercase),
+/// JSON-escaped (`\/`, `\uXXXX` for non-ASCII and `<>&` as Python's `ensure_ascii` and Go do),
+/// and HTML-escaped (named entities, decimal and hex character references).
+fn escaped_forms(value: &str) -> Vec<String> {
+    use percent_encoding::AsciiSet;
+    const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    const PATH_SAFE: &AsciiSet = &UNRESERVED.remove(b'/');
+    let mut out = Vec::new();
+    for set in [NON_ALPHANUMERIC, UNRESERVED, PATH_SAFE] {
+        let upper = utf8_percent_encode(value, set).to_string();
+        out.push(lower_percent_hex(&upper));
+        out.push(upper);
+    }
+    let json = serde_json::to_string(value).unwrap_or_default();
+    let json = json.trim_matches('"').to_string();
+    out.push(json.replace('/', "\\/"));
+    out.push(json_ascii(value, &[]));
+    out.push(json_ascii(value, &['<', '>', '&']));
+    out.push(json_ascii(value, &['<', '>', '&']).replace('/', "\\/"));
+    out.push(json);
+    let mut named = String::new();
+    let (mut dec, mut hex) = (String::new(), String::new());
+    for c in value.chars() {
+        match c {
+            '&' => named.push_str("&amp;"),
+            '<' => named.push_str("&lt;"),
+            '>' => named.push_str("&gt;"),
+            '"' => named.push_str("&quot;"),
+            '\'' => named.push_str("&#39;"),
+            c => named.push(c),
+        }
+        if c.is_ascii_alphanumeric() {
+            dec.push(c);
+            hex.push(c);
+        } else {
+            dec.push_str(&format!("&#{};", c as u32));
+            hex.push_str(&format!("&#x{:x};", c as u32));
+        }
+    }
+    out.extend([named.replace("&#39;", "&#x27;"), named, dec, hex]);
+    out
+}
+
+/// `%2F` → `%2f`.
+fn lower_percent_hex(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('%') {
+        out.push_str(&rest[..i]);
+        let esc = rest.get(i..i + 3).unwrap_or(&rest[i..]);
+        out.push_str(&esc.to_ascii_lowercase());
+        rest = &rest[i + esc.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// JSON string content with every non-ASCII character (and each of `extra`) as `\uXXXX`
+/// (lowercase hex, surrogate pairs beyond the BMP).
+fn json_ascii(value: &str, extra: &[char]) -> String {
+    let mut out = String::new();
+    for c in value.chars() {
+        let plain = serde_json::to_string(&c.to_string()).unwrap_or_default();
+        let plain = plain.trim_matches('"');
+        if c.is_ascii() && !extra.contains(&c) {
+            out.push_str(plain);
+        } else {
+            let mut units = [0u16; 2];
+            for u in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{u:04x}"));
+            }
+        }
+    }
+    out
 }
 
 /// `application/x-www-form-urlencoded` (spaces as `+`).
@@ -218,6 +300,22 @@ mod tests {
             assert!(!out.contains("xk12"), "{out}");
         }
         assert_eq!(s.scrub("a xk12 b"), "a [secret:short] b");
+
+        // As servers echo a value (an outside review found each missed): an AWS-style key.
+        let key = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY<&>ä";
+        let s = Scrubber::new([("aws", key)]);
+        for echoed in [
+            r"wJalrXUtnFEMI\/K7MDENG+bPxRfiCYEXAMPLEKEY<&>ä", // PHP json_encode
+            "wJalrXUtnFEMI/K7MDENG%2BbPxRfiCYEXAMPLEKEY%3C%26%3E%C3%A4", // Python quote()
+            "wJalrXUtnFEMI%2fK7MDENG%2bbPxRfiCYEXAMPLEKEY%3c%26%3e%c3%a4", // .NET, lowercase
+            r"wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY<&>\u00e4", // Python json.dumps
+            r"wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY\u003c\u0026\u003e\u00e4", // Go
+            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY&lt;&amp;&gt;ä", // HTML
+            "wJalrXUtnFEMI&#47;K7MDENG&#43;bPxRfiCYEXAMPLEKEY&#60;&#38;&#62;&#228;",
+            "wJalrXUtnFEMI&#x2f;K7MDENG&#x2b;bPxRfiCYEXAMPLEKEY&#x3c;&#x26;&#x3e;&#xe4;",
+        ] {
+            assert!(s.find(echoed.as_bytes()).is_some(), "missed: {echoed}");
+        }
         assert_eq!(s.scrub("nothing here"), "nothing here");
         assert!(!format!("{s:?}").contains("xk12"));
     }

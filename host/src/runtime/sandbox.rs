@@ -79,6 +79,8 @@ pub struct ConnectorState {
     log: RunLog,
     events: EventLog,
     sql: Vec<Arc<Database>>,
+    /// SQL sessions the connector holds open now.
+    pub(crate) sql_open: usize,
 }
 
 impl ConnectorState {
@@ -110,7 +112,12 @@ impl ConnectorState {
         Ok(ConnectorState {
             name: name.into(),
             wasi: builder.build(),
-            table: ResourceTable::new(),
+            table: {
+                // Every stream, field, request and session a guest makes is an entry: bounded.
+                let mut t = ResourceTable::new();
+                t.set_max_capacity(crate::boundary::limits::RESOURCE_TABLE_ENTRIES);
+                t
+            },
             http: WasiHttpCtx::new(),
             hooks: HttpHooks::new(policy),
             limits: sandbox.limits,
@@ -118,6 +125,7 @@ impl ConnectorState {
             log: sandbox.log.clone(),
             events: sandbox.events.clone(),
             sql: sandbox.sql.clone(),
+            sql_open: 0,
         })
     }
 

@@ -51,12 +51,30 @@ impl sql::Host for ConnectorState {
             );
             return Err(sql::SqlError::Refused(msg));
         };
+        let limit = crate::boundary::limits::SQL_SESSIONS;
+        if self.sql_open >= limit {
+            let msg = format!(
+                "{limit} SQL sessions are open already, the most one connector may hold; close \
+                 one (drop its handle) before opening another"
+            );
+            self.events().record(
+                self.name(),
+                crate::boundary::audit::Capability::Sql,
+                crate::boundary::audit::Outcome::Refused,
+                &format!("open {name}"),
+                &msg,
+            );
+            return Err(sql::SqlError::Refused(msg));
+        }
         let session = Session::open(db, self.name().into(), self.events().clone())
             .await
             .map_err(to_wit)?;
-        self.table()
+        let handle = self
+            .table()
             .push(session)
-            .map_err(|e| sql::SqlError::Invalid(e.to_string()))
+            .map_err(|e| sql::SqlError::Invalid(e.to_string()))?;
+        self.sql_open += 1;
+        Ok(handle)
     }
 }
 
@@ -135,6 +153,7 @@ impl sql::HostConnection for ConnectorState {
 
     async fn drop(&mut self, this: Resource<Session>) -> wasmtime::Result<()> {
         self.table().delete(this)?;
+        self.sql_open = self.sql_open.saturating_sub(1);
         Ok(())
     }
 }

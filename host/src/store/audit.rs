@@ -252,6 +252,22 @@ impl Store {
         Ok(())
     }
 
+    /// A store signed before anchors existed (or whose anchor file was removed) gets one from
+    /// its newest digest: trusted on first use, as the database is then.
+    pub(super) async fn adopt_anchor(&self) -> Result<(), StoreError> {
+        if self.anchor_path().exists() {
+            return Ok(());
+        }
+        let newest = sqlx::query("SELECT * FROM audit_digests ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db("read digest"))?;
+        match newest {
+            Some(r) => self.write_anchor(&digest(&r)),
+            None => Ok(()),
+        }
+    }
+
     fn anchor_path(&self) -> std::path::PathBuf {
         self.dir.join(log::ANCHOR_FILE)
     }

@@ -281,11 +281,13 @@ impl Store {
         let migrated = sqlx::migrate!("./migrations").run(&pool).await;
         drop(guard);
         migrated.map_err(|source| StoreError::Migrate { path: file, source })?;
-        Ok(Store {
+        let store = Store {
             pool,
             dir: data_dir.to_path_buf(),
             keyring,
-        })
+        };
+        store.adopt_anchor().await?;
+        Ok(store)
     }
 
     /// The keyring, shared (for work handed to other threads).

@@ -600,7 +600,13 @@ pub async fn run(
         Err(e) => (RunStatus::Failed, Some(scrub(&e.to_string()))),
     };
     let lines = log.lines();
-    let recorded = events.events();
+    // Events hold guest text (paths, URLs, SQL): scrubbed like log lines, then cut, before
+    // they are stored, audited or reported.
+    let recorded: Vec<crate::boundary::audit::Event> = events
+        .events()
+        .iter()
+        .map(|e| e.scrubbed(&*scrub))
+        .collect();
     if retention.run_logs.stores() {
         store.append_logs(start.run_id, &lines).await?;
         store.append_events(start.run_id, &recorded).await?;

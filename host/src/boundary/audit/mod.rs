@@ -71,6 +71,21 @@ pub struct Event {
     pub detail: String,
 }
 
+impl Event {
+    /// The event as it may be stored and shown: `filter` (the run's secret scrubber and PII
+    /// masker) applied to its text, then each field cut to
+    /// [`EVENT_TEXT_BYTES`](crate::boundary::limits::EVENT_TEXT_BYTES).
+    pub fn scrubbed(&self, filter: &dyn Fn(&str) -> String) -> Event {
+        use crate::boundary::limits::{EVENT_TEXT_BYTES, cut};
+        Event {
+            connector: cut(&filter(&self.connector), EVENT_TEXT_BYTES),
+            action: cut(&filter(&self.action), EVENT_TEXT_BYTES),
+            detail: cut(&filter(&self.detail), EVENT_TEXT_BYTES),
+            ..self.clone()
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct Inner {
     events: Vec<Event>,
@@ -116,13 +131,16 @@ impl EventLog {
             inner.dropped += 1;
             return;
         }
+        // Guest-controlled text is bounded here, and cut to its final length only once it has
+        // been scrubbed ([`Event::scrubbed`]).
+        use crate::boundary::limits::{EVENT_RAW_BYTES, cut};
         inner.events.push(Event {
             at_ms: now_ms(),
-            connector: connector.to_string(),
+            connector: cut(connector, EVENT_RAW_BYTES),
             capability,
             outcome,
-            action: action.to_string(),
-            detail: detail.to_string(),
+            action: cut(action, EVENT_RAW_BYTES),
+            detail: cut(detail, EVENT_RAW_BYTES),
         });
     }
 

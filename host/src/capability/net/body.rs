@@ -17,6 +17,7 @@ use crate::boundary::scrub::Scrubber;
 
 /// What to record when the body ends.
 pub(super) struct Report {
+    pub _permit: tokio::sync::OwnedSemaphorePermit,
     pub policy: Arc<NetPolicy>,
     pub action: String,
     pub status: u16,
@@ -64,6 +65,18 @@ impl Metered {
         }
     }
 
+    /// Record the refusal of a response that carried a secret; what the connector is told.
+    fn refuse_reflected(&mut self, reason: &str) -> Error {
+        if let Some(r) = &self.report {
+            r.policy
+                .events
+                .refused(&r.policy.connector, Capability::Secret, &r.action, reason);
+        }
+        self.finish(Some("refused: the response carried a bound secret"));
+        self.held.clear();
+        super::send::reflected_error()
+    }
+
     /// Scan `data` after what is held; hand on all but the bytes that could begin a secret.
     fn screen(&mut self, data: &Bytes) -> Result<Bytes, Error> {
         self.held.extend_from_slice(data);
@@ -72,17 +85,7 @@ impl Metered {
                 "the response body carries the value of secret `{secret}`; the connector never \
                  sees a bound secret, so the rest of the body is refused"
             );
-            if let Some(r) = &self.report {
-                r.policy.events.refused(
-                    &r.policy.connector,
-                    Capability::Secret,
-                    &r.action,
-                    &reason,
-                );
-            }
-            self.finish(Some("refused: the body carried a bound secret"));
-            self.held.clear();
-            return Err(super::send::reflected_error());
+            return Err(self.refuse_reflected(&reason));
         }
         let keep = self
             .reflected
@@ -141,6 +144,20 @@ impl Body for Metered {
                 let deadline = tokio::time::Instant::now() + this.idle;
                 this.timer.as_mut().reset(deadline);
                 let Some(data) = frame.data_ref() else {
+                    // Trailers reach the connector too (`TE: trailers`): checked like headers.
+                    if let Some(trailers) = frame.trailers_ref()
+                        && let Some((name, secret)) = trailers.iter().find_map(|(n, v)| {
+                            this.reflected
+                                .find(v.as_bytes())
+                                .map(|s| (n.clone(), s.to_string()))
+                        })
+                    {
+                        return Poll::Ready(Some(Err(this.refuse_reflected(&format!(
+                            "the response's `{name}` trailer carries the value of secret \
+                             `{secret}`; the connector never sees a bound secret, so the \
+                             response is refused"
+                        )))));
+                    }
                     if this.held.is_empty() {
                         return Poll::Ready(Some(Ok(frame)));
                     }

@@ -188,6 +188,8 @@ pub struct NetPolicy {
     events: EventLog,
     /// The bound secrets' values in every form they travel in, looked for in responses.
     reflected: Arc<Scrubber>,
+    /// Requests in flight (until their response body ends or is dropped).
+    in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 impl NetPolicy {
@@ -213,6 +215,9 @@ impl NetPolicy {
         ));
         Ok(NetPolicy {
             reflected,
+            in_flight: Arc::new(tokio::sync::Semaphore::new(
+                crate::boundary::limits::HTTP_IN_FLIGHT,
+            )),
             connector: connector.to_string(),
             allow: config.allow,
             secrets: config.secrets,

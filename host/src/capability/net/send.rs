@@ -269,6 +269,18 @@ impl NetPolicy {
         let started = Instant::now();
         let (mut parts, body) = request.into_parts();
         let action = describe(&parts.method, &parts.uri);
+        // Held until the response body ends or is dropped: what a connector can make the host
+        // hold open (connections, buffered bodies) is bounded.
+        let permit = self.in_flight.clone().try_acquire_owned().map_err(|_| {
+            self.refuse(
+                &action,
+                Refusal::network(format!(
+                    "{} requests are in flight already, the most one connector may have; read \
+                     or drop a response before sending more",
+                    crate::boundary::limits::HTTP_IN_FLIGHT
+                )),
+            )
+        })?;
         let carries_secret = carries_placeholder(&parts);
         let target = self
             .admit(&mut parts)
@@ -341,6 +353,7 @@ impl NetPolicy {
             }
             self.check_reflection(&action, &response, carries_secret)?;
             let report = Report {
+                _permit: permit,
                 policy: self.clone(),
                 action,
                 status,
@@ -542,7 +555,11 @@ impl NetPolicy {
         if !carries_placeholder(parts) {
             return Ok(());
         }
-        if parts.method == http::Method::TRACE || parts.method == http::Method::CONNECT {
+        let method = parts.method.as_str();
+        if ["TRACE", "TRACK", "CONNECT"]
+            .iter()
+            .any(|m| m.eq_ignore_ascii_case(method))
+        {
             return Err(Refusal::secret(format!(
                 "secrets are never substituted in a {} request: the server answers with the \
                  request itself",
@@ -579,6 +596,14 @@ impl NetPolicy {
                 if !secrets::has_placeholder(value) {
                     out.push(pair.to_string());
                     continue;
+                }
+                // Some servers split parameters at `;` too: `key=a;token={{secret:t}}` would
+                // put the secret in a parameter the grant does not name.
+                if value.contains(';') {
+                    return Err(Refusal::secret(format!(
+                        "query parameter `{name}` holds a `;` beside a placeholder: servers that \
+                         split parameters at `;` would read the secret as another parameter"
+                    )));
                 }
                 changed = true;
                 let value = secrets::substitute(value, |p| {
