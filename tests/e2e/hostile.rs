@@ -823,3 +823,107 @@ fn a_compiled_file_the_host_did_not_write_is_never_loaded() {
     assert_eq!(outcome(1), CacheOutcome::Compiled);
     assert_eq!(outcome(1), CacheOutcome::Hit);
 }
+
+/// Per-connector caps on what a guest can make the host hold: each misbehaving run stops at its
+/// cap with a typed error or refusal, the host lives on, and an honest run beside it completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_connector_makes_the_host_hold_is_capped_and_honest_runs_complete() {
+    use sluice::boundary::limits::{HTTP_IN_FLIGHT, RESOURCE_TABLE_ENTRIES, SQL_SESSIONS};
+    // WASI resources: past the table's cap the call fails (a trap), not the host.
+    let s = scratch();
+    let flood = format!(
+        r#"attack = "resource-flood", count = {}"#,
+        RESOURCE_TABLE_ENTRIES + 10
+    );
+    let r = attack(&s, &flood, "").await;
+    let err = r.error.as_ref().expect("stopped at the cap").to_string();
+    assert!(err.contains("resource table"), "{err}");
+    let s = scratch();
+    let r = attack(&s, r#"attack = "resource-flood", count = 1000"#, "").await;
+    assert!(r.succeeded(), "{:?}", r.error);
+    assert_eq!(loot(&s)["held"], 1000);
+
+    // HTTP requests in flight: the ones past the cap are refused, with an event.
+    let server = TestServer::start(|_| Reply::status(200, "ok"));
+    let port = server.port();
+    let grant = format!("[source.grant.network]\nallow = [\"http://127.0.0.1:{port}\"]");
+    let s = scratch();
+    let text = format!(
+        r#"attack = "http-flood", url = "http://127.0.0.1:{port}/x", count = {}"#,
+        HTTP_IN_FLIGHT + 4
+    );
+    let r = attack(&s, &text, &grant).await;
+    assert!(r.succeeded(), "{:?}", r.error);
+    let l = loot(&s);
+    assert_eq!(l["ok"], HTTP_IN_FLIGHT, "{l}");
+    assert_eq!(l["refused"].as_array().unwrap().len(), 4, "{l}");
+    assert!(
+        refusals(&r, Capability::Network)
+            .iter()
+            .any(|e| e.detail.contains("requests are in flight already")),
+        "{:#?}",
+        r.events
+    );
+    let s = scratch();
+    let text = format!(r#"attack = "http-flood", url = "http://127.0.0.1:{port}/x", count = 8"#);
+    let r = attack(&s, &text, &grant).await;
+    assert!(r.succeeded(), "{:?}", r.error);
+    assert_eq!(loot(&s)["ok"], 8);
+
+    // SQL sessions.
+    let s = scratch();
+    sqlite_file(&s.data_dir().join("warehouse/src.db")).await;
+    let grant = "[[source.grant.sql]]\nname = \"db\"\nsqlite = \"src.db\"";
+    let text = format!(r#"attack = "sql-sessions", count = {}"#, SQL_SESSIONS + 2);
+    let r = attack(&s, &text, grant).await;
+    assert!(r.succeeded(), "{:?}", r.error);
+    let l = loot(&s);
+    assert_eq!(l["open"], SQL_SESSIONS, "{l}");
+    assert!(
+        l["refused"][0]
+            .as_str()
+            .unwrap()
+            .contains("SQL sessions are open already"),
+        "{l}"
+    );
+    let text = format!(r#"attack = "sql-sessions", count = {SQL_SESSIONS}"#);
+    let s2 = scratch();
+    sqlite_file(&s2.data_dir().join("warehouse/src.db")).await;
+    let r = attack(&s2, &text, grant).await;
+    assert!(r.succeeded(), "{:?}", r.error);
+    assert_eq!(loot(&s2)["open"], SQL_SESSIONS);
+}
+
+/// A SQLite database with one table at `path`.
+async fn sqlite_file(path: &std::path::Path) {
+    use sqlx::Connection;
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("CREATE TABLE t (x INTEGER)")
+        .execute(&mut db)
+        .await
+        .unwrap();
+    db.close().await.unwrap();
+}
+
+/// An event's text is the guest's (a path here): kept bounded, cut after scrubbing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_with_a_huge_path_is_recorded_cut() {
+    use sluice::boundary::limits::EVENT_TEXT_BYTES;
+    let s = scratch();
+    let path = format!("{}etc/passwd", "../".repeat(1_100));
+    let r = attack(&s, &format!(r#"attack = "raw-open", path = "{path}""#), "").await;
+    assert!(!r.succeeded());
+    let stored = s.store().await.events(r.run_id).await.unwrap();
+    let ev = stored
+        .iter()
+        .find(|e| e.capability == Capability::Filesystem)
+        .unwrap_or_else(|| panic!("the refusal is recorded: {:?} {stored:#?}", r.error));
+    assert!(
+        ev.action.len() <= EVENT_TEXT_BYTES + 40,
+        "{}",
+        ev.action.len()
+    );
+    assert!(ev.action.contains("[cut at"), "marked as cut");
+}

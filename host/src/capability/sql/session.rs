@@ -937,11 +937,15 @@ async fn connect(db: &Database, connector: &str) -> Result<Conn, SqlError> {
                 .filename(path)
                 .read_only(read)
                 .create_if_missing(!read)
-                .busy_timeout(db.statement_timeout)
-                .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
-                .synchronous(sqlx::sqlite::SqliteSynchronous::Normal);
+                .busy_timeout(db.statement_timeout);
             if read {
+                // A read session changes nothing, its journal mode included: a file in
+                // rollback-journal mode would refuse the switch to WAL as a write.
                 opts = opts.pragma("query_only", "ON");
+            } else {
+                opts = opts
+                    .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+                    .synchronous(sqlx::sqlite::SqliteSynchronous::Normal);
             }
             let c = SqliteConnection::connect_with(&opts)
                 .await

@@ -27,6 +27,12 @@ pub enum Attack {
     Http,
     /// Send a request whose URL has a scheme but no host, with the raw WASI calls.
     NoAuthority,
+    /// Hold `count` WASI resources (header fields) at once.
+    ResourceFlood,
+    /// Send `count` requests to `url` at once, reading none of the answers until all are sent.
+    HttpFlood,
+    /// Open `count` sessions on the granted database `db` and keep them all.
+    SqlSessions,
     /// Run each of `statements` on the granted database `db`: one `loot` record per statement
     /// saying what happened (`ok` with the rows, `refused`, `timeout`, `error`).
     Sql,
@@ -47,6 +53,8 @@ pub struct Config {
     pub method: Option<String>,
     #[serde(default)]
     pub statements: Vec<String>,
+    #[serde(default)]
+    pub count: usize,
 }
 
 pub struct Hostile;
@@ -142,6 +150,19 @@ fn attack(c: &Config) -> Result<Value> {
             }))
         }
         Attack::NoAuthority => raw::no_authority().map(|status| json!({"status": status})),
+        Attack::ResourceFlood => raw::resource_flood(c.count).map(|n| json!({"held": n})),
+        Attack::HttpFlood => raw::http_flood(&c.url, c.count),
+        Attack::SqlSessions => {
+            let mut held = Vec::new();
+            let mut refused = Vec::new();
+            for _ in 0..c.count {
+                match sluice_sdk::sql::Connection::open("db") {
+                    Ok(conn) => held.push(conn),
+                    Err(e) => refused.push(e.to_string()),
+                }
+            }
+            Ok(json!({"open": held.len(), "refused": refused}))
+        }
     }
 }
 
@@ -212,6 +233,46 @@ mod raw {
         send(req)
     }
 
+    pub fn resource_flood(count: usize) -> Result<usize> {
+        let mut held = Vec::with_capacity(count);
+        for _ in 0..count {
+            held.push(Fields::new());
+        }
+        Ok(held.len())
+    }
+
+    pub fn http_flood(url: &str, count: usize) -> Result<serde_json::Value> {
+        let (scheme, authority, path) = sluice_sdk::http::split_url(url)?;
+        let mut pending = Vec::new();
+        for _ in 0..count {
+            let req = OutgoingRequest::new(Fields::new());
+            let _ = req.set_scheme(Some(&if scheme == "https" {
+                Scheme::Https
+            } else {
+                Scheme::Http
+            }));
+            let _ = req.set_authority(Some(authority));
+            let _ = req.set_path_with_query(Some(path));
+            pending.push(outgoing_handler::handle(req, None));
+        }
+        let (mut ok, mut refused) = (Vec::new(), Vec::new());
+        for p in pending {
+            match p {
+                Err(e) => refused.push(format!("{e:?}")),
+                Ok(f) => {
+                    f.subscribe().block();
+                    match f.get() {
+                        // Keep the response: its body is what holds the request open.
+                        Some(Ok(Ok(resp))) => ok.push(resp),
+                        Some(Ok(Err(e))) => refused.push(format!("{e:?}")),
+                        _ => refused.push("no response".into()),
+                    }
+                }
+            }
+        }
+        Ok(serde_json::json!({"ok": ok.len(), "refused": refused}))
+    }
+
     pub fn no_authority() -> Result<u16> {
         let req = OutgoingRequest::new(Fields::new());
         let _ = req.set_scheme(Some(&Scheme::Http));
@@ -248,6 +309,14 @@ mod raw {
         _: &str,
         _: &std::collections::BTreeMap<String, String>,
     ) -> Result<u16> {
+        Err(Error::fatal("only inside the sandbox"))
+    }
+
+    pub fn resource_flood(_: usize) -> Result<usize> {
+        Err(Error::fatal("only inside the sandbox"))
+    }
+
+    pub fn http_flood(_: &str, _: usize) -> Result<serde_json::Value> {
         Err(Error::fatal("only inside the sandbox"))
     }
 }
