@@ -569,7 +569,7 @@ async fn a_bound_secret_goes_only_where_the_grant_says_and_never_comes_back() {
         let needle = place;
         let ev = refusals(&r, Capability::Secret);
         assert!(
-            ev.iter().any(|e| e.detail.contains(&needle)),
+            ev.iter().any(|e| e.detail.contains(needle)),
             "{attack_text}: {needle:?} in {:#?}",
             r.events
         );
