@@ -316,7 +316,7 @@ async fn a_record_nested_too_deep_is_refused_at_the_wall_whatever_the_policy() {
         match failure(&r) {
             Failure::Protocol { message } => {
                 assert!(
-                    message.contains("nests 129 levels deep")
+                    message.contains("nesting depth 129")
                         && message.contains("limits.max_json_depth"),
                     "{message}"
                 );
@@ -350,4 +350,29 @@ async fn a_record_nested_too_deep_is_refused_at_the_wall_whatever_the_policy() {
         );
     }
     host_still_serves().await;
+}
+
+/// An object with more keys than the host takes (each may become a column downstream) is
+/// refused at the wall with the limit named; one with fewer passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_with_too_many_keys_is_refused_and_a_wide_honest_one_passes() {
+    use sluice::boundary::limits::KEYS_PER_OBJECT;
+    let s = Scratch::new();
+    let extra = format!(", depth = {}", KEYS_PER_OBJECT + 5);
+    s.write("c.toml", &chaos_to_file("wide-record", &extra, ""));
+    let r = s.run("c.toml").await;
+    match failure(&r) {
+        Failure::Protocol { message } => assert!(
+            message.contains("keys in one object") && message.contains("not configurable"),
+            "{message}"
+        ),
+        other => panic!("expected a protocol refusal, got {other:?}"),
+    }
+    good_records_committed(&s, &r).await;
+    let s = Scratch::new();
+    s.write("c.toml", &chaos_to_file("wide-record", ", depth = 500", ""));
+    let r = s.run("c.toml").await;
+    assert!(r.succeeded(), "{:?}", r.error);
+    let out = std::fs::read_to_string(s.path("out/items.jsonl")).unwrap();
+    assert!(out.contains("\"k499\":0"));
 }

@@ -45,45 +45,193 @@ pub fn cut(text: &str, max: usize) -> String {
     format!("{}…[cut at {max} bytes]", &text[..end])
 }
 
-/// A JSON text nested deeper than allowed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("nests {depth} levels deep at byte {at} (the limit is {limit}: `limits.max_json_depth`)")]
-pub struct TooDeep {
-    /// The depth reached when the limit was passed.
-    pub depth: usize,
-    /// Where, as a byte offset in the scanned text.
-    pub at: usize,
-    /// The limit.
-    pub limit: usize,
+/// The longest string value a record may hold (a batch is bounded by `limits.max_batch_mib`
+/// too).
+pub const STRING_BYTES: usize = 32 << 20;
+
+/// The longest object key (it becomes a column name downstream).
+pub const KEY_BYTES: usize = 4096;
+
+/// The longest number, in characters: beyond this it is not a quantity but a payload.
+pub const NUMBER_CHARS: usize = 1024;
+
+/// The most keys one object may have (each may become a column downstream).
+pub const KEYS_PER_OBJECT: usize = 10_000;
+
+/// Which limit a JSON text passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// Objects and arrays nested too deep.
+    Depth,
+    /// A string value too long.
+    StringBytes,
+    /// An object key too long.
+    KeyBytes,
+    /// A number too long.
+    NumberChars,
+    /// An object with too many keys.
+    KeysPerObject,
 }
 
-/// Check that no object or array in `json` (one JSON text, or newline-delimited texts) nests
-/// deeper than `limit`. One pass over the bytes; brackets inside strings do not count.
-pub fn json_depth(json: &[u8], limit: usize) -> Result<(), TooDeep> {
-    let mut depth = 0usize;
-    let mut in_string = false;
+impl Limit {
+    fn describe(self) -> &'static str {
+        match self {
+            Limit::Depth => "nesting depth",
+            Limit::StringBytes => "string length in bytes",
+            Limit::KeyBytes => "object key length in bytes",
+            Limit::NumberChars => "number length in characters",
+            Limit::KeysPerObject => "keys in one object",
+        }
+    }
+
+    /// What raises it.
+    fn setting(self) -> &'static str {
+        match self {
+            Limit::Depth => "`limits.max_json_depth`",
+            _ => "a host limit, not configurable",
+        }
+    }
+}
+
+/// A JSON text past one of its limits.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("has {} {found} at byte {at}, over the limit of {max} ({})", .limit.describe(), .limit.setting())]
+pub struct Exceeded {
+    /// Which limit.
+    pub limit: Limit,
+    /// What was found when it was passed.
+    pub found: usize,
+    /// The limit.
+    pub max: usize,
+    /// Where, as a byte offset in the scanned text.
+    pub at: usize,
+}
+
+/// The limits a JSON text is checked against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    /// Nesting of objects and arrays.
+    pub depth: usize,
+    /// Bytes of one string value (as written, escapes included).
+    pub string_bytes: usize,
+    /// Bytes of one object key (as written).
+    pub key_bytes: usize,
+    /// Characters of one number.
+    pub number_chars: usize,
+    /// Keys of one object.
+    pub keys_per_object: usize,
+}
+
+impl Shape {
+    /// The host's limits, with nesting `depth`.
+    pub fn with_depth(depth: usize) -> Shape {
+        Shape {
+            depth,
+            string_bytes: STRING_BYTES,
+            key_bytes: KEY_BYTES,
+            number_chars: NUMBER_CHARS,
+            keys_per_object: KEYS_PER_OBJECT,
+        }
+    }
+}
+
+impl Default for Shape {
+    fn default() -> Self {
+        Shape::with_depth(JSON_DEPTH)
+    }
+}
+
+/// An open object or array during the scan.
+struct Open {
+    object: bool,
+    keys: usize,
+    expecting_key: bool,
+}
+
+/// Check `json` (one JSON text, or newline-delimited texts) against `shape`: one pass over the
+/// bytes, no tree built, memory bounded by `shape.depth`. Brackets inside strings do not count.
+/// Malformed JSON is not this check's business (the parser that follows refuses it).
+pub fn check_shape(json: &[u8], shape: &Shape) -> Result<(), Exceeded> {
+    let over = |limit, found, max, at| {
+        Err(Exceeded {
+            limit,
+            found,
+            max,
+            at,
+        })
+    };
+    let mut open: Vec<Open> = Vec::new();
+    let mut string: Option<(usize, bool)> = None; // (start, is a key)
     let mut escaped = false;
+    let mut number = 0usize;
     for (at, &b) in json.iter().enumerate() {
-        if in_string {
+        if let Some((start, key)) = string {
             match (escaped, b) {
                 (true, _) => escaped = false,
                 (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
+                (false, b'"') => {
+                    string = None;
+                    if key && let Some(top) = open.last_mut() {
+                        top.keys += 1;
+                        top.expecting_key = false;
+                        if top.keys > shape.keys_per_object {
+                            return over(Limit::KeysPerObject, top.keys, shape.keys_per_object, at);
+                        }
+                    }
+                    continue;
+                }
                 _ => {}
+            }
+            let (limit, max) = if key {
+                (Limit::KeyBytes, shape.key_bytes)
+            } else {
+                (Limit::StringBytes, shape.string_bytes)
+            };
+            if at - start > max {
+                return over(limit, at - start, max, start);
             }
             continue;
         }
+        if matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E') {
+            number += 1;
+            if number > shape.number_chars {
+                return over(
+                    Limit::NumberChars,
+                    number,
+                    shape.number_chars,
+                    at + 1 - number,
+                );
+            }
+            continue;
+        }
+        number = 0;
         match b {
-            b'"' => in_string = true,
+            b'"' => {
+                let key = open.last().is_some_and(|o| o.object && o.expecting_key);
+                string = Some((at, key));
+            }
             b'{' | b'[' => {
-                depth += 1;
-                if depth > limit {
-                    return Err(TooDeep { depth, at, limit });
+                if open.len() >= shape.depth {
+                    return over(Limit::Depth, open.len() + 1, shape.depth, at);
+                }
+                open.push(Open {
+                    object: b == b'{',
+                    keys: 0,
+                    expecting_key: b == b'{',
+                });
+            }
+            b'}' | b']' => {
+                open.pop();
+            }
+            b',' => {
+                if let Some(top) = open.last_mut()
+                    && top.object
+                {
+                    top.expecting_key = true;
                 }
             }
-            b'}' | b']' => depth = depth.saturating_sub(1),
             // A new record starts at the top again, whatever the last one left open.
-            b'\n' => depth = 0,
+            b'\n' => open.clear(),
             _ => {}
         }
     }
@@ -96,20 +244,57 @@ mod tests {
 
     #[test]
     fn depth_counts_brackets_outside_strings() {
-        assert_eq!(json_depth(br#"{"a":[1,{"b":[]}]}"#, 4), Ok(()));
-        let e = json_depth(br#"{"a":[1,{"b":[]}]}"#, 3).unwrap_err();
-        assert_eq!((e.depth, e.limit), (4, 3));
-        assert!(e.to_string().contains("limits.max_json_depth"));
+        let d = Shape::with_depth;
+        assert_eq!(check_shape(br#"{"a":[1,{"b":[]}]}"#, &d(4)), Ok(()));
+        let e = check_shape(br#"{"a":[1,{"b":[]}]}"#, &d(3)).unwrap_err();
+        assert_eq!((e.limit, e.found, e.max), (Limit::Depth, 4, 3));
+        assert!(e.to_string().contains("limits.max_json_depth"), "{e}");
         // Brackets in strings, escaped quotes included, are text.
-        assert_eq!(json_depth(br#"{"a":"[[[[\"[[[[","b":"\\"}"#, 1), Ok(()));
+        assert_eq!(
+            check_shape(br#"{"a":"[[[[\"[[[[","b":"\\"}"#, &d(1)),
+            Ok(())
+        );
         // Each line of a batch starts again at the top.
-        assert_eq!(json_depth(b"{\"a\":{}}\n{\"b\":{}}\n", 2), Ok(()));
+        assert_eq!(check_shape(b"{\"a\":{}}\n{\"b\":{}}\n", &d(2)), Ok(()));
         // The outside attack: 100,000 levels, refused at once.
         let deep = format!("{{\"a\":{}1{}}}", "[".repeat(100_000), "]".repeat(100_000));
         assert_eq!(
-            json_depth(deep.as_bytes(), JSON_DEPTH).unwrap_err().depth,
+            check_shape(deep.as_bytes(), &Shape::default())
+                .unwrap_err()
+                .found,
             JSON_DEPTH + 1
         );
+    }
+
+    #[test]
+    fn strings_keys_numbers_and_key_counts_are_bounded() {
+        let shape = Shape {
+            depth: 8,
+            string_bytes: 8,
+            key_bytes: 4,
+            number_chars: 5,
+            keys_per_object: 3,
+        };
+        let limit = |json: &str| check_shape(json.as_bytes(), &shape).err().map(|e| e.limit);
+        assert_eq!(limit(r#"{"abcd":"12345678","n":-15e3,"k":[1,2]}"#), None);
+        assert_eq!(limit(r#"{"a":"123456789"}"#), Some(Limit::StringBytes));
+        assert_eq!(limit(r#"{"abcde":1}"#), Some(Limit::KeyBytes));
+        // A long string value is not a key, even in an object; a key in a nested object is.
+        assert_eq!(limit(r#"{"a":{"b":"12345678"},"c":["12345678"]}"#), None);
+        assert_eq!(limit(r#"{"a":{"b":1,"bbbbb":2}}"#), Some(Limit::KeyBytes));
+        assert_eq!(limit(r#"{"n":123456}"#), Some(Limit::NumberChars));
+        assert_eq!(
+            limit(r#"{"a":1,"b":2,"c":3,"d":4}"#),
+            Some(Limit::KeysPerObject)
+        );
+        // Keys count per object, and escapes inside strings do not end them.
+        assert_eq!(
+            limit(r#"{"a":{"x":1,"y":2},"b":{"x":1,"y":2},"c":3}"#),
+            None
+        );
+        assert_eq!(limit(r#"{"a":"\"\"\"\""}"#), None);
+        let e = check_shape(br#"{"n":123456}"#, &shape).unwrap_err();
+        assert!(e.to_string().contains("not configurable"), "{e}");
     }
 
     #[test]

@@ -53,10 +53,12 @@ pub fn envelope(
     Ok(())
 }
 
-/// Check that no record of `batch` nests deeper than `limit` (before anything walks them: the
-/// PII masker's walk follows the nesting, and serde_json skips values with no depth limit).
+/// Check every record of `batch` against the host's shape limits, nesting at most `limit` deep
+/// (before anything walks them: the PII masker's walk follows the nesting, serde_json skips
+/// values with no depth limit, and keys become columns downstream).
 pub fn depth(batch: &Batch, limit: usize) -> Result<(), Failure> {
-    crate::boundary::limits::json_depth(&batch.records, limit).map_err(|e| {
+    let shape = crate::boundary::limits::Shape::with_depth(limit);
+    crate::boundary::limits::check_shape(&batch.records, &shape).map_err(|e| {
         let line = batch.records[..e.at]
             .iter()
             .filter(|&&b| b == b'\n')

@@ -35,6 +35,8 @@ pub enum Behavior {
     NotObject,
     /// Emit one record whose field nests `depth` arrays deep.
     DeepRecord,
+    /// Emit one record with `depth` keys (`k0`, `k1`, …).
+    WideRecord,
     /// Emit a batch for a stream not in the catalog.
     UnknownStream,
     /// Log a million lines, then finish normally.
@@ -149,6 +151,14 @@ impl Reader for ChaosReader {
             Behavior::DeepRecord => {
                 let d = self.config.depth;
                 let line = format!("{{\"id\":0,\"a\":{}1{}}}", "[".repeat(d), "]".repeat(d));
+                out.raw_record("items", line.as_bytes());
+            }
+            Behavior::WideRecord => {
+                let mut line = String::from("{\"id\":0");
+                for k in 0..self.config.depth {
+                    line.push_str(&format!(",\"k{k}\":0"));
+                }
+                line.push('}');
                 out.raw_record("items", line.as_bytes());
             }
             Behavior::UnknownStream => out.raw_record("secrets", b"{\"id\":1}"),
