@@ -45,6 +45,18 @@ pub fn cut(text: &str, max: usize) -> String {
     format!("{}…[cut at {max} bytes]", &text[..end])
 }
 
+/// The largest `spec()` a connector may return (its config schema and documentation).
+pub const SPEC_BYTES: usize = 1 << 20;
+
+/// The largest `discover()` catalog, all stream schemas together.
+pub const CATALOG_BYTES: usize = 64 << 20;
+
+/// The largest state one checkpoint may carry (it is stored, sealed, and handed back on resume).
+pub const STATE_BYTES: usize = 16 << 20;
+
+/// The most streams a catalog may list.
+pub const CATALOG_STREAMS: usize = 10_000;
+
 /// The longest string value a record may hold (a batch is bounded by `limits.max_batch_mib`
 /// too).
 pub const STRING_BYTES: usize = 32 << 20;

@@ -106,6 +106,11 @@ impl SourceReader for WasmReader {
             api.call_next(&mut self.g.store, self.reader, max_records),
         )
         .await;
-        Ok(self.g.leave("next", r)?.map(convert::message))
+        match self.g.leave("next", r)? {
+            Some(m) => convert::message(m)
+                .map(Some)
+                .map_err(|f| self.g.protocol("next", f)),
+            None => Ok(None),
+        }
     }
 }
