@@ -262,9 +262,10 @@ pub struct Connection {
     /// from its own source and destination only, never from the data dir's secret store.
     /// `None` (connection files): `stored` secrets are read from the secret store.
     pub held_secrets: Option<BTreeMap<String, SecretString>>,
-    /// Where its SQLite grants' files live, when not the data dir's `warehouse/` (a
-    /// workspace's connections have their own, so no grant names another workspace's file).
-    pub warehouse: Option<PathBuf>,
+    /// The folder its run keeps things in — `warehouse/` (SQLite grants' files), `staging/`,
+    /// `samples/` — when not the data dir itself: a workspace's connections have their own, so
+    /// no grant names another workspace's file and no workspace's leftovers mix with another's.
+    pub area: Option<PathBuf>,
 }
 
 impl Connection {
@@ -374,7 +375,7 @@ impl Connection {
             pii,
             failed_records,
             held_secrets: None,
-            warehouse: None,
+            area: None,
         })
     }
 

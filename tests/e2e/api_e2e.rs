@@ -785,6 +785,16 @@ async fn each_workspace_has_its_own_warehouse_and_no_grant_names_another_ones_fi
         !s.data_dir().join("warehouse/shared.db").exists(),
         "not the shared folder"
     );
+    // Staging lives per workspace too (each run's own removed when it ended).
+    for ws in ["alpha", "beta"] {
+        let staging = s.data_dir().join(format!("workspaces/{ws}/staging"));
+        assert!(staging.is_dir(), "{ws} staged its runs in its own folder");
+        assert_eq!(std::fs::read_dir(&staging).unwrap().count(), 0);
+    }
+    assert!(
+        !s.data_dir().join("staging").exists(),
+        "nothing in the shared staging"
+    );
     for (ws, count, _) in &editors {
         let file = s
             .data_dir()

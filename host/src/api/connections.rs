@@ -103,14 +103,10 @@ pub fn files_dir(store: &Store, workspace: &str) -> PathBuf {
     store.dir().join("files").join(workspace)
 }
 
-/// The workspace's SQLite warehouse: where its grants' `sqlite` files live, apart from every
-/// other workspace's.
-pub fn warehouse_dir(store: &Store, workspace: &str) -> PathBuf {
-    store
-        .dir()
-        .join("workspaces")
-        .join(workspace)
-        .join("warehouse")
+/// The workspace's own folder, apart from every other workspace's: its SQLite warehouse
+/// (`warehouse/`, where its grants' `sqlite` files live), its runs' `staging/` and `samples/`.
+pub fn workspace_dir(store: &Store, workspace: &str) -> PathBuf {
+    store.dir().join("workspaces").join(workspace)
 }
 
 /// Build the runnable connection a stored definition describes: its source and destination as
@@ -161,7 +157,7 @@ pub async fn resolve(store: &Store, def: &ConnectionDef) -> Result<Connection, R
     let mut conn = Connection::from_toml(&origin, &base, &text)
         .map_err(|e| ResolveError::Invalid(e.to_string()))?;
     conn.held_secrets = Some(held);
-    conn.warehouse = Some(warehouse_dir(store, ws));
+    conn.area = Some(workspace_dir(store, ws));
     Ok(conn)
 }
 

@@ -94,8 +94,16 @@ pub async fn run(data_dir: &Path, cmd: KeysCommand) -> anyhow::Result<ExitCode> 
 
 /// Re-wrap the data keys in the headers of sealed sample files (the data is untouched).
 fn rewrap_samples(store: &Store) -> anyhow::Result<u64> {
-    let dir = store.dir().join("samples");
-    let Ok(entries) = std::fs::read_dir(&dir) else {
+    let mut n = 0;
+    for dir in store.areas("samples") {
+        n += rewrap_samples_in(store, &dir)?;
+    }
+    Ok(n)
+}
+
+/// [`rewrap_samples`] for one folder.
+fn rewrap_samples_in(store: &Store, dir: &std::path::Path) -> anyhow::Result<u64> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
         return Ok(0);
     };
     let mut n = 0;

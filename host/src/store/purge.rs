@@ -121,25 +121,35 @@ impl Store {
 
     /// Staging directories last modified before `cut` (a finished run removes its own).
     fn purge_staging(&self, cut: time::OffsetDateTime) -> Result<u64, StoreError> {
-        let root = self.dir.join("staging");
-        let Ok(entries) = std::fs::read_dir(&root) else {
-            return Ok(0);
-        };
         let cut = std::time::SystemTime::from(cut);
         let mut n = 0;
-        for e in entries.flatten() {
-            let path: PathBuf = e.path();
-            let old = e
-                .metadata()
-                .and_then(|m| m.modified())
-                .is_ok_and(|t| t < cut);
-            if old {
-                std::fs::remove_dir_all(&path)
-                    .map_err(|source| StoreError::DataDir { path, source })?;
-                n += 1;
+        for root in self.areas("staging") {
+            let Ok(entries) = std::fs::read_dir(&root) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let path: PathBuf = e.path();
+                let old = e
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| t < cut);
+                if old {
+                    std::fs::remove_dir_all(&path)
+                        .map_err(|source| StoreError::DataDir { path, source })?;
+                    n += 1;
+                }
             }
         }
         Ok(n)
+    }
+
+    /// `DATA_DIR/NAME` and each workspace's `DATA_DIR/workspaces/WS/NAME` (staging, samples).
+    pub fn areas(&self, name: &str) -> Vec<PathBuf> {
+        let mut out = vec![self.dir.join(name)];
+        if let Ok(entries) = std::fs::read_dir(self.dir.join("workspaces")) {
+            out.extend(entries.flatten().map(|e| e.path().join(name)));
+        }
+        out
     }
 
     /// Record a run's sample file (a path relative to the data dir is stored).

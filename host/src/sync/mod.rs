@@ -465,10 +465,11 @@ pub async fn run(
         ))
     });
     let stored = wall::stored_secrets(store, conn).await?;
-    let warehouse = conn
-        .warehouse
+    let area = conn
+        .area
         .clone()
-        .unwrap_or_else(|| store.dir().join("warehouse"));
+        .unwrap_or_else(|| store.dir().to_path_buf());
+    let warehouse = area.join("warehouse");
     let ctx = RunCtx {
         log: &log,
         events: &events,
@@ -531,8 +532,8 @@ pub async fn run(
     }
     log.set_filter(wall::text_filter(&secrets, masker.clone()));
     let staging =
-        wall::Staging::create(store.dir(), start.run_id).map_err(|source| SyncError::Staging {
-            path: store.dir().join("staging"),
+        wall::Staging::create(&area, start.run_id).map_err(|source| SyncError::Staging {
+            path: area.join("staging"),
             source,
         })?;
     let mut outcome = match sides {
@@ -565,8 +566,7 @@ pub async fn run(
     if !retention.samples.stores() {
         limits.samples = 0;
     }
-    let mut samples =
-        wall::Samples::new(limits, &staging, store.dir(), start.run_id, start.attempt);
+    let mut samples = wall::Samples::new(limits, &staging, &area, start.run_id, start.attempt);
     let kept = outcome
         .invalid
         .iter()

@@ -79,9 +79,9 @@ pub struct Staging {
 }
 
 impl Staging {
-    /// Create it.
-    pub fn create(data_dir: &Path, run_id: i64) -> std::io::Result<Staging> {
-        let dir = data_dir.join("staging").join(format!("run-{run_id}"));
+    /// Create it under `area` (the data dir, or a workspace's folder).
+    pub fn create(area: &Path, run_id: i64) -> std::io::Result<Staging> {
+        let dir = area.join("staging").join(format!("run-{run_id}"));
         std::fs::create_dir_all(&dir)?;
         Ok(Staging { dir })
     }
@@ -117,12 +117,11 @@ pub struct Samples {
 }
 
 impl Samples {
-    /// Where samples of `run_id` attempt `attempt` are kept, and the identity they are sealed
-    /// under.
-    pub fn location(data_dir: &Path, run_id: i64, attempt: i64) -> (PathBuf, String) {
+    /// Where samples of `run_id` attempt `attempt` are kept under `area` (the data dir, or a
+    /// workspace's folder), and the identity they are sealed under.
+    pub fn location(area: &Path, run_id: i64, attempt: i64) -> (PathBuf, String) {
         (
-            data_dir
-                .join("samples")
+            area.join("samples")
                 .join(format!("run-{run_id}-attempt-{attempt}.sealed")),
             format!("samples/run-{run_id}/attempt-{attempt}"),
         )
