@@ -927,3 +927,64 @@ async fn a_refusal_with_a_huge_path_is_recorded_cut() {
     );
     assert!(ev.action.contains("[cut at"), "marked as cut");
 }
+
+/// A server that hands the credential back in a trailer (after the body, chunked): refused like
+/// a header, before the connector reads the end of the body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_echoed_in_a_trailer_is_refused() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const TOKEN: &str = "tok-trailer-5b7e31c2";
+    // SAFETY: a variable only this test reads.
+    unsafe { std::env::set_var("SLUICE_TEST_TRAILER_TOKEN", TOKEN) };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut tcp, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                let n = tcp.read(&mut buf).await.unwrap_or(0);
+                let req = String::from_utf8_lossy(&buf[..n]).to_string();
+                let echo = if req.contains("/echo") {
+                    TOKEN
+                } else {
+                    "nothing"
+                };
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Echo\r\n\
+                     Connection: close\r\n\r\n5\r\nhello\r\n0\r\nX-Echo: Bearer {echo}\r\n\r\n"
+                );
+                let _ = tcp.write_all(reply.as_bytes()).await;
+                let _ = tcp.shutdown().await;
+            });
+        }
+    });
+    let grant = format!(
+        "[source.grant.network]\nallow = [\"http://127.0.0.1:{port}\"]\n\
+         [[source.grant.secrets]]\nname = \"token\"\nenv = \"SLUICE_TEST_TRAILER_TOKEN\"\n\
+         to = [\"http://127.0.0.1:{port}\"]\n"
+    );
+    let get = |path: &str| {
+        format!(
+            r#"attack = "http", url = "http://127.0.0.1:{port}{path}", headers = {{ Authorization = "Bearer {{{{secret:token}}}}", TE = "trailers" }}"#
+        )
+    };
+    let s = scratch();
+    let r = attack(&s, &get("/echo"), &grant).await;
+    assert!(!r.succeeded(), "must fail: {:#?}", r.events);
+    assert!(
+        refusals(&r, Capability::Secret)
+            .iter()
+            .any(|e| e.detail.contains("`x-echo` trailer")),
+        "{:#?}",
+        r.events
+    );
+    assert!(!format!("{:?}", r.events).contains(TOKEN));
+    // The same server, trailer without the secret: the run completes.
+    let s = scratch();
+    let r = attack(&s, &get("/plain"), &grant).await;
+    assert!(r.succeeded(), "{:?} {:#?}", r.error, r.events);
+    assert_eq!(loot(&s)["body"], "hello");
+}
