@@ -35,36 +35,39 @@ fn gone() -> sql::SqlError {
     sql::SqlError::Invalid("the handle is no longer valid".into())
 }
 
+impl ConnectorState {
+    /// Record the refusal to open `name` and say why to the connector.
+    fn refuse_open(&self, name: &str, msg: String) -> sql::SqlError {
+        self.events().refused(
+            self.name(),
+            crate::boundary::audit::Capability::Sql,
+            &format!("open {name}"),
+            &msg,
+        );
+        sql::SqlError::Refused(msg)
+    }
+}
+
 impl sql::Host for ConnectorState {
     async fn open(&mut self, name: String) -> Result<Resource<Session>, sql::SqlError> {
         let Some(db) = self.database(&name) else {
-            let msg = format!(
-                "database `{name}` is not granted to this connector (add it to the connection's \
-                 `grant.sql`)"
-            );
-            self.events().record(
-                self.name(),
-                crate::boundary::audit::Capability::Sql,
-                crate::boundary::audit::Outcome::Refused,
-                &format!("open {name}"),
-                &msg,
-            );
-            return Err(sql::SqlError::Refused(msg));
+            return Err(self.refuse_open(
+                &name,
+                format!(
+                    "database `{name}` is not granted to this connector (add it to the \
+                     connection's `grant.sql`)"
+                ),
+            ));
         };
         let limit = crate::boundary::limits::SQL_SESSIONS;
         if self.sql_open >= limit {
-            let msg = format!(
-                "{limit} SQL sessions are open already, the most one connector may hold; close \
-                 one (drop its handle) before opening another"
-            );
-            self.events().record(
-                self.name(),
-                crate::boundary::audit::Capability::Sql,
-                crate::boundary::audit::Outcome::Refused,
-                &format!("open {name}"),
-                &msg,
-            );
-            return Err(sql::SqlError::Refused(msg));
+            return Err(self.refuse_open(
+                &name,
+                format!(
+                    "{limit} SQL sessions are open already, the most one connector may hold; \
+                     close one (drop its handle) before opening another"
+                ),
+            ));
         }
         let session = Session::open(db, self.name().into(), self.events().clone())
             .await

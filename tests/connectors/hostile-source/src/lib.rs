@@ -216,13 +216,18 @@ mod raw {
                 .append(k, v.as_bytes())
                 .map_err(|e| Error::fatal(format!("header {k}: {e:?}")))?;
         }
-        let req = OutgoingRequest::new(fields);
+        let req = aimed(OutgoingRequest::new(fields), scheme, authority, path);
         let m = match method {
             "TRACE" => Method::Trace,
             "CONNECT" => Method::Connect,
             other => Method::Other(other.to_string()),
         };
         let _ = req.set_method(&m);
+        send(req)
+    }
+
+    /// `req` with its URL's scheme, authority and path set.
+    fn aimed(req: OutgoingRequest, scheme: &str, authority: &str, path: &str) -> OutgoingRequest {
         let _ = req.set_scheme(Some(&if scheme == "https" {
             Scheme::Https
         } else {
@@ -230,7 +235,7 @@ mod raw {
         }));
         let _ = req.set_authority(Some(authority));
         let _ = req.set_path_with_query(Some(path));
-        send(req)
+        req
     }
 
     pub fn resource_flood(count: usize) -> Result<usize> {
@@ -245,14 +250,7 @@ mod raw {
         let (scheme, authority, path) = sluice_sdk::http::split_url(url)?;
         let mut pending = Vec::new();
         for _ in 0..count {
-            let req = OutgoingRequest::new(Fields::new());
-            let _ = req.set_scheme(Some(&if scheme == "https" {
-                Scheme::Https
-            } else {
-                Scheme::Http
-            }));
-            let _ = req.set_authority(Some(authority));
-            let _ = req.set_path_with_query(Some(path));
+            let req = aimed(OutgoingRequest::new(Fields::new()), scheme, authority, path);
             pending.push(outgoing_handler::handle(req, None));
         }
         let (mut ok, mut refused) = (Vec::new(), Vec::new());
