@@ -79,6 +79,19 @@ async fn refused(s: &Scratch, r: &RunReport, needle: &str, capability: Capabilit
     );
 }
 
+/// The honest run beside an attack: the granted directory's own file reads.
+async fn the_granted_file_stays_readable() {
+    let s = scratch();
+    let r = attack(
+        &s,
+        r#"attack = "read-file", path = "/input/allowed.txt""#,
+        "",
+    )
+    .await;
+    assert!(r.succeeded(), "{:?}", r.error);
+    assert_eq!(loot(&s)["content"], "fine");
+}
+
 fn loot(s: &Scratch) -> serde_json::Value {
     let rows = read_jsonl(&s.path("out/loot.jsonl"));
     assert_eq!(rows.len(), 1, "{rows:?}");
@@ -128,15 +141,7 @@ async fn a_symlink_pointing_out_is_refused() {
     let r = attack(&s, r#"attack = "read-file", path = "/input/link""#, "").await;
     refused(&s, &r, "/input/link", Capability::Filesystem).await;
     // The same directory's own files stay readable.
-    let s = scratch();
-    let r = attack(
-        &s,
-        r#"attack = "read-file", path = "/input/allowed.txt""#,
-        "",
-    )
-    .await;
-    assert!(r.succeeded(), "{:?}", r.error);
-    assert_eq!(loot(&s)["content"], "fine");
+    the_granted_file_stays_readable().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -775,15 +780,7 @@ async fn a_grant_through_a_planted_symlink_is_refused_naming_the_link() {
     );
     assert!(!s.path("out/loot.jsonl").exists());
     // The honest grant of the real directory runs.
-    let s = scratch();
-    let r = attack(
-        &s,
-        r#"attack = "read-file", path = "/input/allowed.txt""#,
-        "",
-    )
-    .await;
-    assert!(r.succeeded(), "{:?}", r.error);
-    assert_eq!(loot(&s)["content"], "fine");
+    the_granted_file_stays_readable().await;
 }
 
 /// Compiled code in the cache runs as native code: a file the host did not write under its own
