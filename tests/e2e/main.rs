@@ -13,6 +13,7 @@ mod cli;
 mod connection_files;
 mod faker_to_file;
 mod hostile;
+mod hostile_serve;
 mod marketplace;
 mod packages;
 mod resume;
