@@ -74,8 +74,28 @@ struct Workspace {
     target: PathBuf,
 }
 
+/// Cargo, with the environment `cargo run` gave this process taken away again. Build scripts
+/// (ring's, through `cc`) rerun when `CARGO_MANIFEST_DIR` and the like change, so a build
+/// started from here with them set and one started from a shell without would each rebuild
+/// ring, rustls, sqlx and the host for the other.
 fn cargo() -> Command {
-    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    for (key, _) in std::env::vars_os() {
+        let Some(key) = key.to_str() else { continue };
+        if key.starts_with("CARGO_PKG_")
+            || matches!(
+                key,
+                "CARGO_MANIFEST_DIR"
+                    | "CARGO_MANIFEST_PATH"
+                    | "CARGO_CRATE_NAME"
+                    | "CARGO_BIN_NAME"
+                    | "CARGO_PRIMARY_PACKAGE"
+            )
+        {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
 }
 
 fn run(cmd: &mut Command) -> Result<()> {
