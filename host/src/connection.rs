@@ -303,26 +303,39 @@ impl Connection {
         let l = file.limits;
         let defaults = RunLimits::default();
         let positive = |field: &str, v: f64| {
-            if v.is_finite() && v > 0.0 {
-                Ok(Duration::from_secs_f64(v))
+            crate::boundary::limits::seconds(v).ok_or_else(|| {
+                invalid(format!(
+                    "`limits.{field}` must be a positive number of seconds, at most {}",
+                    crate::boundary::limits::SETTING_SECONDS
+                ))
+            })
+        };
+        let mib = |field: &str, v: u64, max: u64| {
+            if (1..=max).contains(&v) {
+                Ok(v << 20)
             } else {
                 Err(invalid(format!(
-                    "`limits.{field}` must be a positive number of seconds"
+                    "`limits.{field}` must be between 1 and {max} (MiB)"
                 )))
             }
         };
+        use crate::boundary::limits::{BATCH_MIB, MEMORY_MIB};
         let limits = RunLimits {
             connector: Limits {
-                memory: l.memory_mib.map_or(defaults.connector.memory, |m| m << 20),
+                memory: match l.memory_mib {
+                    Some(m) => mib("memory_mib", m, MEMORY_MIB)?,
+                    None => defaults.connector.memory,
+                },
                 call_timeout: match l.call_timeout_secs {
                     Some(v) => positive("call_timeout_secs", v)?,
                     None => defaults.connector.call_timeout,
                 },
             },
             batch_records: l.batch_records.unwrap_or(defaults.batch_records).max(1),
-            max_batch_bytes: l
-                .max_batch_mib
-                .map_or(defaults.max_batch_bytes, |m| (m << 20) as usize),
+            max_batch_bytes: match l.max_batch_mib {
+                Some(m) => mib("max_batch_mib", m, BATCH_MIB)? as usize,
+                None => defaults.max_batch_bytes,
+            },
             max_json_depth: match l.max_json_depth {
                 None => defaults.max_json_depth,
                 Some(d) if (1..=crate::boundary::limits::MAX_JSON_DEPTH).contains(&d) => d,
@@ -341,9 +354,6 @@ impl Connection {
                 .spill_mib
                 .map_or(defaults.spill_bytes, |m| m.saturating_mul(1 << 20)),
         };
-        if limits.connector.memory < 1 << 20 {
-            return Err(invalid("`limits.memory_mib` must be at least 1".into()));
-        }
         let source = endpoint(path, base, "source", file.source, Access::ReadOnly)?;
         let destination = endpoint(
             path,
@@ -639,6 +649,36 @@ call_timeout_secs = 0.5
         let e = error_of(&GOOD.replace("\"s.wasm\"", "\"nope/source.wasm\""));
         assert!(e.contains("source.connector"), "{e}");
         assert!(e.contains("nope/source.wasm"), "{e}");
+    }
+
+    /// Found by an outside review: `call_timeout_secs = 1e300` panicked in
+    /// `Duration::from_secs_f64` (a PUT over the API took the handler down), and a huge
+    /// `memory_mib` wrapped round to a small one. Every such value is refused by name.
+    #[test]
+    fn limits_past_their_range_are_refused_by_name_not_panicked_on_or_wrapped() {
+        let limits = "[limits]\nmemory_mib = 64\ncall_timeout_secs = 0.5\n";
+        for (setting, value) in [
+            ("call_timeout_secs", "1e300"),
+            ("call_timeout_secs", "inf"),
+            ("call_timeout_secs", "nan"),
+            ("call_timeout_secs", "40000000"),
+            ("checkpoint_interval_secs", "1e300"),
+            ("memory_mib", "17592186044417"),
+            ("memory_mib", "0"),
+            ("max_batch_mib", "1125899906842624"),
+        ] {
+            let text = GOOD.replace(limits, &format!("[limits]\n{setting} = {value}\n"));
+            let got = std::panic::catch_unwind(|| error_of(&text));
+            let e = got.unwrap_or_else(|_| panic!("{setting} = {value} panicked"));
+            assert!(e.contains(setting), "{setting} = {value}: {e}");
+        }
+        let (_dir, c) = setup(&GOOD.replace(
+            limits,
+            "[limits]\nmemory_mib = 4096\ncall_timeout_secs = 86400\n",
+        ));
+        let c = c.unwrap();
+        assert_eq!(c.limits.connector.memory, 4096 << 20);
+        assert_eq!(c.limits.connector.call_timeout, Duration::from_secs(86_400));
     }
 
     #[test]

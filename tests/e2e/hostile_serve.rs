@@ -353,3 +353,106 @@ async fn hostile_connectors_under_serve_never_take_it_down_and_an_honest_run_fin
     let run = finished(&api, &owner, again, limit).await;
     assert_eq!(run["status"], "succeeded", "{run}");
 }
+
+/// Found by an outside review: numbers a client may send that no `Duration` holds (a timeout
+/// of `1e300` seconds, a retention of ten million days) panicked a handler, a run task (which
+/// then never released its connection) or every later purge. Each is refused with a 422 that
+/// names the setting, and the server keeps running runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn numbers_past_every_range_are_refused_by_name_over_the_api() {
+    let s = Scratch::new();
+    let (api, owner) = crate::api_e2e::serve_first_party(&s, &[]);
+    api.install(&owner, &["source-faker", "destination-file"])
+        .await;
+    created(&api, &owner, "/v1/workspaces", json!({ "name": "lab" })).await;
+    let refused = |r: &sluice_tests::serve::Reply, setting: &str| {
+        assert_eq!(r.status, 422, "{setting}: {:?}", r.json());
+        let e = r.json()["error"].as_str().unwrap_or_default().to_string();
+        assert!(e.contains(setting), "{setting} not named in: {e}");
+    };
+    for (field, value) in [
+        ("timeout_secs", json!(1e300)),
+        ("retry_budget_secs", json!(1e300)),
+    ] {
+        let r = api
+            .call(
+                Method::POST,
+                &format!("{WS}/sources"),
+                &owner,
+                Some(json!({
+                    "name": "people",
+                    "connector": "source-faker",
+                    "grant": { "network": { "allow": ["https://api.example.com"], field: value } },
+                })),
+            )
+            .await;
+        refused(&r, field);
+    }
+    created(
+        &api,
+        &owner,
+        &format!("{WS}/sources"),
+        json!({ "name": "people", "connector": "source-faker", "config": { "count": 10, "seed": 1 } }),
+    )
+    .await;
+    created(
+        &api,
+        &owner,
+        &format!("{WS}/destinations"),
+        json!({
+            "name": "files",
+            "connector": "destination-file",
+            "config": { "path": "/output", "format": "jsonl" },
+            "grant": { "dirs": [{ "host": "out", "guest": "/output" }] },
+        }),
+    )
+    .await;
+    for (setting, value) in [
+        ("call_timeout_secs", json!(1e300)),
+        ("checkpoint_interval_secs", json!(1e300)),
+        ("memory_mib", json!(17_592_186_044_417u64)),
+    ] {
+        let r = api
+            .call(
+                Method::POST,
+                &format!("{WS}/connections"),
+                &owner,
+                Some(
+                    json!({ "name": "c", "source": "people", "destination": "files",
+                             "limits": { setting: value } }),
+                ),
+            )
+            .await;
+        refused(&r, setting);
+    }
+    for value in ["10000000d", "213503982334602d"] {
+        let r = api
+            .call(
+                Method::PUT,
+                "/v1/retention",
+                &owner,
+                Some(json!({ "audit": value })),
+            )
+            .await;
+        refused(&r, "audit");
+    }
+    let r = api
+        .call(Method::POST, "/v1/retention/purge", &owner, None)
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.json());
+
+    // Beside them, an honest connection runs, twice.
+    created(
+        &api,
+        &owner,
+        &format!("{WS}/connections"),
+        json!({ "name": "c", "source": "people", "destination": "files",
+                "limits": { "call_timeout_secs": 86_400 } }),
+    )
+    .await;
+    for _ in 0..2 {
+        let id = trigger(&api, &owner, "c").await;
+        let run = finished(&api, &owner, id, Duration::from_secs(60)).await;
+        assert_eq!(run["status"], "succeeded", "{run}");
+    }
+}

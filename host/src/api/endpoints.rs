@@ -89,6 +89,13 @@ fn check_grant(grant: Option<Value>) -> Result<Value, ApiError> {
             )));
         }
     }
+    if let Some(net) = &parsed.network {
+        // Its numbers are judged now, not first when a run starts (the retry budget against
+        // the connection's call timeout still is).
+        let longest = crate::boundary::limits::seconds(crate::boundary::limits::SETTING_SECONDS);
+        net.config(longest.unwrap_or_default())
+            .map_err(|why| unprocessable(format!("grant: {why}")))?;
+    }
     for (i, q) in parsed.sql.iter().enumerate() {
         if let Some(url) = &q.url {
             let checked = crate::capability::sql::pg_url::parse(url)

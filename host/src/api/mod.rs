@@ -34,7 +34,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::connect_info::Connected;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::serve::IncomingStream;
 use http::Method;
@@ -358,6 +358,7 @@ pub fn router(state: ApiState) -> Router {
             &format!("{ws}/webhooks/{{id}}/deliveries"),
             get(webhooks::deliveries),
         )
+        .route_layer(axum::middleware::from_fn(contain_panic))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             access::authorize,
@@ -367,6 +368,26 @@ pub fn router(state: ApiState) -> Router {
             audit::record,
         ))
         .with_state(state)
+}
+
+/// A handler that panics answers 500 (audited like any answer) instead of dropping the
+/// connection; the panic itself goes to the server log. Bodies are checked before they reach
+/// code that could panic, so this is the last wall, not the first.
+async fn contain_panic(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use futures_util::FutureExt;
+    match std::panic::AssertUnwindSafe(next.run(req))
+        .catch_unwind()
+        .await
+    {
+        Ok(resp) => resp,
+        Err(_) => ApiError::new(
+            http::StatusCode::INTERNAL_SERVER_ERROR,
+            "the server failed on this request; nothing was changed by the part that failed, \
+             and the server log has more"
+                .to_string(),
+        )
+        .into_response(),
+    }
 }
 
 /// The client's address, as the audit layer records it (`ConnectInfo<Peer>`), for plain and

@@ -47,6 +47,20 @@ impl Default for Running {
 /// How many runs a server runs at once unless told otherwise.
 pub const DEFAULT_MAX_RUNS: usize = 4;
 
+/// A run registered in [`Running`]; dropping it ends the registration.
+#[derive(Debug)]
+struct Claim {
+    running: Arc<Running>,
+    key: String,
+    stop: Stop,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.running.map().remove(&self.key);
+    }
+}
+
 /// A place among the runs that may go at once, held for a run's whole length.
 #[derive(Debug)]
 pub struct Slot(#[allow(dead_code)] OwnedSemaphorePermit);
@@ -89,19 +103,20 @@ impl Running {
     }
 
     /// Register a run of `key`; `None` when one is registered already or the server is
-    /// shutting down.
-    fn claim(&self, key: &str) -> Option<Stop> {
+    /// shutting down. The registration lasts as long as the [`Claim`], however its holder
+    /// ends (a panicking run task too).
+    fn claim(self: &Arc<Self>, key: &str) -> Option<Claim> {
         let mut map = self.map();
         if map.contains_key(key) || self.is_closed() {
             return None;
         }
         let stop = Stop::default();
         map.insert(key.to_string(), stop.clone());
-        Some(stop)
-    }
-
-    fn release(&self, key: &str) {
-        self.map().remove(key);
+        Some(Claim {
+            running: self.clone(),
+            key: key.to_string(),
+            stop,
+        })
     }
 
     /// Whether a run of connection `key` is in progress here.
@@ -184,24 +199,20 @@ pub async fn start(
     fresh: bool,
     slot: Slot,
 ) -> Result<Started, StartError> {
-    let stop = state.running.claim(&key).ok_or(StartError::Busy)?;
+    let claim = state.running.claim(&key).ok_or(StartError::Busy)?;
     let (tx, mut started) = tokio::sync::mpsc::channel(1);
     let options = RunOptions {
         fresh,
         progress: Arc::new(Progress::default()),
         actor,
         started: Some(tx),
-        stop,
+        stop: claim.stop.clone(),
     };
-    let (store, runtime, running) = (
-        state.store.clone(),
-        state.runtime.clone(),
-        state.running.clone(),
-    );
+    let (store, runtime) = (state.store.clone(), state.runtime.clone());
     let state = state.clone();
     let task = tokio::spawn(async move {
         let report = sync::run(&runtime, &store, &conn, options).await;
-        running.release(&key);
+        drop(claim);
         drop(slot);
         if let Ok(r) = &report
             && let Some((workspace, _)) = key.split_once('/')
@@ -480,4 +491,28 @@ pub async fn cancel(
         Json(json!({ "run": run_json(&run, &workspace), "stopping": true })),
     )
         .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by an outside review: a run task that panicked never released its connection,
+    /// and every later trigger was answered 409 until the server restarted.
+    #[tokio::test]
+    async fn a_run_task_that_panics_still_releases_its_connection() {
+        let running = Arc::new(Running::new(2));
+        let claim = running.claim("w/c").unwrap();
+        assert!(
+            running.claim("w/c").is_none(),
+            "one run of a connection at a time"
+        );
+        let task = tokio::spawn(async move {
+            let _claim = claim;
+            panic!("a bug in a run");
+        });
+        assert!(task.await.is_err());
+        assert!(!running.contains("w/c"));
+        assert!(running.claim("w/c").is_some());
+    }
 }

@@ -33,6 +33,23 @@ pub const HTTP_IN_FLIGHT: usize = 16;
 /// SQL sessions one connector may hold open at once.
 pub const SQL_SESSIONS: usize = 8;
 
+/// The longest time any setting may name, in seconds (a year): timeouts, intervals, budgets
+/// and retention past it are mistakes, and `Duration` arithmetic on them would overflow.
+pub const SETTING_SECONDS: f64 = 366.0 * 86_400.0;
+
+/// A setting's number of seconds as a duration: positive, finite, at most
+/// [`SETTING_SECONDS`]; `None` for anything else (the caller names the setting).
+pub fn seconds(v: f64) -> Option<std::time::Duration> {
+    (v.is_finite() && v > 0.0 && v <= SETTING_SECONDS)
+        .then(|| std::time::Duration::from_secs_f64(v))
+}
+
+/// The most linear memory a connector may be given, in MiB: what a wasm32 memory can address.
+pub const MEMORY_MIB: u64 = 4096;
+
+/// The largest batch a connection may allow, in MiB (the host holds a batch in memory).
+pub const BATCH_MIB: u64 = 1024;
+
 /// `text` cut to at most `max` bytes at a character boundary, marked when cut.
 pub fn cut(text: &str, max: usize) -> String {
     if text.len() <= max {
@@ -317,5 +334,24 @@ mod tests {
             c.starts_with('é') && !c.starts_with("éé") && c.contains("cut at 3"),
             "{c}"
         );
+    }
+
+    #[test]
+    fn seconds_refuse_what_would_overflow_a_duration() {
+        assert_eq!(seconds(1.5), Some(std::time::Duration::from_millis(1500)));
+        assert_eq!(
+            seconds(SETTING_SECONDS),
+            Some(std::time::Duration::from_secs(366 * 86_400))
+        );
+        for bad in [
+            0.0,
+            -1.0,
+            f64::NAN,
+            f64::INFINITY,
+            1e300,
+            SETTING_SECONDS * 1.01,
+        ] {
+            assert_eq!(seconds(bad), None, "{bad}");
+        }
     }
 }

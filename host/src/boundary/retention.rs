@@ -18,6 +18,9 @@ use serde::{Deserialize, Serialize};
 /// The file name in the data dir.
 pub const FILE: &str = "retention.toml";
 
+/// The longest retention a setting may name (a century); anything longer is `forever`.
+pub const MAX_KEEP: Duration = Duration::from_secs(36_500 * 86_400);
+
 /// Audit entries younger than this are never purged, whatever the settings say, and the API
 /// cannot set a shorter audit retention. Only `sluice serve --audit-floor` lowers it (for that
 /// server), so that a compromised key cannot erase recent history by shortening retention.
@@ -54,7 +57,14 @@ impl Keep {
             "s" => 1,
             _ => return Err(bad(class, s)),
         };
-        Ok(Keep::For(Duration::from_secs(n * secs)))
+        // Longer than a century is `forever`; past it the arithmetic would overflow.
+        match n.checked_mul(secs) {
+            Some(total) if total <= MAX_KEEP.as_secs() => Ok(Keep::For(Duration::from_secs(total))),
+            _ => Err(format!(
+                "`{class}` = `{s}` is longer than {} days: write `forever` to keep it always",
+                MAX_KEEP.as_secs() / 86_400
+            )),
+        }
     }
 
     /// A duration as the settings write one (`14d`, `12h`, `30m`, `90s`).
@@ -74,7 +84,8 @@ impl Keep {
     pub fn cutoff(self, now: time::OffsetDateTime) -> Option<time::OffsetDateTime> {
         match self {
             Keep::DoNotStore => Some(now + time::Duration::days(1)),
-            Keep::For(d) => Some(now - d),
+            // Before the calendar's start: nothing is that old.
+            Keep::For(d) => now.checked_sub(time::Duration::try_from(d).ok()?),
             Keep::Forever => None,
         }
     }
@@ -331,5 +342,25 @@ mod tests {
             Some(Duration::from_secs(43_200))
         );
         assert_eq!(Keep::parse_duration("forever"), None);
+    }
+
+    /// Found by an outside review: `10000000d` was accepted and then panicked every purge
+    /// (`now - d` overflowed), and `213503982334602d` wrapped round to 64 days.
+    #[test]
+    fn a_retention_too_long_to_compute_is_refused_and_cutoffs_never_overflow() {
+        for s in [
+            "10000000d",
+            "213503982334602d",
+            "36501d",
+            "18446744073709551615s",
+        ] {
+            let e = Keep::parse("audit", s).unwrap_err();
+            assert!(e.contains("audit") && e.contains("forever"), "{s}: {e}");
+        }
+        assert_eq!(Keep::parse("audit", "36500d"), Ok(Keep::For(MAX_KEEP)));
+        let now = time::OffsetDateTime::now_utc();
+        assert!(Keep::For(MAX_KEEP).cutoff(now).unwrap() < now);
+        // A duration no setting can name still gives no panic: nothing is that old.
+        assert_eq!(Keep::For(Duration::from_secs(u64::MAX)).cutoff(now), None);
     }
 }

@@ -531,6 +531,7 @@ pub async fn run(
         }
     }
     log.set_filter(wall::text_filter(&secrets, masker.clone()));
+    events.set_filter(wall::text_filter(&secrets, masker.clone()));
     let staging =
         wall::Staging::create(&area, start.run_id).map_err(|source| SyncError::Staging {
             path: area.join("staging"),
@@ -543,6 +544,7 @@ pub async fn run(
                 destination: &destination,
                 masker: masker.clone(),
                 log: &log,
+                events: &events,
                 secrets: &mut secrets,
                 staging: staging.path(),
             };
@@ -696,6 +698,7 @@ struct Sides<'a> {
     destination: &'a Side,
     masker: Option<Arc<Masker>>,
     log: &'a RunLog,
+    events: &'a EventLog,
     /// Secrets to scrub; config fields the connectors' specs mark secret are added.
     secrets: &'a mut Vec<(String, SecretString)>,
     /// The run's staging directory (spill segments go there).
@@ -715,6 +718,7 @@ async fn attempt(
         destination,
         masker,
         log,
+        events,
         secrets,
         staging,
     } = sides;
@@ -737,6 +741,7 @@ async fn attempt(
             }
         }
         log.set_filter(wall::text_filter(secrets, masker.clone()));
+        events.set_filter(wall::text_filter(secrets, masker.clone()));
         let catalog = src.discover(&source.config).await?;
         let catalog = conn.configure(&catalog, &spec)?;
         if let Some(m) = &masker {

@@ -86,12 +86,26 @@ impl Event {
     }
 }
 
-#[derive(Debug, Default)]
+/// What makes guest text fit to be traced: the run's secret scrubber and PII masker.
+pub type TextFilter = Arc<dyn Fn(&str) -> String + Send + Sync>;
+
+#[derive(Default)]
 struct Inner {
     events: Vec<Event>,
     dropped: u64,
     refused: u64,
     allowed: u64,
+    filter: Option<TextFilter>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inner")
+            .field("events", &self.events.len())
+            .field("dropped", &self.dropped)
+            .field("filter", &self.filter.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// The events of one run, shared by the sandboxes of its connectors. Cheap to clone.
@@ -110,6 +124,12 @@ impl EventLog {
         Self::default()
     }
 
+    /// Trace refusals through `filter` from now on (the run's scrubber, once its secrets are
+    /// known); until then a refusal is traced without the guest's text.
+    pub fn set_filter(&self, filter: TextFilter) {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).filter = Some(filter);
+    }
+
     /// Record one event. The single entry point: refusals are also traced as warnings.
     pub fn record(
         &self,
@@ -119,10 +139,22 @@ impl EventLog {
         action: &str,
         detail: &str,
     ) {
-        if outcome == Outcome::Refused {
-            tracing::warn!(connector, %capability, action, "refused: {detail}");
-        }
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if outcome == Outcome::Refused {
+            // Guest text reaches the process log only scrubbed and cut; before the run's
+            // secrets are known ([`EventLog::set_filter`]), only what was refused.
+            use crate::boundary::limits::{EVENT_TEXT_BYTES, cut};
+            match &inner.filter {
+                Some(f) => {
+                    let (action, detail) = (
+                        cut(&f(action), EVENT_TEXT_BYTES),
+                        cut(&f(detail), EVENT_TEXT_BYTES),
+                    );
+                    tracing::warn!(connector, %capability, action, "refused: {detail}");
+                }
+                None => tracing::warn!(%capability, "a {capability} request was refused"),
+            }
+        }
         match outcome {
             Outcome::Refused => inner.refused += 1,
             Outcome::Allowed | Outcome::Failed => inner.allowed += 1,

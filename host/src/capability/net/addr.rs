@@ -97,6 +97,10 @@ fn classify_v6(ip: Ipv6Addr) -> Option<Special> {
         // Deprecated IPv4-compatible form: never a legitimate peer.
         return classify_v4(embedded).or(Some(Special::Reserved));
     }
+    // IPv4-translated (SIIT, RFC 6145) ::ffff:0:a.b.c.d.
+    if s[..4] == [0; 4] && s[4] == 0xffff && s[5] == 0 {
+        return classify_v4(embedded).or(Some(Special::Reserved));
+    }
     // NAT64: the well-known prefix 64:ff9b::/96 and the local-use 64:ff9b:1::/48.
     if s[0] == 0x64 && s[1] == 0xff9b && (s[2..6] == [0; 4] || s[2] == 1) {
         return classify_v4(embedded);
@@ -112,7 +116,10 @@ fn classify_v6(ip: Ipv6Addr) -> Option<Special> {
         let v4 = Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
         return classify_v4(v4);
     }
-    if ip == Ipv6Addr::new(0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0254) {
+    // AWS's and Google Cloud's metadata services on IPv6.
+    if ip == Ipv6Addr::new(0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0254)
+        || ip == Ipv6Addr::new(0xfd20, 0x00ce, 0, 0, 0, 0, 0, 0x0254)
+    {
         return Some(Special::Metadata);
     }
     match s[0] {
@@ -201,5 +208,17 @@ mod tests {
             Some(Special::Private)
         );
         assert_eq!(c("168.63.129.16"), Some(Special::Metadata));
+    }
+
+    /// Found by an outside review: GCP's IPv6 metadata address was only `Private` (reachable
+    /// by name under an exact grant), and the SIIT form was not judged by its IPv4 address.
+    #[test]
+    fn gcp_metadata_and_ipv4_translated_addresses_are_judged_like_their_ipv4() {
+        assert_eq!(c("fd20:ce::254"), Some(Special::Metadata));
+        assert!(only_by_address(Special::Metadata));
+        assert_eq!(c("::ffff:0:169.254.169.254"), Some(Special::Metadata));
+        assert_eq!(c("::ffff:0:127.0.0.1"), Some(Special::Loopback));
+        assert_eq!(c("::ffff:0:10.0.0.1"), Some(Special::Private));
+        assert_eq!(c("::ffff:0:8.8.8.8"), Some(Special::Reserved));
     }
 }

@@ -123,10 +123,12 @@ impl NetGrant {
     pub fn config(&self, call_timeout: Duration) -> Result<NetConfig, String> {
         let positive = |field: &str, v: Option<f64>, default: Duration| match v {
             None => Ok(default),
-            Some(v) if v.is_finite() && v > 0.0 => Ok(Duration::from_secs_f64(v)),
-            Some(_) => Err(format!(
-                "`network.{field}` must be a positive number of seconds"
-            )),
+            Some(v) => crate::boundary::limits::seconds(v).ok_or_else(|| {
+                format!(
+                    "`network.{field}` must be a positive number of seconds, at most {}",
+                    crate::boundary::limits::SETTING_SECONDS
+                )
+            }),
         };
         let defaults = NetConfig::default();
         let nonzero = |field: &str, v: u32| {

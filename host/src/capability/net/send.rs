@@ -281,13 +281,14 @@ impl NetPolicy {
                 )),
             )
         })?;
-        let carries_secret = carries_placeholder(&parts);
+        // A connector holding bound secrets gets every answer scanned for them before it reads
+        // a byte (not only answers to requests carrying one: a server may hand back a secret
+        // it was sent earlier); a compressed answer could not be scanned.
+        let scanned = !self.reflected.is_empty();
         let target = self
             .admit(&mut parts)
             .map_err(|r| self.refuse(&action, r))?;
-        if carries_secret {
-            // An answer to a request that carried a secret is scanned for it before the
-            // connector reads a byte; a compressed one could not be.
+        if scanned {
             parts.headers.insert(
                 http::header::ACCEPT_ENCODING,
                 HeaderValue::from_static("identity"),
@@ -342,16 +343,17 @@ impl NetPolicy {
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| parse_retry_after(v, SystemTime::now()));
                 if let Some(delay) = backoff.next_delay(retry_after) {
+                    // Not the action: it is guest text, and this log is not scrubbed.
                     tracing::debug!(
                         connector = self.connector,
-                        "{action}: {status}, retrying in {delay:?}"
+                        "answer {status}, retrying in {delay:?}"
                     );
                     drop(response);
                     tokio::time::sleep(delay).await;
                     continue;
                 }
             }
-            self.check_reflection(&action, &response, carries_secret)?;
+            self.check_reflection(&action, &response)?;
             let report = Report {
                 _permit: permit,
                 policy: self.clone(),
@@ -379,13 +381,8 @@ impl NetPolicy {
     }
 
     /// Refuse a response whose headers carry a bound secret (a redirect whose `Location` echoes
-    /// the query, say), or that is compressed after the request carried one.
-    fn check_reflection<B>(
-        &self,
-        action: &str,
-        response: &Response<B>,
-        carries_secret: bool,
-    ) -> Result<(), Error> {
+    /// the query, say), or that is compressed (and so could not be scanned for one).
+    fn check_reflection<B>(&self, action: &str, response: &Response<B>) -> Result<(), Error> {
         if self.reflected.is_empty() {
             return Ok(());
         }
@@ -400,15 +397,14 @@ impl NetPolicy {
                 ));
             }
         }
-        if carries_secret
-            && let Some(coding) = response.headers().get(http::header::CONTENT_ENCODING)
+        if let Some(coding) = response.headers().get(http::header::CONTENT_ENCODING)
             && !coding.as_bytes().eq_ignore_ascii_case(b"identity")
         {
             return Err(self.refuse(
                 action,
                 Refusal::reflected(format!(
                     "the response is `{}`-encoded although the host asked for `identity`: a \
-                     compressed answer to a request carrying a secret cannot be checked for it",
+                     compressed answer cannot be checked for the connector's bound secrets",
                     String::from_utf8_lossy(coding.as_bytes())
                 )),
             ));

@@ -306,7 +306,7 @@ impl SqlGrant {
         };
         let statement_timeout = match self.statement_timeout_secs {
             None => call_timeout / 2,
-            Some(v) if v.is_finite() && v > 0.0 && Duration::from_secs_f64(v) < call_timeout => {
+            Some(v) if crate::boundary::limits::seconds(v).is_some_and(|d| d < call_timeout) => {
                 Duration::from_secs_f64(v)
             }
             Some(_) => {

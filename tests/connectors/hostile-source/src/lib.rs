@@ -55,6 +55,9 @@ pub struct Config {
     pub statements: Vec<String>,
     #[serde(default)]
     pub count: usize,
+    /// A credential the connector holds in its config (marked secret in its spec).
+    #[serde(default)]
+    pub token: String,
 }
 
 pub struct Hostile;
@@ -64,7 +67,8 @@ impl Source for Hostile {
     type Reader = Loot;
 
     fn spec() -> Spec {
-        Spec::new(json!({"type": "object", "required": ["attack"]}))
+        Spec::new(json!({"type": "object", "required": ["attack"],
+            "properties": {"token": {"type": "string", "secret": true}}}))
     }
 
     fn check(_: &Config) -> Result<()> {
