@@ -18,5 +18,6 @@ pub mod connection;
 pub mod marketplace;
 pub mod protocol;
 pub mod runtime;
+pub mod server;
 pub mod store;
 pub mod sync;

@@ -27,7 +27,8 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 use secrecy::ExposeSecret;
 use serde_json::json;
-use sluice::api::{ApiState, Guards, Running};
+use sluice::api::{ApiState, Guards};
+use sluice::server::{Server, ServerConfig};
 use sluice::store::{ConnectionDef, Endpoint, EndpointKind, RunStatus, Store};
 use sluice_tests::Scratch;
 use sluice_tests::bench::env_u64;
@@ -228,18 +229,9 @@ fn main() {
         // Held for the whole bench: every trigger finds the connection running.
         (store, token.expose_secret().to_string(), run.run_id, lock)
     });
-    let state = ApiState {
-        store: store.clone(),
-        runtime,
-        default_index: None,
-        running: Arc::new(Running::default()),
-        // Far above the load: the limiter is consulted on every request but never refuses.
-        guards: Arc::new(Guards::new(1_000_000)),
-        audit_queue: Default::default(),
-        metrics: Default::default(),
-        webhooks: Default::default(),
-        audit_floor: sluice::boundary::retention::AUDIT_FLOOR,
-    };
+    let server = Server::new(store.clone(), runtime, &ServerConfig::default()).unwrap();
+    // Far above the load: the limiter is consulted on every request but never refuses.
+    let state = ApiState::new(server, Guards::new(1_000_000));
     let listener = server_rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();

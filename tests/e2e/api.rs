@@ -56,17 +56,13 @@ impl Api {
             .create_api_key("viewer", "member", None)
             .await
             .unwrap();
-        let app = router(ApiState {
-            store: store.clone(),
+        let server = sluice::server::Server::new(
+            store.clone(),
             runtime,
-            default_index: None,
-            running: Default::default(),
-            guards: Arc::new(sluice::api::Guards::new(per_second)),
-            audit_queue: Default::default(),
-            metrics: Default::default(),
-            webhooks: Default::default(),
-            audit_floor: sluice::boundary::retention::AUDIT_FLOOR,
-        });
+            &sluice::server::ServerConfig::default(),
+        )
+        .unwrap();
+        let app = router(ApiState::new(server, sluice::api::Guards::new(per_second)));
         Api {
             s,
             store,

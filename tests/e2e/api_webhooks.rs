@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use http::Method;
 use serde_json::{Value, json};
-use sluice::api::webhooks::signature::{self, TOLERANCE, VerifyError};
+use sluice::server::webhooks::signature::{self, TOLERANCE, VerifyError};
 use sluice_tests::Scratch;
 use sluice_tests::serve::Serve;
 use sluice_tests::server::{Reply as Answer, Seen, TestServer};

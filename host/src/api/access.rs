@@ -226,7 +226,7 @@ pub async fn authorize(State(state): State<ApiState>, mut req: Request, next: Ne
             note,
         );
     };
-    let key = match state.store.authenticate_api_key(token).await {
+    let key = match state.server.store.authenticate_api_key(token).await {
         Ok(Ok(key)) => key,
         Ok(Err((why, id))) => {
             note.key_id = id;
@@ -334,6 +334,7 @@ async fn workspace_access(
     // The workspace's allowlist holds for every caller, owners included (they change it
     // through `PATCH /v1/workspaces/{workspace}`, which it does not cover).
     let allowed = state
+        .server
         .store
         .workspace(&workspace)
         .await
@@ -358,6 +359,7 @@ async fn workspace_access(
         Role::Member => {}
     }
     let ws_role = state
+        .server
         .store
         .member_role(&workspace, key_id)
         .await
@@ -397,7 +399,7 @@ async fn check_signature(
     key: &ApiKey,
     req: Request,
 ) -> Result<Request, Result<signing::Refusal, ApiError>> {
-    let secret = match state.store.api_key_signing_secret(&key.id).await {
+    let secret = match state.server.store.api_key_signing_secret(&key.id).await {
         Ok(Some(secret)) => secret,
         // Signing was turned off in between: nothing to check.
         Ok(None) => return Ok(req),

@@ -109,7 +109,7 @@ pub async fn record(State(state): State<ApiState>, req: Request, next: Next) -> 
         }),
     );
     entry.source_ip = ip;
-    state.audit_queue.record(&state.store, entry).await;
+    state.audit_queue.record(&state.server.store, entry).await;
     state.metrics.observe(
         &method,
         note.route.as_deref(),

@@ -60,7 +60,7 @@ pub async fn query(
         resource: q.resource,
         limit: Some(q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT)),
     };
-    let entries = state.store.audit_entries(&filter).await?;
+    let entries = state.server.store.audit_entries(&filter).await?;
     if !jsonl {
         return Ok(Json(entries).into_response());
     }

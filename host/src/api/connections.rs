@@ -2,14 +2,10 @@
 //! data moves between them. A connection is checked by building exactly what a run would run
 //! (the same parser as connection files), so what is accepted here can run.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
-
 use axum::Json;
 use axum::extract::{Extension, Path, State};
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
-use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -19,8 +15,8 @@ use super::error::ApiError;
 use super::names::check_name;
 use super::workspaces::existing;
 use crate::boundary::audit::log::NewEntry;
-use crate::connection::Connection;
-use crate::store::{ConnectionDef, EndpointKind, Store, StoreError};
+use crate::server::resolve::{ResolveError, resolve};
+use crate::store::ConnectionDef;
 
 /// A connection as sent: `POST` names it, `PUT` takes the name from the path.
 #[derive(Debug, Deserialize)]
@@ -54,27 +50,6 @@ pub struct ConnectionBody {
     pub status: Option<String>,
 }
 
-/// Why a stored connection cannot be built into a runnable one.
-#[derive(Debug, thiserror::Error)]
-pub enum ResolveError {
-    /// A source or destination it names does not exist.
-    #[error("{kind} `{name}` does not exist in workspace `{workspace}`")]
-    Missing {
-        /// Source or destination.
-        kind: &'static str,
-        /// Its name.
-        name: String,
-        /// The workspace.
-        workspace: String,
-    },
-    /// The definition does not make a valid connection.
-    #[error("{0}")]
-    Invalid(String),
-    /// The store.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
 impl From<ResolveError> for ApiError {
     fn from(e: ResolveError) -> ApiError {
         match e {
@@ -82,83 +57,6 @@ impl From<ResolveError> for ApiError {
             other => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, other.to_string()),
         }
     }
-}
-
-/// JSON → TOML has no null: leave nulls out.
-fn without_nulls(v: Value) -> Value {
-    match v {
-        Value::Object(m) => Value::Object(
-            m.into_iter()
-                .filter(|(_, v)| !v.is_null())
-                .map(|(k, v)| (k, without_nulls(v)))
-                .collect(),
-        ),
-        Value::Array(a) => Value::Array(a.into_iter().map(without_nulls).collect()),
-        other => other,
-    }
-}
-
-/// The workspace's file area: where relative directories in its grants point.
-pub fn files_dir(store: &Store, workspace: &str) -> PathBuf {
-    store.dir().join("files").join(workspace)
-}
-
-/// The workspace's own folder, apart from every other workspace's: its SQLite warehouse
-/// (`warehouse/`, where its grants' `sqlite` files live), its runs' `staging/` and `samples/`.
-pub fn workspace_dir(store: &Store, workspace: &str) -> PathBuf {
-    store.dir().join("workspaces").join(workspace)
-}
-
-/// Build the runnable connection a stored definition describes: its source and destination as
-/// stored now, their secret values (held for this run only), directories inside the
-/// workspace's file area.
-pub async fn resolve(store: &Store, def: &ConnectionDef) -> Result<Connection, ResolveError> {
-    let ws = &def.workspace;
-    let mut doc = Map::new();
-    doc.insert("name".into(), json!(def.key()));
-    doc.insert("workspace".into(), json!(ws));
-    let mut held: BTreeMap<String, SecretString> = BTreeMap::new();
-    for (kind, name) in [
-        (EndpointKind::Source, &def.source),
-        (EndpointKind::Destination, &def.destination),
-    ] {
-        let e = store
-            .endpoint(ws, kind, name)
-            .await?
-            .ok_or_else(|| ResolveError::Missing {
-                kind: kind.as_str(),
-                name: name.clone(),
-                workspace: ws.clone(),
-            })?;
-        doc.insert(
-            kind.as_str().into(),
-            json!({ "connector": e.connector, "config": e.config, "grant": e.grant }),
-        );
-        for (secret, value) in store.endpoint_secrets(ws, kind, name).await? {
-            if held.insert(secret.clone(), value).is_some() {
-                return Err(ResolveError::Invalid(format!(
-                    "the source and the destination both bind a secret named `{secret}`: \
-                     rename one of them"
-                )));
-            }
-        }
-    }
-    if let Value::Object(settings) = &def.settings {
-        for (k, v) in settings {
-            doc.insert(k.clone(), v.clone());
-        }
-    }
-    let text = toml::to_string(&without_nulls(Value::Object(doc)))
-        .map_err(|e| ResolveError::Invalid(format!("cannot express the connection: {e}")))?;
-    let base = files_dir(store, ws);
-    std::fs::create_dir_all(&base)
-        .map_err(|e| ResolveError::Invalid(format!("cannot create {}: {e}", base.display())))?;
-    let origin = PathBuf::from(format!("workspaces/{ws}/connections/{}", def.name));
-    let mut conn = Connection::from_toml(&origin, &base, &text)
-        .map_err(|e| ResolveError::Invalid(e.to_string()))?;
-    conn.held_secrets = Some(held);
-    conn.area = Some(workspace_dir(store, ws));
-    Ok(conn)
 }
 
 fn not_found(workspace: &str, name: &str) -> ApiError {
@@ -170,7 +68,7 @@ fn not_found(workspace: &str, name: &str) -> ApiError {
 
 /// A connection's schedule, parsed; a 422 that names the problem when it is not one.
 fn check_schedule(schedule: &str) -> Result<croner::Cron, ApiError> {
-    super::scheduler::parse(schedule).map_err(|e| {
+    crate::server::scheduler::parse(schedule).map_err(|e| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             format!(
@@ -221,7 +119,7 @@ async fn prepare(
         created_at: String::new(),
         updated_at: String::new(),
     };
-    resolve(&state.store, &def).await?;
+    resolve(&state.server.store, &def).await?;
     Ok(def)
 }
 
@@ -248,7 +146,7 @@ pub async fn list(
     Path(workspace): Path<String>,
 ) -> Result<Response, ApiError> {
     existing(&state, &workspace).await?;
-    Ok(Json(state.store.connection_defs(Some(&workspace)).await?).into_response())
+    Ok(Json(state.server.store.connection_defs(Some(&workspace)).await?).into_response())
 }
 
 /// `GET …/connections/{name}`.
@@ -258,11 +156,12 @@ pub async fn show(
 ) -> Result<Response, ApiError> {
     existing(&state, &workspace).await?;
     let def = state
+        .server
         .store
         .connection_def(&workspace, &name)
         .await?
         .ok_or_else(|| not_found(&workspace, &name))?;
-    let last_run = state.store.runs(Some(&def.key()), 1).await?.pop();
+    let last_run = state.server.store.runs(Some(&def.key()), 1).await?.pop();
     let mut v = serde_json::to_value(&def).unwrap_or_default();
     if let Some(obj) = v.as_object_mut() {
         obj.insert("last_run".into(), json!(last_run));
@@ -284,6 +183,7 @@ pub async fn create(
         .ok_or_else(|| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "`name` is required"))?;
     check_name("connection", &name)?;
     if state
+        .server
         .store
         .connection_def(&workspace, &name)
         .await?
@@ -295,9 +195,9 @@ pub async fn create(
         ));
     }
     let def = prepare(&state, &workspace, &name, body).await?;
-    state.store.put_connection(&def).await?;
+    state.server.store.put_connection(&def).await?;
     audit(&state, &caller, "created", &def).await?;
-    let stored = state.store.connection_def(&workspace, &name).await?;
+    let stored = state.server.store.connection_def(&workspace, &name).await?;
     Ok((StatusCode::CREATED, Json(stored)).into_response())
 }
 
@@ -310,6 +210,7 @@ pub async fn update(
 ) -> Result<Response, ApiError> {
     existing(&state, &workspace).await?;
     if state
+        .server
         .store
         .connection_def(&workspace, &name)
         .await?
@@ -324,9 +225,9 @@ pub async fn update(
         ));
     }
     let def = prepare(&state, &workspace, &name, body).await?;
-    state.store.put_connection(&def).await?;
+    state.server.store.put_connection(&def).await?;
     audit(&state, &caller, "updated", &def).await?;
-    let stored = state.store.connection_def(&workspace, &name).await?;
+    let stored = state.server.store.connection_def(&workspace, &name).await?;
     Ok(Json(stored).into_response())
 }
 
@@ -338,11 +239,16 @@ pub async fn remove(
 ) -> Result<Response, ApiError> {
     existing(&state, &workspace).await?;
     let def = state
+        .server
         .store
         .connection_def(&workspace, &name)
         .await?
         .ok_or_else(|| not_found(&workspace, &name))?;
-    state.store.delete_connection(&workspace, &name).await?;
+    state
+        .server
+        .store
+        .delete_connection(&workspace, &name)
+        .await?;
     audit(&state, &caller, "deleted", &def).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -35,8 +35,8 @@ pub struct InstallBody {
 
 fn installer<'a>(state: &'a ApiState, caller: &Caller) -> Installer<'a> {
     Installer {
-        store: &state.store,
-        runtime: &state.runtime,
+        store: &state.server.store,
+        runtime: &state.server.runtime,
         actor: caller.actor(),
     }
 }
@@ -55,7 +55,7 @@ fn install_error(e: &InstallError) -> ApiError {
 
 /// `GET /v1/connectors`.
 pub async fn list(State(state): State<ApiState>) -> Result<Response, ApiError> {
-    Ok(Json(state.store.installed_connectors().await?).into_response())
+    Ok(Json(state.server.store.installed_connectors().await?).into_response())
 }
 
 /// `GET /v1/connectors/{name}`.
@@ -63,7 +63,7 @@ pub async fn show(
     State(state): State<ApiState>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    match state.store.installed_connector(&name).await? {
+    match state.server.store.installed_connector(&name).await? {
         Some(c) => Ok(Json(c).into_response()),
         None => Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -83,7 +83,7 @@ pub async fn install(
         Some(i) => {
             Location::parse(i).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?
         }
-        None => state.default_index.clone().ok_or_else(|| {
+        None => state.server.default_index.clone().ok_or_else(|| {
             ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "name an `index`: this server has no default index (`sluice serve --index`)",
@@ -106,7 +106,7 @@ pub async fn install(
         }
     };
     if plan.is_installed() {
-        let current = state.store.installed_connector(&body.name).await?;
+        let current = state.server.store.installed_connector(&body.name).await?;
         return Ok((
             StatusCode::OK,
             Json(json!({ "unchanged": true, "connector": current })),

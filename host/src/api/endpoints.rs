@@ -136,6 +136,7 @@ async fn prepare(
     previous: Option<&Endpoint>,
 ) -> Result<(Endpoint, BTreeMap<String, SecretString>), ApiError> {
     let installed = state
+        .server
         .store
         .installed_connector(&body.connector)
         .await?
@@ -273,7 +274,7 @@ pub async fn list(
     Path(workspace): Path<String>,
 ) -> Result<Response, ApiError> {
     existing(&state, &workspace).await?;
-    Ok(Json(state.store.endpoints(&workspace, kind).await?).into_response())
+    Ok(Json(state.server.store.endpoints(&workspace, kind).await?).into_response())
 }
 
 /// `GET …/sources/{name}` or `…/destinations/{name}`.
@@ -283,7 +284,7 @@ pub async fn show(
     Path((workspace, name)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     existing(&state, &workspace).await?;
-    match state.store.endpoint(&workspace, kind, &name).await? {
+    match state.server.store.endpoint(&workspace, kind, &name).await? {
         Some(e) => Ok(Json(e).into_response()),
         None => Err(not_found(kind, &workspace, &name)),
     }
@@ -304,6 +305,7 @@ pub async fn create(
         .ok_or_else(|| unprocessable("`name` is required"))?;
     check_name(kind.as_str(), &name)?;
     if state
+        .server
         .store
         .endpoint(&workspace, kind, &name)
         .await?
@@ -318,9 +320,9 @@ pub async fn create(
         ));
     }
     let (e, secrets) = prepare(&state, kind, &workspace, &name, body, None).await?;
-    state.store.put_endpoint(&e, &secrets).await?;
+    state.server.store.put_endpoint(&e, &secrets).await?;
     audit(&state, &caller, "created", &e, &secrets).await?;
-    let stored = state.store.endpoint(&workspace, kind, &name).await?;
+    let stored = state.server.store.endpoint(&workspace, kind, &name).await?;
     Ok((StatusCode::CREATED, Json(stored)).into_response())
 }
 
@@ -335,6 +337,7 @@ pub async fn update(
 ) -> Result<Response, ApiError> {
     existing(&state, &workspace).await?;
     let previous = state
+        .server
         .store
         .endpoint(&workspace, kind, &name)
         .await?
@@ -343,9 +346,9 @@ pub async fn update(
         return Err(unprocessable("a source or destination cannot be renamed"));
     }
     let (e, secrets) = prepare(&state, kind, &workspace, &name, body, Some(&previous)).await?;
-    state.store.put_endpoint(&e, &secrets).await?;
+    state.server.store.put_endpoint(&e, &secrets).await?;
     audit(&state, &caller, "updated", &e, &secrets).await?;
-    let stored = state.store.endpoint(&workspace, kind, &name).await?;
+    let stored = state.server.store.endpoint(&workspace, kind, &name).await?;
     Ok(Json(stored).into_response())
 }
 
@@ -357,7 +360,11 @@ pub async fn remove(
     Path((workspace, name)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     existing(&state, &workspace).await?;
-    let users = state.store.endpoint_users(&workspace, kind, &name).await?;
+    let users = state
+        .server
+        .store
+        .endpoint_users(&workspace, kind, &name)
+        .await?;
     if !users.is_empty() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -368,7 +375,12 @@ pub async fn remove(
             ),
         ));
     }
-    if !state.store.delete_endpoint(&workspace, kind, &name).await? {
+    if !state
+        .server
+        .store
+        .delete_endpoint(&workspace, kind, &name)
+        .await?
+    {
         return Err(not_found(kind, &workspace, &name));
     }
     state

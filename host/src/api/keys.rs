@@ -85,6 +85,7 @@ fn no_key(id: &str) -> ApiError {
 
 async fn target(state: &ApiState, id: &str) -> Result<ApiKey, ApiError> {
     state
+        .server
         .store
         .api_key(id)
         .await?
@@ -109,7 +110,7 @@ fn changed(id: &str, change: KeyChange) -> Result<(), ApiError> {
 
 /// `GET /v1/keys`: every key, never a secret.
 pub async fn list(State(state): State<ApiState>) -> Result<Response, ApiError> {
-    Ok(Json(state.store.api_keys().await?).into_response())
+    Ok(Json(state.server.store.api_keys().await?).into_response())
 }
 
 /// `POST /v1/keys`: the token is in this answer only.
@@ -127,17 +128,20 @@ pub async fn create(
         .expires_in_days
         .map(|d| time::OffsetDateTime::now_utc() + time::Duration::days(i64::from(d)));
     let (key, token) = state
+        .server
         .store
         .create_api_key(&body.name, body.role.as_str(), expires)
         .await?;
     if allowed_ips.is_some() {
         state
+            .server
             .store
             .set_api_key_ips(&key.id, allowed_ips.as_deref())
             .await?;
     }
     let signing = if body.signed {
         state
+            .server
             .store
             .set_api_key_signing(&key.id, true)
             .await?
@@ -145,7 +149,7 @@ pub async fn create(
     } else {
         None
     };
-    let key = state.store.api_key(&key.id).await?.unwrap_or(key);
+    let key = state.server.store.api_key(&key.id).await?.unwrap_or(key);
     state
         .audit(NewEntry::new(
             caller.actor(),
@@ -185,7 +189,14 @@ pub async fn update(
         None => None,
     };
     if let Some(role) = body.role {
-        changed(&id, state.store.set_api_key_role(&id, role.as_str()).await?)?;
+        changed(
+            &id,
+            state
+                .server
+                .store
+                .set_api_key_role(&id, role.as_str())
+                .await?,
+        )?;
         state
             .audit(NewEntry::new(
                 caller.actor(),
@@ -197,10 +208,19 @@ pub async fn update(
             .await?;
     }
     if let Some(ips) = &allowed_ips {
-        state.store.set_api_key_ips(&id, ips.as_deref()).await?;
+        state
+            .server
+            .store
+            .set_api_key_ips(&id, ips.as_deref())
+            .await?;
     }
     let signing = match body.signed {
-        Some(on) => state.store.set_api_key_signing(&id, on).await?.flatten(),
+        Some(on) => state
+            .server
+            .store
+            .set_api_key_signing(&id, on)
+            .await?
+            .flatten(),
         None => None,
     };
     if allowed_ips.is_some() || body.signed.is_some() {
@@ -218,7 +238,8 @@ pub async fn update(
             ))
             .await?;
     }
-    let mut answer = serde_json::to_value(state.store.api_key(&id).await?).unwrap_or_default();
+    let mut answer =
+        serde_json::to_value(state.server.store.api_key(&id).await?).unwrap_or_default();
     if let Some(secret) = signing {
         answer["signing_secret"] = json!(secret.expose_secret());
     }
@@ -233,7 +254,7 @@ pub async fn revoke(
 ) -> Result<Response, ApiError> {
     let key = target(&state, &id).await?;
     may_manage(&caller, &key.role, None)?;
-    changed(&id, state.store.revoke_api_key(&id).await?)?;
+    changed(&id, state.server.store.revoke_api_key(&id).await?)?;
     state
         .audit(NewEntry::new(
             caller.actor(),
@@ -264,13 +285,14 @@ pub async fn rotate(
         ));
     }
     let Some((new, token)) = state
+        .server
         .store
         .rotate_api_key(&id, time::Duration::hours(i64::from(hours)))
         .await?
     else {
         return Err(no_key(&id));
     };
-    let old = state.store.api_key(&id).await?;
+    let old = state.server.store.api_key(&id).await?;
     state
         .audit(NewEntry::new(
             caller.actor(),

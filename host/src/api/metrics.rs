@@ -102,7 +102,7 @@ impl Metrics {
 
 /// `GET /metrics`.
 pub async fn scrape(State(state): State<ApiState>) -> Result<Response, ApiError> {
-    let totals = state.store.run_totals().await?;
+    let totals = state.server.store.run_totals().await?;
     let mut registry = Registry::with_prefix("sluice");
     let m = &state.metrics;
     registry.register(
@@ -129,7 +129,7 @@ pub async fn scrape(State(state): State<ApiState>) -> Result<Response, ApiError>
     }
     registry.register("runs", "Runs in the store, by status", runs);
     let running: Gauge = Gauge::default();
-    running.set(i64::try_from(state.running.len()).unwrap_or(i64::MAX));
+    running.set(i64::try_from(state.server.running.len()).unwrap_or(i64::MAX));
     registry.register(
         "runs_in_progress",
         "Runs this server started that have not ended",

@@ -23,10 +23,9 @@ mod names;
 pub mod openapi;
 pub mod retention;
 mod runs;
-pub mod scheduler;
 pub mod signing;
 pub mod tls;
-pub mod webhooks;
+mod webhooks;
 mod workspaces;
 
 use std::net::SocketAddr;
@@ -41,38 +40,35 @@ use http::Method;
 use tokio::net::TcpListener;
 
 use crate::boundary::audit::log::NewEntry;
-use crate::marketplace::Location;
-use crate::runtime::Runtime;
+use crate::server::Server;
 use crate::store::EndpointKind;
-use crate::store::Store;
 use error::ApiError;
 
 pub use access::{Access, DEFAULT_RATE, Guards, Need, Role, WorkspaceRole};
-pub use connections::{ResolveError, resolve};
-pub use runs::{DEFAULT_MAX_RUNS, Running};
 
-/// What the handlers share.
+/// What the handlers share: the server's services, and what only the HTTP layer keeps.
 #[derive(Clone)]
 pub struct ApiState {
-    /// The store (and data dir).
-    pub store: Arc<Store>,
-    /// For compiling connectors on install.
-    pub runtime: Arc<Runtime>,
-    /// The index installs use when a request names none.
-    pub default_index: Option<Location>,
-    /// The runs this server started, for cancel and shutdown.
-    pub running: Arc<Running>,
+    /// The services the handlers call.
+    pub server: Server,
     /// Per-key request rates and seen signatures.
     pub guards: Arc<Guards>,
     /// Where the audit layer's entries queue up to be written together.
     pub audit_queue: Arc<audit::AuditQueue>,
     /// What the audit layer counts for `/metrics`.
     pub metrics: Arc<metrics::Metrics>,
-    /// The webhook sender (its guard and retry settings).
-    pub webhooks: Arc<webhooks::Webhooks>,
-    /// Audit entries younger than this are never purged, and the API cannot set a shorter
-    /// audit retention ([`crate::boundary::retention::AUDIT_FLOOR`] unless the operator said).
-    pub audit_floor: std::time::Duration,
+}
+
+impl ApiState {
+    /// The HTTP layer over `server`, with `guards` for rates and signatures.
+    pub fn new(server: Server, guards: Guards) -> ApiState {
+        ApiState {
+            server,
+            guards: Arc::new(guards),
+            audit_queue: Default::default(),
+            metrics: Default::default(),
+        }
+    }
 }
 
 /// A route and who may call it.
@@ -255,7 +251,8 @@ impl ApiState {
     /// audited is reported as failed.
     pub async fn audit(&self, entry: NewEntry) -> Result<(), ApiError> {
         // A change is the end of a unit of work: signed and anchored before the answer.
-        self.store
+        self.server
+            .store
             .audit_sealed(&[entry])
             .await
             .map_err(ApiError::from)

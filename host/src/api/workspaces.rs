@@ -40,7 +40,7 @@ pub struct MemberBody {
 
 /// 404 unless `name` exists.
 pub async fn existing(state: &ApiState, name: &str) -> Result<(), ApiError> {
-    match state.store.workspace(name).await? {
+    match state.server.store.workspace(name).await? {
         Some(_) => Ok(()),
         None => Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -54,9 +54,9 @@ pub async fn list(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
 ) -> Result<Response, ApiError> {
-    let all = state.store.workspaces().await?;
+    let all = state.server.store.workspaces().await?;
     let visible = if caller.role == Role::Member {
-        let mine = state.store.workspaces_of(&caller.key_id).await?;
+        let mine = state.server.store.workspaces_of(&caller.key_id).await?;
         all.into_iter().filter(|w| mine.contains(&w.name)).collect()
     } else {
         all
@@ -81,6 +81,7 @@ pub async fn update(
     };
     let ips = allowlist::parse(&value)?;
     state
+        .server
         .store
         .set_workspace_ips(&workspace, ips.as_deref())
         .await?;
@@ -93,7 +94,7 @@ pub async fn update(
             json!({ "allowed_ips": ips }),
         ))
         .await?;
-    Ok(Json(state.store.workspace(&workspace).await?).into_response())
+    Ok(Json(state.server.store.workspace(&workspace).await?).into_response())
 }
 
 /// `POST /v1/workspaces`.
@@ -103,7 +104,7 @@ pub async fn create(
     Json(body): Json<CreateBody>,
 ) -> Result<Response, ApiError> {
     check_name("workspace", &body.name)?;
-    if !state.store.create_workspace(&body.name).await? {
+    if !state.server.store.create_workspace(&body.name).await? {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             format!("workspace `{}` exists", body.name),
@@ -118,7 +119,7 @@ pub async fn create(
             json!({}),
         ))
         .await?;
-    let ws = state.store.workspace(&body.name).await?;
+    let ws = state.server.store.workspace(&body.name).await?;
     Ok((StatusCode::CREATED, Json(ws)).into_response())
 }
 
@@ -128,8 +129,13 @@ pub async fn show(
     Path(workspace): Path<String>,
 ) -> Result<Response, ApiError> {
     existing(&state, &workspace).await?;
-    let ws = state.store.workspace(&workspace).await?;
-    let connections = state.store.connection_defs(Some(&workspace)).await?.len();
+    let ws = state.server.store.workspace(&workspace).await?;
+    let connections = state
+        .server
+        .store
+        .connection_defs(Some(&workspace))
+        .await?
+        .len();
     Ok(Json(json!({ "workspace": ws, "connections": connections })).into_response())
 }
 
@@ -139,7 +145,7 @@ pub async fn members(
     Path(workspace): Path<String>,
 ) -> Result<Response, ApiError> {
     existing(&state, &workspace).await?;
-    Ok(Json(state.store.members(&workspace).await?).into_response())
+    Ok(Json(state.server.store.members(&workspace).await?).into_response())
 }
 
 /// `PUT /v1/workspaces/{workspace}/members/{key_id}`: give a member key a workspace role.
@@ -151,6 +157,7 @@ pub async fn set_member(
 ) -> Result<Response, ApiError> {
     existing(&state, &workspace).await?;
     let key = state
+        .server
         .store
         .api_keys()
         .await?
@@ -168,6 +175,7 @@ pub async fn set_member(
         ));
     }
     state
+        .server
         .store
         .set_member(&workspace, &key_id, body.role.as_str())
         .await?;
@@ -190,7 +198,12 @@ pub async fn remove_member(
     Path((workspace, key_id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     existing(&state, &workspace).await?;
-    if !state.store.remove_member(&workspace, &key_id).await? {
+    if !state
+        .server
+        .store
+        .remove_member(&workspace, &key_id)
+        .await?
+    {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             format!("`{key_id}` is not a member of `{workspace}`"),

@@ -71,7 +71,8 @@ enum Command {
     /// Publisher keys this data dir trusts to sign packages.
     #[command(subcommand)]
     Trust(trust::TrustCommand),
-    /// Serve the control API (HTTP, loopback only for now).
+    /// Serve the control API: HTTPS with --tls-cert/--tls-key, plain HTTP on loopback only;
+    /// runs schedules and delivers webhooks while it serves.
     Serve(serve::ServeArgs),
     /// API keys for the control API.
     #[command(subcommand)]

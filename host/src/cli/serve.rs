@@ -7,9 +7,12 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use secrecy::ExposeSecret;
-use sluice::api::{ApiState, Role};
+use sluice::api::{ApiState, Guards, Role};
 use sluice::boundary::audit::log::NewEntry;
 use sluice::marketplace::Location;
+use sluice::server::scheduler::RetryPolicy;
+use sluice::server::webhooks::WebhookConfig;
+use sluice::server::{Server, ServerConfig};
 use sluice::store::{KeyChange, Store};
 
 #[derive(Debug, clap::Args)]
@@ -36,7 +39,7 @@ pub struct ServeArgs {
     rate_limit: u32,
     /// At most this many runs at once, scheduled or triggered; scheduled runs wait for a
     /// slot, triggers are answered 503 with Retry-After.
-    #[arg(long, default_value_t = sluice::api::DEFAULT_MAX_RUNS as u16, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    #[arg(long, default_value_t = sluice::server::runs::DEFAULT_MAX_RUNS as u16, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     max_runs: u16,
     /// How often a failed scheduled run is retried (resuming it) before the scheduler gives up
     /// until the next occurrence.
@@ -131,58 +134,32 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<ExitCode>
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
-    let running = Arc::new(sluice::api::Running::new(usize::from(args.max_runs)));
-    let mut webhook_config = sluice::api::webhooks::WebhookConfig {
+    let mut webhooks = WebhookConfig {
         retries: args.webhook_retries,
         retry_delay: std::time::Duration::from_secs_f64(args.webhook_retry_delay),
         ..Default::default()
     };
     if !args.webhook_allow.is_empty() {
-        webhook_config.allow = args.webhook_allow.clone();
+        webhooks.allow = args.webhook_allow.clone();
     }
-    let webhooks = sluice::api::webhooks::Webhooks::new(webhook_config)
-        .map_err(|e| anyhow::anyhow!("webhooks: {e}"))?;
-    let state = ApiState {
-        store,
-        runtime,
+    let config = ServerConfig {
         default_index,
-        running: running.clone(),
-        guards: Arc::new(sluice::api::Guards::new(args.rate_limit)),
-        audit_queue: Default::default(),
-        metrics: Default::default(),
-        webhooks: Arc::new(webhooks),
-        audit_floor: args.audit_floor,
-    };
-    if args.audit_floor != sluice::boundary::retention::AUDIT_FLOOR {
-        let floor = sluice::boundary::retention::Keep::For(args.audit_floor).to_string();
-        if args.audit_floor < sluice::boundary::retention::AUDIT_MIN {
-            eprintln!(
-                "warning: --audit-floor {floor}: audit entries may be purged after less than 30 days"
-            );
-        }
-        state
-            .store
-            .audit_sealed(&[NewEntry::new(
-                super::actor(),
-                "retention.audit_floor",
-                "retention",
-                "ok",
-                serde_json::json!({ "floor": floor, "default": "365d" }),
-            )])
-            .await?;
-    }
-    let scheduler = tokio::spawn(sluice::api::scheduler::run(
-        state.clone(),
-        sluice::api::scheduler::RetryPolicy {
+        max_runs: usize::from(args.max_runs),
+        webhooks,
+        retry: RetryPolicy {
             retries: args.retries,
             delay: std::time::Duration::from_secs_f64(args.retry_delay),
         },
-    ));
-    let deliveries = tokio::spawn(sluice::api::webhooks::deliver::run(state.clone()));
-    let purges = tokio::spawn(sluice::api::retention::auto_purge(
-        state.clone(),
-        sluice::api::retention::PURGE_EVERY,
-    ));
+        audit_floor: args.audit_floor,
+    };
+    if args.audit_floor < sluice::boundary::retention::AUDIT_MIN {
+        eprintln!(
+            "warning: --audit-floor {}: audit entries may be purged after less than 30 days",
+            sluice::boundary::retention::Keep::For(args.audit_floor)
+        );
+    }
+    let handle = Server::start(store, runtime, config, &super::actor()).await?;
+    let state = ApiState::new(handle.server().clone(), Guards::new(args.rate_limit));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {
         let mut rx = stop_rx.clone();
@@ -204,7 +181,7 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<ExitCode>
         }
         None => None,
     };
-    let server = match tls {
+    let http = match tls {
         Some(config) => {
             println!("listening on https://{addr}");
             let listener = sluice::api::tls::TlsListener::new(listener, config)?;
@@ -220,21 +197,16 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<ExitCode>
     shutdown_signal().await;
     eprintln!(
         "shutting down: finishing the requests in flight; {} run(s) commit what they wrote and stop",
-        running.len()
+        handle.server().running.len()
     );
     let _ = stop_tx.send(true);
-    running.stop_all("the server is shutting down");
-    if !running.drained(RUNS_STOP_LIMIT).await {
+    if !handle.shutdown(RUNS_STOP_LIMIT).await {
         eprintln!(
             "runs still going after {}s; leaving them to be resumed by their next run",
             RUNS_STOP_LIMIT.as_secs()
         );
     }
-    scheduler.abort();
-    // Deliveries not made yet stay in the outbox for the next start.
-    deliveries.abort();
-    purges.abort();
-    server.await??;
+    http.await??;
     if let Some(r) = redirect {
         r.await??;
     }

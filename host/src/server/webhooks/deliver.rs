@@ -14,9 +14,9 @@ use http::{HeaderMap, HeaderValue};
 use serde_json::json;
 
 use super::signature;
-use crate::api::ApiState;
 use crate::boundary::audit::log::NewEntry;
 use crate::capability::net::PostError;
+use crate::server::Server;
 use crate::store::{Attempt, Delivery, DueDelivery, RunRecord, RunStatus, now_ms};
 
 /// Who the audit log says delivered webhooks.
@@ -44,7 +44,7 @@ pub fn event_for(status: RunStatus) -> Option<&'static str> {
 
 /// Queue the event of a run that ended for the webhooks of its workspace, and wake the
 /// delivery task. Failures are logged: the run's own record is what matters.
-pub async fn run_ended(state: &ApiState, workspace: &str, run: &RunRecord) {
+pub async fn run_ended(server: &Server, workspace: &str, run: &RunRecord) {
     let Some(event) = event_for(run.status) else {
         return;
     };
@@ -60,15 +60,15 @@ pub async fn run_ended(state: &ApiState, workspace: &str, run: &RunRecord) {
         "type": event,
         "created_at": crate::store::now_rfc3339(),
         "workspace": workspace,
-        "data": { "run": crate::api::runs::run_json(run, workspace) },
+        "data": { "run": crate::server::runs::run_json(run, workspace) },
     })
     .to_string();
-    match state
+    match server
         .store
         .enqueue_webhook_event(workspace, event, &body)
         .await
     {
-        Ok(queued) if !queued.is_empty() => state.webhooks.notify(),
+        Ok(queued) if !queued.is_empty() => server.webhooks.notify(),
         Ok(_) => {}
         Err(e) => tracing::error!("cannot queue `{event}` of run {}: {e}", run.id),
     }
@@ -81,9 +81,9 @@ fn random_id() -> Result<String, getrandom::Error> {
 }
 
 /// Deliver queued events until the task is aborted.
-pub async fn run(state: ApiState) {
+pub async fn run(server: Server) {
     loop {
-        let due = match state
+        let due = match server
             .store
             .take_due_deliveries(now_ms(), BATCH, LEASE.as_millis() as i64)
             .await
@@ -97,13 +97,13 @@ pub async fn run(state: ApiState) {
         let full = due.len() == BATCH as usize;
         futures_util::stream::iter(due)
             .for_each_concurrent(CONCURRENCY, |d| {
-                let state = state.clone();
-                async move { attempt(&state, d).await }
+                let server = server.clone();
+                async move { attempt(&server, d).await }
             })
             .await;
         if !full {
             tokio::select! {
-                _ = state.webhooks.wake.notified() => {}
+                _ = server.webhooks.wake.notified() => {}
                 _ = tokio::time::sleep(POLL) => {}
             }
         }
@@ -125,21 +125,21 @@ pub fn retry_delay(delay: Duration, n: usize) -> Duration {
         .min(MAX_DELAY)
 }
 
-async fn attempt(state: &ApiState, due: DueDelivery) {
+async fn attempt(server: &Server, due: DueDelivery) {
     let DueDelivery {
         delivery,
         workspace,
         url,
     } = due;
     let n = delivery.attempts + 1;
-    let result = send(state, &delivery, &url).await;
+    let result = send(server, &delivery, &url).await;
     let (outcome, status, error) = match result {
         Ok(s) if (200..300).contains(&s) => ("ok", Some(s), None),
         Ok(s) => ("failed", Some(s), Some(format!("answered {s}"))),
         Err(PostError::Refused(why)) => ("refused", None, Some(why)),
         Err(PostError::Failed(why)) => ("failed", None, Some(why)),
     };
-    let config = state.webhooks.config();
+    let config = server.webhooks.config();
     let recorded = match error {
         None => Attempt::Delivered(status.unwrap_or(200)),
         Some(error) if (n as usize) <= config.retries => Attempt::Retry {
@@ -149,7 +149,7 @@ async fn attempt(state: &ApiState, due: DueDelivery) {
         },
         Some(error) => Attempt::GaveUp { status, error },
     };
-    if let Err(e) = state
+    if let Err(e) = server
         .store
         .record_delivery_attempt(&delivery.id, n, &recorded)
         .await
@@ -181,14 +181,14 @@ async fn attempt(state: &ApiState, due: DueDelivery) {
         outcome,
         details,
     );
-    if let Err(e) = state.store.audit(&[entry]).await {
+    if let Err(e) = server.store.audit(&[entry]).await {
         tracing::error!("cannot audit webhook delivery {}: {e}", delivery.id);
     }
 }
 
 /// One signed POST of `delivery` to `url`; the answer's status.
-async fn send(state: &ApiState, delivery: &Delivery, url: &str) -> Result<u16, PostError> {
-    let secrets = state
+async fn send(server: &Server, delivery: &Delivery, url: &str) -> Result<u16, PostError> {
+    let secrets = server
         .store
         .webhook_secrets(&delivery.webhook)
         .await
@@ -212,7 +212,7 @@ async fn send(state: &ApiState, delivery: &Delivery, url: &str) -> Result<u16, P
     );
     headers.insert(signature::DELIVERY, value(&delivery.id)?);
     headers.insert(signature::EVENT, value(&delivery.event)?);
-    state
+    server
         .webhooks
         .policy
         .post(url, headers, Bytes::from(delivery.body.clone()))

@@ -18,8 +18,8 @@ use chrono::{DateTime, Utc};
 use croner::Cron;
 use serde_json::json;
 
-use super::ApiState;
-use super::connections::resolve;
+use super::Server;
+use super::resolve::resolve;
 use super::runs::{Outcome, StartError, start};
 use crate::boundary::audit::log::NewEntry;
 use crate::store::ConnectionDef;
@@ -56,16 +56,16 @@ const TICK: Duration = Duration::from_millis(500);
 /// Connections with a chain in progress, and whether a skipped occurrence was audited.
 type Chains = Arc<Mutex<HashMap<String, bool>>>;
 
-/// Run the scheduler until the server shuts down (`state.running` closes).
-pub async fn run(state: ApiState, policy: RetryPolicy) {
+/// Run the scheduler until the server shuts down (`server.running` closes).
+pub async fn run(server: Server, policy: RetryPolicy) {
     let chains: Chains = Arc::default();
     let mut next: HashMap<String, (String, DateTime<Utc>)> = HashMap::new();
     let mut warned: HashSet<String> = HashSet::new();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    while !state.running.is_closed() {
+    while !server.running.is_closed() {
         tick.tick().await;
-        let defs = match state.store.connection_defs(None).await {
+        let defs = match server.store.connection_defs(None).await {
             Ok(defs) => defs,
             Err(e) => {
                 tracing::error!("the scheduler cannot read the connections: {e}");
@@ -100,7 +100,7 @@ pub async fn run(state: ApiState, policy: RetryPolicy) {
                         continue;
                     }
                     next.insert(key, (schedule, upcoming));
-                    fire(&state, &chains, def, policy).await;
+                    fire(&server, &chains, def, policy).await;
                 }
                 // New or changed: wait for its next occurrence.
                 _ => {
@@ -112,7 +112,7 @@ pub async fn run(state: ApiState, policy: RetryPolicy) {
 }
 
 /// An occurrence of `def` is due: start its chain, or skip it while one is in progress.
-async fn fire(state: &ApiState, chains: &Chains, def: ConnectionDef, policy: RetryPolicy) {
+async fn fire(server: &Server, chains: &Chains, def: ConnectionDef, policy: RetryPolicy) {
     let key = def.key();
     let first_skip = {
         let mut map = chains.lock().unwrap_or_else(|e| e.into_inner());
@@ -120,9 +120,9 @@ async fn fire(state: &ApiState, chains: &Chains, def: ConnectionDef, policy: Ret
             Some(skipped) => !std::mem::replace(skipped, true),
             None => {
                 map.insert(key.clone(), false);
-                let (state, chains) = (state.clone(), chains.clone());
+                let (server, chains) = (server.clone(), chains.clone());
                 tokio::spawn(async move {
-                    chain(&state, &def, policy).await;
+                    chain(&server, &def, policy).await;
                     chains
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
@@ -134,7 +134,7 @@ async fn fire(state: &ApiState, chains: &Chains, def: ConnectionDef, policy: Ret
     };
     if first_skip {
         audit(
-            state,
+            server,
             "schedule.skipped",
             &def,
             json!({ "reason": "the previous scheduled run (or its retries) is still in progress" }),
@@ -144,7 +144,7 @@ async fn fire(state: &ApiState, chains: &Chains, def: ConnectionDef, policy: Ret
 }
 
 /// One occurrence: run, retrying failures with backoff.
-async fn chain(state: &ApiState, def: &ConnectionDef, policy: RetryPolicy) {
+async fn chain(server: &Server, def: &ConnectionDef, policy: RetryPolicy) {
     let mut delays = backon::ExponentialBuilder::new()
         .with_min_delay(policy.delay)
         .with_max_delay(policy.delay * 64)
@@ -153,11 +153,11 @@ async fn chain(state: &ApiState, def: &ConnectionDef, policy: RetryPolicy) {
         .with_max_times(policy.retries)
         .build();
     for attempt in 1.. {
-        let Some(slot) = state.running.slot().await else {
+        let Some(slot) = server.running.slot().await else {
             return;
         };
         // It may have been paused, changed or deleted while waiting.
-        let def = match state.store.connection_def(&def.workspace, &def.name).await {
+        let def = match server.store.connection_def(&def.workspace, &def.name).await {
             Ok(Some(d)) if d.status == "active" && d.schedule.is_some() => d,
             Ok(_) => return,
             Err(e) => {
@@ -165,9 +165,9 @@ async fn chain(state: &ApiState, def: &ConnectionDef, policy: RetryPolicy) {
                 return;
             }
         };
-        let (run_id, outcome) = match resolve(&state.store, &def).await {
+        let (run_id, outcome) = match resolve(&server.store, &def).await {
             Err(e) => (None, Outcome::Failed(e.to_string())),
-            Ok(conn) => match start(state, def.key(), conn, ACTOR.into(), false, slot).await {
+            Ok(conn) => match start(server, def.key(), conn, ACTOR.into(), false, slot).await {
                 Ok(started) => (
                     Some(started.run_id),
                     started.done.await.unwrap_or_else(|e| {
@@ -175,9 +175,9 @@ async fn chain(state: &ApiState, def: &ConnectionDef, policy: RetryPolicy) {
                     }),
                 ),
                 Err(StartError::Busy) => {
-                    if !state.running.is_closed() {
+                    if !server.running.is_closed() {
                         audit(
-                            state,
+                            server,
                             "schedule.skipped",
                             &def,
                             json!({ "reason": "a run of this connection is in progress" }),
@@ -195,7 +195,7 @@ async fn chain(state: &ApiState, def: &ConnectionDef, policy: RetryPolicy) {
         match delays.next() {
             Some(delay) => {
                 audit(
-                    state,
+                    server,
                     "schedule.retry",
                     &def,
                     json!({
@@ -210,7 +210,7 @@ async fn chain(state: &ApiState, def: &ConnectionDef, policy: RetryPolicy) {
             }
             None => {
                 audit(
-                    state,
+                    server,
                     "schedule.gave_up",
                     &def,
                     json!({ "run": run_id, "attempts": attempt, "error": error }),
@@ -222,7 +222,7 @@ async fn chain(state: &ApiState, def: &ConnectionDef, policy: RetryPolicy) {
     }
 }
 
-async fn audit(state: &ApiState, action: &str, def: &ConnectionDef, details: serde_json::Value) {
+async fn audit(server: &Server, action: &str, def: &ConnectionDef, details: serde_json::Value) {
     let entry = NewEntry::new(
         ACTOR,
         action,
@@ -234,7 +234,7 @@ async fn audit(state: &ApiState, action: &str, def: &ConnectionDef, details: ser
         },
         details,
     );
-    if let Err(e) = state.store.audit(&[entry]).await {
+    if let Err(e) = server.store.audit(&[entry]).await {
         tracing::error!("cannot audit `{action}` for `{}`: {e}", def.key());
     }
 }

@@ -8,7 +8,6 @@
 //! Delivery is at least once: receivers deduplicate on `Sluice-Delivery`.
 
 pub mod deliver;
-mod routes;
 pub mod signature;
 
 use std::sync::Arc;
@@ -18,8 +17,6 @@ use crate::boundary::audit::EventLog;
 use crate::capability::net::{
     AllowRule, NetConfig, NetLimits, NetPolicy, PostError, SystemResolver,
 };
-
-pub(super) use routes::{create, deliveries, list, remove, rotate, show};
 
 /// The events a webhook can receive.
 pub const EVENTS: &[&str] = &["run.succeeded", "run.failed", "run.interrupted"];

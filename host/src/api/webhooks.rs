@@ -11,12 +11,12 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::EVENTS;
 use crate::api::ApiState;
 use crate::api::access::Caller;
 use crate::api::error::ApiError;
 use crate::api::workspaces::existing;
 use crate::boundary::audit::log::NewEntry;
+use crate::server::webhooks::EVENTS;
 use crate::store::Webhook;
 
 /// The longest a rotated-out secret may keep signing.
@@ -70,7 +70,8 @@ async fn audit(
     hook: &Webhook,
     extra: serde_json::Value,
 ) -> Result<(), ApiError> {
-    let mut details = json!({ "url": super::origin(&hook.url), "events": hook.events });
+    let mut details =
+        json!({ "url": crate::server::webhooks::origin(&hook.url), "events": hook.events });
     if let (Some(d), Some(extra)) = (details.as_object_mut(), extra.as_object()) {
         d.extend(extra.clone());
     }
@@ -113,7 +114,7 @@ pub async fn list(
     Path(workspace): Path<String>,
 ) -> Result<Response, ApiError> {
     existing(&state, &workspace).await?;
-    Ok(Json(state.store.webhooks(&workspace).await?).into_response())
+    Ok(Json(state.server.store.webhooks(&workspace).await?).into_response())
 }
 
 /// `POST …/webhooks`: `201` with the webhook and its signing secret (shown this once).
@@ -126,12 +127,13 @@ pub async fn create(
     existing(&state, &workspace).await?;
     let events = check_events(body.events)?;
     let url = body.url.trim().to_string();
-    state.webhooks.check_url(&url).map_err(|e| {
+    state.server.webhooks.check_url(&url).map_err(|e| {
         unprocessable(format!(
             "webhook URL {}: {e}. Webhooks may reach {} (the operator widens this with \
              `sluice serve --webhook-allow`)",
-            super::origin(&url),
+            crate::server::webhooks::origin(&url),
             state
+                .server
                 .webhooks
                 .config()
                 .allow
@@ -142,6 +144,7 @@ pub async fn create(
         ))
     })?;
     let (hook, secret) = state
+        .server
         .store
         .create_webhook(&workspace, &url, &events)
         .await?;
@@ -156,6 +159,7 @@ pub async fn create(
 async fn found(state: &ApiState, workspace: &str, id: &str) -> Result<Webhook, ApiError> {
     existing(state, workspace).await?;
     state
+        .server
         .store
         .webhook(workspace, id)
         .await?
@@ -177,7 +181,7 @@ pub async fn remove(
     Path((workspace, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let hook = found(&state, &workspace, &id).await?;
-    if !state.store.remove_webhook(&workspace, &id).await? {
+    if !state.server.store.remove_webhook(&workspace, &id).await? {
         return Err(not_found(&workspace, &id));
     }
     audit(&state, &caller, "webhook.deleted", &hook, json!({})).await?;
@@ -204,6 +208,7 @@ pub async fn rotate(
         }
     };
     let secret = state
+        .server
         .store
         .rotate_webhook_secret(&workspace, &id, grace)
         .await?
@@ -228,5 +233,5 @@ pub async fn deliveries(
 ) -> Result<Response, ApiError> {
     found(&state, &workspace, &id).await?;
     let limit = q.limit.unwrap_or(20).clamp(1, 500);
-    Ok(Json(state.store.webhook_deliveries(&id, limit).await?).into_response())
+    Ok(Json(state.server.store.webhook_deliveries(&id, limit).await?).into_response())
 }

@@ -1,0 +1,312 @@
+//! The runs a server starts: the registry of those in progress (how cancel and shutdown reach
+//! them, and the slots that bound how many go at once), and starting one in the background.
+//!
+//! Runs of one connection never overlap: the connection's lock is taken by the run itself, so
+//! a second start while one is running is refused, whoever started the other.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde_json::json;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::Server;
+use crate::connection::Connection;
+use crate::store::{LockError, RunRecord};
+use crate::sync::{self, Progress, RunOptions, Stop, SyncError};
+
+/// The runs this server started and has not seen finish, by connection key: how cancel and
+/// shutdown reach them, and a quick refusal of a second trigger. It also holds the run slots:
+/// at most `max` runs at once, whoever started them.
+#[derive(Debug)]
+pub struct Running {
+    runs: std::sync::Mutex<HashMap<String, Stop>>,
+    slots: Arc<Semaphore>,
+    max: usize,
+    closed: AtomicBool,
+}
+
+impl Default for Running {
+    fn default() -> Self {
+        Running::new(DEFAULT_MAX_RUNS)
+    }
+}
+
+/// How many runs a server runs at once unless told otherwise.
+pub const DEFAULT_MAX_RUNS: usize = 4;
+
+/// A run registered in [`Running`]; dropping it ends the registration.
+#[derive(Debug)]
+struct Claim {
+    running: Arc<Running>,
+    key: String,
+    stop: Stop,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.running.map().remove(&self.key);
+    }
+}
+
+/// A place among the runs that may go at once, held for a run's whole length.
+#[derive(Debug)]
+pub struct Slot(#[allow(dead_code)] OwnedSemaphorePermit);
+
+impl Running {
+    /// At most `max` (at least 1) runs at once.
+    pub fn new(max: usize) -> Self {
+        let max = max.max(1);
+        Running {
+            runs: std::sync::Mutex::new(HashMap::new()),
+            slots: Arc::new(Semaphore::new(max)),
+            max,
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Stop>> {
+        self.runs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How many runs may go at once.
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    /// A free slot now, or `None` when `max` runs are going.
+    pub fn try_slot(&self) -> Option<Slot> {
+        self.slots.clone().try_acquire_owned().ok().map(Slot)
+    }
+
+    /// Wait for a free slot (`None` once the server is shutting down).
+    pub async fn slot(&self) -> Option<Slot> {
+        let permit = self.slots.clone().acquire_owned().await.ok()?;
+        (!self.is_closed()).then_some(Slot(permit))
+    }
+
+    /// Whether the server is shutting down (no run starts any more).
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    /// Register a run of `key`; `None` when one is registered already or the server is
+    /// shutting down. The registration lasts as long as the [`Claim`], however its holder
+    /// ends (a panicking run task too).
+    fn claim(self: &Arc<Self>, key: &str) -> Option<Claim> {
+        let mut map = self.map();
+        if map.contains_key(key) || self.is_closed() {
+            return None;
+        }
+        let stop = Stop::default();
+        map.insert(key.to_string(), stop.clone());
+        Some(Claim {
+            running: self.clone(),
+            key: key.to_string(),
+            stop,
+        })
+    }
+
+    /// How to ask the run of connection `key` to stop, if one is in progress here.
+    pub fn stop_of(&self, key: &str) -> Option<Stop> {
+        self.map().get(key).cloned()
+    }
+
+    /// Whether a run of connection `key` is in progress here.
+    pub fn contains(&self, key: &str) -> bool {
+        self.map().contains_key(key)
+    }
+
+    /// How many runs are in progress.
+    pub fn len(&self) -> usize {
+        self.map().len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Start no more runs, and ask every run to stop (each commits what it wrote and ends
+    /// `interrupted`).
+    pub fn stop_all(&self, why: &str) {
+        self.closed.store(true, Ordering::SeqCst);
+        self.slots.close();
+        for stop in self.map().values() {
+            stop.stop(why);
+        }
+    }
+
+    /// Wait until every run has ended, or `limit` passed; whether they all ended.
+    pub async fn drained(&self, limit: std::time::Duration) -> bool {
+        let until = tokio::time::Instant::now() + limit;
+        while !self.is_empty() {
+            if tokio::time::Instant::now() >= until {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        true
+    }
+}
+
+/// How a run this server started ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every stream committed.
+    Succeeded,
+    /// Cancelled or stopped by shutdown (it resumes on the next run).
+    Stopped,
+    /// Failed, with the run's error.
+    Failed(String),
+}
+
+/// A run that has begun: its id, and its outcome when it ends.
+#[derive(Debug)]
+pub struct Started {
+    /// The run's id.
+    pub run_id: i64,
+    /// Resolves when the run ends.
+    pub done: tokio::task::JoinHandle<Outcome>,
+}
+
+/// Why a run did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A run of the connection is in progress (here, in the CLI or another server), or the
+    /// server is shutting down.
+    #[error("a run of this connection is in progress")]
+    Busy,
+    /// The run could not begin (the store, the data dir); the server log has more.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Start a run of `conn` (connection key `key`) in the background, holding `slot` until it
+/// ends; returns once the run exists in the store.
+pub async fn start(
+    server: &Server,
+    key: String,
+    conn: Connection,
+    actor: String,
+    fresh: bool,
+    slot: Slot,
+) -> Result<Started, StartError> {
+    let claim = server.running.claim(&key).ok_or(StartError::Busy)?;
+    let (tx, mut started) = tokio::sync::mpsc::channel(1);
+    let options = RunOptions {
+        fresh,
+        progress: Arc::new(Progress::default()),
+        actor,
+        started: Some(tx),
+        stop: claim.stop.clone(),
+    };
+    let (store, runtime) = (server.store.clone(), server.runtime.clone());
+    let server = server.clone();
+    let task = tokio::spawn(async move {
+        let report = sync::run(&runtime, &store, &conn, options).await;
+        drop(claim);
+        drop(slot);
+        if let Ok(r) = &report
+            && let Some((workspace, _)) = key.split_once('/')
+        {
+            match store.run(r.run_id).await {
+                Ok(Some(run)) => {
+                    super::webhooks::deliver::run_ended(&server, workspace, &run).await
+                }
+                Ok(None) => {}
+                Err(e) => tracing::error!("cannot read run {} for its webhooks: {e}", r.run_id),
+            }
+        }
+        match report {
+            Ok(r) if r.succeeded() => {
+                tracing::info!(run = r.run_id, "run of `{}` succeeded", conn.name);
+                Ok(Outcome::Succeeded)
+            }
+            Ok(r) if matches!(r.error, Some(SyncError::Stopped(_))) => {
+                tracing::info!(
+                    run = r.run_id,
+                    "run of `{}` stopped: {}",
+                    conn.name,
+                    r.error_message.as_deref().unwrap_or("")
+                );
+                Ok(Outcome::Stopped)
+            }
+            Ok(r) => {
+                let why = r.error_message.unwrap_or_default();
+                tracing::warn!(run = r.run_id, "run of `{}` failed: {why}", conn.name);
+                Ok(Outcome::Failed(why))
+            }
+            Err(e) => {
+                tracing::warn!("run of `{}` did not start: {e}", conn.name);
+                Err(e)
+            }
+        }
+    });
+    match started.recv().await {
+        Some(run_id) => Ok(Started {
+            run_id,
+            done: tokio::spawn(async move {
+                match task.await {
+                    Ok(Ok(outcome)) => outcome,
+                    Ok(Err(e)) => Outcome::Failed(e.to_string()),
+                    Err(e) => Outcome::Failed(format!("the run task ended abnormally: {e}")),
+                }
+            }),
+        }),
+        // The run never began: say why.
+        None => match task.await {
+            // Started elsewhere (the CLI, another server on the same data dir).
+            Ok(Err(SyncError::Lock(LockError::Busy(_)))) => Err(StartError::Busy),
+            Ok(Err(e)) => Err(StartError::Failed(e.to_string())),
+            Ok(Ok(_)) | Err(_) => Err(StartError::Failed(
+                "the run ended before it was recorded".to_string(),
+            )),
+        },
+    }
+}
+
+/// A run as the API shows it (also the `data.run` of webhook events).
+pub fn run_json(r: &RunRecord, workspace: &str) -> serde_json::Value {
+    let name = r
+        .connection
+        .strip_prefix(&format!("{workspace}/"))
+        .unwrap_or(&r.connection);
+    json!({
+        "id": r.id,
+        "connection": name,
+        "status": r.status,
+        "attempt": r.attempt,
+        "started_at": r.started_at,
+        "finished_at": r.finished_at,
+        "error": r.error,
+        "streams": r.streams,
+        "records": r.streams.iter().map(|s| s.records).sum::<u64>(),
+        "bytes": r.streams.iter().map(|s| s.bytes).sum::<u64>(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by an outside review: a run task that panicked never released its connection,
+    /// and every later trigger was answered 409 until the server restarted.
+    #[tokio::test]
+    async fn a_run_task_that_panics_still_releases_its_connection() {
+        let running = Arc::new(Running::new(2));
+        let claim = running.claim("w/c").unwrap();
+        assert!(
+            running.claim("w/c").is_none(),
+            "one run of a connection at a time"
+        );
+        let task = tokio::spawn(async move {
+            let _claim = claim;
+            panic!("a bug in a run");
+        });
+        assert!(task.await.is_err());
+        assert!(!running.contains("w/c"));
+        assert!(running.claim("w/c").is_some());
+    }
+}
