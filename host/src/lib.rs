@@ -4,12 +4,15 @@
 //! its own sandbox with only the capabilities its operator granted; every batch it produces or
 //! consumes crosses the sandbox wall through the host.
 //!
-//! The modules are the architecture (dependencies point down):
-//! - [`sync`]: one run, source → host → destination, with checkpoints;
-//! - [`runtime`], [`capability`]: the sandbox and what it may touch;
-//! - [`boundary`]: what happens at the wall (events, rate limits), independent of wasmtime;
-//! - [`store`]: control-plane persistence (SQLite);
-//! - [`protocol`]: the contract's data, shared by all of them.
+//! The modules are the architecture; dependencies point down, layer by layer
+//! (`tests/architecture.rs` holds the code to it):
+//! - [`api`]: the control API, HTTP only, over [`server`]'s services;
+//! - [`server`]: what `sluice serve` runs (runs, scheduler, webhooks, purge);
+//! - [`marketplace`], [`sync`]: installing connectors; one run, source → host → destination;
+//! - [`connection`]: the connection file;
+//! - [`runtime`]: the sandbox (wasmtime);
+//! - [`store`], [`capability`]: control-plane persistence; what a sandbox may touch;
+//! - [`protocol`], [`boundary`]: the contract's data; what happens at the wall.
 
 pub mod api;
 pub mod boundary;

@@ -221,6 +221,17 @@ pub enum LogLevel {
     Error,
 }
 
+/// One line of a run's log.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LogLine {
+    /// Which connector wrote it.
+    pub connector: String,
+    /// Its level (stdout lines are `info`, stderr lines `warn`).
+    pub level: LogLevel,
+    /// The text, cut to the run log's line limit.
+    pub message: String,
+}
+
 /// Why a connector call failed, from the host's point of view.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Failure {

@@ -1595,7 +1595,7 @@ async fn retention_is_read_changed_and_applied_over_the_api_and_each_change_audi
     // A run that finished with log lines.
     let lock = api.store.lock("w/c").unwrap();
     let run = api.store.begin_run(&lock, "w/c", true).await.unwrap();
-    let line = sluice::runtime::LogLine {
+    let line = sluice::protocol::LogLine {
         connector: "source-faker".into(),
         level: sluice::protocol::LogLevel::Info,
         message: "hello".into(),

@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use ::sluice::boundary::crypto::sha256_hex;
 use ::sluice::marketplace::Package;
-use ::sluice::runtime::sha256_hex;
 use serde_json::Value;
 use sluice_tests::server::{Reply, TestServer};
 use sluice_tests::sluice_cli as sluice;

@@ -12,7 +12,6 @@ use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::fetch;
 use super::package::{MAX_PACKAGE, Package};
@@ -265,11 +264,6 @@ pub struct Index {
     ca: Option<PathBuf>,
 }
 
-/// Hex SHA-256.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
 fn parse_index(bytes: &[u8], what: &str) -> Result<IndexFile, IndexError> {
     let format = |reason: String| IndexError::Format {
         what: what.to_string(),
@@ -489,7 +483,7 @@ impl Index {
                 }
             }
         };
-        let actual = sha256_hex(&bytes);
+        let actual = crate::boundary::crypto::sha256_hex(&bytes);
         if !actual.eq_ignore_ascii_case(&entry.sha256) {
             return Err(IndexError::Digest {
                 name: name.to_string(),
@@ -607,7 +601,7 @@ pub fn publish(dir: &Path, bytes: &[u8], what: &str) -> Result<Published, IndexE
         version: p.manifest.version.clone(),
         kind: p.manifest.kind,
         path: format!("packages/{}", p.file_name()),
-        sha256: sha256_hex(bytes),
+        sha256: crate::boundary::crypto::sha256_hex(bytes),
         size: bytes.len() as u64,
         key_id: sig.key_id.clone(),
         yanked: false,

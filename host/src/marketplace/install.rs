@@ -257,7 +257,7 @@ impl Installer<'_> {
         }
         let intact = previous.as_ref().is_some_and(|p| {
             std::fs::read(self.store.installed_component(p))
-                .is_ok_and(|b| crate::runtime::sha256_hex(&b) == p.component_sha256)
+                .is_ok_and(|b| crate::boundary::crypto::sha256_hex(&b) == p.component_sha256)
         });
         let capabilities = capability_lines(&package.manifest);
         let before: Vec<String> = previous

@@ -12,7 +12,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use hmac::{Hmac, KeyInit, Mac};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 use wasmtime::Engine;
 use wasmtime::component::Component;
 use zeroize::Zeroizing;
@@ -47,11 +47,6 @@ impl std::fmt::Debug for ComponentCache {
 
 /// Bytes of the MAC at the head of a cache file.
 const MAC_LEN: usize = 32;
-
-/// The hex SHA-256 of `bytes`.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
 
 impl ComponentCache {
     /// A cache under `dir` (created on first store), or none; entries are authenticated under

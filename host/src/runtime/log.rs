@@ -3,20 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use serde::Serialize;
-
-use crate::protocol::LogLevel;
-
-/// One line of the run log.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct LogLine {
-    /// Which connector wrote it.
-    pub connector: String,
-    /// Its level (stdout lines are `info`, stderr lines `warn`).
-    pub level: LogLevel,
-    /// The text, truncated to [`RunLog::MAX_LINE_BYTES`].
-    pub message: String,
-}
+use crate::protocol::{LogLevel, LogLine};
 
 /// What every line passes through before it is kept: secret and PII scrubbing.
 pub type LineFilter = Arc<dyn Fn(&str) -> String + Send + Sync>;

@@ -25,9 +25,9 @@ use std::time::Duration;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 
-pub use cache::{CacheOutcome, sha256_hex};
+pub use cache::CacheOutcome;
 pub use destination::{DestinationInstance, WasmWriter};
-pub use log::{LineFilter, LogLine, RunLog};
+pub use log::{LineFilter, RunLog};
 pub use sandbox::{ConnectorState, Limits, Sandbox};
 pub use source::{SourceInstance, WasmReader};
 
@@ -240,7 +240,7 @@ impl Runtime {
             ));
         }
         let manifest = Manifest::from_component(bytes).map_err(|e| not(e.to_string()))?;
-        let digest = sha256_hex(bytes);
+        let digest = crate::boundary::crypto::sha256_hex(bytes);
         let compile_err = |e: wasmtime::Error| {
             not(format!(
                 "it does not compile as a WebAssembly component: {e:#}"

@@ -49,7 +49,7 @@ impl ConnectionLock {
             .collect();
         let path = dir.join(format!(
             "{safe}-{}.lock",
-            &crate::runtime::sha256_hex(connection.as_bytes())[..8]
+            &crate::boundary::crypto::sha256_hex(connection.as_bytes())[..8]
         ));
         let file = OpenOptions::new()
             .create(true)

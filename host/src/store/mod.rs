@@ -39,8 +39,8 @@ pub use workspaces::{
 use crate::boundary::audit::Event;
 use crate::boundary::crypto::{self, CryptoError, Keyring};
 use crate::boundary::pii::{MaskCount, MaskStats};
+use crate::protocol::LogLine;
 use crate::protocol::StreamState;
-use crate::runtime::LogLine;
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]

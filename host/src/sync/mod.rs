@@ -26,10 +26,11 @@ use crate::boundary::retention::{Retention, RetentionError};
 use crate::capability::net::NetPolicy;
 use crate::capability::{Capabilities, GrantEnv, GrantError, Secret};
 use crate::connection::{Connection, ConnectionError, ConnectorRef, Endpoint};
+use crate::protocol::LogLine;
 use crate::protocol::{
     ConfiguredCatalog, ConnectorError, ConnectorKind, DestinationMode, StreamState, SyncMode,
 };
-use crate::runtime::{Connector, LoadError, LogLine, RunLog, Runtime, RuntimeError, Sandbox};
+use crate::runtime::{Connector, LoadError, RunLog, Runtime, RuntimeError, Sandbox};
 use crate::store::{LockError, RunStatus, Store, StoreError, StreamStats};
 
 /// Why a run could not start or did not finish.
@@ -363,7 +364,7 @@ async fn find_code(
             path: path.clone(),
             source,
         })?;
-    let actual = crate::runtime::sha256_hex(&bytes);
+    let actual = crate::boundary::crypto::sha256_hex(&bytes);
     if actual != c.component_sha256 {
         return Err(SyncError::InstalledChanged {
             name: name.clone(),

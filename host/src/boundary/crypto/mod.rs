@@ -14,6 +14,12 @@ pub mod stream;
 pub use envelope::{open, rewrap, seal};
 pub use keyring::{KeyId, Keyring, KeyringSource};
 
+/// The hex SHA-256 of `bytes`: how components, packages and files are named by content.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
 /// Why something could not be sealed or opened. Never contains key material or plaintext.
 #[derive(Debug, thiserror::Error)]
 pub enum CryptoError {

@@ -1,0 +1,138 @@
+//! The layers of the host library, as docs/architecture.md states them: a module uses only
+//! modules of lower layers. This test reads the sources and fails on the first `crate::` path
+//! that runs the other way, naming the file, so the order in the docs stays the order of the
+//! code.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Each top-level module and its layer; modules of one layer do not use each other.
+const LAYERS: &[(&str, u8)] = &[
+    ("protocol", 0),
+    ("boundary", 0),
+    ("store", 1),
+    ("capability", 1),
+    ("runtime", 2),
+    ("connection", 3),
+    ("marketplace", 4),
+    ("sync", 4),
+    ("server", 5),
+    ("api", 6),
+];
+
+fn layer(module: &str) -> Option<u8> {
+    LAYERS.iter().find(|(m, _)| *m == module).map(|(_, l)| *l)
+}
+
+/// The code of a file without comments and without its test module (which may use anything).
+fn code(text: &str) -> String {
+    let text = text.split("\n#[cfg(test)]").next().unwrap_or("");
+    text.lines()
+        .filter(|l| !l.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Every `crate::X` a text names, with X's first path segment.
+fn uses(code: &str) -> Vec<String> {
+    code.match_indices("crate::")
+        .filter(|(i, _)| {
+            // `crate::` itself, not `some_crate::`.
+            *i == 0
+                || !code.as_bytes()[i - 1].is_ascii_alphanumeric() && code.as_bytes()[i - 1] != b'_'
+        })
+        .map(|(i, m)| {
+            code[i + m.len()..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect()
+        })
+        .collect()
+}
+
+fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            walk(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+#[test]
+fn every_import_runs_down_the_documented_layers() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    walk(&src, &mut files);
+    let mut wrong: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut seen = 0;
+    for file in &files {
+        let rel = file.strip_prefix(&src).unwrap();
+        let top = rel
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_string_lossy()
+            .trim_end_matches(".rs")
+            .to_string();
+        if matches!(top.as_str(), "lib" | "main" | "cli") {
+            continue; // the binary and the crate root sit above everything
+        }
+        let mine = layer(&top).unwrap_or_else(|| {
+            panic!(
+                "`{top}` ({}) has no layer: add it to LAYERS and to docs/architecture.md",
+                rel.display()
+            )
+        });
+        for used in uses(&code(&std::fs::read_to_string(file).unwrap())) {
+            if used == top {
+                continue;
+            }
+            let Some(theirs) = layer(&used) else { continue };
+            seen += 1;
+            if theirs >= mine {
+                wrong
+                    .entry(format!("{top} (layer {mine}) uses {used} (layer {theirs})"))
+                    .or_default()
+                    .push(rel.display().to_string());
+            }
+        }
+    }
+    assert!(
+        seen > 100,
+        "only {seen} imports found: is the parser still right?"
+    );
+    assert!(wrong.is_empty(), "imports against the layers: {wrong:#?}");
+}
+
+#[test]
+fn the_parser_sees_what_it_must() {
+    let text = "use crate::store::Store;\n// crate::api in a comment\nlet x = other_crate::y;\n\
+                fn f() { crate::runtime::f() }\n#[cfg(test)]\nmod tests { use crate::api; }";
+    assert_eq!(uses(&code(text)), ["store", "runtime"]);
+}
+
+#[test]
+fn the_docs_state_the_same_order() {
+    let doc = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/architecture.md"),
+    )
+    .unwrap();
+    let mut by_layer: BTreeMap<u8, Vec<&str>> = BTreeMap::new();
+    for (m, l) in LAYERS {
+        by_layer.entry(*l).or_default().push(m);
+    }
+    let line = by_layer
+        .values()
+        .rev()
+        .map(|ms| ms.join(", "))
+        .collect::<Vec<_>>()
+        .join(" → ");
+    assert!(
+        doc.contains(&line),
+        "docs/architecture.md should state the layers as `{line}`"
+    );
+}
