@@ -352,3 +352,190 @@ where
         result,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::protocol::{
+        Batch, ConfiguredStream, DestinationMode, ReportedError, StreamDescriptor, SyncMode,
+    };
+
+    /// What the fakes saw, in order.
+    #[derive(Debug, Clone, PartialEq)]
+    enum Seen {
+        Write(String),
+        Flush,
+        Commit(Vec<String>),
+    }
+
+    type Log = Arc<Mutex<Vec<Seen>>>;
+
+    struct Source(std::collections::VecDeque<Message>);
+
+    impl SourceReader for Source {
+        fn name(&self) -> &str {
+            "fake-source"
+        }
+        async fn next(&mut self, _: u32) -> Result<Option<Message>, ConnectorError> {
+            Ok(self.0.pop_front())
+        }
+    }
+
+    struct Destination {
+        log: Log,
+        /// Fail the flush with this number (1-based).
+        fail_flush: Option<usize>,
+        flushes: usize,
+    }
+
+    impl DestinationWriter for Destination {
+        fn name(&self) -> &str {
+            "fake-destination"
+        }
+        async fn write(&mut self, batch: Batch) -> Result<(), ConnectorError> {
+            let text = String::from_utf8(batch.records).unwrap();
+            self.log.lock().unwrap().push(Seen::Write(text));
+            Ok(())
+        }
+        async fn flush(&mut self) -> Result<(), ConnectorError> {
+            self.flushes += 1;
+            if self.fail_flush == Some(self.flushes) {
+                return Err(ConnectorError::new(
+                    "fake-destination",
+                    "flush",
+                    crate::protocol::Failure::Reported(ReportedError::Transient("disk".into())),
+                ));
+            }
+            self.log.lock().unwrap().push(Seen::Flush);
+            Ok(())
+        }
+    }
+
+    struct Commits(Log);
+
+    impl Checkpoints for Commits {
+        async fn commit(
+            &mut self,
+            states: Vec<StreamState>,
+            _: Vec<StreamStats>,
+        ) -> Result<(), SyncError> {
+            let states = states.into_iter().map(|s| s.state).collect();
+            self.0.lock().unwrap().push(Seen::Commit(states));
+            Ok(())
+        }
+    }
+
+    fn catalog() -> Arc<ConfiguredCatalog> {
+        Arc::new(ConfiguredCatalog {
+            streams: vec![ConfiguredStream {
+                stream: StreamDescriptor {
+                    name: "s".into(),
+                    json_schema: serde_json::json!({}),
+                    supported_sync_modes: vec![SyncMode::Incremental],
+                    default_cursor_field: vec![],
+                    primary_key: vec![],
+                },
+                sync_mode: SyncMode::Incremental,
+                destination_mode: DestinationMode::Append,
+                cursor_field: vec![],
+                primary_key: vec![],
+            }],
+        })
+    }
+
+    /// Batches `b1`..`bn`, each followed by the state `n`.
+    fn messages(n: usize) -> std::collections::VecDeque<Message> {
+        (1..=n)
+            .flat_map(|i| {
+                [
+                    Message::Batch(Batch {
+                        stream: "s".into(),
+                        records: format!("{{\"b\":{i}}}\n").into_bytes(),
+                    }),
+                    Message::State(StreamState {
+                        stream: "s".into(),
+                        state: i.to_string(),
+                    }),
+                ]
+            })
+            .collect()
+    }
+
+    async fn run(
+        n: usize,
+        fail_flush: Option<usize>,
+        interval: Duration,
+    ) -> (PumpOutcome, Vec<Seen>) {
+        let log: Log = Arc::default();
+        let cfg = PumpConfig {
+            checkpoint_interval: interval,
+            ..PumpConfig::default()
+        };
+        let outcome = pump(
+            Source(messages(n)),
+            Destination {
+                log: log.clone(),
+                fail_flush,
+                flushes: 0,
+            },
+            catalog(),
+            Commits(log.clone()),
+            cfg,
+            Arc::new(Progress::default()),
+        )
+        .await;
+        let seen = log.lock().unwrap().clone();
+        (outcome, seen)
+    }
+
+    /// Each committed state `k` must come after a flush that follows the write of batch `k`.
+    fn assert_commits_follow_their_flush(seen: &[Seen]) {
+        for (at, s) in seen.iter().enumerate() {
+            let Seen::Commit(states) = s else { continue };
+            for k in states {
+                let written = seen
+                    .iter()
+                    .position(|x| *x == Seen::Write(format!("{{\"b\":{k}}}\n")))
+                    .unwrap_or_else(|| {
+                        panic!("state {k} committed, batch {k} never written: {seen:?}")
+                    });
+                assert!(
+                    seen[written..at].contains(&Seen::Flush),
+                    "state {k} committed at {at} with no flush after its batch: {seen:?}"
+                );
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_checkpoint_is_committed_only_after_the_flush_of_everything_before_it() {
+        for interval in [Duration::ZERO, Duration::from_secs(3600)] {
+            let (outcome, seen) = run(5, None, interval).await;
+            outcome.result.unwrap();
+            assert_commits_follow_their_flush(&seen);
+            let last = seen.iter().rev().find_map(|s| match s {
+                Seen::Commit(states) => states.last().cloned(),
+                _ => None,
+            });
+            assert_eq!(
+                last.as_deref(),
+                Some("5"),
+                "the last state is committed: {seen:?}"
+            );
+            assert_eq!(outcome.stats[0].records, 5);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_flush_commits_nothing_it_did_not_make_durable() {
+        let (outcome, seen) = run(5, Some(2), Duration::ZERO).await;
+        assert!(outcome.result.is_err(), "{seen:?}");
+        assert_commits_follow_their_flush(&seen);
+        let flushes = seen.iter().filter(|s| **s == Seen::Flush).count();
+        let commits = seen.iter().filter(|s| matches!(s, Seen::Commit(_))).count();
+        assert_eq!(flushes, 1, "{seen:?}");
+        assert!(commits <= flushes, "{seen:?}");
+    }
+}
