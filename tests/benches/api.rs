@@ -29,7 +29,7 @@ use secrecy::ExposeSecret;
 use serde_json::json;
 use sluice::api::{ApiState, Guards};
 use sluice::server::{Server, ServerConfig};
-use sluice::store::{ConnectionDef, Endpoint, EndpointKind, RunStatus, Store};
+use sluice::store::{ConnectionDef, EndpointDef, EndpointKind, RunStatus, Store};
 use sluice_tests::Scratch;
 use sluice_tests::bench::env_u64;
 
@@ -195,7 +195,7 @@ fn main() {
             (EndpointKind::Source, "users", "source-faker"),
             (EndpointKind::Destination, "files", "destination-file"),
         ] {
-            let e = Endpoint {
+            let e = EndpointDef {
                 workspace: "w".into(),
                 kind,
                 name: name.into(),

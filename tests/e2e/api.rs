@@ -131,7 +131,7 @@ impl Api {
     }
 
     /// The last request's audit entry.
-    async fn last_request(&self) -> sluice::boundary::audit::log::Entry {
+    async fn last_request(&self) -> sluice::boundary::audit::Entry {
         self.audit()
             .await
             .into_iter()
@@ -140,7 +140,7 @@ impl Api {
             .unwrap()
     }
 
-    async fn audit(&self) -> Vec<sluice::boundary::audit::log::Entry> {
+    async fn audit(&self) -> Vec<sluice::boundary::audit::Entry> {
         self.store.audit_entries(&Default::default()).await.unwrap()
     }
 }
@@ -1508,7 +1508,7 @@ async fn the_openapi_document_is_valid_and_covers_every_route_the_router_serves(
                 .iter()
                 .find(|r| r.path == path && r.method.as_str().eq_ignore_ascii_case(method))
                 .unwrap_or_else(|| panic!("{method} {path} is documented but not in ROUTES"));
-            let public = route.access == sluice::api::Access::Public;
+            let public = route.access == sluice::api::RouteAccess::Public;
             assert_eq!(op["security"].is_null(), public, "{method} {path}");
             assert!(
                 op["description"]

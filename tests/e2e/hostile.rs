@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use sluice::boundary::audit::{Capability, Event, Outcome};
+use sluice::boundary::events::{Capability, Event, Outcome};
 use sluice::sync::RunReport;
 use sluice_tests::server::{Reply, Seen, TestServer};
 use sluice_tests::{

@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use sluice::boundary::audit::{Capability, Outcome};
+use sluice::boundary::events::{Capability, Outcome};
 use sluice::sync::RunReport;
 use sluice_tests::server::{Reply, Seen, TestServer};
 use sluice_tests::{Scratch, connector, read_jsonl, source_to_file, toml_path};

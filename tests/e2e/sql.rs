@@ -3,7 +3,7 @@
 //! grants (each attempt refused at the host, recorded, and the database left as it was).
 
 use serde_json::{Value, json};
-use sluice::boundary::audit::{Capability, Outcome};
+use sluice::boundary::events::{Capability, Outcome};
 use sluice::sync::RunReport;
 use sluice_tests::pg::{TestDb, pg};
 use sluice_tests::{Scratch, connector, test_connector, toml_path};
@@ -637,7 +637,7 @@ mod sessions {
     use std::time::Duration;
 
     use secrecy::SecretString;
-    use sluice::boundary::audit::EventLog;
+    use sluice::boundary::events::EventLog;
     use sluice::capability::sql::{Database, Scope, Session, SqlError, Target, Value};
     use sluice_tests::pg::{TestDb, pg};
 

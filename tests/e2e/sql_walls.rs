@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::SecretString;
-use sluice::boundary::audit::{Capability, EventLog, Outcome};
+use sluice::boundary::events::{Capability, EventLog, Outcome};
 use sluice::capability::sql::{Database, Scope, Session, SqlError, Target, Walls};
 use sluice::sync::RunReport;
 use sluice_tests::pg::{TestDb, pg};

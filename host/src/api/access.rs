@@ -134,7 +134,7 @@ pub enum Need {
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
+pub enum RouteAccess {
     /// Anyone, without a key.
     Public,
     /// Keys with one of these organization roles.
@@ -206,7 +206,7 @@ pub async fn authorize(State(state): State<ApiState>, mut req: Request, next: Ne
             note,
         );
     };
-    if route.access == Access::Public {
+    if route.access == RouteAccess::Public {
         let mut resp = next.run(req).await;
         resp.extensions_mut().insert(note);
         return resp;
@@ -285,10 +285,10 @@ pub async fn authorize(State(state): State<ApiState>, mut req: Request, next: Ne
     };
     note.role = Some(role);
     let allowed = match route.access {
-        Access::Public => Ok(()),
-        Access::Org(roles) if roles.contains(&role) => Ok(()),
-        Access::Org(_) => Err(format!("the {} role may not do this", role.as_str())),
-        Access::Workspace(need) => {
+        RouteAccess::Public => Ok(()),
+        RouteAccess::Org(roles) if roles.contains(&role) => Ok(()),
+        RouteAccess::Org(_) => Err(format!("the {} role may not do this", role.as_str())),
+        RouteAccess::Workspace(need) => {
             match workspace_access(&state, &mut req, &key.id, role, need, ip, &mut note).await {
                 Ok(decision) => decision,
                 Err(resp) => return resp,

@@ -14,7 +14,7 @@ use super::access::Caller;
 use super::error::ApiError;
 use super::names::check_name;
 use super::workspaces::existing;
-use crate::boundary::audit::log::NewEntry;
+use crate::boundary::audit::NewEntry;
 use crate::server::resolve::{ResolveError, resolve};
 use crate::store::ConnectionDef;
 

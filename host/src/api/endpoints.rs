@@ -24,9 +24,9 @@ use super::access::Caller;
 use super::error::ApiError;
 use super::names::check_name;
 use super::workspaces::existing;
-use crate::boundary::audit::log::NewEntry;
+use crate::boundary::audit::NewEntry;
 use crate::capability::Grant;
-use crate::store::{Endpoint, EndpointKind};
+use crate::store::{EndpointDef, EndpointKind};
 
 /// A source or destination as sent: `POST` names it, `PUT` takes the name from the path.
 #[derive(Debug, Deserialize)]
@@ -133,8 +133,8 @@ async fn prepare(
     workspace: &str,
     name: &str,
     body: EndpointBody,
-    previous: Option<&Endpoint>,
-) -> Result<(Endpoint, BTreeMap<String, SecretString>), ApiError> {
+    previous: Option<&EndpointDef>,
+) -> Result<(EndpointDef, BTreeMap<String, SecretString>), ApiError> {
     let installed = state
         .server
         .store
@@ -230,7 +230,7 @@ async fn prepare(
         }
     }
     Ok((
-        Endpoint {
+        EndpointDef {
             workspace: workspace.to_string(),
             kind,
             name: name.to_string(),
@@ -249,7 +249,7 @@ async fn audit(
     state: &ApiState,
     caller: &Caller,
     action: &str,
-    e: &Endpoint,
+    e: &EndpointDef,
     secrets: &BTreeMap<String, SecretString>,
 ) -> Result<(), ApiError> {
     state

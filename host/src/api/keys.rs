@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::access::{Caller, Role};
 use super::error::ApiError;
 use super::{ApiState, allowlist};
-use crate::boundary::audit::log::NewEntry;
+use crate::boundary::audit::NewEntry;
 use crate::store::{ApiKey, KeyChange};
 
 /// Longest grace period a rotation may leave the old key valid for: 30 days.

@@ -2,7 +2,7 @@
 //!
 //! Access control lives in layers, not in handlers: [`access`] authenticates the API key and
 //! checks the caller's role against the one table of routes ([`ROUTES`]), refusing any route
-//! that has no entry; [`audit`] records every request, allowed or not (never bodies or
+//! that has no entry; [`audit_layer`] records every request, allowed or not (never bodies or
 //! secrets). Handlers only do the work.
 //!
 //! Resources: API keys, installed connectors, workspaces and their members, sources and
@@ -11,7 +11,7 @@
 
 mod access;
 pub mod allowlist;
-pub mod audit;
+pub mod audit_layer;
 mod audit_log;
 mod connections;
 mod connectors;
@@ -39,12 +39,12 @@ use axum::serve::IncomingStream;
 use http::Method;
 use tokio::net::TcpListener;
 
-use crate::boundary::audit::log::NewEntry;
+use crate::boundary::audit::NewEntry;
 use crate::server::Server;
 use crate::store::EndpointKind;
 use error::ApiError;
 
-pub use access::{Access, DEFAULT_RATE, Guards, Need, Role, WorkspaceRole};
+pub use access::{DEFAULT_RATE, Guards, Need, Role, RouteAccess, WorkspaceRole};
 
 /// What the handlers share: the server's services, and what only the HTTP layer keeps.
 #[derive(Clone)]
@@ -54,7 +54,7 @@ pub struct ApiState {
     /// Per-key request rates and seen signatures.
     pub guards: Arc<Guards>,
     /// Where the audit layer's entries queue up to be written together.
-    pub audit_queue: Arc<audit::AuditQueue>,
+    pub audit_queue: Arc<audit_layer::AuditQueue>,
     /// What the audit layer counts for `/metrics`.
     pub metrics: Arc<metrics::Metrics>,
 }
@@ -79,16 +79,16 @@ pub struct Route {
     /// The path as routed (`{name}` for a parameter).
     pub path: &'static str,
     /// Who may call it.
-    pub access: Access,
+    pub access: RouteAccess,
 }
 
 /// Connectors are managed by owners and admins only (issue 7): members use them through the
 /// sources and destinations of their workspaces.
-const MANAGERS: Access = Access::Org(&[Role::Owner, Role::Admin]);
-const READ: Access = Access::Workspace(Need::Read);
-const WRITE: Access = Access::Workspace(Need::Write);
+const MANAGERS: RouteAccess = RouteAccess::Org(&[Role::Owner, Role::Admin]);
+const READ: RouteAccess = RouteAccess::Workspace(Need::Read);
+const WRITE: RouteAccess = RouteAccess::Workspace(Need::Write);
 
-const fn route(method: Method, path: &'static str, access: Access) -> Route {
+const fn route(method: Method, path: &'static str, access: RouteAccess) -> Route {
     Route {
         method,
         path,
@@ -99,12 +99,12 @@ const fn route(method: Method, path: &'static str, access: Access) -> Route {
 /// Every route the API serves, with who may call it. The access layer refuses a route missing
 /// from this table, so adding a route without deciding who may call it fails closed.
 pub const ROUTES: &[Route] = &[
-    route(Method::GET, "/healthz", Access::Public),
-    route(Method::GET, "/openapi.json", Access::Public),
+    route(Method::GET, "/healthz", RouteAccess::Public),
+    route(Method::GET, "/openapi.json", RouteAccess::Public),
     route(
         Method::GET,
         "/metrics",
-        Access::Org(&[Role::Owner, Role::Admin, Role::Billing]),
+        RouteAccess::Org(&[Role::Owner, Role::Admin, Role::Billing]),
     ),
     route(Method::GET, "/v1/audit", MANAGERS),
     route(Method::GET, "/v1/retention", MANAGERS),
@@ -122,7 +122,7 @@ pub const ROUTES: &[Route] = &[
     route(
         Method::GET,
         "/v1/workspaces",
-        Access::Org(&[Role::Owner, Role::Admin, Role::Member]),
+        RouteAccess::Org(&[Role::Owner, Role::Admin, Role::Member]),
     ),
     route(Method::POST, "/v1/workspaces", MANAGERS),
     route(Method::GET, "/v1/workspaces/{workspace}", READ),
@@ -362,7 +362,7 @@ pub fn router(state: ApiState) -> Router {
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            audit::record,
+            audit_layer::record,
         ))
         .with_state(state)
 }

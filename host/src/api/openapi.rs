@@ -12,7 +12,7 @@ use utoipa::openapi::{
     ComponentsBuilder, Content, InfoBuilder, OpenApi, OpenApiBuilder, Required, ResponseBuilder,
 };
 
-use super::{Access, Need, ROUTES, Route};
+use super::{Need, ROUTES, Route, RouteAccess};
 
 /// The security scheme's name in the document.
 const BEARER: &str = "api_key";
@@ -55,10 +55,10 @@ fn tag(path: &str) -> &str {
     }
 }
 
-fn who(access: Access) -> String {
+fn who(access: RouteAccess) -> String {
     match access {
-        Access::Public => "Anyone, without a key.".to_string(),
-        Access::Org(roles) => format!(
+        RouteAccess::Public => "Anyone, without a key.".to_string(),
+        RouteAccess::Org(roles) => format!(
             "Keys with the organization role {}.",
             roles
                 .iter()
@@ -66,10 +66,10 @@ fn who(access: Access) -> String {
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
-        Access::Workspace(Need::Read) => {
+        RouteAccess::Workspace(Need::Read) => {
             "Owners and admins; members who are editors or viewers of the workspace.".to_string()
         }
-        Access::Workspace(Need::Write) => {
+        RouteAccess::Workspace(Need::Write) => {
             "Owners and admins; members who are editors of the workspace.".to_string()
         }
     }
@@ -116,7 +116,7 @@ pub fn document() -> OpenApi {
                 );
             }
         }
-        if r.access != Access::Public {
+        if r.access != RouteAccess::Public {
             op = op
                 .security(SecurityRequirement::new(BEARER, Vec::<String>::new()))
                 .response(

@@ -11,7 +11,7 @@ use serde_json::json;
 use super::ApiState;
 use super::access::Caller;
 use super::error::ApiError;
-use crate::boundary::audit::log::NewEntry;
+use crate::boundary::audit::NewEntry;
 use crate::boundary::retention::{Retention, RetentionSettings};
 
 fn current(state: &ApiState) -> Result<Retention, ApiError> {

@@ -15,7 +15,7 @@ use crate::api::ApiState;
 use crate::api::access::Caller;
 use crate::api::error::ApiError;
 use crate::api::workspaces::existing;
-use crate::boundary::audit::log::NewEntry;
+use crate::boundary::audit::NewEntry;
 use crate::server::webhooks::EVENTS;
 use crate::store::Webhook;
 

@@ -11,7 +11,7 @@ use super::access::{Caller, Role, WorkspaceRole};
 use super::error::ApiError;
 use super::names::check_name;
 use super::{ApiState, allowlist};
-use crate::boundary::audit::log::NewEntry;
+use crate::boundary::audit::NewEntry;
 
 /// `POST /v1/workspaces`.
 #[derive(Debug, Deserialize)]

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use sluice::boundary::audit::EventLog;
+use sluice::boundary::events::EventLog;
 use sluice::capability::net::{AllowRule, NetGrant, NetPolicy};
 use sluice::capability::sql::SqlAccess;
 use sluice::capability::{DirGrant, Grant, SqlGrant};
@@ -309,7 +309,7 @@ pub async fn discover(data_dir: &Path, args: ConfigArgs) -> anyhow::Result<ExitC
 
 fn print_events(events: &EventLog) {
     for e in events.events() {
-        if e.outcome != sluice::boundary::audit::Outcome::Allowed {
+        if e.outcome != sluice::boundary::events::Outcome::Allowed {
             eprintln!(
                 "[{}] {:?} {}: {} ({})",
                 e.connector, e.outcome, e.capability, e.action, e.detail

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use sluice::boundary::audit::log::NewEntry;
+use sluice::boundary::audit::NewEntry;
 use sluice::boundary::crypto::Keyring;
 use sluice::store::Store;
 

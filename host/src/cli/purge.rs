@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use sluice::boundary::audit::log::NewEntry;
+use sluice::boundary::audit::NewEntry;
 use sluice::boundary::retention::Retention;
 use sluice::store::{PurgeReport, Store};
 

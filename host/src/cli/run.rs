@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use sluice::boundary::audit::{Capability, Outcome};
+use sluice::boundary::events::{Capability, Outcome};
 use sluice::connection::Connection;
 use sluice::store::Store;
 use sluice::sync::{self, Progress, RunOptions, RunReport};

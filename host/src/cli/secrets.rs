@@ -4,7 +4,7 @@ use std::io::{IsTerminal, Read};
 use std::path::Path;
 use std::process::ExitCode;
 
-use sluice::boundary::audit::log::NewEntry;
+use sluice::boundary::audit::NewEntry;
 use sluice::store::Store;
 
 #[derive(Debug, clap::Subcommand)]

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use secrecy::ExposeSecret;
 use sluice::api::{ApiState, Guards, Role};
-use sluice::boundary::audit::log::NewEntry;
+use sluice::boundary::audit::NewEntry;
 use sluice::marketplace::Location;
-use sluice::server::scheduler::RetryPolicy;
+use sluice::server::scheduler::ScheduleRetry;
 use sluice::server::webhooks::WebhookConfig;
 use sluice::server::{Server, ServerConfig};
 use sluice::store::{KeyChange, Store};
@@ -146,7 +146,7 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<ExitCode>
         default_index,
         max_runs: usize::from(args.max_runs),
         webhooks,
-        retry: RetryPolicy {
+        retry: ScheduleRetry {
             retries: args.retries,
             delay: std::time::Duration::from_secs_f64(args.retry_delay),
         },

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use sluice::boundary::audit::log::NewEntry;
+use sluice::boundary::audit::NewEntry;
 use sluice::marketplace::{PublicKey, TrustStore};
 use sluice::store::Store;
 

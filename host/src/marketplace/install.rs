@@ -16,7 +16,7 @@ use serde_json::json;
 use super::index::{self, Entry, Index, IndexError, Location};
 use super::package::{Package, PackageError};
 use super::publisher::TrustStore;
-use crate::boundary::audit::log::NewEntry;
+use crate::boundary::audit::NewEntry;
 use crate::capability::Access;
 use crate::capability::manifest::Manifest;
 use crate::capability::sql::SqlAccess;

@@ -11,7 +11,7 @@ mod call;
 mod classify;
 mod convert;
 mod destination;
-mod fs_audit;
+mod fs_events;
 pub mod log;
 mod sandbox;
 mod source;
@@ -494,7 +494,7 @@ fn linker(engine: &Engine, kind: ConnectorKind) -> wasmtime::Result<Linker<Conne
     cli::terminal_stdout::add_to_linker::<T, WasiCli>(&mut l, T::cli)?;
     cli::terminal_stderr::add_to_linker::<T, WasiCli>(&mut l, T::cli)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut l)?;
-    fs_audit::add_to_linker(&mut l)?;
+    fs_events::add_to_linker(&mut l)?;
     match kind {
         ConnectorKind::Source => Source::add_to_linker::<T, HasSelf<T>>(&mut l, |s| s)?,
         ConnectorKind::Destination => Destination::add_to_linker::<T, HasSelf<T>>(&mut l, |s| s)?,

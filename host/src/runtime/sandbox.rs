@@ -12,7 +12,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use super::bindings::{logging, types};
 use super::log::RunLog;
 use super::stdio::LogStream;
-use crate::boundary::audit::EventLog;
+use crate::boundary::events::EventLog;
 use crate::capability::net::{HttpHooks, NetPolicy, Resolve};
 use crate::capability::{Database, Preopen, fs};
 use crate::protocol::LogLevel;

@@ -40,7 +40,7 @@ impl ConnectorState {
     fn refuse_open(&self, name: &str, msg: String) -> sql::SqlError {
         self.events().refused(
             self.name(),
-            crate::boundary::audit::Capability::Sql,
+            crate::boundary::events::Capability::Sql,
             &format!("open {name}"),
             &msg,
         );

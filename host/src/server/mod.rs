@@ -17,13 +17,13 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-use crate::boundary::audit::log::NewEntry;
+use crate::boundary::audit::NewEntry;
 use crate::boundary::retention::{AUDIT_FLOOR, Keep};
 use crate::marketplace::Location;
 use crate::runtime::Runtime;
 use crate::store::{Store, StoreError};
 use runs::Running;
-use scheduler::RetryPolicy;
+use scheduler::ScheduleRetry;
 use webhooks::{WebhookConfig, Webhooks};
 
 /// The services of one server, shared by its handlers and background tasks. Cheap to clone.
@@ -63,7 +63,7 @@ pub struct ServerConfig {
     /// How webhooks are delivered.
     pub webhooks: WebhookConfig,
     /// How failed scheduled runs are retried.
-    pub retry: RetryPolicy,
+    pub retry: ScheduleRetry,
     /// The audit retention floor.
     pub audit_floor: Duration,
 }
@@ -74,7 +74,7 @@ impl Default for ServerConfig {
             default_index: None,
             max_runs: runs::DEFAULT_MAX_RUNS,
             webhooks: WebhookConfig::default(),
-            retry: RetryPolicy::default(),
+            retry: ScheduleRetry::default(),
             audit_floor: AUDIT_FLOOR,
         }
     }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::Server;
-use crate::boundary::audit::log::NewEntry;
+use crate::boundary::audit::NewEntry;
 use crate::boundary::retention::Retention;
 use crate::store::{PurgeReport, Store, StoreError};
 

@@ -153,7 +153,7 @@ impl Running {
 
 /// How a run this server started ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub enum RunEnd {
     /// Every stream committed.
     Succeeded,
     /// Cancelled or stopped by shutdown (it resumes on the next run).
@@ -168,7 +168,7 @@ pub struct Started {
     /// The run's id.
     pub run_id: i64,
     /// Resolves when the run ends.
-    pub done: tokio::task::JoinHandle<Outcome>,
+    pub done: tokio::task::JoinHandle<RunEnd>,
 }
 
 /// Why a run did not start.
@@ -222,7 +222,7 @@ pub async fn start(
         match report {
             Ok(r) if r.succeeded() => {
                 tracing::info!(run = r.run_id, "run of `{}` succeeded", conn.name);
-                Ok(Outcome::Succeeded)
+                Ok(RunEnd::Succeeded)
             }
             Ok(r) if matches!(r.error, Some(SyncError::Stopped(_))) => {
                 tracing::info!(
@@ -231,12 +231,12 @@ pub async fn start(
                     conn.name,
                     r.error_message.as_deref().unwrap_or("")
                 );
-                Ok(Outcome::Stopped)
+                Ok(RunEnd::Stopped)
             }
             Ok(r) => {
                 let why = r.error_message.unwrap_or_default();
                 tracing::warn!(run = r.run_id, "run of `{}` failed: {why}", conn.name);
-                Ok(Outcome::Failed(why))
+                Ok(RunEnd::Failed(why))
             }
             Err(e) => {
                 tracing::warn!("run of `{}` did not start: {e}", conn.name);
@@ -250,8 +250,8 @@ pub async fn start(
             done: tokio::spawn(async move {
                 match task.await {
                     Ok(Ok(outcome)) => outcome,
-                    Ok(Err(e)) => Outcome::Failed(e.to_string()),
-                    Err(e) => Outcome::Failed(format!("the run task ended abnormally: {e}")),
+                    Ok(Err(e)) => RunEnd::Failed(e.to_string()),
+                    Err(e) => RunEnd::Failed(format!("the run task ended abnormally: {e}")),
                 }
             }),
         }),

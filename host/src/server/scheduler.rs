@@ -20,8 +20,8 @@ use serde_json::json;
 
 use super::Server;
 use super::resolve::resolve;
-use super::runs::{Outcome, StartError, start};
-use crate::boundary::audit::log::NewEntry;
+use super::runs::{RunEnd, StartError, start};
+use crate::boundary::audit::NewEntry;
 use crate::store::ConnectionDef;
 
 /// Who the audit log says started scheduled runs.
@@ -29,16 +29,16 @@ pub const ACTOR: &str = "scheduler";
 
 /// How failed scheduled runs are retried.
 #[derive(Debug, Clone, Copy)]
-pub struct RetryPolicy {
+pub struct ScheduleRetry {
     /// Retries after the first failure (0: none).
     pub retries: usize,
     /// The first retry's delay; each next one doubles (with jitter).
     pub delay: Duration,
 }
 
-impl Default for RetryPolicy {
+impl Default for ScheduleRetry {
     fn default() -> Self {
-        RetryPolicy {
+        ScheduleRetry {
             retries: 3,
             delay: Duration::from_secs(60),
         }
@@ -57,7 +57,7 @@ const TICK: Duration = Duration::from_millis(500);
 type Chains = Arc<Mutex<HashMap<String, bool>>>;
 
 /// Run the scheduler until the server shuts down (`server.running` closes).
-pub async fn run(server: Server, policy: RetryPolicy) {
+pub async fn run(server: Server, policy: ScheduleRetry) {
     let chains: Chains = Arc::default();
     let mut next: HashMap<String, (String, DateTime<Utc>)> = HashMap::new();
     let mut warned: HashSet<String> = HashSet::new();
@@ -112,7 +112,7 @@ pub async fn run(server: Server, policy: RetryPolicy) {
 }
 
 /// An occurrence of `def` is due: start its chain, or skip it while one is in progress.
-async fn fire(server: &Server, chains: &Chains, def: ConnectionDef, policy: RetryPolicy) {
+async fn fire(server: &Server, chains: &Chains, def: ConnectionDef, policy: ScheduleRetry) {
     let key = def.key();
     let first_skip = {
         let mut map = chains.lock().unwrap_or_else(|e| e.into_inner());
@@ -144,7 +144,7 @@ async fn fire(server: &Server, chains: &Chains, def: ConnectionDef, policy: Retr
 }
 
 /// One occurrence: run, retrying failures with backoff.
-async fn chain(server: &Server, def: &ConnectionDef, policy: RetryPolicy) {
+async fn chain(server: &Server, def: &ConnectionDef, policy: ScheduleRetry) {
     let mut delays = backon::ExponentialBuilder::new()
         .with_min_delay(policy.delay)
         .with_max_delay(policy.delay * 64)
@@ -166,12 +166,12 @@ async fn chain(server: &Server, def: &ConnectionDef, policy: RetryPolicy) {
             }
         };
         let (run_id, outcome) = match resolve(&server.store, &def).await {
-            Err(e) => (None, Outcome::Failed(e.to_string())),
+            Err(e) => (None, RunEnd::Failed(e.to_string())),
             Ok(conn) => match start(server, def.key(), conn, ACTOR.into(), false, slot).await {
                 Ok(started) => (
                     Some(started.run_id),
                     started.done.await.unwrap_or_else(|e| {
-                        Outcome::Failed(format!("the run task ended abnormally: {e}"))
+                        RunEnd::Failed(format!("the run task ended abnormally: {e}"))
                     }),
                 ),
                 Err(StartError::Busy) => {
@@ -186,10 +186,10 @@ async fn chain(server: &Server, def: &ConnectionDef, policy: RetryPolicy) {
                     }
                     return;
                 }
-                Err(StartError::Failed(e)) => (None, Outcome::Failed(e)),
+                Err(StartError::Failed(e)) => (None, RunEnd::Failed(e)),
             },
         };
-        let Outcome::Failed(error) = outcome else {
+        let RunEnd::Failed(error) = outcome else {
             return;
         };
         match delays.next() {

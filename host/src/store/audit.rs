@@ -1,10 +1,10 @@
 //! The audit log's rows: appended in one transaction each, chained and signed as
-//! `boundary::audit::log` defines.
+//! `boundary::audit` defines.
 
 use sqlx::Row;
 
 use super::{Store, StoreError, db, now};
-use crate::boundary::audit::log::{
+use crate::boundary::audit::{
     self, DIGEST_EVERY_ENTRIES, DIGEST_EVERY_SECS, Entry, GENESIS, NewEntry, SignedDigest,
     Verification,
 };
@@ -269,7 +269,7 @@ impl Store {
     }
 
     fn anchor_path(&self) -> std::path::PathBuf {
-        self.dir.join(log::ANCHOR_FILE)
+        self.dir.join(audit::ANCHOR_FILE)
     }
 
     fn write_anchor(&self, d: &SignedDigest) -> Result<(), StoreError> {
@@ -320,16 +320,16 @@ impl Store {
         let entries: Vec<Entry> = entries.iter().map(entry).collect();
         let digests: Vec<SignedDigest> = digests.iter().map(digest).collect();
         let key = self.keyring().verifying_key();
-        let mut v = log::verify(&entries, &digests, &key);
+        let mut v = audit::verify(&entries, &digests, &key);
         if v.problem.is_none() {
             v.problem = match std::fs::read(self.anchor_path()) {
                 Ok(bytes) => match serde_json::from_slice::<SignedDigest>(&bytes) {
                     Ok(anchor) => {
-                        log::check_anchor(&anchor, &digests, entries.last().map(|e| e.seq), &key)
+                        audit::check_anchor(&anchor, &digests, entries.last().map(|e| e.seq), &key)
                     }
                     Err(e) => Some(format!(
                         "the audit anchor ({}) is unreadable: {e}",
-                        log::ANCHOR_FILE
+                        audit::ANCHOR_FILE
                     )),
                 },
                 // Never sealed yet (or a store from before anchors): nothing to compare, unless
@@ -337,12 +337,12 @@ impl Store {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound && digests.is_empty() => None,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(format!(
                     "the audit anchor ({}) is missing although {} digests were signed",
-                    log::ANCHOR_FILE,
+                    audit::ANCHOR_FILE,
                     digests.len()
                 )),
                 Err(e) => Some(format!(
                     "the audit anchor ({}) cannot be read: {e}",
-                    log::ANCHOR_FILE
+                    audit::ANCHOR_FILE
                 )),
             };
         }

@@ -38,11 +38,11 @@ pub use runs::{RunRecord, RunStart, RunStatus, RunTotals, StreamStats};
 pub use sealed::StoredSecret;
 pub use webhooks::{Attempt, Delivery, DueDelivery, WEBHOOK_SECRET_PREFIX, Webhook, now_ms};
 pub use workspaces::{
-    ConnectionDef, Endpoint, EndpointKind, Member, SecretStatus, Workspace, connection_key,
+    ConnectionDef, EndpointDef, EndpointKind, Member, SecretStatus, Workspace, connection_key,
 };
 
-use crate::boundary::audit::Event;
 use crate::boundary::crypto::{self, CryptoError, Keyring};
+use crate::boundary::events::Event;
 use crate::boundary::pii::{MaskCount, MaskStats};
 use crate::protocol::LogLine;
 use crate::protocol::StreamState;

@@ -65,7 +65,7 @@ pub struct SecretStatus {
 
 /// A source or destination as stored.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Endpoint {
+pub struct EndpointDef {
     /// Its workspace.
     pub workspace: String,
     /// Source or destination.
@@ -288,7 +288,7 @@ impl Store {
     /// values of secrets the grant no longer names are deleted.
     pub async fn put_endpoint(
         &self,
-        e: &Endpoint,
+        e: &EndpointDef,
         secrets: &BTreeMap<String, SecretString>,
     ) -> Result<(), StoreError> {
         use secrecy::ExposeSecret;
@@ -355,7 +355,7 @@ impl Store {
         workspace: &str,
         kind: EndpointKind,
         name: Option<&str>,
-    ) -> Result<Vec<Endpoint>, StoreError> {
+    ) -> Result<Vec<EndpointDef>, StoreError> {
         let rows = sqlx::query("SELECT * FROM endpoints WHERE workspace = ?1 AND kind = ?2 AND (?3 IS NULL OR name = ?3) ORDER BY name")
             .bind(workspace)
             .bind(kind.as_str())
@@ -385,7 +385,7 @@ impl Store {
                     name: n,
                 })
                 .collect();
-            out.push(Endpoint {
+            out.push(EndpointDef {
                 workspace: workspace.to_string(),
                 kind,
                 name,
@@ -405,7 +405,7 @@ impl Store {
         &self,
         workspace: &str,
         kind: EndpointKind,
-    ) -> Result<Vec<Endpoint>, StoreError> {
+    ) -> Result<Vec<EndpointDef>, StoreError> {
         self.endpoint_rows(workspace, kind, None).await
     }
 
@@ -415,7 +415,7 @@ impl Store {
         workspace: &str,
         kind: EndpointKind,
         name: &str,
-    ) -> Result<Option<Endpoint>, StoreError> {
+    ) -> Result<Option<EndpointDef>, StoreError> {
         Ok(self.endpoint_rows(workspace, kind, Some(name)).await?.pop())
     }
 

@@ -86,7 +86,7 @@ pub(super) async fn finish(
     let lines = log.lines();
     // Events hold guest text (paths, URLs, SQL): scrubbed like log lines, then cut, before
     // they are stored, audited or reported.
-    let recorded: Vec<crate::boundary::audit::Event> = events
+    let recorded: Vec<crate::boundary::events::Event> = events
         .events()
         .iter()
         .map(|e| e.scrubbed(&*scrub))

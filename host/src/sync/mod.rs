@@ -22,8 +22,8 @@ use std::collections::BTreeMap;
 use secrecy::SecretString;
 use serde_json::json;
 
-use crate::boundary::audit::log::NewEntry;
-use crate::boundary::audit::{Capability, EventLog, Outcome};
+use crate::boundary::audit::NewEntry;
+use crate::boundary::events::{Capability, EventLog, Outcome};
 use crate::boundary::pii::{MaskStats, Masker};
 use crate::boundary::retention::{Retention, RetentionError};
 use crate::capability::net::NetPolicy;
@@ -160,7 +160,7 @@ pub struct RunReport {
     /// Connector log lines dropped (over the bound).
     pub log_dropped: u64,
     /// What the connectors did and were refused at the wall.
-    pub events: Vec<crate::boundary::audit::Event>,
+    pub events: Vec<crate::boundary::events::Event>,
     /// Refusals recorded (kept in `events` or not).
     pub refusals: u64,
     /// Values the PII policy masked, per stream, field and rule or detector.

@@ -11,7 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::boundary::audit::log::NewEntry;
+use crate::boundary::audit::NewEntry;
 use crate::boundary::crypto::stream::SealedWriter;
 use crate::boundary::pii::Masker;
 use crate::boundary::scrub::Scrubber;

@@ -12,7 +12,7 @@ use hyper::body::Incoming;
 use wasmtime_wasi_http::Error;
 
 use super::NetPolicy;
-use crate::boundary::audit::{Capability, Outcome};
+use crate::boundary::events::{Capability, Outcome};
 use crate::boundary::scrub::Scrubber;
 
 /// What to record when the body ends.

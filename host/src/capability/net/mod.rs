@@ -41,7 +41,7 @@ pub use resolve::{Resolve, SystemResolver};
 pub use send::HttpHooks;
 
 use super::secrets::Secret;
-use crate::boundary::audit::EventLog;
+use crate::boundary::events::EventLog;
 use crate::boundary::ratelimit::{HostLimiter, RateLimit, RetryPolicy};
 use crate::boundary::scrub::Scrubber;
 

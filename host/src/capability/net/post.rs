@@ -69,7 +69,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::boundary::audit::EventLog;
+    use crate::boundary::events::EventLog;
     use crate::capability::net::{NetConfig, SystemResolver};
 
     fn policy(rules: &[&str]) -> NetPolicy {

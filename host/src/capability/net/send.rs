@@ -23,7 +23,7 @@ use wasmtime_wasi_http::{
 use super::allow::{Scheme, normalize_host};
 use super::body::{Metered, Report};
 use super::{NetPolicy, classify};
-use crate::boundary::audit::{Capability, Outcome};
+use crate::boundary::events::{Capability, Outcome};
 use crate::boundary::ratelimit::{Backoff, is_retryable, parse_retry_after};
 use crate::capability::secrets;
 

@@ -14,7 +14,7 @@ use http::{HeaderMap, HeaderValue};
 use serde_json::json;
 
 use super::signature;
-use crate::boundary::audit::log::NewEntry;
+use crate::boundary::audit::NewEntry;
 use crate::capability::net::PostError;
 use crate::server::Server;
 use crate::store::{Attempt, Delivery, DueDelivery, RunRecord, RunStatus, now_ms};

@@ -13,7 +13,7 @@ pub mod signature;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::boundary::audit::EventLog;
+use crate::boundary::events::EventLog;
 use crate::capability::net::{
     AllowRule, NetConfig, NetLimits, NetPolicy, PostError, SystemResolver,
 };

@@ -43,7 +43,7 @@ use rows::stream_rows;
 
 use super::policy::{self, Checked, Dialect, Kind, Refusal, Scope};
 use super::{Database, Target, checker, role};
-use crate::boundary::audit::{Capability, EventLog, Outcome};
+use crate::boundary::events::{Capability, EventLog, Outcome};
 
 /// Rows buffered between a query's task and the connector.
 const ROW_BUFFER: usize = 4096;

@@ -17,7 +17,7 @@ use serde_json::json;
 
 use super::access::AccessNote;
 use super::{ApiState, Peer};
-use crate::boundary::audit::log::NewEntry;
+use crate::boundary::audit::NewEntry;
 use crate::store::Store;
 
 /// The most entries one write takes.

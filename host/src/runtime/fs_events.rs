@@ -14,7 +14,7 @@ use wasmtime_wasi::p2::bindings::filesystem::types::{
 };
 
 use super::sandbox::ConnectorState;
-use crate::boundary::audit::Capability;
+use crate::boundary::events::Capability;
 
 /// The `wasi:filesystem/types` instance wasmtime-wasi defines.
 const TYPES: &str = "wasi:filesystem/types@0.2.12";

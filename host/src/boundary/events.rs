@@ -3,9 +3,7 @@
 //! where and the outcome.
 //!
 //! Everything goes through [`EventLog::record`]. Refusals also go to the tamper-evident audit
-//! log ([`log`]) when the run ends.
-
-pub mod log;
+//! log ([`super::audit`]) when the run ends.
 
 use std::sync::{Arc, Mutex};
 
