@@ -221,6 +221,17 @@ pub enum LogLevel {
     Error,
 }
 
+/// Records and bytes of one stream.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct StreamStats {
+    /// The stream.
+    pub stream: String,
+    /// Records.
+    pub records: u64,
+    /// Bytes of JSONL.
+    pub bytes: u64,
+}
+
 /// One line of a run's log.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LogLine {

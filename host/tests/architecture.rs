@@ -136,3 +136,16 @@ fn the_docs_state_the_same_order() {
         "docs/architecture.md should state the layers as `{line}`"
     );
 }
+
+/// The pump and its stages are generic: the benchmarks drive them between native connectors
+/// with no store and no run. They know neither the store nor a run's error.
+#[test]
+fn the_pump_knows_neither_the_store_nor_a_run() {
+    let sync = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/sync");
+    for file in ["engine.rs", "gate.rs", "spill.rs", "validate.rs"] {
+        let text = code(&std::fs::read_to_string(sync.join(file)).unwrap());
+        for needle in ["crate::store", "SyncError", "crate::server", "crate::api"] {
+            assert!(!text.contains(needle), "sync/{file} names `{needle}`");
+        }
+    }
+}

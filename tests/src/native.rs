@@ -179,11 +179,12 @@ where
 pub struct NoCheckpoints;
 
 impl sluice::sync::Checkpoints for NoCheckpoints {
+    type Error = std::convert::Infallible;
     async fn commit(
         &mut self,
         _states: Vec<StreamState>,
         _stats: Vec<sluice::store::StreamStats>,
-    ) -> Result<(), sluice::sync::SyncError> {
+    ) -> Result<(), Self::Error> {
         Ok(())
     }
 }

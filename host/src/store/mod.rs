@@ -29,12 +29,13 @@ pub use lock::{ConnectionLock, LockError};
 
 use std::sync::Arc;
 
+pub use crate::protocol::StreamStats;
 pub use api_keys::{ApiKey, KeyChange, KeyRefusal, TOKEN_PREFIX};
 pub use audit::AuditFilter;
 pub use checkpoints::CommittedState;
 pub use installed::InstalledConnector;
 pub use purge::PurgeReport;
-pub use runs::{RunRecord, RunStart, RunStatus, RunTotals, StreamStats};
+pub use runs::{RunRecord, RunStart, RunStatus, RunTotals};
 pub use sealed::StoredSecret;
 pub use webhooks::{Attempt, Delivery, DueDelivery, WEBHOOK_SECRET_PREFIX, Webhook, now_ms};
 pub use workspaces::{

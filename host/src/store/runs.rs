@@ -61,17 +61,6 @@ pub struct RunRecord {
     pub streams: Vec<StreamStats>,
 }
 
-/// Records and bytes of one stream.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct StreamStats {
-    /// The stream.
-    pub stream: String,
-    /// Records.
-    pub records: u64,
-    /// Bytes of JSONL.
-    pub bytes: u64,
-}
-
 /// How a run started.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunStart {

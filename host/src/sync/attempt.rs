@@ -27,11 +27,12 @@ pub(super) fn add(base: &[StreamStats], this: &[StreamStats]) -> Vec<StreamStats
 }
 
 impl Checkpoints for StoreCheckpoints<'_> {
+    type Error = StoreError;
     async fn commit(
         &mut self,
         states: Vec<StreamState>,
         stats: Vec<StreamStats>,
-    ) -> Result<(), SyncError> {
+    ) -> Result<(), StoreError> {
         let total = add(&self.base, &stats);
         self.store
             .commit_checkpoint(self.run_id, self.connection, &states, &total)
@@ -60,7 +61,7 @@ pub(super) async fn attempt(
     sides: Sides<'_>,
     start: &crate::store::RunStart,
     options: &RunOptions,
-) -> PumpOutcome {
+) -> PumpOutcome<SyncError> {
     let Sides {
         source,
         destination,
@@ -154,4 +155,5 @@ pub(super) async fn attempt(
         options.progress.clone(),
     )
     .await
+    .map_err(SyncError::from)
 }

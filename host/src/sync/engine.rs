@@ -13,13 +13,13 @@ use tokio::sync::mpsc;
 
 use super::gate::{self, GateConfig};
 use super::spill::{self, SpillConfig, SpillStats};
-use super::{SyncError, validate};
+use super::validate;
 use crate::boundary::pii::{MaskStats, Masker};
 use crate::connection::OnInvalid;
+use crate::protocol::StreamStats;
 use crate::protocol::{
     ConfiguredCatalog, ConnectorError, DestinationWriter, Message, SourceReader, StreamState,
 };
-use crate::store::StreamStats;
 
 /// Knobs of the pump.
 #[derive(Debug, Clone)]
@@ -65,13 +65,36 @@ impl Default for PumpConfig {
 
 /// Where committed checkpoints go (the store, in a real run).
 pub trait Checkpoints: Send {
+    /// Why a commit failed.
+    type Error: std::error::Error + Send + Sync + 'static;
     /// Commit these states, with the stats (records the destination durably holds so far in
     /// this attempt) they cover.
     fn commit(
         &mut self,
         states: Vec<StreamState>,
         stats: Vec<StreamStats>,
-    ) -> impl Future<Output = Result<(), SyncError>> + Send;
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+}
+
+/// Why the pump ended early. It knows connectors, the spill and its [`Checkpoints`], nothing
+/// of the store or of a run.
+#[derive(Debug, thiserror::Error)]
+pub enum PumpError {
+    /// A connector call failed, or the wall refused what it sent.
+    #[error(transparent)]
+    Connector(#[from] ConnectorError),
+    /// A batch spilled to disk could not be written or read back.
+    #[error(transparent)]
+    Spill(#[from] spill::SpillError),
+    /// Asked to stop before the source finished; what was written is committed.
+    #[error("stopped before the end: {0}")]
+    Stopped(String),
+    /// Committing a checkpoint failed.
+    #[error("cannot commit a checkpoint: {0}")]
+    Commit(Box<dyn std::error::Error + Send + Sync>),
+    /// A task of the pump failed (a bug in the host).
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 /// A request to stop a run early (an operator's cancel, the server shutting down). The source
@@ -127,7 +150,7 @@ pub struct Progress {
 
 /// What a pump did.
 #[derive(Debug)]
-pub struct PumpOutcome {
+pub struct PumpOutcome<E = PumpError> {
     /// Per stream, in catalog order: what the destination durably holds from this attempt.
     pub stats: Vec<StreamStats>,
     /// Checkpoints committed.
@@ -144,12 +167,26 @@ pub struct PumpOutcome {
     /// What waited for the destination in sealed spill files.
     pub spilled: SpillStats,
     /// How it ended.
-    pub result: Result<(), SyncError>,
+    pub result: Result<(), E>,
 }
 
-impl PumpOutcome {
+impl<E> PumpOutcome<E> {
+    /// The same outcome with its error converted (into a run's, say).
+    pub fn map_err<F>(self, f: impl FnOnce(E) -> F) -> PumpOutcome<F> {
+        PumpOutcome {
+            stats: self.stats,
+            commits: self.commits,
+            active: self.active,
+            masked: self.masked,
+            skipped: self.skipped,
+            invalid: self.invalid,
+            spilled: self.spilled,
+            result: self.result.map_err(f),
+        }
+    }
+
     /// A pump that never started.
-    pub fn failed(e: SyncError) -> PumpOutcome {
+    pub fn failed(e: E) -> PumpOutcome<E> {
         PumpOutcome {
             stats: Vec::new(),
             masked: MaskStats::default(),
@@ -212,9 +249,9 @@ where
             let next = tokio::select! {
                 biased;
                 () = stop.stopped() => {
-                    return Err(SyncError::Stopped(stop.reason().unwrap_or_default()));
+                    return Err(PumpError::Stopped(stop.reason().unwrap_or_default()));
                 }
-                next = reader.next(batch_records) => next.map_err(SyncError::from)?,
+                next = reader.next(batch_records) => next.map_err(PumpError::from)?,
             };
             let Some(message) = next else { break };
             if tx.send(message).await.is_err() {
@@ -222,9 +259,9 @@ where
                 break;
             }
         }
-        Ok::<(), SyncError>(())
+        Ok::<(), PumpError>(())
     });
-    let wall = |f| SyncError::from(ConnectorError::new(&source_name, "next", f));
+    let wall = |f| PumpError::from(ConnectorError::new(&source_name, "next", f));
 
     let mut written: Vec<StreamStats> = catalog
         .streams
@@ -249,10 +286,13 @@ where
                 last_flush = Instant::now();
                 if !pending.is_empty() {
                     let states = std::mem::take(&mut pending).into_values().collect();
-                    checkpoints.commit(states, durable.clone()).await?;
+                    checkpoints
+                        .commit(states, durable.clone())
+                        .await
+                        .map_err(|e| PumpError::Commit(Box::new(e)))?;
                     commits += 1;
                 }
-                Ok::<(), SyncError>(())
+                Ok::<(), PumpError>(())
             }
         };
     }
@@ -260,7 +300,7 @@ where
     // The loop ends with Err when the destination failed, and with Ok when its input ended:
     // the source finished, failed, or its data was refused at the gate. The destination is
     // then still healthy, and what it wrote is flushed and committed below.
-    let mut destination: Result<(), SyncError> = async {
+    let mut destination: Result<(), PumpError> = async {
         while let Some(message) = rx.recv().await {
             match message {
                 Message::Batch(batch) => {
@@ -302,7 +342,7 @@ where
         Ok(g) => (g, Ok(())),
         Err(e) => (
             gate::GateOutcome::default(),
-            Err(SyncError::Internal(format!(
+            Err(PumpError::Internal(format!(
                 "the check at the wall failed: {e}"
             ))),
         ),
@@ -315,18 +355,18 @@ where
         None => (SpillStats::default(), Ok(())),
         Some(s) => match s.await {
             Ok(Ok(stats)) => (stats, Ok(())),
-            Ok(Err(e)) => (SpillStats::default(), Err(SyncError::from(e))),
+            Ok(Err(e)) => (SpillStats::default(), Err(PumpError::from(e))),
             Err(e) if e.is_cancelled() => (SpillStats::default(), Ok(())),
             Err(e) => (
                 SpillStats::default(),
-                Err(SyncError::Internal(format!("the spill task failed: {e}"))),
+                Err(PumpError::Internal(format!("the spill task failed: {e}"))),
             ),
         },
     };
     let source = match source.await {
         Ok(r) => r,
         Err(e) if e.is_cancelled() => Ok(()),
-        Err(e) => Err(SyncError::Internal(format!("the source task failed: {e}"))),
+        Err(e) => Err(PumpError::Internal(format!("the source task failed: {e}"))),
     };
     if destination.is_ok() {
         // Whether the source finished or failed (or a spill segment did not open), what was written is made durable and the
@@ -416,11 +456,12 @@ mod tests {
     struct Commits(Log);
 
     impl Checkpoints for Commits {
+        type Error = std::convert::Infallible;
         async fn commit(
             &mut self,
             states: Vec<StreamState>,
             _: Vec<StreamStats>,
-        ) -> Result<(), SyncError> {
+        ) -> Result<(), Self::Error> {
             let states = states.into_iter().map(|s| s.state).collect();
             self.0.lock().unwrap().push(Seen::Commit(states));
             Ok(())

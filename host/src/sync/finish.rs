@@ -25,7 +25,7 @@ pub(super) struct Finishing<'a> {
 pub(super) async fn finish(
     store: &Store,
     f: Finishing<'_>,
-    mut outcome: PumpOutcome,
+    mut outcome: PumpOutcome<SyncError>,
 ) -> Result<RunReport, SyncError> {
     let Finishing {
         conn,

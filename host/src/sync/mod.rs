@@ -15,7 +15,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use engine::{Checkpoints, Progress, PumpConfig, PumpOutcome, Stop, pump};
+pub use engine::{Checkpoints, Progress, PumpConfig, PumpError, PumpOutcome, Stop, pump};
 
 use std::collections::BTreeMap;
 
@@ -35,6 +35,21 @@ use crate::protocol::{
 };
 use crate::runtime::{Connector, LoadError, RunLog, Runtime, RuntimeError, Sandbox};
 use crate::store::{LockError, RunStatus, Store, StoreError, StreamStats};
+
+impl From<PumpError> for SyncError {
+    fn from(e: PumpError) -> SyncError {
+        match e {
+            PumpError::Connector(e) => SyncError::Connector(e),
+            PumpError::Spill(e) => SyncError::Spill(e),
+            PumpError::Stopped(why) => SyncError::Stopped(why),
+            PumpError::Commit(e) => match e.downcast::<StoreError>() {
+                Ok(e) => SyncError::Store(*e),
+                Err(e) => SyncError::Internal(format!("cannot commit a checkpoint: {e}")),
+            },
+            PumpError::Internal(why) => SyncError::Internal(why),
+        }
+    }
+}
 
 /// Why a run could not start or did not finish.
 #[derive(Debug, thiserror::Error)]
