@@ -214,7 +214,7 @@ impl SqlGrant {
                     );
                 }
                 if let Err(why) = pg_url::parse(url) {
-                    return fail(".url", why);
+                    return fail(".url", why.to_string());
                 }
                 let value = secrets::substitute(url, |name| {
                     match loaded.iter().find(|s| s.name == name) {

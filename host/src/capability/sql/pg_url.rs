@@ -44,73 +44,120 @@ impl std::fmt::Debug for PgUrl {
     }
 }
 
+/// Why a grant's PostgreSQL URL is refused. Names the part at fault, never a value; the
+/// `Display` of the parse errors continues "the URL …".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PgUrlError {
+    /// Not a URL at all.
+    #[error("is not a valid URL ({0})")]
+    NotAUrl(String),
+    /// Another scheme.
+    #[error("must be a PostgreSQL URL (`postgres://…`)")]
+    Scheme,
+    /// No TCP host (a Unix socket, or nothing).
+    #[error(
+        "must name a host to reach over TCP (`postgres://user:…@HOST:5432/db`); Unix sockets \
+         are refused, since peer authentication would log in as sluice's own user"
+    )]
+    NoTcpHost,
+    /// A part is not UTF-8 once percent-decoded.
+    #[error("its {0} is not UTF-8 once percent-decoded")]
+    NotUtf8(&'static str),
+    /// No user.
+    #[error(
+        "must name its user (`postgres://USER:…@host/db`); sluice never falls back to PGUSER \
+         or the name of the user it runs as"
+    )]
+    NoUser,
+    /// No password.
+    #[error(
+        "must carry its password, from a secret (`postgres://user:{{{{secret:NAME}}}}@host/db`); \
+         sluice never falls back to PGPASSWORD or ~/.pgpass"
+    )]
+    NoPassword,
+    /// No database (or a path that is not one name).
+    #[error("must name its database (`postgres://user:…@host/DATABASE`)")]
+    NoDatabase,
+    /// An `sslmode` PostgreSQL does not know.
+    #[error("`sslmode={0}` is not one of disable, allow, prefer, require, verify-ca, verify-full")]
+    SslMode(String),
+    /// A parameter other than `sslmode` and `sslrootcert`.
+    #[error(
+        "takes only `sslmode` and `sslrootcert` as parameters, not `{0}`: host, user, password \
+         and database are written in the URL itself, and server options are set by sluice"
+    )]
+    Parameter(String),
+    /// The host does not resolve.
+    #[error("`{host}` does not resolve: {why}")]
+    Unresolved {
+        /// The host.
+        host: String,
+        /// The resolver's answer.
+        why: String,
+    },
+    /// The host resolves to an address reachable only by literal (link-local, metadata).
+    #[error(
+        "`{host}` resolves to {ip}, {what}; such an address is reachable only when the URL \
+         names it literally"
+    )]
+    OnlyByAddress {
+        /// The host.
+        host: String,
+        /// The address.
+        ip: IpAddr,
+        /// What kind of address it is.
+        what: &'static str,
+    },
+    /// An environment variable the connection would inherit is set.
+    #[error(
+        "sluice's environment sets {0}, which a grant's connection would inherit; unset it (a \
+         grant's connection takes nothing from the environment: write `sslrootcert` in a \
+         connection file's URL instead)"
+    )]
+    Ambient(&'static str),
+}
+
 /// Read `url` (its secrets substituted or still placeholders: the checks are the same). Errors
 /// name the part at fault, never a value.
-pub fn parse(url: &str) -> Result<PgUrl, String> {
-    let u = url::Url::parse(url).map_err(|e| format!("is not a valid URL ({e})"))?;
+pub fn parse(url: &str) -> Result<PgUrl, PgUrlError> {
+    let u = url::Url::parse(url).map_err(|e| PgUrlError::NotAUrl(e.to_string()))?;
     if !matches!(u.scheme(), "postgres" | "postgresql") {
-        return Err("must be a PostgreSQL URL (`postgres://…`)".into());
+        return Err(PgUrlError::Scheme);
     }
     let host = match u.host() {
         Some(url::Host::Domain(d)) if !d.is_empty() && !d.contains(['%', '/']) => d.to_string(),
         Some(url::Host::Ipv4(ip)) => ip.to_string(),
         Some(url::Host::Ipv6(ip)) => ip.to_string(),
-        _ => {
-            return Err(
-                "must name a host to reach over TCP (`postgres://user:…@HOST:5432/db`); \
-                 Unix sockets are refused, since peer authentication would log in as sluice's \
-                 own user"
-                    .into(),
-            );
-        }
+        _ => return Err(PgUrlError::NoTcpHost),
     };
-    let decode = |part: &str, what: &str| {
+    let decode = |part: &str, what: &'static str| {
         percent_decode_str(part)
             .decode_utf8()
             .map(|c| c.into_owned())
-            .map_err(|_| format!("its {what} is not UTF-8 once percent-decoded"))
+            .map_err(|_| PgUrlError::NotUtf8(what))
     };
     let user = decode(u.username(), "user")?;
     if user.is_empty() {
-        return Err(
-            "must name its user (`postgres://USER:…@host/db`); sluice never falls back \
-             to PGUSER or the name of the user it runs as"
-                .into(),
-        );
+        return Err(PgUrlError::NoUser);
     }
     let password = match u.password() {
         Some(p) if !p.is_empty() => SecretString::from(decode(p, "password")?),
-        _ => {
-            return Err("must carry its password, from a secret \
-                 (`postgres://user:{{secret:NAME}}@host/db`); sluice never falls back to \
-                 PGPASSWORD or ~/.pgpass"
-                .into());
-        }
+        _ => return Err(PgUrlError::NoPassword),
     };
     let database = decode(u.path().trim_start_matches('/'), "database")?;
     if database.is_empty() || database.contains('/') {
-        return Err("must name its database (`postgres://user:…@host/DATABASE`)".into());
+        return Err(PgUrlError::NoDatabase);
     }
     let mut ssl_mode = PgSslMode::Prefer;
     let mut ssl_root_cert = None;
     for (key, value) in u.query_pairs() {
         match &*key {
             "sslmode" => {
-                ssl_mode = PgSslMode::from_str(&value).map_err(|_| {
-                    format!(
-                        "`sslmode={value}` is not one of disable, allow, prefer, require, \
-                         verify-ca, verify-full"
-                    )
-                })?;
+                ssl_mode = PgSslMode::from_str(&value)
+                    .map_err(|_| PgUrlError::SslMode(value.to_string()))?;
             }
             "sslrootcert" => ssl_root_cert = Some(PathBuf::from(&*value)),
-            other => {
-                return Err(format!(
-                    "takes only `sslmode` and `sslrootcert` as parameters, not `{other}`: \
-                     host, user, password and database are written in the URL itself, and \
-                     server options are set by sluice"
-                ));
-            }
+            other => return Err(PgUrlError::Parameter(other.to_string())),
         }
     }
     Ok(PgUrl {
@@ -134,13 +181,16 @@ impl PgUrl {
     /// Resolve the host once and judge every address as the network guard does: link-local and
     /// metadata addresses only when the URL is that address; the rest are reachable because
     /// the grant names its host exactly. The address to connect to.
-    pub async fn resolve_checked(&self) -> Result<IpAddr, String> {
+    pub async fn resolve_checked(&self) -> Result<IpAddr, PgUrlError> {
         let literal = self.host.parse::<IpAddr>().ok();
         let ips: Vec<IpAddr> = match literal {
             Some(ip) => vec![ip],
             None => tokio::net::lookup_host((self.host.as_str(), self.port))
                 .await
-                .map_err(|e| format!("`{}` does not resolve: {e}", self.host))?
+                .map_err(|e| PgUrlError::Unresolved {
+                    host: self.host.clone(),
+                    why: e.to_string(),
+                })?
                 .map(|a| a.ip())
                 .collect(),
         };
@@ -149,28 +199,24 @@ impl PgUrl {
                 && only_by_address(special)
                 && literal != Some(*ip)
             {
-                return Err(format!(
-                    "`{}` resolves to {ip}, {}; such an address is reachable only when the URL \
-                     names it literally",
-                    self.host,
-                    special.describe()
-                ));
+                return Err(PgUrlError::OnlyByAddress {
+                    host: self.host.clone(),
+                    ip: *ip,
+                    what: special.describe(),
+                });
             }
         }
-        ips.first()
-            .copied()
-            .ok_or_else(|| format!("`{}` has no addresses", self.host))
+        ips.first().copied().ok_or_else(|| PgUrlError::Unresolved {
+            host: self.host.clone(),
+            why: "no addresses".into(),
+        })
     }
 
     /// Connect options taking nothing from the environment or `~/.pgpass`, aimed at `ip` (the
     /// checked address) unless `verify-full` needs the name for the certificate.
-    pub fn options(&self, ip: IpAddr) -> Result<PgConnectOptions, String> {
+    pub fn options(&self, ip: IpAddr) -> Result<PgConnectOptions, PgUrlError> {
         if let Some(var) = AMBIENT.iter().find(|v| std::env::var_os(v).is_some()) {
-            return Err(format!(
-                "sluice's environment sets {var}, which a grant's connection would inherit; \
-                 unset it (a grant's connection takes nothing from the environment: write \
-                 `sslrootcert` in a connection file's URL instead)"
-            ));
+            return Err(PgUrlError::Ambient(var));
         }
         let host = if matches!(self.ssl_mode, PgSslMode::VerifyFull) {
             self.host.clone()
@@ -223,7 +269,7 @@ mod tests {
             ("postgres://u:p@h/db?sslmode=sometimes", "is not one of"),
             ("mysql://u:p@h/db", "PostgreSQL URL"),
         ] {
-            let e = parse(url).unwrap_err();
+            let e = parse(url).unwrap_err().to_string();
             assert!(e.contains(says), "{url}: {e}");
             assert!(!e.contains(":p@"), "no secret in the error: {e}");
         }

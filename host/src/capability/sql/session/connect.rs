@@ -11,8 +11,11 @@ pub(super) async fn connect(db: &Database, connector: &str) -> Result<Conn, SqlE
                 |why: String| SqlError::Unavailable(format!("database `{}`: {why}", db.name));
             let parsed = super::super::pg_url::parse(url.expose_secret())
                 .map_err(|why| unavailable(format!("the granted URL {why}")))?;
-            let ip = parsed.resolve_checked().await.map_err(unavailable)?;
-            let opts = parsed.options(ip).map_err(unavailable)?;
+            let ip = parsed
+                .resolve_checked()
+                .await
+                .map_err(|e| unavailable(e.to_string()))?;
+            let opts = parsed.options(ip).map_err(|e| unavailable(e.to_string()))?;
             let mut settings: Vec<(&str, String)> = vec![
                 ("statement_timeout", timeout_ms.clone()),
                 ("lock_timeout", timeout_ms.clone()),
