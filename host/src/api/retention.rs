@@ -38,7 +38,7 @@ pub async fn update(
 ) -> Result<Response, ApiError> {
     let new = Retention::from_settings(body)
         .and_then(|r| r.check_floor(state.server.audit_floor).map(|()| r))
-        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e))?;
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
     // What was in force before, for the audit log (an unreadable file: said so).
     let before = Retention::load(state.server.store.dir())
         .map(|r| json!(r.settings()))

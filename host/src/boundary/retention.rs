@@ -42,28 +42,33 @@ pub enum Keep {
 }
 
 impl Keep {
-    fn parse(class: &str, s: &str) -> Result<Keep, String> {
+    fn parse(class: &str, s: &str) -> Result<Keep, SettingError> {
         match s {
             "do_not_store" => return Ok(Keep::DoNotStore),
             "forever" => return Ok(Keep::Forever),
             _ => {}
         }
         let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-        let n: u64 = n.parse().map_err(|_| bad(class, s))?;
+        let bad = || SettingError::NotADuration {
+            class: class.to_string(),
+            value: s.to_string(),
+        };
+        let n: u64 = n.parse().map_err(|_| bad())?;
         let secs = match unit {
             "d" => 86_400,
             "h" => 3_600,
             "m" => 60,
             "s" => 1,
-            _ => return Err(bad(class, s)),
+            _ => return Err(bad()),
         };
         // Longer than a century is `forever`; past it the arithmetic would overflow.
         match n.checked_mul(secs) {
             Some(total) if total <= MAX_KEEP.as_secs() => Ok(Keep::For(Duration::from_secs(total))),
-            _ => Err(format!(
-                "`{class}` = `{s}` is longer than {} days: write `forever` to keep it always",
-                MAX_KEEP.as_secs() / 86_400
-            )),
+            _ => Err(SettingError::TooLong {
+                class: class.to_string(),
+                value: s.to_string(),
+                max_days: MAX_KEEP.as_secs() / 86_400,
+            }),
         }
     }
 
@@ -107,13 +112,6 @@ impl fmt::Display for Keep {
             }
         }
     }
-}
-
-fn bad(class: &str, s: &str) -> String {
-    format!(
-        "`{class} = \"{s}\"`: write a number of days, hours, minutes or seconds (`14d`, `12h`), \
-         \"forever\" or \"do_not_store\""
-    )
 }
 
 /// Retention as written (the file, the API): each class a duration (`14d`, `12h`, `30m`,
@@ -166,6 +164,52 @@ impl Default for Retention {
     }
 }
 
+/// Why retention settings are refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingError {
+    /// A value that is not a duration, `forever` or `do_not_store`.
+    #[error(
+        "`{class} = \"{value}\"`: write a number of days, hours, minutes or seconds (`14d`, \
+         `12h`), \"forever\" or \"do_not_store\""
+    )]
+    NotADuration {
+        /// The data class.
+        class: String,
+        /// What was written.
+        value: String,
+    },
+    /// Longer than [`MAX_KEEP`].
+    #[error(
+        "`{class}` = `{value}` is longer than {max_days} days: write `forever` to keep it always"
+    )]
+    TooLong {
+        /// The data class.
+        class: String,
+        /// What was written.
+        value: String,
+        /// The longest a setting may name.
+        max_days: u64,
+    },
+    /// `do_not_store` for `audit` or `state`.
+    #[error(
+        "`audit` and `state` cannot be \"do_not_store\": without the audit log nothing is \
+         accountable, and without state every run starts over"
+    )]
+    MustStore,
+    /// An audit retention below the server's floor (through the API).
+    #[error(
+        "`audit = \"{audit}\"` is below this server's audit floor of {floor}: audit entries are \
+         kept at least that long, and only the operator lowers the floor (`sluice serve \
+         --audit-floor`), never the API"
+    )]
+    BelowFloor {
+        /// What was asked for.
+        audit: Keep,
+        /// The floor.
+        floor: Keep,
+    },
+}
+
 /// Why the retention file cannot be used.
 #[derive(Debug, thiserror::Error)]
 #[error("retention settings {path}: {reason}")]
@@ -188,15 +232,12 @@ impl Retention {
     }
 
     /// Refuse an audit retention below `floor` (for settings sent through the API).
-    pub fn check_floor(&self, floor: Duration) -> Result<(), String> {
+    pub fn check_floor(&self, floor: Duration) -> Result<(), SettingError> {
         match self.audit {
-            Keep::For(d) if d < floor => Err(format!(
-                "`audit = \"{}\"` is below this server's audit floor of {}: audit entries are \
-                 kept at least that long, and only the operator lowers the floor (`sluice serve \
-                 --audit-floor`), never the API",
-                self.audit,
-                Keep::For(floor)
-            )),
+            Keep::For(d) if d < floor => Err(SettingError::BelowFloor {
+                audit: self.audit,
+                floor: Keep::For(floor),
+            }),
             _ => Ok(()),
         }
     }
@@ -214,11 +255,11 @@ impl Retention {
             Err(e) => return Err(err(e.to_string())),
         };
         let f: RetentionSettings = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
-        Retention::from_settings(f).map_err(err)
+        Retention::from_settings(f).map_err(|e| err(e.to_string()))
     }
 
     /// Retention from settings as written; the reason when they cannot be used.
-    pub fn from_settings(f: RetentionSettings) -> Result<Retention, String> {
+    pub fn from_settings(f: RetentionSettings) -> Result<Retention, SettingError> {
         let d = Retention::default();
         let get = |class: &str, v: Option<String>, default: Keep| match v {
             Some(s) => Keep::parse(class, &s),
@@ -232,11 +273,7 @@ impl Retention {
             state: get("state", f.state, d.state)?,
         };
         if r.audit == Keep::DoNotStore || r.state == Keep::DoNotStore {
-            return Err(
-                "`audit` and `state` cannot be \"do_not_store\": without the audit log nothing \
-                 is accountable, and without state every run starts over"
-                    .into(),
-            );
+            return Err(SettingError::MustStore);
         }
         Ok(r)
     }
@@ -322,6 +359,8 @@ mod tests {
         };
         assert_eq!(short.floored(AUDIT_FLOOR).audit, Keep::For(AUDIT_FLOOR));
         let e = short.check_floor(AUDIT_FLOOR).unwrap_err();
+        assert!(matches!(e, SettingError::BelowFloor { .. }));
+        let e = e.to_string();
         assert!(e.contains("--audit-floor"), "{e}");
         // Longer, or forever, is kept as it is; the operator's lower floor lets it through.
         let long = Retention {
@@ -355,6 +394,14 @@ mod tests {
             "18446744073709551615s",
         ] {
             let e = Keep::parse("audit", s).unwrap_err();
+            assert!(
+                matches!(
+                    e,
+                    SettingError::TooLong { .. } | SettingError::NotADuration { .. }
+                ),
+                "{s}"
+            );
+            let e = e.to_string();
             assert!(e.contains("audit") && e.contains("forever"), "{s}: {e}");
         }
         assert_eq!(Keep::parse("audit", "36500d"), Ok(Keep::For(MAX_KEEP)));
