@@ -149,3 +149,88 @@ fn the_pump_knows_neither_the_store_nor_a_run() {
         }
     }
 }
+
+/// The modules one layer holds, and which of them each uses: through `crate::TOP::X` anywhere,
+/// or a file's own top-level `use super::X` (a child file of `TOP`).
+fn sibling_uses(top: &str) -> BTreeMap<String, std::collections::BTreeSet<String>> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src").join(top);
+    let mut out: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
+    if !dir.is_dir() {
+        return out; // a single file has no modules of its own
+    }
+    let mut files = Vec::new();
+    walk(&dir, &mut files);
+    let prefix = format!("crate::{top}::");
+    for file in files {
+        let rel = file.strip_prefix(&dir).unwrap();
+        let parts: Vec<String> = rel
+            .components()
+            .map(|c| {
+                c.as_os_str()
+                    .to_string_lossy()
+                    .trim_end_matches(".rs")
+                    .to_string()
+            })
+            .collect();
+        if parts[0] == "mod" {
+            continue; // the layer's root composes its children
+        }
+        let me = parts[0].clone();
+        // `super` in `x.rs` or `x/mod.rs` is the layer itself; in `x/y.rs` it is `x`.
+        let super_is_layer = parts.len() == 1 || (parts.len() == 2 && parts[1] == "mod");
+        let text = code(&std::fs::read_to_string(&file).unwrap());
+        let mut used: Vec<String> = text
+            .match_indices(&prefix)
+            .map(|(i, m)| {
+                text[i + m.len()..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect()
+            })
+            .collect();
+        if super_is_layer {
+            for line in text.lines().filter(|l| l.starts_with("use super::")) {
+                let rest = &line["use super::".len()..];
+                if rest.starts_with('{') {
+                    used.extend(
+                        rest.trim_matches(|c| c == '{' || c == '}' || c == ';')
+                            .split(',')
+                            .map(|s| s.trim().split("::").next().unwrap_or("").to_string()),
+                    );
+                } else {
+                    used.push(
+                        rest.split([':', ';'])
+                            .next()
+                            .unwrap_or("")
+                            .trim()
+                            .to_string(),
+                    );
+                }
+            }
+        }
+        let entry = out.entry(me.clone()).or_default();
+        entry.extend(used.into_iter().filter(|u| !u.is_empty() && *u != me));
+    }
+    out
+}
+
+/// Inside a layer, no two modules use each other: each one can be read knowing only the ones
+/// below it.
+#[test]
+fn no_two_modules_of_a_layer_use_each_other() {
+    let mut circles = Vec::new();
+    for (top, _) in LAYERS {
+        let uses = sibling_uses(top);
+        for (a, theirs) in &uses {
+            for b in theirs {
+                if a < b && uses.get(b).is_some_and(|u| u.contains(a)) {
+                    circles.push(format!("{top}::{a} ↔ {top}::{b}"));
+                }
+            }
+        }
+    }
+    assert!(
+        circles.is_empty(),
+        "modules that use each other: {circles:#?}"
+    );
+}

@@ -16,7 +16,8 @@ use super::access::Caller;
 use super::error::ApiError;
 use super::workspaces::existing;
 use crate::server::resolve::resolve;
-use crate::server::runs::{StartError, run_json, start};
+use crate::server::runs::{StartError, start};
+use crate::server::view::run_json;
 use crate::store::{LockError, RunRecord, connection_key};
 
 /// `POST …/connections/{name}/runs`.

@@ -7,8 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::fs::Access;
-use super::net::AllowRule;
+use super::request::Requests;
 use crate::protocol::ConnectorKind;
 
 /// The name of the custom section holding the manifest.
@@ -30,46 +29,6 @@ pub struct Manifest {
     /// Everything it may be granted.
     #[serde(default)]
     pub capabilities: Requests,
-}
-
-/// The capabilities a connector requests: the most any grant may give it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Requests {
-    /// Directories, by the guest path the connector expects them at.
-    #[serde(default)]
-    pub dirs: Vec<DirRequest>,
-    /// Outbound HTTP, as allowlist patterns (`https://*`, `https://*.example.com`,
-    /// `http://localhost:*`): a grant's entries must each fall inside one of them.
-    #[serde(default)]
-    pub network: Vec<AllowRule>,
-    /// Secrets the connector needs to hold in its own memory (to sign requests, say). Secrets
-    /// the host substitutes into outbound requests need no request: the connector never sees them.
-    #[serde(default)]
-    pub secrets: Vec<SecretRequest>,
-    /// Databases reached through the host, by name and access.
-    #[serde(default)]
-    pub sql: Vec<super::sql::SqlRequest>,
-}
-
-/// A directory a connector asks for.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DirRequest {
-    /// Where the connector looks for it, e.g. `/input`.
-    pub guest: String,
-    /// The most it may do there.
-    pub access: Access,
-}
-
-/// A secret a connector asks to receive inside its sandbox.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SecretRequest {
-    /// The name its config refers to as `{{secret:NAME}}`.
-    pub name: String,
-    /// Why it must be inside, shown to the operator at grant time.
-    pub why: String,
 }
 
 /// Why a component's manifest cannot be used.
@@ -102,7 +61,7 @@ impl Manifest {
                 .map_err(|e| ManifestError::Invalid(format!("capabilities.dirs: {e}")))?;
         }
         for r in &m.capabilities.sql {
-            if m.kind == ConnectorKind::Source && r.access == super::sql::SqlAccess::Write {
+            if m.kind == ConnectorKind::Source && r.access == super::request::SqlAccess::Write {
                 return Err(ManifestError::Invalid(format!(
                     "capabilities.sql: a source only reads, but it asks to write `{}`",
                     r.name
@@ -141,6 +100,7 @@ impl Manifest {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::capability::Access;
 
     #[test]
     fn a_full_manifest_parses() {

@@ -8,9 +8,11 @@
 //!   when requested;
 //! - [`sql`]: databases through the host: read-only for sources, one schema for destinations.
 
+pub mod allow;
 pub mod fs;
 pub mod manifest;
 pub mod net;
+pub mod request;
 pub mod secrets;
 pub mod sql;
 

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use super::net::AllowRule;
+use super::allow::AllowRule;
 
 /// The placeholder syntax: `{{secret:NAME}}`.
 const OPEN: &str = "{{secret:";

@@ -10,6 +10,7 @@ pub mod purge;
 pub mod resolve;
 pub mod runs;
 pub mod scheduler;
+pub mod view;
 pub mod webhooks;
 
 use std::sync::Arc;

@@ -8,12 +8,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use serde_json::json;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::Server;
 use crate::connection::Connection;
-use crate::store::{LockError, RunRecord};
+use crate::store::LockError;
 use crate::sync::{self, Progress, RunOptions, Stop, SyncError};
 
 /// The runs this server started and has not seen finish, by connection key: how cancel and
@@ -265,26 +264,6 @@ pub async fn start(
             )),
         },
     }
-}
-
-/// A run as the API shows it (also the `data.run` of webhook events).
-pub fn run_json(r: &RunRecord, workspace: &str) -> serde_json::Value {
-    let name = r
-        .connection
-        .strip_prefix(&format!("{workspace}/"))
-        .unwrap_or(&r.connection);
-    json!({
-        "id": r.id,
-        "connection": name,
-        "status": r.status,
-        "attempt": r.attempt,
-        "started_at": r.started_at,
-        "finished_at": r.finished_at,
-        "error": r.error,
-        "streams": r.streams,
-        "records": r.streams.iter().map(|s| s.records).sum::<u64>(),
-        "bytes": r.streams.iter().map(|s| s.bytes).sum::<u64>(),
-    })
 }
 
 #[cfg(test)]

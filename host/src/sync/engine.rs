@@ -6,12 +6,12 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
 use super::gate::{self, GateConfig};
+use super::progress::Progress;
 use super::spill::{self, SpillConfig, SpillStats};
 use super::validate;
 use crate::boundary::pii::{MaskStats, Masker};
@@ -137,15 +137,6 @@ impl Stop {
             notified.await;
         }
     }
-}
-
-/// Live counters for a progress display: records and bytes read from the source so far.
-#[derive(Debug, Default)]
-pub struct Progress {
-    /// Records.
-    pub records: AtomicU64,
-    /// Bytes.
-    pub bytes: AtomicU64,
 }
 
 /// What a pump did.

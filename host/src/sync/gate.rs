@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 
 use tokio::sync::mpsc;
 
-use super::engine::Progress;
+use super::progress::Progress;
 use super::validate;
 use crate::boundary::pii::{MaskStats, Masker};
 use crate::connection::OnInvalid;

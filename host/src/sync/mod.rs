@@ -7,6 +7,7 @@ mod engine;
 mod finish;
 mod gate;
 mod load;
+mod progress;
 pub mod spill;
 pub mod validate;
 pub mod wall;
@@ -15,7 +16,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use engine::{Checkpoints, Progress, PumpConfig, PumpError, PumpOutcome, Stop, pump};
+pub use engine::{Checkpoints, PumpConfig, PumpError, PumpOutcome, Stop, pump};
+pub use progress::Progress;
 
 use std::collections::BTreeMap;
 

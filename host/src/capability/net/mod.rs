@@ -20,7 +20,6 @@
 //! `wasi:sockets` is not in the linker at all: nothing can listen or open raw connections.
 
 mod addr;
-pub mod allow;
 mod body;
 mod post;
 pub mod resolve;
@@ -34,8 +33,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use super::allow::{AllowRule, HostPattern, Scheme};
 pub use addr::{Special, classify, only_by_address};
-pub use allow::{AllowRule, HostPattern, Scheme};
 pub use post::PostError;
 pub use resolve::{Resolve, SystemResolver};
 pub use send::HttpHooks;

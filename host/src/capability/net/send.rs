@@ -20,11 +20,11 @@ use wasmtime_wasi_http::{
     WasiHttpHooks,
 };
 
-use super::allow::{Scheme, normalize_host};
 use super::body::{Metered, Report};
 use super::{NetPolicy, classify};
 use crate::boundary::events::{Capability, Outcome};
 use crate::boundary::ratelimit::{Backoff, is_retryable, parse_retry_after};
+use crate::capability::allow::{Scheme, normalize_host};
 use crate::capability::secrets;
 
 /// The `wasi:http` hooks of one sandbox: its connector's [`NetPolicy`].
@@ -794,7 +794,7 @@ fn tls_error(e: std::io::Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capability::net::allow::Scheme;
+    use crate::capability::allow::Scheme;
 
     fn target(host: &str, exact: bool) -> Target {
         Target {

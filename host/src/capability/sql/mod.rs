@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use secrecy::SecretString;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 pub use policy::{Dialect, Refusal, Scope};
 pub use session::{Rows, Session, SqlError, Value, Walls};
@@ -37,25 +37,7 @@ use super::manifest::Manifest;
 use super::secrets::{self, Secret};
 use crate::protocol::ConnectorKind;
 
-/// The access a connector asks for, or a grant gives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SqlAccess {
-    /// Queries only, in a read-only session.
-    Read,
-    /// Create and write tables inside one schema or table prefix.
-    Write,
-}
-
-/// A database a connector's manifest asks for.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SqlRequest {
-    /// The name the connector opens it by (and its config may let the operator choose).
-    pub name: String,
-    /// What it needs to do there.
-    pub access: SqlAccess,
-}
+pub use super::request::{SqlAccess, SqlRequest};
 
 /// A database as the connection file binds it (`grant.sql`).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
