@@ -125,15 +125,26 @@ impl AllowRule {
     }
 }
 
-impl FromStr for AllowRule {
-    type Err = String;
+/// Why a text is not an allowlist entry: the entry and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "`{entry}` is not an allowlist entry ({why}); write scheme://host[:port], e.g. \
+     `https://api.example.com`, `https://*.example.com` or `http://127.0.0.1:8080`"
+)]
+pub struct AllowRuleError {
+    /// The text as written.
+    pub entry: String,
+    /// What is wrong with it.
+    pub why: &'static str,
+}
 
-    fn from_str(s: &str) -> Result<AllowRule, String> {
-        let bad = |why: &str| {
-            format!(
-                "`{s}` is not an allowlist entry ({why}); write scheme://host[:port], e.g. \
-                 `https://api.example.com`, `https://*.example.com` or `http://127.0.0.1:8080`"
-            )
+impl FromStr for AllowRule {
+    type Err = AllowRuleError;
+
+    fn from_str(s: &str) -> Result<AllowRule, AllowRuleError> {
+        let bad = |why: &'static str| AllowRuleError {
+            entry: s.to_string(),
+            why,
         };
         let (scheme, rest) = s.split_once("://").ok_or_else(|| bad("no scheme"))?;
         let scheme =
@@ -283,7 +294,7 @@ mod tests {
             ("https://[::1", "unclosed"),
             ("https://exa mple.com", "characters"),
         ] {
-            let err = bad.parse::<AllowRule>().unwrap_err();
+            let err = bad.parse::<AllowRule>().unwrap_err().to_string();
             assert!(err.contains(why), "{bad}: {err}");
         }
     }

@@ -260,7 +260,7 @@ impl Grant {
                 }
                 let mut config = g
                     .config(call_timeout)
-                    .map_err(|e| err(format!("{side}.grant.network"), e))?;
+                    .map_err(|e| err(format!("{side}.grant.network"), e.to_string()))?;
                 config.ca_file = g.ca_file.as_ref().map(|p| base.join(p));
                 config
             }

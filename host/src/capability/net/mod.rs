@@ -116,22 +116,62 @@ pub struct NetConfig {
     pub ca_file: Option<PathBuf>,
 }
 
+/// The largest request or response body a grant may allow, in MiB.
+pub const BODY_MIB: u64 = 4096;
+
+/// Why a grant's network settings are refused, naming the setting.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NetGrantError {
+    /// A number of seconds out of range.
+    #[error(
+        "`network.{field}` must be a positive number of seconds, at most {}",
+        crate::boundary::limits::SETTING_SECONDS
+    )]
+    Seconds {
+        /// The setting.
+        field: &'static str,
+    },
+    /// A count that must be at least one.
+    #[error("`network.{field}` must be at least 1")]
+    AtLeastOne {
+        /// The setting.
+        field: &'static str,
+    },
+    /// A body size out of range.
+    #[error("`network.{field}` must be between 1 and {BODY_MIB} (MiB)")]
+    Mib {
+        /// The setting.
+        field: &'static str,
+    },
+    /// A retry budget the connector could not wait out inside one call.
+    #[error(
+        "`network.retry_budget_secs` ({budget:?}) must be shorter than `limits.call_timeout_secs` \
+         ({call_timeout:?}): the connector waits inside one call while the host retries"
+    )]
+    RetryBudget {
+        /// The budget.
+        budget: Duration,
+        /// The call timeout.
+        call_timeout: Duration,
+    },
+}
+
 impl NetGrant {
     /// Defaults filled in and values checked; `call_timeout` bounds the retry budget (a
     /// connector waits inside one call while the host retries).
-    pub fn config(&self, call_timeout: Duration) -> Result<NetConfig, String> {
-        let positive = |field: &str, v: Option<f64>, default: Duration| match v {
+    pub fn config(&self, call_timeout: Duration) -> Result<NetConfig, NetGrantError> {
+        let positive = |field: &'static str, v: Option<f64>, default: Duration| match v {
             None => Ok(default),
-            Some(v) => crate::boundary::limits::seconds(v).ok_or_else(|| {
-                format!(
-                    "`network.{field}` must be a positive number of seconds, at most {}",
-                    crate::boundary::limits::SETTING_SECONDS
-                )
-            }),
+            Some(v) => crate::boundary::limits::seconds(v).ok_or(NetGrantError::Seconds { field }),
         };
         let defaults = NetConfig::default();
-        let nonzero = |field: &str, v: u32| {
-            NonZeroU32::new(v).ok_or_else(|| format!("`network.{field}` must be at least 1"))
+        let nonzero = |field: &'static str, v: u32| {
+            NonZeroU32::new(v).ok_or(NetGrantError::AtLeastOne { field })
+        };
+        let mib = |field: &'static str, v: Option<u64>, default: u64| match v {
+            None => Ok(default),
+            Some(m) if (1..=BODY_MIB).contains(&m) => Ok(m << 20),
+            Some(_) => Err(NetGrantError::Mib { field }),
         };
         let per_second = nonzero(
             "requests_per_second",
@@ -149,20 +189,23 @@ impl NetGrant {
             ..defaults.retry
         };
         if retry.budget >= call_timeout {
-            return Err(format!(
-                "`network.retry_budget_secs` ({:?}) must be shorter than `limits.call_timeout_secs` \
-                 ({call_timeout:?}): the connector waits inside one call while the host retries",
-                retry.budget
-            ));
+            return Err(NetGrantError::RetryBudget {
+                budget: retry.budget,
+                call_timeout,
+            });
         }
         let limits = NetLimits {
             timeout: positive("timeout_secs", self.timeout_secs, defaults.limits.timeout)?,
-            max_request_bytes: self
-                .max_request_mib
-                .map_or(defaults.limits.max_request_bytes, |m| m << 20),
-            max_response_bytes: self
-                .max_response_mib
-                .map_or(defaults.limits.max_response_bytes, |m| m << 20),
+            max_request_bytes: mib(
+                "max_request_mib",
+                self.max_request_mib,
+                defaults.limits.max_request_bytes,
+            )?,
+            max_response_bytes: mib(
+                "max_response_mib",
+                self.max_response_mib,
+                defaults.limits.max_response_bytes,
+            )?,
         };
         Ok(NetConfig {
             allow: self.allow.clone(),
@@ -245,5 +288,81 @@ impl NetPolicy {
     /// The allowlist.
     pub fn allow(&self) -> &[AllowRule] {
         &self.allow
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every number a grant carries is judged before a run: found by an outside review
+    /// (`timeout_secs = 1e300` panicked a run task), and body sizes that wrapped round.
+    #[test]
+    fn a_grants_numbers_out_of_range_are_refused_by_name() {
+        let call = Duration::from_secs(60);
+        let cases: Vec<(NetGrant, &str)> = vec![
+            (
+                NetGrant {
+                    timeout_secs: Some(1e300),
+                    ..Default::default()
+                },
+                "timeout_secs",
+            ),
+            (
+                NetGrant {
+                    timeout_secs: Some(-1.0),
+                    ..Default::default()
+                },
+                "timeout_secs",
+            ),
+            (
+                NetGrant {
+                    retry_budget_secs: Some(f64::NAN),
+                    ..Default::default()
+                },
+                "retry_budget_secs",
+            ),
+            (
+                NetGrant {
+                    retry_budget_secs: Some(90.0),
+                    ..Default::default()
+                },
+                "retry_budget_secs",
+            ),
+            (
+                NetGrant {
+                    requests_per_second: Some(0),
+                    ..Default::default()
+                },
+                "requests_per_second",
+            ),
+            (
+                NetGrant {
+                    max_request_mib: Some(1 << 45),
+                    ..Default::default()
+                },
+                "max_request_mib",
+            ),
+            (
+                NetGrant {
+                    max_response_mib: Some(0),
+                    ..Default::default()
+                },
+                "max_response_mib",
+            ),
+        ];
+        for (grant, field) in cases {
+            let e = grant.config(call).unwrap_err();
+            assert!(e.to_string().contains(field), "{field}: {e}");
+        }
+        let ok = NetGrant {
+            timeout_secs: Some(30.0),
+            max_response_mib: Some(BODY_MIB),
+            ..Default::default()
+        }
+        .config(call)
+        .unwrap();
+        assert_eq!(ok.limits.max_response_bytes, BODY_MIB << 20);
+        assert_eq!(ok.limits.timeout, Duration::from_secs(30));
     }
 }
