@@ -367,7 +367,11 @@ impl Connection {
             Some(w) => w,
             None => "default".to_string(),
         };
-        let pii = file.pii.map(PiiFile::check).transpose().map_err(invalid)?;
+        let pii = file
+            .pii
+            .map(PiiFile::check)
+            .transpose()
+            .map_err(|e| invalid(e.to_string()))?;
         let f = file.failed_records;
         let failed_records = FailedRecords {
             on_invalid: f.on_invalid,

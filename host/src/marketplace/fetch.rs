@@ -31,20 +31,33 @@ pub struct FetchError {
     pub oversized: bool,
 }
 
+/// Why a URL may not be fetched at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SchemeError {
+    /// It carries a user name or password.
+    #[error("URLs with a user name or password are not accepted")]
+    Credentials,
+    /// Plain HTTP to a host that is not loopback.
+    #[error(
+        "plain http:// is only accepted for a loopback host (127.0.0.1, ::1, localhost); serve \
+         the index over https://"
+    )]
+    PlainHttp,
+    /// Neither https nor http.
+    #[error("the index URL must start with https:// (or http:// on loopback)")]
+    Scheme,
+}
+
 /// Whether `uri` may be fetched at all: `https://`, or `http://` to a loopback address.
-pub fn check_scheme(uri: &Uri) -> Result<(), String> {
+pub fn check_scheme(uri: &Uri) -> Result<(), SchemeError> {
     if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
-        return Err("URLs with a user name or password are not accepted".into());
+        return Err(SchemeError::Credentials);
     }
     match uri.scheme_str() {
         Some("https") => Ok(()),
         Some("http") if is_loopback_name(uri.host().unwrap_or("")) => Ok(()),
-        Some("http") => Err(
-            "plain http:// is only accepted for a loopback host (127.0.0.1, ::1, localhost); \
-             serve the index over https://"
-                .into(),
-        ),
-        _ => Err("the index URL must start with https:// (or http:// on loopback)".into()),
+        Some("http") => Err(SchemeError::PlainHttp),
+        _ => Err(SchemeError::Scheme),
     }
 }
 
@@ -63,7 +76,7 @@ pub async fn get(uri: &Uri, limit: u64, ca: Option<&Path>) -> Result<Vec<u8>, Fe
         reason,
         oversized,
     };
-    check_scheme(uri).map_err(|r| fail(r, false))?;
+    check_scheme(uri).map_err(|r| fail(r.to_string(), false))?;
     match tokio::time::timeout(DOWNLOAD_TIMEOUT, get_inner(uri, limit, ca)).await {
         Ok(r) => r.map_err(|(reason, oversized)| fail(reason, oversized)),
         Err(_) => Err(fail(
@@ -105,7 +118,8 @@ async fn get_inner(uri: &Uri, limit: u64, ca: Option<&Path>) -> Result<Vec<u8>, 
     }
     let stream = stream.ok_or_else(|| e(last))?;
     let io: Box<dyn Io> = if https {
-        let config = crate::capability::net::tls::client_config(ca).map_err(e)?;
+        let config =
+            crate::capability::net::tls::client_config(ca).map_err(|err| e(err.to_string()))?;
         let name = match bare.parse::<std::net::IpAddr>() {
             Ok(ip) => ServerName::from(ip),
             Err(_) => ServerName::try_from(bare.to_string())

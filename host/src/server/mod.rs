@@ -84,9 +84,9 @@ impl Default for ServerConfig {
 /// Why a server did not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    /// The webhook sender could not be set up (TLS roots).
+    /// The webhook sender could not be set up (TLS).
     #[error("webhooks: {0}")]
-    Webhooks(String),
+    Webhooks(#[from] crate::capability::net::tls::TlsError),
     /// The store.
     #[error(transparent)]
     Store(#[from] StoreError),

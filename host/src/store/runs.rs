@@ -27,15 +27,20 @@ impl RunStatus {
     }
 }
 
+/// A run status the store does not know (a newer sluice wrote it, or the file was edited).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown run status `{0}`")]
+pub struct UnknownStatus(pub String);
+
 impl FromStr for RunStatus {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownStatus;
+    fn from_str(s: &str) -> Result<Self, UnknownStatus> {
         Ok(match s {
             "running" => RunStatus::Running,
             "succeeded" => RunStatus::Succeeded,
             "failed" => RunStatus::Failed,
             "interrupted" => RunStatus::Interrupted,
-            other => return Err(format!("unknown run status `{other}`")),
+            other => return Err(UnknownStatus(other.to_string())),
         })
     }
 }

@@ -85,11 +85,11 @@ fn prepare_side(
         runtime.resolver().clone(),
         events.clone(),
     )
-    .map_err(|reason| SyncError::Grant {
+    .map_err(|e| SyncError::Grant {
         file: conn.file.clone(),
         source: GrantError {
             field: format!("{side}.grant.network"),
-            reason,
+            reason: e.to_string(),
         },
     })?;
     let sandbox = Sandbox {

@@ -164,22 +164,71 @@ impl Default for PiiPolicy {
     }
 }
 
+/// Why a PII policy is refused: the rule at fault (`pii.fields[2]`) and what to change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    /// A path with an empty segment.
+    #[error("{at}: path `{path}` has an empty segment; write field names separated by `.`")]
+    EmptySegment {
+        /// The rule.
+        at: String,
+        /// Its path.
+        path: String,
+    },
+    /// A setting of another kind of rule.
+    #[error("{at}: `{setting}` applies only to rule = \"{kind}\"")]
+    NotForRule {
+        /// The rule.
+        at: String,
+        /// The setting.
+        setting: &'static str,
+        /// The rule kind it belongs to.
+        kind: &'static str,
+    },
+    /// `generalize` with nothing to generalize to.
+    #[error(
+        "{at}: generalize needs `to` (\"year\", \"month\" or \"day\") for timestamps or \
+         `bucket` (a positive number) for numbers"
+    )]
+    GeneralizeTo {
+        /// The rule.
+        at: String,
+    },
+    /// A bucket that is not a positive number.
+    #[error("{at}: `bucket` must be a positive number")]
+    Bucket {
+        /// The rule.
+        at: String,
+    },
+    /// Two rules for one field.
+    #[error("{at}: `{path}` already has a rule{for_stream}; one rule per field")]
+    Twice {
+        /// The rule.
+        at: String,
+        /// Its path.
+        path: String,
+        /// ` for stream `S``, or nothing.
+        for_stream: String,
+    },
+}
+
 impl PiiFile {
     /// Check the policy; errors name the rule (`pii.fields[2]`) and what to change.
-    pub fn check(self) -> Result<PiiPolicy, String> {
+    pub fn check(self) -> Result<PiiPolicy, PolicyError> {
         let mut fields = Vec::new();
         for (i, f) in self.fields.into_iter().enumerate() {
             let at = format!("pii.fields[{i}]");
             let path: Vec<String> = f.path.split('.').map(str::to_string).collect();
             if path.iter().any(String::is_empty) {
-                return Err(format!(
-                    "{at}: path `{}` has an empty segment; write field names separated by `.`",
-                    f.path
-                ));
+                return Err(PolicyError::EmptySegment { at, path: f.path });
             }
-            let only = |what: &str, present: bool, kind: &str| {
+            let only = |setting: &'static str, present: bool, kind: &'static str| {
                 if present {
-                    Err(format!("{at}: `{what}` applies only to rule = \"{kind}\""))
+                    Err(PolicyError::NotForRule {
+                        at: at.clone(),
+                        setting,
+                        kind,
+                    })
                 } else {
                     Ok(())
                 }
@@ -201,15 +250,12 @@ impl PiiFile {
                 RuleKind::Drop => Rule::Drop,
                 RuleKind::Generalize => {
                     if f.to.is_none() && f.bucket.is_none() {
-                        return Err(format!(
-                            "{at}: generalize needs `to` (\"year\", \"month\" or \"day\") for \
-                             timestamps or `bucket` (a positive number) for numbers"
-                        ));
+                        return Err(PolicyError::GeneralizeTo { at });
                     }
                     if let Some(b) = f.bucket
                         && !(b.is_finite() && b > 0.0)
                     {
-                        return Err(format!("{at}: `bucket` must be a positive number"));
+                        return Err(PolicyError::Bucket { at });
                     }
                     Rule::Generalize {
                         to: f.to,
@@ -221,14 +267,15 @@ impl PiiFile {
                 .iter()
                 .any(|r: &FieldRule| r.stream == f.stream && r.path == path)
             {
-                return Err(format!(
-                    "{at}: `{}` already has a rule{}; one rule per field",
-                    f.path,
-                    f.stream
+                return Err(PolicyError::Twice {
+                    at,
+                    for_stream: f
+                        .stream
                         .as_deref()
                         .map(|s| format!(" for stream `{s}`"))
-                        .unwrap_or_default()
-                ));
+                        .unwrap_or_default(),
+                    path: f.path,
+                });
             }
             fields.push(FieldRule {
                 stream: f.stream,

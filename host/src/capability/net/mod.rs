@@ -243,7 +243,7 @@ impl NetPolicy {
         config: NetConfig,
         resolver: Arc<dyn Resolve>,
         events: EventLog,
-    ) -> Result<NetPolicy, String> {
+    ) -> Result<NetPolicy, tls::TlsError> {
         let needs_tls = config.allow.iter().any(|r| r.scheme == Scheme::Https);
         let tls = if needs_tls || config.ca_file.is_some() {
             Some(tls::client_config(config.ca_file.as_deref())?)

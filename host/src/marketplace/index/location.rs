@@ -39,7 +39,7 @@ impl Location {
         if uri.query().is_some() {
             return Err(bad("an index URL cannot have a query".into()));
         }
-        fetch::check_scheme(&uri).map_err(bad)?;
+        fetch::check_scheme(&uri).map_err(|e| bad(e.to_string()))?;
         Ok(Location::Url(uri))
     }
 

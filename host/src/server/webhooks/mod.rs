@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::boundary::events::EventLog;
+use crate::capability::net::tls::TlsError;
 use crate::capability::net::{
     AllowRule, NetConfig, NetLimits, NetPolicy, PostError, SystemResolver,
 };
@@ -61,7 +62,7 @@ pub struct Webhooks {
 
 impl Webhooks {
     /// A sender with `config`; fails when TLS cannot be set up.
-    pub fn new(config: WebhookConfig) -> Result<Webhooks, String> {
+    pub fn new(config: WebhookConfig) -> Result<Webhooks, TlsError> {
         let net = NetConfig {
             allow: config.allow.clone(),
             limits: NetLimits {
