@@ -1913,3 +1913,42 @@ async fn a_sql_grant_over_the_api_borrows_no_credentials_of_the_server() {
         "nothing stored: {list}"
     );
 }
+
+/// A path the API has, asked with a method it lacks, is answered 405 with `Allow` (found by
+/// schemathesis: TRACE was answered 403), keyed or not, and the handler never runs; a path it
+/// does not have stays 404-free of hints (the access layer's refusal).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_method_a_path_does_not_have_is_answered_405_with_allow() {
+    let api = Api::new(Scratch::new()).await;
+    let owner = api.token(Role::Owner).to_string();
+    for method in ["TRACE", "OPTIONS", "PATCH", "DELETE"] {
+        for token in [None, Some(owner.as_str())] {
+            let req = Request::builder()
+                .method(Method::from_bytes(method.as_bytes()).unwrap())
+                .uri("/v1/workspaces");
+            let req = match token {
+                Some(t) => req.header("authorization", format!("Bearer {t}")),
+                None => req,
+            };
+            let resp = api
+                .app
+                .clone()
+                .oneshot(req.body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED, "{method}");
+            assert_eq!(
+                resp.headers().get("allow").and_then(|v| v.to_str().ok()),
+                Some("GET, POST"),
+                "{method}"
+            );
+        }
+    }
+    let e = api.last_request().await;
+    assert!(e.details.contains("method not allowed"), "{}", e.details);
+    // The allowed methods still answer as before.
+    let (status, _) = api
+        .call(Method::GET, "/v1/workspaces", Some(&owner), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+}

@@ -199,6 +199,26 @@ pub async fn authorize(State(state): State<ApiState>, mut req: Request, next: Ne
         .iter()
         .find(|r| r.method == *req.method() && Some(r.path) == route_path.as_deref())
     else {
+        // A path the API has, asked with a method it does not: 405, naming the methods it
+        // has (the handler never runs either way).
+        let allowed: Vec<&str> = ROUTES
+            .iter()
+            .filter(|r| Some(r.path) == route_path.as_deref())
+            .map(|r| r.method.as_str())
+            .collect();
+        if !allowed.is_empty() {
+            note.refusal = Some("method not allowed");
+            let allow = allowed.join(", ");
+            let mut resp = refuse(
+                StatusCode::METHOD_NOT_ALLOWED,
+                &format!("this path answers {allow} only"),
+                note,
+            );
+            if let Ok(v) = http::HeaderValue::from_str(&allow) {
+                resp.headers_mut().insert(http::header::ALLOW, v);
+            }
+            return resp;
+        }
         note.refusal = Some("route without an access rule");
         return refuse(
             StatusCode::FORBIDDEN,
