@@ -892,7 +892,7 @@ async fn what_a_connector_makes_the_host_hold_is_capped_and_honest_runs_complete
 }
 
 /// A SQLite database with one table at `path`.
-async fn sqlite_file(path: &std::path::Path) {
+pub(crate) async fn sqlite_file(path: &std::path::Path) {
     use sqlx::Connection;
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     let url = format!("sqlite://{}?mode=rwc", path.display());

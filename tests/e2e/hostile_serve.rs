@@ -47,6 +47,23 @@ async fn created(api: &Client, token: &str, path: &str, body: Value) {
     assert_eq!(r.status, 201, "{path}: {:?}", r.json());
 }
 
+/// The workspace's destination `files`: destination-file writing JSONL into its file area's
+/// `out/`.
+async fn files_destination(api: &Client, token: &str) {
+    created(
+        api,
+        token,
+        &format!("{WS}/destinations"),
+        json!({
+            "name": "files",
+            "connector": "destination-file",
+            "config": { "path": "/output", "format": "jsonl" },
+            "grant": { "dirs": [{ "host": "out", "guest": "/output" }] },
+        }),
+    )
+    .await;
+}
+
 /// Trigger `connection`; the run's id.
 async fn trigger(api: &Client, token: &str, connection: &str) -> i64 {
     let r = api
@@ -149,34 +166,10 @@ async fn hostile_connectors_under_serve_never_take_it_down_and_an_honest_run_fin
     });
     let up = format!("http://127.0.0.1:{}", upstream.port());
     let area = s.data_dir().join("workspaces/lab");
-    std::fs::create_dir_all(area.join("warehouse")).unwrap();
     std::fs::create_dir_all(s.data_dir().join("files/lab/in")).unwrap();
-    {
-        use sqlx::Connection;
-        let url = format!(
-            "sqlite://{}?mode=rwc",
-            area.join("warehouse/src.db").display()
-        );
-        let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
-        sqlx::query("CREATE TABLE t (x INTEGER)")
-            .execute(&mut db)
-            .await
-            .unwrap();
-        db.close().await.unwrap();
-    }
+    crate::hostile::sqlite_file(&area.join("warehouse/src.db")).await;
 
-    created(
-        &api,
-        &owner,
-        &format!("{WS}/destinations"),
-        json!({
-            "name": "files",
-            "connector": "destination-file",
-            "config": { "path": "/output", "format": "jsonl" },
-            "grant": { "dirs": [{ "host": "out", "guest": "/output" }] },
-        }),
-    )
-    .await;
+    files_destination(&api, &owner).await;
 
     // Each attack: a source, and a connection to the files.
     let chaos = |behavior: &str, extra: Value| {
@@ -395,18 +388,7 @@ async fn numbers_past_every_range_are_refused_by_name_over_the_api() {
         json!({ "name": "people", "connector": "source-faker", "config": { "count": 10, "seed": 1 } }),
     )
     .await;
-    created(
-        &api,
-        &owner,
-        &format!("{WS}/destinations"),
-        json!({
-            "name": "files",
-            "connector": "destination-file",
-            "config": { "path": "/output", "format": "jsonl" },
-            "grant": { "dirs": [{ "host": "out", "guest": "/output" }] },
-        }),
-    )
-    .await;
+    files_destination(&api, &owner).await;
     for (setting, value) in [
         ("call_timeout_secs", json!(1e300)),
         ("checkpoint_interval_secs", json!(1e300)),
