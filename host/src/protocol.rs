@@ -187,7 +187,7 @@ impl fmt::Display for ReportedError {
 }
 
 /// Which side of the contract a connector implements.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ConnectorKind {
     /// Exports `source-connector`.
@@ -206,7 +206,9 @@ impl fmt::Display for ConnectorKind {
 }
 
 /// Severity of a connector log line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum LogLevel {
     /// Tracing detail.
@@ -222,7 +224,7 @@ pub enum LogLevel {
 }
 
 /// Records and bytes of one stream.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct StreamStats {
     /// The stream.
     pub stream: String,

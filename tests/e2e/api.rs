@@ -1472,6 +1472,7 @@ async fn the_openapi_document_is_valid_and_covers_every_route_the_router_serves(
     let paths = doc["paths"].as_object().unwrap();
     let mut operations = 0;
     let mut ids = BTreeSet::new();
+    let mut links = Vec::new();
     for (path, item) in paths {
         assert!(path.starts_with('/'), "{path}");
         let declared: BTreeSet<&str> = path
@@ -1494,15 +1495,50 @@ async fn the_openapi_document_is_valid_and_covers_every_route_the_router_serves(
                 .as_array()
                 .map(|a| {
                     a.iter()
-                        .inspect(|p| {
-                            assert_eq!(p["in"], "path");
-                            assert_eq!(p["required"], true);
-                        })
+                        .filter(|p| p["in"] == "path")
+                        .inspect(|p| assert_eq!(p["required"], true))
                         .map(|p| p["name"].as_str().unwrap())
                         .collect()
                 })
                 .unwrap_or_default();
             assert_eq!(params, declared, "{method} {path}");
+            // Each success answer says what it carries: a schema per media type, or nothing
+            // (204).
+            let answers = op["responses"].as_object().unwrap();
+            let successes: Vec<_> = answers.iter().filter(|(c, _)| c.starts_with('2')).collect();
+            assert!(
+                !successes.is_empty(),
+                "{method} {path} has no success answer"
+            );
+            for (code, answer) in successes {
+                match answer["content"].as_object() {
+                    None => assert_eq!(code, "204", "{method} {path} {code} has no body"),
+                    Some(content) => {
+                        for (media, body) in content {
+                            assert!(body["schema"].is_object(), "{method} {path} {code} {media}");
+                        }
+                    }
+                }
+                for (_, link) in answer["links"].as_object().into_iter().flatten() {
+                    links.push(link["operationId"].as_str().unwrap().to_string());
+                }
+            }
+            // Every error answer is `{"error": …}`.
+            assert_eq!(
+                answers["4XX"]["content"]["application/json"]["schema"]["$ref"],
+                "#/components/schemas/Error"
+            );
+            // A body is an object of known fields: unknown ones are refused, and say so.
+            if let Some(body) = op.get("requestBody") {
+                let schema = &body["content"]["application/json"]["schema"];
+                let name = schema["$ref"].as_str().unwrap().rsplit('/').next().unwrap();
+                let component = &doc["components"]["schemas"][name];
+                assert_eq!(component["type"], "object", "{method} {path}");
+                assert_eq!(
+                    component["additionalProperties"], false,
+                    "{method} {path}: unknown fields are refused, so the schema says so"
+                );
+            }
             // It matches the access table, and says so.
             let route = ROUTES
                 .iter()
@@ -1523,11 +1559,39 @@ async fn the_openapi_document_is_valid_and_covers_every_route_the_router_serves(
         ROUTES.len(),
         "every route in ROUTES is documented"
     );
+    // Links name operations that exist, and every reference resolves.
+    assert!(links.len() > 20, "{links:?}");
+    for id in &links {
+        assert!(ids.contains(id), "a link to `{id}`, which is no operation");
+    }
+    fn refs<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(Value::String(r)) = m.get("$ref") {
+                    out.push(r);
+                }
+                m.values().for_each(|v| refs(v, out));
+            }
+            Value::Array(a) => a.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+    let mut all = Vec::new();
+    refs(&doc, &mut all);
+    for r in all {
+        let name = r
+            .strip_prefix("#/components/schemas/")
+            .unwrap_or_else(|| panic!("{r}"));
+        assert!(
+            doc["components"]["schemas"][name].is_object(),
+            "{r} resolves to nothing"
+        );
+    }
     // Every documented route is served by the router: a request to it, with made-up
     // parameters and no key, is answered by the route (401 or its own answer), never 404/405.
     // (A route the router serves but ROUTES lacks cannot be called at all: the access layer
     // refuses it, and the matrix test holds ROUTES to its table.)
-    for r in ROUTES {
+    for r in ROUTES.iter() {
         let concrete = r
             .path
             .replace("{id}", "1")
@@ -1951,4 +2015,118 @@ async fn a_method_a_path_does_not_have_is_answered_405_with_allow() {
         .call(Method::GET, "/v1/workspaces", Some(&owner), None)
         .await;
     assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_is_an_object_of_known_fields_read_as_its_schema_says() {
+    let api = Api::new(Scratch::new()).await;
+    let owner = api.token(Role::Owner).to_string();
+    // serde alone would read an array as a struct's fields in order: `[null, null]` was a key
+    // change, `[]` a rotation (schemathesis found both).
+    for (path, method, body) in [
+        ("/v1/workspaces", Method::POST, json!(["acme"])),
+        ("/v1/keys", Method::POST, json!(["owner"])),
+        ("/v1/retention", Method::PUT, json!([])),
+        ("/v1/workspaces", Method::POST, json!("acme")),
+    ] {
+        let (status, answer) = api.call(method, path, Some(&owner), Some(body)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{path}: {answer}");
+        assert!(
+            answer["error"]
+                .as_str()
+                .unwrap()
+                .contains("must be a JSON object"),
+            "{answer}"
+        );
+    }
+    let (status, answer) = api
+        .call(
+            Method::POST,
+            "/v1/workspaces",
+            Some(&owner),
+            Some(json!({ "name": "acme", "owner": "me" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field `owner`")
+    );
+    // A whole number written as `24.0` is the number 24, as the schema's `integer` means;
+    // `2.5` is not.
+    let (status, created) = api
+        .call(
+            Method::POST,
+            "/v1/keys",
+            Some(&owner),
+            Some(json!({ "role": "member", "expires_in_days": 30.0 })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["key"]["id"].as_str().unwrap().to_string();
+    let (status, answer) = api
+        .call(
+            Method::POST,
+            &format!("/v1/keys/{id}/rotate"),
+            Some(&owner),
+            Some(json!({ "grace_hours": 2.5 })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("grace_hours"),
+        "{answer}"
+    );
+    // A field that may be left out is not thereby nullable.
+    let (status, answer) = api
+        .call(
+            Method::PATCH,
+            &format!("/v1/keys/{id}"),
+            Some(&owner),
+            Some(json!({ "role": null, "signed": true })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    // The body's errors, like every other, are JSON: a body that is not JSON at all too.
+    let (status, _, answer) = api
+        .send_from(
+            "127.0.0.1",
+            Request::builder()
+                .method(Method::POST)
+                .uri("/v1/workspaces")
+                .header("authorization", format!("Bearer {owner}"))
+                .header("content-type", "text/plain"),
+            "name=acme",
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("application/json"),
+        "{answer}"
+    );
+    // Limits past their range are refused, not quietly clamped.
+    let (status, answer) = api
+        .call(Method::GET, "/v1/audit?limit=0", Some(&owner), None)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    let (status, answer) = api
+        .call(Method::GET, "/v1/audit?since=yesterday", Some(&owner), None)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert!(answer["error"].as_str().unwrap().contains("RFC 3339"));
+    // And the honest request beside them all succeeds.
+    let (status, answer) = api
+        .call(
+            Method::POST,
+            "/v1/workspaces",
+            Some(&owner),
+            Some(json!({ "name": "acme" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
 }

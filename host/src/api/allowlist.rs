@@ -7,7 +7,41 @@ use http::StatusCode;
 use ipnet::IpNet;
 use serde_json::Value;
 
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{
+    AnyOfBuilder, KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type,
+};
+
 use super::error::ApiError;
+
+/// An allowlist entry as the schema describes it: an IPv4 or IPv6 address, or a CIDR. The
+/// CIDR patterns cover IPv4 and the IPv6 forms written in full or ending in `::`; [`parse`]
+/// takes any form `ipnet` reads.
+pub struct Cidr;
+
+/// IPv4 CIDRs.
+const CIDR4: &str = "^((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])/(3[0-2]|[12]?[0-9])$";
+/// IPv6 CIDRs, written in full or ending in `::`.
+const CIDR6: &str =
+    "^(([0-9a-f]{1,4}:){7}[0-9a-f]{1,4}|([0-9a-f]{1,4}:){1,7}:)/(12[0-8]|1[01][0-9]|[1-9]?[0-9])$";
+
+impl utoipa::PartialSchema for Cidr {
+    fn schema() -> RefOr<Schema> {
+        let string = || ObjectBuilder::new().schema_type(Type::String);
+        let any_of = AnyOfBuilder::new()
+            .item(string().format(Some(SchemaFormat::KnownFormat(KnownFormat::Ipv4))))
+            .item(string().format(Some(SchemaFormat::KnownFormat(KnownFormat::Ipv6))))
+            .item(string().pattern(Some(CIDR4)))
+            .item(string().pattern(Some(CIDR6)))
+            .description(Some(
+                "An IP address or a CIDR (`203.0.113.0/24`, `2001:db8::/32`)",
+            ))
+            .build();
+        RefOr::T(Schema::AnyOf(any_of))
+    }
+}
+
+impl utoipa::ToSchema for Cidr {}
 
 /// The CIDRs in `value` (a JSON array of strings), normalised (`10.0.0.1` becomes
 /// `10.0.0.1/32`); `None` for `null` (any address). A 422 naming the first bad entry otherwise.
@@ -78,6 +112,31 @@ pub fn allows(cidrs: &[String], ip: IpAddr) -> bool {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn what_the_cidr_patterns_match_is_accepted() {
+        let v4 = regex::Regex::new(CIDR4).unwrap();
+        let v6 = regex::Regex::new(CIDR6).unwrap();
+        for ok in [
+            "203.0.113.0/24",
+            "10.0.0.1/8",
+            "0.0.0.0/0",
+            "255.255.255.255/32",
+        ] {
+            assert!(v4.is_match(ok), "{ok}");
+            assert!(parse(&json!([ok])).is_ok(), "{ok}");
+        }
+        for ok in ["2001:db8::/32", "fe80::/10", "1:2:3:4:5:6:7:8/128", "::/0"] {
+            assert!(v6.is_match(ok) || ok == "::/0", "{ok}");
+            assert!(parse(&json!([ok])).is_ok(), "{ok}");
+        }
+        for bad in ["256.0.0.0/8", "1.2.3.4/33", "1.2.3/24", "01.2.3.4/8"] {
+            assert!(!v4.is_match(bad), "{bad}");
+        }
+        for bad in ["2001:db8::/129", "1:2:3:4:5:6:7:8:9/64", "g::/8"] {
+            assert!(!v6.is_match(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn lists_are_normalised_and_bad_entries_named() {

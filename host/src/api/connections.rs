@@ -6,48 +6,113 @@ use axum::Json;
 use axum::extract::{Extension, Path, State};
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+use utoipa::ToSchema;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::Schema;
 
-use super::ApiState;
 use super::access::Caller;
+use super::body::JsonBody;
 use super::error::ApiError;
 use super::names::check_name;
+use super::routes::{self, Endpoint, Schemas, delete, get, post, put};
 use super::workspaces::existing;
+use super::{ApiState, READ, WRITE};
 use crate::boundary::audit::NewEntry;
 use crate::server::resolve::{ResolveError, resolve};
-use crate::store::ConnectionDef;
+use crate::store::{ConnectionDef, RunRecord};
+
+/// The routes of `…/connections`.
+pub(super) fn routes() -> Vec<Endpoint> {
+    use StatusCode as S;
+    let all = "/v1/workspaces/{workspace}/connections";
+    let one = "/v1/workspaces/{workspace}/connections/{name}";
+    vec![
+        get(all, READ, "The workspace's connections", list)
+            .answers_list::<ConnectionDef>(S::OK, "Its connections"),
+        post(all, WRITE, "Add a connection", create)
+            .takes_as(new_connection)
+            .answers::<ConnectionDef>(S::CREATED, "Created, checked as a run would build it")
+            .creates(one, "/name"),
+        get(one, READ, "A connection and its last run", show)
+            .answers::<ConnectionView>(S::OK, "The connection"),
+        put(one, WRITE, "Replace a connection", update)
+            .takes::<ConnectionBody>()
+            .answers::<ConnectionDef>(S::OK, "The connection as it is now"),
+        delete(
+            one,
+            WRITE,
+            "Remove a connection (its runs and state stay)",
+            remove,
+        )
+        .answers_empty(S::NO_CONTENT, "Removed"),
+    ]
+}
+
+/// Whether a connection runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ConnectionStatus {
+    /// It runs when triggered and on its schedule.
+    Active,
+    /// Runs are refused, the schedule waits.
+    Paused,
+}
+
+/// The `POST` body: [`ConnectionBody`] with its `name`.
+fn new_connection(out: &mut Schemas) -> RefOr<Schema> {
+    routes::requiring::<ConnectionBody>(out, "NewConnection", "name")
+}
 
 /// A connection as sent: `POST` names it, `PUT` takes the name from the path.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionBody {
-    /// Its name in the workspace (`POST` only).
-    #[serde(default)]
+    /// Its name in the workspace (`POST` only, where it is required; a `PUT` may repeat it).
+    #[serde(default, deserialize_with = "super::fields::not_null")]
+    #[schema(pattern = "^[a-z0-9][a-z0-9_-]{0,62}$", nullable = false)]
     pub name: Option<String>,
     /// A source of the same workspace.
+    #[schema(pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")]
     pub source: String,
     /// A destination of the same workspace.
+    #[schema(pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")]
     pub destination: String,
     /// Streams and sync modes, as the connection file's `[[streams]]` (default: all).
     #[serde(default)]
+    #[schema(value_type = Option<Vec<Object>>)]
     pub streams: Option<Value>,
     /// The PII policy, as the connection file's `[pii]`.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub pii: Option<Value>,
     /// Limits, as the connection file's `[limits]`.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub limits: Option<Value>,
     /// Invalid records, as the connection file's `[failed_records]`.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub failed_records: Option<Value>,
     /// When it runs on its own: a cron expression in UTC (5 fields, or 6 with seconds first;
     /// `@hourly`, `@daily`…). None: only when triggered.
     #[serde(default)]
     pub schedule: Option<String>,
     /// `active` (default) or `paused` (runs are refused, the schedule waits).
-    #[serde(default)]
-    pub status: Option<String>,
+    #[serde(default, deserialize_with = "super::fields::not_null")]
+    #[schema(nullable = false)]
+    pub status: Option<ConnectionStatus>,
+}
+
+/// `GET …/connections/{name}`: the connection and its newest run.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConnectionView {
+    /// The connection.
+    #[serde(flatten)]
+    pub connection: ConnectionDef,
+    /// Its newest run, if it has run.
+    pub last_run: Option<RunRecord>,
 }
 
 impl From<ResolveError> for ApiError {
@@ -87,13 +152,11 @@ async fn prepare(
     name: &str,
     body: ConnectionBody,
 ) -> Result<ConnectionDef, ApiError> {
-    let status = body.status.unwrap_or_else(|| "active".to_string());
-    if status != "active" && status != "paused" {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("status must be `active` or `paused`, not `{status}`"),
-        ));
+    let status = match body.status {
+        None | Some(ConnectionStatus::Active) => "active",
+        Some(ConnectionStatus::Paused) => "paused",
     }
+    .to_string();
     let mut settings = Map::new();
     for (k, v) in [
         ("streams", body.streams),
@@ -140,6 +203,16 @@ async fn audit(
         .await
 }
 
+/// The connection as stored now, or 404.
+async fn stored(state: &ApiState, workspace: &str, name: &str) -> Result<ConnectionDef, ApiError> {
+    state
+        .server
+        .store
+        .connection_def(workspace, name)
+        .await?
+        .ok_or_else(|| not_found(workspace, name))
+}
+
 /// `GET …/connections`.
 pub async fn list(
     State(state): State<ApiState>,
@@ -162,11 +235,11 @@ pub async fn show(
         .await?
         .ok_or_else(|| not_found(&workspace, &name))?;
     let last_run = state.server.store.runs(Some(&def.key()), 1).await?.pop();
-    let mut v = serde_json::to_value(&def).unwrap_or_default();
-    if let Some(obj) = v.as_object_mut() {
-        obj.insert("last_run".into(), json!(last_run));
-    }
-    Ok(Json(v).into_response())
+    Ok(Json(ConnectionView {
+        connection: def,
+        last_run,
+    })
+    .into_response())
 }
 
 /// `POST …/connections`.
@@ -174,7 +247,7 @@ pub async fn create(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
     Path(workspace): Path<String>,
-    Json(body): Json<ConnectionBody>,
+    JsonBody(body): JsonBody<ConnectionBody>,
 ) -> Result<Response, ApiError> {
     existing(&state, &workspace).await?;
     let name = body
@@ -197,7 +270,7 @@ pub async fn create(
     let def = prepare(&state, &workspace, &name, body).await?;
     state.server.store.put_connection(&def).await?;
     audit(&state, &caller, "created", &def).await?;
-    let stored = state.server.store.connection_def(&workspace, &name).await?;
+    let stored = stored(&state, &workspace, &name).await?;
     Ok((StatusCode::CREATED, Json(stored)).into_response())
 }
 
@@ -206,7 +279,7 @@ pub async fn update(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
     Path((workspace, name)): Path<(String, String)>,
-    Json(body): Json<ConnectionBody>,
+    JsonBody(body): JsonBody<ConnectionBody>,
 ) -> Result<Response, ApiError> {
     existing(&state, &workspace).await?;
     if state
@@ -227,7 +300,7 @@ pub async fn update(
     let def = prepare(&state, &workspace, &name, body).await?;
     state.server.store.put_connection(&def).await?;
     audit(&state, &caller, "updated", &def).await?;
-    let stored = state.server.store.connection_def(&workspace, &name).await?;
+    let stored = stored(&state, &workspace, &name).await?;
     Ok(Json(stored).into_response())
 }
 

@@ -5,19 +5,75 @@ use axum::Json;
 use axum::extract::{Extension, Path, State};
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
+use utoipa::ToSchema;
 
-use super::ApiState;
 use super::access::Caller;
+use super::body::JsonBody;
 use super::error::ApiError;
+use super::routes::{Endpoint, delete, get, post};
+use super::{ApiState, MANAGERS};
 use crate::marketplace::{IndexError, InstallError, Installer, Location, Request};
+use crate::store::InstalledConnector;
+
+/// The routes of `/v1/connectors`.
+pub(super) fn routes() -> Vec<Endpoint> {
+    use StatusCode as S;
+    vec![
+        get("/v1/connectors", MANAGERS, "The installed connectors", list)
+            .answers_list::<InstalledConnector>(S::OK, "Every installed connector"),
+        post(
+            "/v1/connectors",
+            MANAGERS,
+            "Install or upgrade a connector from an index, approving its capabilities",
+            install,
+        )
+        .takes::<InstallBody>()
+        .answers::<Installed>(S::CREATED, "Installed")
+        .answers::<Installed>(S::OK, "Upgraded, or already installed (`unchanged`)")
+        .creates("/v1/connectors/{name}", "/connector/name"),
+        get(
+            "/v1/connectors/{name}",
+            MANAGERS,
+            "An installed connector: digests, signer, approved capabilities",
+            show,
+        )
+        .answers::<InstalledConnector>(S::OK, "It"),
+        delete(
+            "/v1/connectors/{name}",
+            MANAGERS,
+            "Remove an installed connector",
+            remove,
+        )
+        .answers::<Removed>(S::OK, "What was removed"),
+    ]
+}
+
+/// What an install did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Installed {
+    /// The connector as installed now.
+    pub connector: InstalledConnector,
+    /// `true` when that version was installed already and nothing changed.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[schema(default = false)]
+    pub unchanged: bool,
+}
+
+/// What a removal removed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Removed {
+    /// The connector that was installed.
+    pub removed: InstalledConnector,
+}
 
 /// `POST /v1/connectors`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InstallBody {
     /// The connector's name.
+    #[schema(example = "source-faker")]
     pub name: String,
     /// A pinned version; default the newest that is not yanked.
     #[serde(default)]
@@ -46,7 +102,6 @@ fn install_error(e: &InstallError) -> ApiError {
         InstallError::Index(IndexError::UnknownName { .. } | IndexError::UnknownVersion { .. })
         | InstallError::NotInstalled { .. } => StatusCode::NOT_FOUND,
         InstallError::Downgrade { .. } => StatusCode::CONFLICT,
-        InstallError::Index(IndexError::Location { .. }) => StatusCode::BAD_REQUEST,
         InstallError::Store(_) | InstallError::Write { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::UNPROCESSABLE_ENTITY,
     };
@@ -77,15 +132,14 @@ pub async fn show(
 pub async fn install(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
-    Json(body): Json<InstallBody>,
+    JsonBody(body): JsonBody<InstallBody>,
 ) -> Result<Response, ApiError> {
     let index = match &body.index {
-        Some(i) => {
-            Location::parse(i).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?
-        }
+        Some(i) => Location::parse(i)
+            .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?,
         None => state.server.default_index.clone().ok_or_else(|| {
             ApiError::new(
-                StatusCode::BAD_REQUEST,
+                StatusCode::UNPROCESSABLE_ENTITY,
                 "name an `index`: this server has no default index (`sluice serve --index`)",
             )
         })?,
@@ -105,11 +159,15 @@ pub async fn install(
             return Err(install_error(&e));
         }
     };
-    if plan.is_installed() {
-        let current = state.server.store.installed_connector(&body.name).await?;
+    if plan.is_installed()
+        && let Some(current) = state.server.store.installed_connector(&body.name).await?
+    {
         return Ok((
             StatusCode::OK,
-            Json(json!({ "unchanged": true, "connector": current })),
+            Json(Installed {
+                connector: current,
+                unchanged: true,
+            }),
         )
             .into_response());
     }
@@ -123,7 +181,10 @@ pub async fn install(
             } else {
                 StatusCode::CREATED
             },
-            Json(json!({ "connector": c })),
+            Json(Installed {
+                connector: c,
+                unchanged: false,
+            }),
         )
             .into_response()),
         Err(e) => {
@@ -148,7 +209,7 @@ pub async fn remove(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     match installer(&state, &caller).remove(&name).await {
-        Ok(c) => Ok(Json(json!({ "removed": c })).into_response()),
+        Ok(c) => Ok(Json(Removed { removed: c }).into_response()),
         Err(e) => Err(install_error(&e)),
     }
 }

@@ -18,33 +18,103 @@ use http::StatusCode;
 use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::Schema;
 
-use super::ApiState;
 use super::access::Caller;
+use super::body::JsonBody;
 use super::error::ApiError;
 use super::names::check_name;
+use super::routes::{self, Endpoint, Schemas, delete, get, post, put};
 use super::workspaces::existing;
+use super::{ApiState, READ, WRITE};
 use crate::boundary::audit::NewEntry;
 use crate::capability::Grant;
 use crate::store::{EndpointDef, EndpointKind};
 
+/// The routes of `…/sources` and `…/destinations`.
+pub(super) fn routes() -> Vec<Endpoint> {
+    use EndpointKind::{Destination, Source};
+    let mut all = of(
+        Source,
+        "/v1/workspaces/{workspace}/sources",
+        "/v1/workspaces/{workspace}/sources/{name}",
+    );
+    all.extend(of(
+        Destination,
+        "/v1/workspaces/{workspace}/destinations",
+        "/v1/workspaces/{workspace}/destinations/{name}",
+    ));
+    all
+}
+
+fn of(kind: EndpointKind, all: &'static str, one: &'static str) -> Vec<Endpoint> {
+    use StatusCode as S;
+    let (listed, added, shown, replaced, removed) = match kind {
+        EndpointKind::Source => (
+            "The workspace's sources",
+            "Add a source: an installed connector, its config and grant",
+            "A source (secret values never shown)",
+            "Replace a source's config and grant",
+            "Remove a source no connection uses",
+        ),
+        EndpointKind::Destination => (
+            "The workspace's destinations",
+            "Add a destination: an installed connector, its config and grant",
+            "A destination (secret values never shown)",
+            "Replace a destination's config and grant",
+            "Remove a destination no connection uses",
+        ),
+    };
+    vec![
+        get(all, READ, listed, move |s, p| list(kind, s, p))
+            .answers_list::<EndpointDef>(S::OK, "Them all"),
+        post(all, WRITE, added, move |s, c, p, b| {
+            create(kind, s, c, p, b)
+        })
+        .takes_as(new_endpoint)
+        .answers::<EndpointDef>(S::CREATED, "Created")
+        .creates(one, "/name"),
+        get(one, READ, shown, move |s, p| show(kind, s, p)).answers::<EndpointDef>(S::OK, "It"),
+        put(one, WRITE, replaced, move |s, c, p, b| {
+            update(kind, s, c, p, b)
+        })
+        .takes::<EndpointBody>()
+        .answers::<EndpointDef>(S::OK, "It as it is now"),
+        delete(one, WRITE, removed, move |s, c, p| remove(kind, s, c, p))
+            .answers_empty(S::NO_CONTENT, "Removed"),
+    ]
+}
+
+/// The `POST` body: [`EndpointBody`] with its `name`.
+fn new_endpoint(out: &mut Schemas) -> RefOr<Schema> {
+    routes::requiring::<EndpointBody>(out, "NewEndpoint", "name")
+}
+
 /// A source or destination as sent: `POST` names it, `PUT` takes the name from the path.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointBody {
-    /// Its name in the workspace (`POST` only).
-    #[serde(default)]
+    /// Its name in the workspace (`POST` only, where it is required; a `PUT` may repeat it).
+    #[serde(default, deserialize_with = "super::fields::not_null")]
+    #[schema(pattern = "^[a-z0-9][a-z0-9_-]{0,62}$", nullable = false)]
     pub name: Option<String>,
     /// The installed connector's name.
+    #[schema(example = "source-faker")]
     pub connector: String,
-    /// Its config: a JSON object, secrets as `{{secret:NAME}}` placeholders.
+    /// Its config: a JSON object the connector's spec accepts, secrets as `{{secret:NAME}}`
+    /// placeholders.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub config: Option<Value>,
     /// The grant, in the connection file's shape (`dirs`, `network`, `secrets`, `sql`).
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub grant: Option<Value>,
     /// Secret values by name (strings); each must be named in `grant.secrets`.
     #[serde(default)]
+    #[schema(value_type = Option<BTreeMap<String, String>>)]
     pub secrets: Option<BTreeMap<String, Value>>,
 }
 
@@ -296,7 +366,7 @@ pub async fn create(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
     Path(workspace): Path<String>,
-    Json(body): Json<EndpointBody>,
+    JsonBody(body): JsonBody<EndpointBody>,
 ) -> Result<Response, ApiError> {
     existing(&state, &workspace).await?;
     let name = body
@@ -322,7 +392,12 @@ pub async fn create(
     let (e, secrets) = prepare(&state, kind, &workspace, &name, body, None).await?;
     state.server.store.put_endpoint(&e, &secrets).await?;
     audit(&state, &caller, "created", &e, &secrets).await?;
-    let stored = state.server.store.endpoint(&workspace, kind, &name).await?;
+    let stored = state
+        .server
+        .store
+        .endpoint(&workspace, kind, &name)
+        .await?
+        .ok_or_else(|| not_found(kind, &workspace, &name))?;
     Ok((StatusCode::CREATED, Json(stored)).into_response())
 }
 
@@ -333,7 +408,7 @@ pub async fn update(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
     Path((workspace, name)): Path<(String, String)>,
-    Json(body): Json<EndpointBody>,
+    JsonBody(body): JsonBody<EndpointBody>,
 ) -> Result<Response, ApiError> {
     existing(&state, &workspace).await?;
     let previous = state
@@ -348,7 +423,12 @@ pub async fn update(
     let (e, secrets) = prepare(&state, kind, &workspace, &name, body, Some(&previous)).await?;
     state.server.store.put_endpoint(&e, &secrets).await?;
     audit(&state, &caller, "updated", &e, &secrets).await?;
-    let stored = state.server.store.endpoint(&workspace, kind, &name).await?;
+    let stored = state
+        .server
+        .store
+        .endpoint(&workspace, kind, &name)
+        .await?
+        .ok_or_else(|| not_found(kind, &workspace, &name))?;
     Ok(Json(stored).into_response())
 }
 

@@ -6,7 +6,18 @@ use std::time::Duration;
 use axum::Json;
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
+use serde::Serialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
+
+/// Every error answer's body: what went wrong and what to do. Some carry more fields a client
+/// can act on (an install's capabilities to approve, for one).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    /// What went wrong and what to do.
+    pub error: String,
+}
 
 /// An error answer.
 #[derive(Debug)]

@@ -7,61 +7,147 @@ use axum::extract::{Extension, Path, State};
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use secrecy::ExposeSecret;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use super::access::{Caller, Role};
+use super::body::JsonBody;
 use super::error::ApiError;
-use super::{ApiState, allowlist};
+use super::routes::{Endpoint, delete, get, patch, post};
+use super::{ApiState, MANAGERS, allowlist, fields};
 use crate::boundary::audit::NewEntry;
 use crate::store::{ApiKey, KeyChange};
 
 /// Longest grace period a rotation may leave the old key valid for: 30 days.
 const MAX_GRACE_HOURS: u32 = 720;
 
+/// Longest name a key may be given.
+const MAX_NAME: usize = 200;
+
+/// Longest expiry a key may be given: 100 years.
+const MAX_EXPIRY_DAYS: u32 = 36_500;
+
+/// The routes of `/v1/keys`.
+pub(super) fn routes() -> Vec<Endpoint> {
+    use StatusCode as S;
+    vec![
+        get("/v1/keys", MANAGERS, "Every API key (never a secret)", list)
+            .answers_list::<ApiKey>(S::OK, "The keys, revoked ones too"),
+        post("/v1/keys", MANAGERS, "Create an API key", create)
+            .takes::<CreateBody>()
+            .answers::<CreatedKey>(S::CREATED, "The key, with its token (shown this once)")
+            .creates("/v1/keys/{id}", "/key/id"),
+        patch(
+            "/v1/keys/{id}",
+            MANAGERS,
+            "Change a key's role, allowlist or request signing",
+            update,
+        )
+        .takes::<UpdateBody>()
+        .answers::<UpdatedKey>(S::OK, "The key as it is now"),
+        delete("/v1/keys/{id}", MANAGERS, "Revoke a key", revoke)
+            .answers_empty(S::NO_CONTENT, "Revoked"),
+        post(
+            "/v1/keys/{id}/rotate",
+            MANAGERS,
+            "Replace a key; the old one works for a grace period",
+            rotate,
+        )
+        .may_take::<RotateBody>()
+        .answers::<RotatedKey>(S::CREATED, "The new key with its token (shown this once)")
+        .creates("/v1/keys/{id}", "/key/id"),
+    ]
+}
+
 /// `POST /v1/keys`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = NewKey)]
 pub struct CreateBody {
     /// Its organization role.
     pub role: Role,
     /// What it is for.
     #[serde(default)]
+    #[schema(max_length = 200)]
     pub name: String,
-    /// Expire it after this many days (default: never).
-    #[serde(default)]
+    /// Expire it after this many days (default: never; at most 36,500).
+    #[serde(default, deserialize_with = "fields::whole")]
+    #[schema(maximum = 36_500)]
     pub expires_in_days: Option<u32>,
     /// The CIDRs it may be used from (default: any address).
     #[serde(default)]
+    #[schema(value_type = Option<Vec<allowlist::Cidr>>, min_items = 1)]
     pub allowed_ips: Option<Value>,
     /// Require signed requests: the answer carries its signing secret, once.
     #[serde(default)]
     pub signed: bool,
 }
 
-/// `PATCH /v1/keys/{id}`: any of these.
-#[derive(Debug, Deserialize)]
+/// `PATCH /v1/keys/{id}`: any of these, at least one.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(min_properties = 1)]
+#[schema(as = KeyChange)]
 pub struct UpdateBody {
     /// A new organization role.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::fields::not_null")]
+    #[schema(nullable = false)]
     pub role: Option<Role>,
     /// New CIDRs it may be used from; `null` for any address.
     #[serde(default, deserialize_with = "allowlist::present")]
+    #[schema(value_type = Option<Vec<allowlist::Cidr>>, min_items = 1)]
     pub allowed_ips: Option<Value>,
     /// `true`: require signed requests with a new signing secret (in the answer, once; this
     /// also replaces an existing one); `false`: stop requiring them.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::fields::not_null")]
+    #[schema(nullable = false)]
     pub signed: Option<bool>,
 }
 
 /// `POST /v1/keys/{id}/rotate`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = KeyRotation)]
 pub struct RotateBody {
     /// How long the old key keeps working (default 24, at most 720 hours; 0 ends it now).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "fields::whole")]
+    #[schema(maximum = 720)]
     pub grace_hours: Option<u32>,
+}
+
+/// A key just created: its token is in this answer only.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedKey {
+    /// The key.
+    pub key: ApiKey,
+    /// `sluice_<id>_<secret>`: send it as `Authorization: Bearer <token>`.
+    pub token: String,
+    /// The secret its requests are signed with, when `signed` (this answer only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signing_secret: Option<String>,
+}
+
+/// A key after a change; a new signing secret only when one was made.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UpdatedKey {
+    /// The key as it is now.
+    #[serde(flatten)]
+    pub key: ApiKey,
+    /// A new signing secret (this answer only), when `signed: true` made one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signing_secret: Option<String>,
+}
+
+/// A rotation: the new key and its token, and the old key with its new expiry.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RotatedKey {
+    /// The new key.
+    pub key: ApiKey,
+    /// Its token (this answer only).
+    pub token: String,
+    /// The old key, working until its `expires_at`.
+    pub old_key: Option<ApiKey>,
 }
 
 fn forbidden(message: impl Into<String>) -> ApiError {
@@ -117,9 +203,24 @@ pub async fn list(State(state): State<ApiState>) -> Result<Response, ApiError> {
 pub async fn create(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
-    Json(body): Json<CreateBody>,
+    JsonBody(body): JsonBody<CreateBody>,
 ) -> Result<Response, ApiError> {
     may_manage(&caller, "", Some(body.role))?;
+    if body.name.chars().count() > MAX_NAME {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("a key's name is at most {MAX_NAME} characters"),
+        ));
+    }
+    if body.expires_in_days.is_some_and(|d| d > MAX_EXPIRY_DAYS) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "expires_in_days is at most {MAX_EXPIRY_DAYS}; leave it out for a key that does \
+                 not expire"
+            ),
+        ));
+    }
     let allowed_ips = match &body.allowed_ips {
         Some(v) => allowlist::parse(v)?,
         None => None,
@@ -162,10 +263,11 @@ pub async fn create(
             }),
         ))
         .await?;
-    let mut answer = json!({ "key": key, "token": token.expose_secret() });
-    if let Some(secret) = signing {
-        answer["signing_secret"] = json!(secret.expose_secret());
-    }
+    let answer = CreatedKey {
+        key,
+        token: token.expose_secret().to_string(),
+        signing_secret: signing.map(|s| s.expose_secret().to_string()),
+    };
     Ok((StatusCode::CREATED, Json(answer)).into_response())
 }
 
@@ -174,7 +276,7 @@ pub async fn update(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-    Json(body): Json<UpdateBody>,
+    JsonBody(body): JsonBody<UpdateBody>,
 ) -> Result<Response, ApiError> {
     let key = target(&state, &id).await?;
     may_manage(&caller, &key.role, body.role)?;
@@ -238,12 +340,17 @@ pub async fn update(
             ))
             .await?;
     }
-    let mut answer =
-        serde_json::to_value(state.server.store.api_key(&id).await?).unwrap_or_default();
-    if let Some(secret) = signing {
-        answer["signing_secret"] = json!(secret.expose_secret());
-    }
-    Ok(Json(answer).into_response())
+    let key = state
+        .server
+        .store
+        .api_key(&id)
+        .await?
+        .ok_or_else(|| no_key(&id))?;
+    Ok(Json(UpdatedKey {
+        key,
+        signing_secret: signing.map(|s| s.expose_secret().to_string()),
+    })
+    .into_response())
 }
 
 /// `DELETE /v1/keys/{id}`: revoke it.
@@ -273,7 +380,7 @@ pub async fn rotate(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-    body: Option<Json<RotateBody>>,
+    body: Option<JsonBody<RotateBody>>,
 ) -> Result<Response, ApiError> {
     let key = target(&state, &id).await?;
     may_manage(&caller, &key.role, None)?;
@@ -304,7 +411,11 @@ pub async fn rotate(
         .await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "key": new, "token": token.expose_secret(), "old_key": old })),
+        Json(RotatedKey {
+            key: new,
+            token: token.expose_secret().to_string(),
+            old_key: old,
+        }),
     )
         .into_response())
 }

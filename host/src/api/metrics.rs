@@ -11,8 +11,25 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use super::ApiState;
 use super::error::ApiError;
+use super::routes::{Endpoint, get};
+use super::{ApiState, Role, RouteAccess};
+
+/// The media type of the answer.
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The route of `/metrics`.
+pub(super) fn routes() -> Vec<Endpoint> {
+    vec![
+        get(
+            "/metrics",
+            RouteAccess::Org(&[Role::Owner, Role::Admin, Role::Billing]),
+            "Prometheus metrics: API requests, latencies and refusals; runs, records and bytes",
+            scrape,
+        )
+        .answers_text(http::StatusCode::OK, OPENMETRICS, "OpenMetrics text"),
+    ]
+}
 
 /// A request, as counted.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -157,12 +174,5 @@ pub async fn scrape(State(state): State<ApiState>) -> Result<Response, ApiError>
             "internal error (see the server log)",
         )
     })?;
-    Ok((
-        [(
-            CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        body,
-    )
-        .into_response())
+    Ok(([(CONTENT_TYPE, OPENMETRICS)], body).into_response())
 }

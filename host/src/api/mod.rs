@@ -13,15 +13,18 @@ mod access;
 pub mod allowlist;
 pub mod audit_layer;
 mod audit_log;
+mod body;
 mod connections;
 mod connectors;
 mod endpoints;
 mod error;
+mod fields;
 mod keys;
 pub mod metrics;
 mod names;
 pub mod openapi;
 pub mod retention;
+pub mod routes;
 mod runs;
 pub mod signing;
 pub mod tls;
@@ -29,22 +32,21 @@ mod webhooks;
 mod workspaces;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use axum::Router;
 use axum::extract::connect_info::Connected;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
 use axum::serve::IncomingStream;
-use http::Method;
 use tokio::net::TcpListener;
 
 use crate::boundary::audit::NewEntry;
 use crate::server::Server;
-use crate::store::EndpointKind;
 use error::ApiError;
+use routes::Endpoint;
 
 pub use access::{DEFAULT_RATE, Guards, Need, Role, RouteAccess, WorkspaceRole};
+pub use routes::Route;
 
 /// What the handlers share: the server's services, and what only the HTTP layer keeps.
 #[derive(Clone)]
@@ -71,176 +73,53 @@ impl ApiState {
     }
 }
 
-/// A route and who may call it.
-#[derive(Debug, Clone)]
-pub struct Route {
-    /// The method.
-    pub method: Method,
-    /// The path as routed (`{name}` for a parameter).
-    pub path: &'static str,
-    /// Who may call it.
-    pub access: RouteAccess,
-}
-
 /// Connectors are managed by owners and admins only (issue 7): members use them through the
 /// sources and destinations of their workspaces.
 const MANAGERS: RouteAccess = RouteAccess::Org(&[Role::Owner, Role::Admin]);
 const READ: RouteAccess = RouteAccess::Workspace(Need::Read);
 const WRITE: RouteAccess = RouteAccess::Workspace(Need::Write);
 
-const fn route(method: Method, path: &'static str, access: RouteAccess) -> Route {
-    Route {
-        method,
-        path,
-        access,
+/// Every route with its handler, as the resource modules declare them.
+fn endpoints() -> Vec<Endpoint> {
+    use http::StatusCode as S;
+    let mut all = vec![
+        routes::get(
+            "/healthz",
+            RouteAccess::Public,
+            "Whether the server is serving",
+            healthz,
+        )
+        .answers_text(S::OK, "text/plain; charset=utf-8", "`ok`"),
+        routes::get(
+            "/openapi.json",
+            RouteAccess::Public,
+            "This document",
+            openapi::serve,
+        )
+        .answers_as(S::OK, "The OpenAPI 3.1 document", routes::object),
+    ];
+    for module in [
+        metrics::routes,
+        audit_log::routes,
+        retention::routes,
+        keys::routes,
+        connectors::routes,
+        workspaces::routes,
+        endpoints::routes,
+        connections::routes,
+        runs::routes,
+        webhooks::routes,
+    ] {
+        all.extend(module());
     }
+    all
 }
 
-/// Every route the API serves, with who may call it. The access layer refuses a route missing
-/// from this table, so adding a route without deciding who may call it fails closed.
-pub const ROUTES: &[Route] = &[
-    route(Method::GET, "/healthz", RouteAccess::Public),
-    route(Method::GET, "/openapi.json", RouteAccess::Public),
-    route(
-        Method::GET,
-        "/metrics",
-        RouteAccess::Org(&[Role::Owner, Role::Admin, Role::Billing]),
-    ),
-    route(Method::GET, "/v1/audit", MANAGERS),
-    route(Method::GET, "/v1/retention", MANAGERS),
-    route(Method::PUT, "/v1/retention", MANAGERS),
-    route(Method::POST, "/v1/retention/purge", MANAGERS),
-    route(Method::GET, "/v1/keys", MANAGERS),
-    route(Method::POST, "/v1/keys", MANAGERS),
-    route(Method::PATCH, "/v1/keys/{id}", MANAGERS),
-    route(Method::DELETE, "/v1/keys/{id}", MANAGERS),
-    route(Method::POST, "/v1/keys/{id}/rotate", MANAGERS),
-    route(Method::GET, "/v1/connectors", MANAGERS),
-    route(Method::POST, "/v1/connectors", MANAGERS),
-    route(Method::GET, "/v1/connectors/{name}", MANAGERS),
-    route(Method::DELETE, "/v1/connectors/{name}", MANAGERS),
-    route(
-        Method::GET,
-        "/v1/workspaces",
-        RouteAccess::Org(&[Role::Owner, Role::Admin, Role::Member]),
-    ),
-    route(Method::POST, "/v1/workspaces", MANAGERS),
-    route(Method::GET, "/v1/workspaces/{workspace}", READ),
-    route(Method::PATCH, "/v1/workspaces/{workspace}", MANAGERS),
-    route(Method::GET, "/v1/workspaces/{workspace}/members", READ),
-    route(
-        Method::PUT,
-        "/v1/workspaces/{workspace}/members/{key_id}",
-        MANAGERS,
-    ),
-    route(
-        Method::DELETE,
-        "/v1/workspaces/{workspace}/members/{key_id}",
-        MANAGERS,
-    ),
-    route(Method::GET, "/v1/workspaces/{workspace}/sources", READ),
-    route(Method::POST, "/v1/workspaces/{workspace}/sources", WRITE),
-    route(
-        Method::GET,
-        "/v1/workspaces/{workspace}/sources/{name}",
-        READ,
-    ),
-    route(
-        Method::PUT,
-        "/v1/workspaces/{workspace}/sources/{name}",
-        WRITE,
-    ),
-    route(
-        Method::DELETE,
-        "/v1/workspaces/{workspace}/sources/{name}",
-        WRITE,
-    ),
-    route(Method::GET, "/v1/workspaces/{workspace}/destinations", READ),
-    route(
-        Method::POST,
-        "/v1/workspaces/{workspace}/destinations",
-        WRITE,
-    ),
-    route(
-        Method::GET,
-        "/v1/workspaces/{workspace}/destinations/{name}",
-        READ,
-    ),
-    route(
-        Method::PUT,
-        "/v1/workspaces/{workspace}/destinations/{name}",
-        WRITE,
-    ),
-    route(
-        Method::DELETE,
-        "/v1/workspaces/{workspace}/destinations/{name}",
-        WRITE,
-    ),
-    route(Method::GET, "/v1/workspaces/{workspace}/connections", READ),
-    route(
-        Method::POST,
-        "/v1/workspaces/{workspace}/connections",
-        WRITE,
-    ),
-    route(
-        Method::GET,
-        "/v1/workspaces/{workspace}/connections/{name}",
-        READ,
-    ),
-    route(
-        Method::PUT,
-        "/v1/workspaces/{workspace}/connections/{name}",
-        WRITE,
-    ),
-    route(
-        Method::DELETE,
-        "/v1/workspaces/{workspace}/connections/{name}",
-        WRITE,
-    ),
-    route(
-        Method::GET,
-        "/v1/workspaces/{workspace}/connections/{name}/runs",
-        READ,
-    ),
-    route(
-        Method::POST,
-        "/v1/workspaces/{workspace}/connections/{name}/runs",
-        WRITE,
-    ),
-    route(Method::GET, "/v1/workspaces/{workspace}/runs/{id}", READ),
-    route(
-        Method::GET,
-        "/v1/workspaces/{workspace}/runs/{id}/logs",
-        READ,
-    ),
-    route(
-        Method::POST,
-        "/v1/workspaces/{workspace}/runs/{id}/cancel",
-        WRITE,
-    ),
-    route(Method::GET, "/v1/workspaces/{workspace}/webhooks", READ),
-    route(Method::POST, "/v1/workspaces/{workspace}/webhooks", WRITE),
-    route(
-        Method::GET,
-        "/v1/workspaces/{workspace}/webhooks/{id}",
-        READ,
-    ),
-    route(
-        Method::DELETE,
-        "/v1/workspaces/{workspace}/webhooks/{id}",
-        WRITE,
-    ),
-    route(
-        Method::POST,
-        "/v1/workspaces/{workspace}/webhooks/{id}/rotate",
-        WRITE,
-    ),
-    route(
-        Method::GET,
-        "/v1/workspaces/{workspace}/webhooks/{id}/deliveries",
-        READ,
-    ),
-];
+/// Every route the API serves, with who may call it and what it takes and answers. The access
+/// layer refuses a route missing from this table, and a route cannot be declared without an
+/// access rule, so adding one without deciding who may call it fails to build.
+pub static ROUTES: LazyLock<Vec<Route>> =
+    LazyLock::new(|| endpoints().into_iter().map(|e| e.route).collect());
 
 async fn healthz() -> &'static str {
     "ok"
@@ -261,101 +140,13 @@ impl ApiState {
 
 /// The API's router, with its access and audit layers.
 pub fn router(state: ApiState) -> Router {
-    use EndpointKind::{Destination, Source};
-    let ws = "/v1/workspaces/{workspace}";
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/openapi.json", get(openapi::serve))
-        .route("/metrics", get(metrics::scrape))
-        .route("/v1/audit", get(audit_log::query))
-        .route("/v1/retention", get(retention::show).put(retention::update))
-        .route(
-            "/v1/retention/purge",
-            axum::routing::post(retention::purge_now),
-        )
-        .route("/v1/keys", get(keys::list).post(keys::create))
-        .route(
-            "/v1/keys/{id}",
-            axum::routing::patch(keys::update).delete(keys::revoke),
-        )
-        .route("/v1/keys/{id}/rotate", axum::routing::post(keys::rotate))
-        .route(
-            "/v1/connectors",
-            get(connectors::list).post(connectors::install),
-        )
-        .route(
-            "/v1/connectors/{name}",
-            get(connectors::show).delete(connectors::remove),
-        )
-        .route(
-            "/v1/workspaces",
-            get(workspaces::list).post(workspaces::create),
-        )
-        .route(ws, get(workspaces::show).patch(workspaces::update))
-        .route(&format!("{ws}/members"), get(workspaces::members))
-        .route(
-            &format!("{ws}/members/{{key_id}}"),
-            put(workspaces::set_member).delete(workspaces::remove_member),
-        )
-        .route(
-            &format!("{ws}/sources"),
-            get(|s, p| endpoints::list(Source, s, p))
-                .post(|s, c, p, b| endpoints::create(Source, s, c, p, b)),
-        )
-        .route(
-            &format!("{ws}/sources/{{name}}"),
-            get(|s, p| endpoints::show(Source, s, p))
-                .put(|s, c, p, b| endpoints::update(Source, s, c, p, b))
-                .delete(|s, c, p| endpoints::remove(Source, s, c, p)),
-        )
-        .route(
-            &format!("{ws}/destinations"),
-            get(|s, p| endpoints::list(Destination, s, p))
-                .post(|s, c, p, b| endpoints::create(Destination, s, c, p, b)),
-        )
-        .route(
-            &format!("{ws}/destinations/{{name}}"),
-            get(|s, p| endpoints::show(Destination, s, p))
-                .put(|s, c, p, b| endpoints::update(Destination, s, c, p, b))
-                .delete(|s, c, p| endpoints::remove(Destination, s, c, p)),
-        )
-        .route(
-            &format!("{ws}/connections"),
-            get(connections::list).post(connections::create),
-        )
-        .route(
-            &format!("{ws}/connections/{{name}}"),
-            get(connections::show)
-                .put(connections::update)
-                .delete(connections::remove),
-        )
-        .route(
-            &format!("{ws}/connections/{{name}}/runs"),
-            get(runs::list).post(runs::trigger),
-        )
-        .route(&format!("{ws}/runs/{{id}}"), get(runs::show))
-        .route(&format!("{ws}/runs/{{id}}/logs"), get(runs::logs))
-        .route(
-            &format!("{ws}/runs/{{id}}/cancel"),
-            axum::routing::post(runs::cancel),
-        )
-        .route(
-            &format!("{ws}/webhooks"),
-            get(webhooks::list).post(webhooks::create),
-        )
-        .route(
-            &format!("{ws}/webhooks/{{id}}"),
-            get(webhooks::show).delete(webhooks::remove),
-        )
-        .route(
-            &format!("{ws}/webhooks/{{id}}/rotate"),
-            axum::routing::post(webhooks::rotate),
-        )
-        .route(
-            &format!("{ws}/webhooks/{{id}}/deliveries"),
-            get(webhooks::deliveries),
-        )
+    let mut router = Router::new();
+    for e in endpoints() {
+        router = router.route(e.route.path, e.handler);
+    }
+    router
         .route_layer(axum::middleware::from_fn(contain_panic))
+        .route_layer(axum::middleware::map_response(json_errors))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             access::authorize,
@@ -365,6 +156,36 @@ pub fn router(state: ApiState) -> Router {
             audit_layer::record,
         ))
         .with_state(state)
+}
+
+/// The longest plain-text error [`json_errors`] carries over; a longer one is answered with
+/// its status and a generic message.
+const MAX_TEXT_ERROR: usize = 16 * 1024;
+
+/// Errors axum's extractors answer themselves (a body that is not JSON, a path or query that
+/// does not parse) come as plain text; the API answers every error as `{"error": "…"}`, as
+/// documented, so they are rewritten here.
+async fn json_errors(resp: Response) -> Response {
+    let status = resp.status();
+    let text = resp
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/plain"));
+    if !(status.is_client_error() || status.is_server_error()) || !text {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let message = match axum::body::to_bytes(body, MAX_TEXT_ERROR).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(_) => "the request was refused".to_string(),
+    };
+    let mut answer = ApiError::new(status, message).into_response();
+    for (name, value) in &parts.headers {
+        if name != http::header::CONTENT_TYPE && name != http::header::CONTENT_LENGTH {
+            answer.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    answer
 }
 
 /// A handler that panics answers 500 (audited like any answer) instead of dropping the

@@ -8,6 +8,9 @@ use super::error::ApiError;
 /// Longest name accepted.
 const MAX: usize = 63;
 
+/// [`check_name`]'s rule as a regular expression, for the API's schemas.
+pub const NAME_PATTERN: &str = "^[a-z0-9][a-z0-9_-]{0,62}$";
+
 /// `name` must be 1–63 of `a-z`, `0-9`, `-` and `_`, starting with a letter or digit.
 pub fn check_name(what: &str, name: &str) -> Result<(), ApiError> {
     let ok = !name.is_empty()
@@ -34,10 +37,15 @@ pub fn check_name(what: &str, name: &str) -> Result<(), ApiError> {
 mod tests {
     use super::*;
 
+    fn pattern() -> regex::Regex {
+        regex::Regex::new(NAME_PATTERN).unwrap()
+    }
+
     #[test]
     fn names_are_kept_to_a_safe_alphabet() {
         for ok in ["acme", "users-to-file", "a1_b", "0x"] {
             assert!(check_name("t", ok).is_ok(), "{ok}");
+            assert!(pattern().is_match(ok), "{ok}");
         }
         for bad in [
             "",
@@ -50,6 +58,7 @@ mod tests {
             &"x".repeat(64),
         ] {
             assert!(check_name("t", bad).is_err(), "{bad}");
+            assert!(!pattern().is_match(bad), "{bad}");
         }
     }
 }

@@ -1,17 +1,24 @@
 //! `GET /openapi.json`: the OpenAPI 3.1 document of the API, generated from [`ROUTES`] (the same
-//! table the access layer enforces), so every route served is documented with who may call it.
+//! table the router and the access layer are built from), so every route served is documented
+//! with who may call it, the bodies it takes and answers, and links to what it creates.
 
 use axum::Json;
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use http::Method;
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::link::{Link, LinkBuilder};
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, Paths};
 use utoipa::openapi::request_body::RequestBodyBuilder;
-use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{
-    ComponentsBuilder, Content, InfoBuilder, OpenApi, OpenApiBuilder, Required, ResponseBuilder,
+    ComponentsBuilder, Content, InfoBuilder, OpenApi, OpenApiBuilder, Required, Response,
+    ResponseBuilder,
 };
 
+use super::error::ErrorBody;
+use super::names::NAME_PATTERN;
+use super::routes::{Answer, JSON, Schemas, schema_of};
 use super::{Need, ROUTES, Route, RouteAccess};
 
 /// The security scheme's name in the document.
@@ -75,45 +82,124 @@ fn who(access: RouteAccess) -> String {
     }
 }
 
-fn string_schema(integer: bool) -> ObjectBuilder {
-    ObjectBuilder::new().schema_type(if integer { Type::Integer } else { Type::String })
+/// A path parameter's schema, as the handlers check it.
+fn path_parameter(name: &str, path: &str) -> Schema {
+    let string = || ObjectBuilder::new().schema_type(Type::String);
+    match name {
+        "id" if path.contains("/runs/") => ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+            .minimum(Some(1))
+            .maximum(Some(i64::MAX))
+            .into(),
+        "id" if path.contains("/webhooks/") => string().pattern(Some("^wh_[0-9a-f]{16}$")).into(),
+        "id" | "key_id" => string().pattern(Some("^[0-9a-f]{16}$")).into(),
+        "name" if path.starts_with("/v1/connectors/") => string().min_length(Some(1)).into(),
+        _ => string().pattern(Some(NAME_PATTERN)).into(),
+    }
+}
+
+/// The parameters of `path`, in order.
+fn path_parameters(path: &str) -> impl Iterator<Item = &str> {
+    path.split('/')
+        .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+}
+
+/// Links from `from`'s answer to every route under the resource it creates, so a client
+/// (schemathesis' stateful phase, for one) can follow what it made.
+fn links(from: &Route) -> Vec<(String, Link)> {
+    let Some(creates) = from.creates else {
+        return Vec::new();
+    };
+    let created = path_parameters(creates.path).last().unwrap_or_default();
+    let known: Vec<&str> = path_parameters(from.path).collect();
+    let mut out = Vec::new();
+    'route: for to in ROUTES.iter() {
+        let under = to.path == creates.path || to.path.starts_with(&format!("{}/", creates.path));
+        if !under {
+            continue;
+        }
+        let mut link = LinkBuilder::new().operation_id(operation_id(to));
+        for p in path_parameters(to.path) {
+            let value = if p == created {
+                format!("$response.body#{}", creates.pointer)
+            } else if known.contains(&p) {
+                format!("$request.path.{p}")
+            } else {
+                continue 'route;
+            };
+            link = link.parameter(p, value);
+        }
+        out.push((operation_id(to), link.build()));
+    }
+    out
+}
+
+fn error_answer(description: &str, schemas: &mut Schemas) -> ResponseBuilder {
+    ResponseBuilder::new()
+        .description(description)
+        .content(JSON, Content::new(Some(schema_of::<ErrorBody>(schemas))))
+}
+
+fn answer(a: &Answer, links: &[(String, Link)], schemas: &mut Schemas) -> Response {
+    let mut resp = ResponseBuilder::new().description(a.description);
+    for b in &a.bodies {
+        let content = match b.schema {
+            Some(schema) => Content::new(Some(schema(schemas))),
+            None => Content::new(Some(ObjectBuilder::new().schema_type(Type::String))),
+        };
+        resp = resp.content(b.content_type, content);
+    }
+    for (name, description) in &a.headers {
+        resp = resp.header(
+            *name,
+            HeaderBuilder::new()
+                .schema(Some(ObjectBuilder::new().schema_type(Type::Integer)))
+                .description(Some(*description))
+                .build(),
+        );
+    }
+    if a.status.is_success() {
+        for (name, link) in links {
+            resp = resp.link(name.clone(), link.clone());
+        }
+    }
+    resp.build()
 }
 
 /// The document.
 pub fn document() -> OpenApi {
+    let mut schemas = Schemas::new();
     let mut paths = Paths::new();
-    for r in ROUTES {
+    for r in ROUTES.iter() {
+        let links = links(r);
         let mut op = OperationBuilder::new()
             .operation_id(Some(operation_id(r)))
             .tag(tag(r.path))
+            .summary(Some(r.summary))
             .description(Some(format!(
                 "Who may call it: {} See docs/api.md.",
                 who(r.access)
-            )))
-            .response(
-                "2XX",
-                ResponseBuilder::new()
-                    .description("Done")
-                    .content("application/json", Content::new(Some(ObjectBuilder::new())))
-                    .build(),
-            )
-            .response(
-                "4XX",
-                ResponseBuilder::new()
-                    .description("Refused: `{\"error\": \"what went wrong and what to do\"}`")
-                    .build(),
+            )));
+        for a in &r.answers {
+            op = op.response(a.status.as_str(), answer(a, &links, &mut schemas));
+        }
+        op = op.response(
+            "4XX",
+            error_answer("Refused: what went wrong and what to do", &mut schemas).build(),
+        );
+        for name in path_parameters(r.path) {
+            op = op.parameter(
+                ParameterBuilder::new()
+                    .name(name)
+                    .parameter_in(ParameterIn::Path)
+                    .required(Required::True)
+                    .schema(Some(path_parameter(name, r.path))),
             );
-        for segment in r.path.split('/') {
-            if let Some(name) = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-                op = op.parameter(
-                    ParameterBuilder::new()
-                        .name(name)
-                        .parameter_in(ParameterIn::Path)
-                        .required(Required::True)
-                        .schema(Some(string_schema(
-                            name == "id" && r.path.contains("/runs/"),
-                        ))),
-                );
+        }
+        if let Some(query) = r.query {
+            for p in query() {
+                op = op.parameter(p);
             }
         }
         if r.access != RouteAccess::Public {
@@ -121,33 +207,53 @@ pub fn document() -> OpenApi {
                 .security(SecurityRequirement::new(BEARER, Vec::<String>::new()))
                 .response(
                     "401",
-                    ResponseBuilder::new()
-                        .description("No valid API key, or a bad signature from a signing key")
-                        .build(),
+                    error_answer(
+                        "No valid API key, or a bad signature from a signing key",
+                        &mut schemas,
+                    )
+                    .build(),
                 )
                 .response(
                     "403",
-                    ResponseBuilder::new()
-                        .description(
-                            "The key's role, workspace role or allowlist does not allow this",
-                        )
-                        .build(),
+                    error_answer(
+                        "The key's role, workspace role or allowlist does not allow this",
+                        &mut schemas,
+                    )
+                    .build(),
                 )
                 .response(
                     "429",
-                    ResponseBuilder::new()
-                        .description("Over the key's request rate: see Retry-After")
+                    error_answer("Over the key's request rate", &mut schemas)
+                        .header(
+                            "Retry-After",
+                            HeaderBuilder::new()
+                                .schema(Some(ObjectBuilder::new().schema_type(Type::Integer)))
+                                .description(Some("Seconds to wait before trying again"))
+                                .build(),
+                        )
                         .build(),
                 );
         }
-        if matches!(r.method, Method::POST | Method::PUT | Method::PATCH) {
+        if let Some((schema, required)) = r.request {
             op = op.request_body(Some(
                 RequestBodyBuilder::new()
-                    .content("application/json", Content::new(Some(ObjectBuilder::new())))
+                    .content(JSON, Content::new(Some(schema(&mut schemas))))
+                    .required(Some(if required {
+                        Required::True
+                    } else {
+                        Required::False
+                    }))
                     .build(),
             ));
         }
         paths.add_path_operation(r.path, vec![http_method(&r.method)], op.build());
+    }
+    let mut components = ComponentsBuilder::new().security_scheme(
+        BEARER,
+        SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+    );
+    for (name, schema) in schemas {
+        components = components.schema(name, schema);
     }
     OpenApiBuilder::new()
         .info(
@@ -162,18 +268,11 @@ pub fn document() -> OpenApi {
                 .build(),
         )
         .paths(paths)
-        .components(Some(
-            ComponentsBuilder::new()
-                .security_scheme(
-                    BEARER,
-                    SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-                )
-                .build(),
-        ))
+        .components(Some(components.build()))
         .build()
 }
 
 /// `GET /openapi.json`.
-pub async fn serve() -> Response {
+pub async fn serve() -> axum::response::Response {
     Json(document()).into_response()
 }

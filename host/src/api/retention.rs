@@ -8,11 +8,43 @@ use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use serde_json::json;
 
-use super::ApiState;
 use super::access::Caller;
+use super::body::JsonBody;
 use super::error::ApiError;
+use super::routes::{Endpoint, get, post, put};
+use super::{ApiState, MANAGERS};
 use crate::boundary::audit::NewEntry;
 use crate::boundary::retention::{Retention, RetentionSettings};
+use crate::store::PurgeReport;
+
+/// The routes of `/v1/retention`.
+pub(super) fn routes() -> Vec<Endpoint> {
+    use StatusCode as S;
+    vec![
+        get(
+            "/v1/retention",
+            MANAGERS,
+            "How long each class of data is kept",
+            show,
+        )
+        .answers::<RetentionSettings>(S::OK, "Every class, defaults filled in"),
+        put(
+            "/v1/retention",
+            MANAGERS,
+            "Replace the retention settings (a class left out gets its default)",
+            update,
+        )
+        .takes::<RetentionSettings>()
+        .answers::<RetentionSettings>(S::OK, "The settings in force now"),
+        post(
+            "/v1/retention/purge",
+            MANAGERS,
+            "Remove what is overdue now",
+            purge_now,
+        )
+        .answers::<PurgeReport>(S::OK, "What was removed, per class"),
+    ]
+}
 
 fn current(state: &ApiState) -> Result<Retention, ApiError> {
     Retention::load(state.server.store.dir()).map_err(|e| {
@@ -34,7 +66,7 @@ pub async fn show(State(state): State<ApiState>) -> Result<Response, ApiError> {
 pub async fn update(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
-    Json(body): Json<RetentionSettings>,
+    JsonBody(body): JsonBody<RetentionSettings>,
 ) -> Result<Response, ApiError> {
     let new = Retention::from_settings(body)
         .and_then(|r| r.check_floor(state.server.audit_floor).map(|()| r))

@@ -8,20 +8,65 @@ use axum::Json;
 use axum::extract::{Extension, Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
-use super::ApiState;
 use super::access::Caller;
-use super::error::ApiError;
+use super::body::JsonBody;
+use super::error::{ApiError, ErrorBody};
+use super::routes::{Endpoint, get, post};
 use super::workspaces::existing;
+use super::{ApiState, READ, WRITE};
+use crate::boundary::pii::MaskCount;
 use crate::server::resolve::resolve;
 use crate::server::runs::{StartError, start};
-use crate::server::view::run_json;
+use crate::server::view::RunView;
 use crate::store::{LockError, RunRecord, connection_key};
 
+/// The routes of runs.
+pub(super) fn routes() -> Vec<Endpoint> {
+    use StatusCode as S;
+    let runs = "/v1/workspaces/{workspace}/connections/{name}/runs";
+    let one = "/v1/workspaces/{workspace}/runs/{id}";
+    vec![
+        get(runs, READ, "A connection's runs, newest first", list)
+            .query::<ListQuery>()
+            .answers_list::<RunView>(S::OK, "Its runs"),
+        post(runs, WRITE, "Start a run now", trigger)
+            .may_take::<TriggerBody>()
+            .answers::<Started>(S::ACCEPTED, "Started; poll the run")
+            .answers::<ErrorBody>(
+                S::SERVICE_UNAVAILABLE,
+                "As many runs are in progress as the server runs at once",
+            )
+            .with_header("Retry-After", "Seconds to wait before trying again")
+            .creates(one, "/run/id"),
+        get(
+            one,
+            READ,
+            "A run: status, per-stream stats, masking counts",
+            show,
+        )
+        .answers::<RunDetail>(S::OK, "The run"),
+        get(
+            "/v1/workspaces/{workspace}/runs/{id}/logs",
+            READ,
+            "What the run's connectors logged (secrets and PII scrubbed)",
+            logs,
+        )
+        .answers_list::<LogEntry>(S::OK, "Its log lines, in order"),
+        post(
+            "/v1/workspaces/{workspace}/runs/{id}/cancel",
+            WRITE,
+            "Ask a running run to stop",
+            cancel,
+        )
+        .answers::<Cancelling>(S::ACCEPTED, "Stopping; poll the run"),
+    ]
+}
+
 /// `POST …/connections/{name}/runs`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TriggerBody {
     /// Start over instead of resuming an unfinished run.
@@ -30,10 +75,61 @@ pub struct TriggerBody {
 }
 
 /// `?limit=` of a listing.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 pub struct ListQuery {
     /// At most this many (default 20, at most 500).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
+}
+
+impl ListQuery {
+    /// The limit asked for, 20 if none; a 400 past the range.
+    fn limit(&self) -> Result<u32, ApiError> {
+        match self.limit.unwrap_or(20) {
+            n @ 1..=500 => Ok(n),
+            n => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("limit is 1 to 500, not {n}"),
+            )),
+        }
+    }
+}
+
+/// A run just started.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Started {
+    /// The run.
+    pub run: RunView,
+}
+
+/// A run and what its PII policy masked.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunDetail {
+    /// The run.
+    #[serde(flatten)]
+    pub run: RunView,
+    /// Values masked, by stream, field and rule.
+    pub masked: Vec<MaskCount>,
+}
+
+/// One line a run's connector logged.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LogEntry {
+    /// Which connector.
+    pub connector: String,
+    /// `trace`, `debug`, `info`, `warn` or `error`.
+    pub level: String,
+    /// The text, scrubbed.
+    pub message: String,
+}
+
+/// A run asked to stop.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Cancelling {
+    /// The run, as it was when asked.
+    pub run: RunView,
+    /// Always `true`: it is stopping.
+    pub stopping: bool,
 }
 /// The run `id` if it belongs to a connection of `workspace` (404 otherwise, so other
 /// workspaces' runs are not even confirmed to exist).
@@ -57,7 +153,7 @@ pub async fn trigger(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
     Path((workspace, name)): Path<(String, String)>,
-    body: Option<Json<TriggerBody>>,
+    body: Option<JsonBody<TriggerBody>>,
 ) -> Result<Response, ApiError> {
     existing(&state, &workspace).await?;
     let def = state
@@ -117,10 +213,22 @@ pub async fn trigger(
     let fresh = body.map(|b| b.0.fresh).unwrap_or(false);
     match start(&state.server, def.key(), conn, caller.actor(), fresh, slot).await {
         Ok(started) => {
-            let run = state.server.store.run(started.run_id).await?;
+            let run = state
+                .server
+                .store
+                .run(started.run_id)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "the run started but is not in the store (see the server log)",
+                    )
+                })?;
             Ok((
                 StatusCode::ACCEPTED,
-                Json(json!({ "run": run.map(|r| run_json(&r, &workspace)) })),
+                Json(Started {
+                    run: RunView::new(&run, &workspace),
+                }),
             )
                 .into_response())
         }
@@ -148,7 +256,17 @@ pub async fn list(
     Query(q): Query<ListQuery>,
 ) -> Result<Response, ApiError> {
     existing(&state, &workspace).await?;
-    let limit = q.limit.unwrap_or(20).clamp(1, 500);
+    // A name no connection can have has no runs: 404, as for any other unknown name.
+    super::names::check_name("connection", &name).map_err(|_| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no connection `{}` in workspace `{workspace}`",
+                name.chars().take(80).collect::<String>()
+            ),
+        )
+    })?;
+    let limit = q.limit()?;
     let runs = state
         .server
         .store
@@ -156,7 +274,7 @@ pub async fn list(
         .await?;
     Ok(Json(
         runs.iter()
-            .map(|r| run_json(r, &workspace))
+            .map(|r| RunView::new(r, &workspace))
             .collect::<Vec<_>>(),
     )
     .into_response())
@@ -169,11 +287,11 @@ pub async fn show(
 ) -> Result<Response, ApiError> {
     let run = run_in(&state, &workspace, id).await?;
     let masked = state.server.store.masking(id).await?;
-    let mut v = run_json(&run, &workspace);
-    if let Some(obj) = v.as_object_mut() {
-        obj.insert("masked".into(), json!(masked.lines()));
-    }
-    Ok(Json(v).into_response())
+    Ok(Json(RunDetail {
+        run: RunView::new(&run, &workspace),
+        masked: masked.lines(),
+    })
+    .into_response())
 }
 
 /// `GET …/runs/{id}/logs`: what the connectors logged (secrets and PII already scrubbed).
@@ -188,8 +306,10 @@ pub async fn logs(
         .logs(id)
         .await?
         .into_iter()
-        .map(|(connector, level, message)| {
-            json!({ "connector": connector, "level": level, "message": message })
+        .map(|(connector, level, message)| LogEntry {
+            connector,
+            level,
+            message,
         })
         .collect();
     Ok(Json(lines).into_response())
@@ -220,7 +340,10 @@ pub async fn cancel(
     stop.stop(format!("cancelled by {}", caller.actor()));
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({ "run": run_json(&run, &workspace), "stopping": true })),
+        Json(Cancelling {
+            run: RunView::new(&run, &workspace),
+            stopping: true,
+        }),
     )
         .into_response())
 }

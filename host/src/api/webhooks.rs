@@ -8,16 +8,85 @@ use axum::extract::{Extension, Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use secrecy::ExposeSecret;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
 
-use crate::api::ApiState;
-use crate::api::access::Caller;
-use crate::api::error::ApiError;
-use crate::api::workspaces::existing;
+use super::access::Caller;
+use super::body::JsonBody;
+use super::error::ApiError;
+use super::routes::{Endpoint, delete, get, post};
+use super::workspaces::existing;
+use super::{ApiState, READ, WRITE};
 use crate::boundary::audit::NewEntry;
 use crate::server::webhooks::EVENTS;
-use crate::store::Webhook;
+use crate::store::{Delivery, Webhook};
+
+/// The routes of `…/webhooks`.
+pub(super) fn routes() -> Vec<Endpoint> {
+    use StatusCode as S;
+    let all = "/v1/workspaces/{workspace}/webhooks";
+    let one = "/v1/workspaces/{workspace}/webhooks/{id}";
+    vec![
+        get(all, READ, "The workspace's webhooks", list)
+            .answers_list::<Webhook>(S::OK, "Its webhooks (never a secret)"),
+        post(all, WRITE, "Add a webhook", create)
+            .takes::<CreateBody>()
+            .answers::<WithSecret>(
+                S::CREATED,
+                "The webhook, with its signing secret (shown this once)",
+            )
+            .creates(one, "/webhook/id"),
+        get(one, READ, "A webhook", show).answers::<Webhook>(S::OK, "The webhook"),
+        delete(
+            one,
+            WRITE,
+            "Remove a webhook and its pending deliveries",
+            remove,
+        )
+        .answers_empty(S::NO_CONTENT, "Removed"),
+        post(
+            "/v1/workspaces/{workspace}/webhooks/{id}/rotate",
+            WRITE,
+            "A new signing secret; the current one signs alongside it for a grace period",
+            rotate,
+        )
+        .may_take::<RotateBody>()
+        .answers::<WithSecret>(S::OK, "The webhook, with its new secret (shown this once)"),
+        get(
+            "/v1/workspaces/{workspace}/webhooks/{id}/deliveries",
+            READ,
+            "A webhook's deliveries, newest first",
+            deliveries,
+        )
+        .query::<ListQuery>()
+        .answers_list::<Delivery>(S::OK, "Its deliveries, with attempts and last result"),
+    ]
+}
+
+/// A webhook event (the schema of [`EVENTS`]; a test holds them equal).
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[cfg_attr(not(test), allow(dead_code, reason = "only its schema is used"))]
+pub enum Event {
+    /// A run finished and moved everything.
+    #[serde(rename = "run.succeeded")]
+    Succeeded,
+    /// A run stopped on an error.
+    #[serde(rename = "run.failed")]
+    Failed,
+    /// A run was stopped or its process went away.
+    #[serde(rename = "run.interrupted")]
+    Interrupted,
+}
+
+/// A webhook with its signing secret: the one answer that shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WithSecret {
+    /// The webhook.
+    pub webhook: Webhook,
+    /// `whsec_…`: deliveries are signed with it (`Sluice-Signature`).
+    pub secret: String,
+}
 
 /// The longest a rotated-out secret may keep signing.
 const MAX_GRACE: Duration = Duration::from_secs(7 * 86_400);
@@ -25,31 +94,49 @@ const MAX_GRACE: Duration = Duration::from_secs(7 * 86_400);
 const DEFAULT_GRACE: Duration = Duration::from_secs(86_400);
 
 /// `POST …/webhooks`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = NewWebhook)]
 pub struct CreateBody {
-    /// Where deliveries go.
+    /// Where deliveries go: an https URL the server's `--webhook-allow` rules allow.
     pub url: String,
     /// The events it receives (default: all).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::fields::not_null")]
+    #[schema(value_type = Option<Vec<Event>>, min_items = 1, nullable = false)]
     pub events: Option<Vec<String>>,
 }
 
 /// `POST …/webhooks/{id}/rotate`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = WebhookRotation)]
 pub struct RotateBody {
     /// How long the current secret keeps signing alongside the new one (default a day, at
     /// most a week; 0 ends it now).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::fields::whole")]
+    #[schema(maximum = 604_800)]
     pub grace_seconds: Option<u64>,
 }
 
 /// `?limit=` of the deliveries listing.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 pub struct ListQuery {
     /// At most this many (default 20, at most 500).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
+}
+
+impl ListQuery {
+    /// The limit asked for, 20 if none; a 400 past the range.
+    fn limit(&self) -> Result<u32, ApiError> {
+        match self.limit.unwrap_or(20) {
+            n @ 1..=500 => Ok(n),
+            n => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("limit is 1 to 500, not {n}"),
+            )),
+        }
+    }
 }
 
 fn unprocessable(message: impl Into<String>) -> ApiError {
@@ -122,7 +209,7 @@ pub async fn create(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
     Path(workspace): Path<String>,
-    Json(body): Json<CreateBody>,
+    JsonBody(body): JsonBody<CreateBody>,
 ) -> Result<Response, ApiError> {
     existing(&state, &workspace).await?;
     let events = check_events(body.events)?;
@@ -151,7 +238,10 @@ pub async fn create(
     audit(&state, &caller, "webhook.created", &hook, json!({})).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "webhook": hook, "secret": secret.expose_secret() })),
+        Json(WithSecret {
+            webhook: hook,
+            secret: secret.expose_secret().to_string(),
+        }),
     )
         .into_response())
 }
@@ -194,7 +284,7 @@ pub async fn rotate(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
     Path((workspace, id)): Path<(String, String)>,
-    body: Option<Json<RotateBody>>,
+    body: Option<JsonBody<RotateBody>>,
 ) -> Result<Response, ApiError> {
     found(&state, &workspace, &id).await?;
     let grace = match body.and_then(|b| b.0.grace_seconds) {
@@ -222,7 +312,11 @@ pub async fn rotate(
         json!({ "grace_seconds": grace.as_secs() }),
     )
     .await?;
-    Ok(Json(json!({ "webhook": hook, "secret": secret.expose_secret() })).into_response())
+    Ok(Json(WithSecret {
+        webhook: hook,
+        secret: secret.expose_secret().to_string(),
+    })
+    .into_response())
 }
 
 /// `GET …/webhooks/{id}/deliveries`: newest first, with each one's attempts and last result.
@@ -232,6 +326,27 @@ pub async fn deliveries(
     Query(q): Query<ListQuery>,
 ) -> Result<Response, ApiError> {
     found(&state, &workspace, &id).await?;
-    let limit = q.limit.unwrap_or(20).clamp(1, 500);
+    let limit = q.limit()?;
     Ok(Json(state.server.store.webhook_deliveries(&id, limit).await?).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_event_schema_names_every_event() {
+        let all = [Event::Succeeded, Event::Failed, Event::Interrupted];
+        let named: Vec<String> = all
+            .iter()
+            .map(|e| {
+                serde_json::to_value(e)
+                    .unwrap()
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(named, EVENTS);
+    }
 }

@@ -4,35 +4,104 @@ use axum::Json;
 use axum::extract::{Extension, Path, State};
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use super::access::{Caller, Role, WorkspaceRole};
+use super::body::JsonBody;
 use super::error::ApiError;
 use super::names::check_name;
-use super::{ApiState, allowlist};
+use super::routes::{Endpoint, delete, get, patch, post, put};
+use super::{ApiState, MANAGERS, READ, RouteAccess, allowlist};
 use crate::boundary::audit::NewEntry;
+use crate::store::{Member, Workspace};
+
+/// The routes of `/v1/workspaces`.
+pub(super) fn routes() -> Vec<Endpoint> {
+    use StatusCode as S;
+    let ws = "/v1/workspaces/{workspace}";
+    vec![
+        get(
+            "/v1/workspaces",
+            RouteAccess::Org(&[Role::Owner, Role::Admin, Role::Member]),
+            "The workspaces the caller may see",
+            list,
+        )
+        .answers_list::<Workspace>(S::OK, "Every workspace (a member: theirs)"),
+        post("/v1/workspaces", MANAGERS, "Create a workspace", create)
+            .takes::<CreateBody>()
+            .answers::<Workspace>(S::CREATED, "Created")
+            .creates(ws, "/name"),
+        get(
+            ws,
+            READ,
+            "A workspace and how many connections it has",
+            show,
+        )
+        .answers::<WorkspaceView>(S::OK, "The workspace"),
+        patch(ws, MANAGERS, "Set a workspace's IP allowlist", update)
+            .takes::<UpdateBody>()
+            .answers::<Workspace>(S::OK, "The workspace as it is now"),
+        get(
+            "/v1/workspaces/{workspace}/members",
+            READ,
+            "The keys with a role in the workspace",
+            members,
+        )
+        .answers_list::<Member>(S::OK, "Its members"),
+        put(
+            "/v1/workspaces/{workspace}/members/{key_id}",
+            MANAGERS,
+            "Give a member key a role in the workspace",
+            set_member,
+        )
+        .takes::<MemberBody>()
+        .answers::<Member>(S::OK, "The member's role"),
+        delete(
+            "/v1/workspaces/{workspace}/members/{key_id}",
+            MANAGERS,
+            "Take a key's role in the workspace away",
+            remove_member,
+        )
+        .answers_empty(S::NO_CONTENT, "Removed"),
+    ]
+}
+
+/// `GET /v1/workspaces/{workspace}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WorkspaceView {
+    /// The workspace.
+    pub workspace: Workspace,
+    /// How many connections it has.
+    pub connections: u64,
+}
 
 /// `POST /v1/workspaces`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = NewWorkspace)]
 pub struct CreateBody {
-    /// Its name: lowercase letters, digits and `-`.
+    /// Its name: 1 to 63 lowercase letters, digits, `-` and `_`, starting with a letter or digit.
+    #[schema(pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")]
     pub name: String,
 }
 
 /// `PATCH /v1/workspaces/{workspace}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = WorkspaceChange)]
 pub struct UpdateBody {
     /// The CIDRs its routes may be called from, by anyone; `null` for any address.
     #[serde(deserialize_with = "allowlist::present")]
+    #[schema(value_type = Option<Vec<allowlist::Cidr>>, min_items = 1, required = true)]
     pub allowed_ips: Option<Value>,
 }
 
 /// `PUT /v1/workspaces/{workspace}/members/{key_id}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = MemberRole)]
 pub struct MemberBody {
     /// `editor` or `viewer`.
     pub role: WorkspaceRole,
@@ -70,7 +139,7 @@ pub async fn update(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
     Path(workspace): Path<String>,
-    Json(body): Json<UpdateBody>,
+    JsonBody(body): JsonBody<UpdateBody>,
 ) -> Result<Response, ApiError> {
     existing(&state, &workspace).await?;
     let Some(value) = body.allowed_ips else {
@@ -94,14 +163,24 @@ pub async fn update(
             json!({ "allowed_ips": ips }),
         ))
         .await?;
-    Ok(Json(state.server.store.workspace(&workspace).await?).into_response())
+    Ok(Json(shown(&state, &workspace).await?).into_response())
+}
+
+/// The workspace `name`, or 404.
+async fn shown(state: &ApiState, name: &str) -> Result<Workspace, ApiError> {
+    state
+        .server
+        .store
+        .workspace(name)
+        .await?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no workspace `{name}`")))
 }
 
 /// `POST /v1/workspaces`.
 pub async fn create(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
-    Json(body): Json<CreateBody>,
+    JsonBody(body): JsonBody<CreateBody>,
 ) -> Result<Response, ApiError> {
     check_name("workspace", &body.name)?;
     if !state.server.store.create_workspace(&body.name).await? {
@@ -119,7 +198,7 @@ pub async fn create(
             json!({}),
         ))
         .await?;
-    let ws = state.server.store.workspace(&body.name).await?;
+    let ws = shown(&state, &body.name).await?;
     Ok((StatusCode::CREATED, Json(ws)).into_response())
 }
 
@@ -128,15 +207,18 @@ pub async fn show(
     State(state): State<ApiState>,
     Path(workspace): Path<String>,
 ) -> Result<Response, ApiError> {
-    existing(&state, &workspace).await?;
-    let ws = state.server.store.workspace(&workspace).await?;
+    let ws = shown(&state, &workspace).await?;
     let connections = state
         .server
         .store
         .connection_defs(Some(&workspace))
         .await?
         .len();
-    Ok(Json(json!({ "workspace": ws, "connections": connections })).into_response())
+    Ok(Json(WorkspaceView {
+        workspace: ws,
+        connections: connections as u64,
+    })
+    .into_response())
 }
 
 /// `GET /v1/workspaces/{workspace}/members`.
@@ -153,7 +235,7 @@ pub async fn set_member(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
     Path((workspace, key_id)): Path<(String, String)>,
-    Json(body): Json<MemberBody>,
+    JsonBody(body): JsonBody<MemberBody>,
 ) -> Result<Response, ApiError> {
     existing(&state, &workspace).await?;
     let key = state
@@ -188,7 +270,11 @@ pub async fn set_member(
             json!({ "role": body.role.as_str() }),
         ))
         .await?;
-    Ok(Json(json!({ "key_id": key_id, "role": body.role })).into_response())
+    Ok(Json(Member {
+        key_id,
+        role: body.role.as_str().to_string(),
+    })
+    .into_response())
 }
 
 /// `DELETE /v1/workspaces/{workspace}/members/{key_id}`.

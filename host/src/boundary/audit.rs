@@ -56,7 +56,8 @@ impl NewEntry {
 }
 
 /// An entry as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = AuditEntry)]
 pub struct Entry {
     /// Position in the log, from 1.
     pub seq: i64,

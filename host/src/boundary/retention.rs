@@ -114,25 +114,35 @@ impl fmt::Display for Keep {
     }
 }
 
+/// What a retention setting looks like: a number and `d`, `h`, `m` or `s`, `forever` or
+/// `do_not_store` (its value is checked further: at most [`MAX_KEEP`], and audit at least the
+/// server's floor).
+pub const KEEP_PATTERN: &str = "^([0-9]{1,12}[dhms]|forever|do_not_store)$";
+
 /// Retention as written (the file, the API): each class a duration (`14d`, `12h`, `30m`,
 /// `45s`), `"forever"` or `"do_not_store"`; a class left out has its default.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetentionSettings {
     /// Leftovers of runs that died.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^([0-9]{1,12}[dhms]|forever|do_not_store)$")]
     pub staging: Option<String>,
     /// Connector log lines and wall events of runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^([0-9]{1,12}[dhms]|forever|do_not_store)$")]
     pub run_logs: Option<String>,
     /// Failed-record samples.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^([0-9]{1,12}[dhms]|forever|do_not_store)$")]
     pub samples: Option<String>,
     /// Audit log entries (removed only up to a signed digest).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^([0-9]{1,12}[dhms]|forever|do_not_store)$")]
     pub audit: Option<String>,
     /// Checkpoints of connections not run for this long.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^([0-9]{1,12}[dhms]|forever|do_not_store)$")]
     pub state: Option<String>,
 }
 

@@ -13,7 +13,7 @@ use super::{Store, StoreError, db, now};
 pub const TOKEN_PREFIX: &str = "sluice_";
 
 /// An API key as stored (never its secret).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ApiKey {
     /// The public id (16 hex digits), the middle of the token.
     pub id: String,

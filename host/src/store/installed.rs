@@ -10,7 +10,7 @@ use super::{Store, StoreError, db, now};
 use crate::protocol::ConnectorKind;
 
 /// One installed connector.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct InstalledConnector {
     /// Its package name.
     pub name: String,

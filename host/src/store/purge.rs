@@ -10,7 +10,7 @@ use super::{Store, StoreError, db};
 use crate::boundary::retention::{Keep, Retention};
 
 /// What a purge removed, per class.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct PurgeReport {
     /// Run log lines.
     pub run_log_lines: u64,

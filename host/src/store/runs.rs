@@ -3,7 +3,7 @@
 use super::*;
 
 /// The lifecycle of a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RunStatus {
     /// In progress (or its process died; see [`RunStatus::Interrupted`]).
@@ -46,7 +46,7 @@ impl FromStr for RunStatus {
 }
 
 /// A run as the store records it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RunRecord {
     /// The run id.
     pub id: i64,

@@ -14,7 +14,7 @@ use crate::boundary::crypto;
 pub const WEBHOOK_SECRET_PREFIX: &str = "whsec_";
 
 /// A webhook as it may be shown (never its secret).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Webhook {
     /// `wh_` and 16 hex digits.
     pub id: String,
@@ -31,7 +31,7 @@ pub struct Webhook {
 }
 
 /// One event for one webhook, and how delivering it went.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Delivery {
     /// `dlv_` and 16 hex digits (sent as `Sluice-Delivery`, for receivers to deduplicate).
     pub id: String,

@@ -13,7 +13,7 @@ use super::{Store, StoreError, db, now};
 use crate::boundary::crypto;
 
 /// A workspace.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Workspace {
     /// Its name (the key in paths).
     pub name: String,
@@ -24,7 +24,7 @@ pub struct Workspace {
 }
 
 /// A key's role in one workspace.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Member {
     /// The API key's id.
     pub key_id: String,
@@ -33,7 +33,7 @@ pub struct Member {
 }
 
 /// A source or a destination.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum EndpointKind {
     /// Reads data.
@@ -53,7 +53,7 @@ impl EndpointKind {
 }
 
 /// A secret of an endpoint, as it may be shown: whether a value is set, never the value.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct SecretStatus {
     /// Its name (what `{{secret:NAME}}` placeholders use).
     pub name: String,
@@ -64,7 +64,7 @@ pub struct SecretStatus {
 }
 
 /// A source or destination as stored.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct EndpointDef {
     /// Its workspace.
     pub workspace: String,
@@ -87,7 +87,7 @@ pub struct EndpointDef {
 }
 
 /// A connection as stored.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ConnectionDef {
     /// Its workspace.
     pub workspace: String,

@@ -28,7 +28,7 @@ pub struct MaskStats {
 }
 
 /// One line of [`MaskStats`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct MaskCount {
     /// The stream.
     pub stream: String,

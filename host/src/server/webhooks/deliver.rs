@@ -60,7 +60,7 @@ pub async fn run_ended(server: &Server, workspace: &str, run: &RunRecord) {
         "type": event,
         "created_at": crate::store::now_rfc3339(),
         "workspace": workspace,
-        "data": { "run": crate::server::view::run_json(run, workspace) },
+        "data": { "run": crate::server::view::RunView::new(run, workspace) },
     })
     .to_string();
     match server
