@@ -12,12 +12,15 @@
 //!   stable Rust, no sanitizer) over the committed corpus for SECONDS (default 120); what it
 //!   finds new goes to `host/sql-wall/fuzz/corpus/policy-new/` (`--merge` folds that into the
 //!   committed corpus, minimized); a crash leaves its input in `…/fuzz/artifacts/` and fails.
+//! - `cargo xtask api-fuzz [SECONDS]`: build, then schemathesis against a seeded `sluice serve`
+//!   for SECONDS (default 300), every check on; any failure fails ([`api_fuzz`]).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
+mod api_fuzz;
 mod postgres;
 
 /// First-party connectors, shipped in `dist/connectors/`.
@@ -62,9 +65,13 @@ fn main() -> Result<()> {
             ws.bench(&rest)
         }
         "fuzz" => ws.fuzz(&rest),
+        "api-fuzz" => {
+            ws.build()?;
+            ws.api_fuzz(&rest)
+        }
         _ => bail!(
             "usage: cargo xtask build|demo|test [cargo test args]|bench [args]|fuzz [SECONDS] \
-             [--merge]"
+             [--merge]|api-fuzz [SECONDS]"
         ),
     }
 }
@@ -99,14 +106,37 @@ fn cargo() -> Command {
 }
 
 fn run(cmd: &mut Command) -> Result<()> {
-    eprintln!("xtask: {cmd:?}");
+    let shown = shown(cmd);
+    eprintln!("xtask: {shown}");
     let status = cmd
         .status()
-        .with_context(|| format!("cannot start {cmd:?}"))?;
+        .with_context(|| format!("cannot start {shown}"))?;
     if !status.success() {
-        bail!("{cmd:?} failed ({status})");
+        bail!("{shown} failed ({status})");
     }
     Ok(())
+}
+
+/// `cmd` as it is logged: the program, its arguments and the names of the variables it sets,
+/// never their values (a token passed in the environment stays out of CI logs).
+fn shown(cmd: &Command) -> String {
+    let mut out = String::new();
+    if let Some(dir) = cmd.get_current_dir() {
+        out.push_str(&format!("(in {}) ", dir.display()));
+    }
+    for (name, value) in cmd.get_envs() {
+        let name = name.to_string_lossy();
+        match value {
+            Some(_) => out.push_str(&format!("{name}=… ")),
+            None => out.push_str(&format!("-u {name} ")),
+        }
+    }
+    out.push_str(&cmd.get_program().to_string_lossy());
+    for a in cmd.get_args() {
+        out.push(' ');
+        out.push_str(&a.to_string_lossy());
+    }
+    out
 }
 
 impl Workspace {
