@@ -22,7 +22,8 @@ pub enum Entity {
     Ipv4,
     /// `2001:db8::1`.
     Ipv6,
-    /// A payment card number that passes the Luhn check and has a known issuer prefix.
+    /// A payment card number in an issuer's range, of a length that issuer uses, that passes
+    /// the Luhn check.
     Card,
     /// An IBAN with a valid length for its country and mod-97 check digits.
     Iban,
@@ -86,7 +87,7 @@ static IPV4: LazyLock<Regex> = LazyLock::new(|| re(r"(?-u)\b\d{1,3}\.\d{1,3}\.\d
 static IPV6: LazyLock<Regex> = LazyLock::new(|| {
     re(r"(?-u)(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})?")
 });
-static CARD: LazyLock<Regex> = LazyLock::new(|| re(r"(?-u)\b\d(?:[ \-]?\d){12,18}\b"));
+static CARD: LazyLock<Regex> = LazyLock::new(|| re(r"(?-u)\b\d(?:[ \-]?\d){11,18}\b"));
 static IBAN: LazyLock<Regex> = LazyLock::new(|| re(r"(?-u)\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b"));
 static SSN: LazyLock<Regex> = LazyLock::new(|| re(r"(?-u)\b\d{3}-\d{2}-\d{4}\b"));
 static PHONE: LazyLock<Regex> = LazyLock::new(|| {
@@ -136,27 +137,77 @@ fn luhn(digits: &[u8]) -> bool {
     sum.is_multiple_of(10)
 }
 
-/// Issuer prefixes and lengths of the major card networks.
+/// One issuer range: card numbers whose first `digits` digits are in `lo..=hi`, of a length in
+/// `lengths`.
+struct Iin {
+    digits: usize,
+    lo: u32,
+    hi: u32,
+    lengths: std::ops::RangeInclusive<usize>,
+    /// Lengths inside `lengths` the network does not issue.
+    except: &'static [usize],
+}
+
+const fn iin(digits: usize, lo: u32, hi: u32, min: usize, max: usize) -> Iin {
+    Iin {
+        digits,
+        lo,
+        hi,
+        lengths: min..=max,
+        except: &[],
+    }
+}
+
+/// The issuers' identification number ranges with the lengths each issues (ISO/IEC 7812 as the
+/// networks publish them): Visa, Mastercard (51–55 and the 2-series), Amex, Discover, Diners,
+/// JCB (3528–3589, and the 15-digit 1800 and 2131), Maestro (12–19 digits), UnionPay, Mir,
+/// RuPay, Troy, Verve, Dankort, InterPayment, InstaPayment, UATP, BORICA, Humo, Uzcard.
+static IINS: &[Iin] = &[
+    // Visa (13, 16 or 19 digits; Electron and Dankort co-brands are inside it).
+    Iin {
+        digits: 1,
+        lo: 4,
+        hi: 4,
+        lengths: 13..=19,
+        except: &[14, 15, 17, 18],
+    },
+    iin(2, 51, 55, 16, 16),     // Mastercard
+    iin(4, 2221, 2720, 16, 16), // Mastercard 2-series
+    iin(2, 34, 34, 15, 15),     // American Express
+    iin(2, 37, 37, 15, 15),     // American Express
+    iin(4, 6011, 6011, 16, 19), // Discover
+    iin(3, 644, 649, 16, 19),   // Discover
+    iin(2, 65, 65, 16, 19),     // Discover, RuPay, Troy
+    iin(3, 300, 305, 14, 19),   // Diners Club
+    iin(4, 3095, 3095, 14, 19), // Diners Club
+    iin(2, 36, 36, 14, 19),     // Diners Club
+    iin(2, 38, 39, 16, 19),     // Diners Club
+    iin(4, 3528, 3589, 16, 19), // JCB
+    iin(4, 1800, 1800, 15, 15), // JCB
+    iin(4, 2131, 2131, 15, 15), // JCB
+    iin(2, 50, 50, 12, 19),     // Maestro
+    iin(2, 56, 69, 12, 19),     // Maestro (and UnionPay 62, RuPay 60, InterPayment 636…)
+    iin(4, 2200, 2205, 16, 19), // Mir, BORICA
+    iin(2, 81, 82, 16, 16),     // RuPay
+    iin(3, 508, 508, 16, 16),   // RuPay
+    iin(3, 353, 353, 16, 16),   // RuPay
+    iin(3, 356, 356, 16, 16),   // RuPay
+    iin(4, 9792, 9792, 16, 16), // Troy
+    iin(4, 9860, 9860, 16, 16), // Humo
+    iin(4, 8600, 8600, 16, 16), // Uzcard
+    iin(1, 1, 1, 15, 15),       // UATP
+];
+
+/// Whether `d` (13 to 19 digits… or 12 for Maestro) is a length some issuer uses for its prefix.
 fn card_issuer(d: &[u8]) -> bool {
     let n = d.len();
-    let p = |k: usize| -> u32 { d[..k].iter().fold(0, |a, &b| a * 10 + u32::from(b - b'0')) };
-    match d[0] {
-        b'4' => matches!(n, 13 | 16 | 19),                // Visa
-        b'5' => (51..=55).contains(&p(2)) && n == 16,     // Mastercard
-        b'2' => (2221..=2720).contains(&p(4)) && n == 16, // Mastercard 2-series
-        b'3' => match p(2) {
-            34 | 37 => n == 15,                                            // Amex
-            35 => (3528..=3589).contains(&p(4)) && (16..=19).contains(&n), // JCB
-            36 | 38 | 39 => (14..=19).contains(&n),                        // Diners
-            30 => (300..=305).contains(&p(3)) && (14..=19).contains(&n),   // Diners
-            _ => false,
-        },
-        b'6' => {
-            (p(4) == 6011 || p(2) == 65 || (644..=649).contains(&p(3)) || p(2) == 62)
-                && (16..=19).contains(&n) // Discover, UnionPay
-        }
-        _ => false,
-    }
+    let prefix = |k: usize| -> u32 { d[..k].iter().fold(0, |a, &b| a * 10 + u32::from(b - b'0')) };
+    IINS.iter().any(|r| {
+        n >= r.digits
+            && r.lengths.contains(&n)
+            && !r.except.contains(&n)
+            && (r.lo..=r.hi).contains(&prefix(r.digits))
+    })
 }
 
 /// IBAN length by country (the SWIFT IBAN registry).
@@ -231,7 +282,7 @@ struct Facts {
     /// `[A-Z][A-Z][0-9][0-9]` somewhere: an IBAN's country and check digits.
     iban: bool,
     /// The most digits in one run whose digits are at most three of ` -.()+` apart: a card
-    /// needs 13, an SSN 9, a phone number 7.
+    /// needs 12, an SSN 9, a phone number 7.
     run: usize,
 }
 
@@ -314,7 +365,7 @@ pub fn find(text: &str, enabled: &[Entity]) -> Vec<Finding> {
                     }
                 }
             }
-            Entity::Card if facts.run >= 13 => {
+            Entity::Card if facts.run >= 12 => {
                 for m in CARD.find_iter(text) {
                     let d = digits(m.as_str().as_bytes());
                     // Separators, when present, must be used consistently (`4111 1111 …`).
@@ -323,7 +374,7 @@ pub fn find(text: &str, enabled: &[Entity]) -> Vec<Finding> {
                     let consistent = seps.windows(2).all(|w| w[0] == w[1]);
                     // `+49…` is a phone number, not a card.
                     let signed = m.start() > 0 && bytes[m.start() - 1] == b'+';
-                    if (13..=19).contains(&d.len())
+                    if (12..=19).contains(&d.len())
                         && consistent
                         && !signed
                         && !in_digit_run(bytes, m.start(), m.end())

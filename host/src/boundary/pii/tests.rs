@@ -558,3 +558,78 @@ fn detectors_meet_precision_and_recall_on_a_labelled_set() {
     }
     assert!(failures.is_empty(), "{failures:#?}");
 }
+
+/// `prefix` padded with digits to `len`, with a Luhn check digit.
+fn card_of(prefix: &str, len: usize) -> String {
+    let mut body = prefix.to_string();
+    while body.len() < len - 1 {
+        body.push(char::from(b'0' + (body.len() * 7 % 10) as u8));
+    }
+    let d = luhn_digit(&body);
+    body.push(d);
+    body
+}
+
+#[test]
+fn cards_are_found_by_each_issuers_ranges_and_lengths() {
+    use detect::{Entity, find};
+    let is_card = |s: &str| {
+        let f = find(s, &[Entity::Card]);
+        f.len() == 1 && f[0].start == 0 && f[0].end == s.len()
+    };
+    for (prefix, len) in [
+        ("4", 13),
+        ("4", 16),
+        ("4", 19),
+        ("51", 16),
+        ("2720", 16),
+        ("34", 15),
+        ("37", 15),
+        ("6011", 19),
+        ("644", 16),
+        ("65", 16),
+        ("300", 14),
+        ("36", 14),
+        ("3528", 16),
+        ("3589", 19),
+        ("1800", 15), // JCB, 15 digits
+        ("2131", 15),
+        ("50", 12), // Maestro, 12 to 19 digits
+        ("5018", 12),
+        ("56", 13),
+        ("6759", 19),
+        ("62", 17),   // UnionPay
+        ("2200", 16), // Mir
+        ("81", 16),   // RuPay
+        ("9792", 16), // Troy
+    ] {
+        let n = card_of(prefix, len);
+        assert!(is_card(&n), "{prefix}… ({len} digits): {n}");
+    }
+    for (prefix, len) in [
+        ("4", 14), // Visa issues 13, 16 and 19
+        ("4", 17),
+        ("51", 15),
+        ("34", 16),
+        ("1800", 16),
+        ("3527", 16), // below JCB's range
+        ("3590", 16),
+        ("12", 16), // no issuer
+        ("70", 16),
+        ("9", 16),
+        ("50", 11), // too short for anyone
+        ("2100", 16),
+    ] {
+        let n = card_of(prefix, len);
+        assert!(!is_card(&n), "{prefix}… ({len} digits) is no issuer's: {n}");
+    }
+    // The check digit matters.
+    let good = card_of("4", 16);
+    let last = good.as_bytes()[15];
+    let bad = format!(
+        "{}{}",
+        &good[..15],
+        char::from(b'0' + (last - b'0' + 1) % 10)
+    );
+    assert!(!is_card(&bad));
+}
