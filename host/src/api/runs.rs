@@ -249,23 +249,27 @@ pub async fn trigger(
 /// What a trigger refused for want of a free run slot suggests as `Retry-After`.
 const RETRY_WHEN_FULL: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// `GET …/connections/{name}/runs`: newest first.
+/// `GET …/connections/{name}/runs`: newest first; 404 once the connection is deleted.
 pub async fn list(
     State(state): State<ApiState>,
     Path((workspace, name)): Path<(String, String)>,
     Query(q): Query<ListQuery>,
 ) -> Result<Response, ApiError> {
     existing(&state, &workspace).await?;
-    // A name no connection can have has no runs: 404, as for any other unknown name.
-    super::names::check_name("connection", &name).map_err(|_| {
-        ApiError::new(
+    // The runs of a connection that is not there (never was, or was deleted) are not listed
+    // under it: 404. They stay readable by id (`GET …/runs/{id}`) and in `sluice runs`.
+    if state
+        .server
+        .store
+        .connection_def(&workspace, &name)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::new(
             StatusCode::NOT_FOUND,
-            format!(
-                "no connection `{}` in workspace `{workspace}`",
-                name.chars().take(80).collect::<String>()
-            ),
-        )
-    })?;
+            format!("no connection `{name}` in workspace `{workspace}`"),
+        ));
+    }
     let limit = q.limit()?;
     let runs = state
         .server

@@ -8,6 +8,7 @@
 //! likely values without the key.
 
 pub mod detect;
+pub mod phone;
 mod policy;
 mod walk;
 

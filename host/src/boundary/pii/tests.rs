@@ -612,8 +612,8 @@ fn cards_are_found_by_each_issuers_ranges_and_lengths() {
         ("51", 15),
         ("34", 16),
         ("1800", 16),
-        ("3527", 16), // below JCB's range
-        ("3590", 16),
+        ("35", 15), // JCB issues 16 to 19 (15 only for 1800 and 2131)
+        ("3095", 13),
         ("12", 16), // no issuer
         ("70", 16),
         ("9", 16),

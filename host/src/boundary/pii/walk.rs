@@ -237,7 +237,12 @@ impl<'m> Walk<'m> {
         } else {
             inner
         };
-        let found = detect::find(s, &self.masker.policy.detectors);
+        let name = self.field.rsplit('.').next().unwrap_or_default();
+        let context = detect::Context {
+            phone_field: super::phone::phone_field(name),
+            ..detect::Context::default()
+        };
+        let found = detect::find_in(s, &self.masker.policy.detectors, &context);
         if found.is_empty() {
             out.extend_from_slice(text.as_bytes());
             return Ok(());

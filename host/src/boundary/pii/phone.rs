@@ -1,0 +1,272 @@
+//! Phone numbers by their numbering plans. A candidate (digits with the separators people write
+//! between them, an optional `+`, an optional extension) is a phone number when:
+//!
+//! - it is international (`+…`, or `00…`) and libphonenumber's metadata (the `phonenumber`
+//!   crate) says it is a valid number, or a possible one where the context says phone;
+//! - or it is a national number valid in one of the policy's regions and written like one
+//!   (`(555) 123-4567`, `555-123-4567`, a trunk `0` and groups: `030 1234567`, `06 35 51 71 23`);
+//! - or the context says phone — the field's name (`phone`, `tel`, `mobile`, `fax`…) or a word
+//!   just before it in text (`call`, `phone`, `tel.`…) — and it is valid or of a possible length
+//!   in one of the regions: so a bare `03765221629` is caught in `phone` and left alone in
+//!   `order_id`.
+//!
+//! Dates, decimals, three-part dotted versions, and digit groups glued to letters (UUIDs, SKUs
+//! like `AB-1234-5678`) are never phone numbers.
+
+use std::sync::LazyLock;
+
+use phonenumber::country::Id;
+use regex::Regex;
+
+/// The regions national numbers are read in unless the policy names others.
+pub const DEFAULT_REGIONS: &[Id] = &[
+    Id::US,
+    Id::CA,
+    Id::GB,
+    Id::DE,
+    Id::FR,
+    Id::ES,
+    Id::IT,
+    Id::NL,
+    Id::BR,
+    Id::JP,
+    Id::IN,
+    Id::AU,
+];
+
+/// A candidate: an optional `+` or `(`, digits and separators, an optional extension.
+pub(super) static CANDIDATE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?-u)(?:\+|\(\+?)?\d[\d \-./()]{4,24}\d(?:\s?(?:[xX]|ext\.?|extension|#)\s?\d{1,6})?",
+    )
+    .expect("the phone candidate pattern is valid")
+});
+
+static EXTENSION: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?-u)\s?(?:[xX]|ext\.?|extension|#)\s?\d{1,6}$").expect("valid"));
+
+/// North American groupings: `(555) 123-4567`, `555-123-4567`, `555.123.4567`.
+static NANP: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?-u)^(?:\(\d{3}\) ?|\d{3}[\-. ])\d{3}[\-. ]\d{4}$").expect("valid")
+});
+
+/// Words that say a number near them is a phone number (lowercase, ASCII).
+const WORDS: &[&str] = &[
+    "call", "phone", "tel", "mobile", "cell", "fax", "reach", "dial", "sms", "whatsapp", "contact",
+    "ring", "telefon", "telefono", "telefone", "bel ",
+];
+
+/// Field-name tokens that say the value is a phone number.
+const FIELD_TOKENS: &[&str] = &[
+    "phone",
+    "phones",
+    "telephone",
+    "tel",
+    "mobile",
+    "cell",
+    "cellphone",
+    "fax",
+    "msisdn",
+    "whatsapp",
+];
+
+/// Whether a field named `name` (the last segment of its path) holds phone numbers:
+/// `phone`, `phone_number`, `mobilePhone`, `tel`, `fax_no`… but not `hotel` or `telemetry`.
+pub fn phone_field(name: &str) -> bool {
+    let mut tokens: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    let mut prev_lower = false;
+    for c in name.chars() {
+        if !c.is_ascii_alphanumeric() {
+            tokens.push(std::mem::take(&mut cur));
+            prev_lower = false;
+            continue;
+        }
+        if c.is_ascii_uppercase() && prev_lower {
+            tokens.push(std::mem::take(&mut cur));
+        }
+        prev_lower = c.is_ascii_lowercase();
+        cur.push(c.to_ascii_lowercase());
+    }
+    tokens.push(cur);
+    tokens
+        .iter()
+        .any(|t| FIELD_TOKENS.contains(&t.as_str()) || t.starts_with("phone"))
+}
+
+/// Whether the text just before a candidate says phone (`call me on`, `tel.`).
+pub fn phone_words_before(text: &[u8], start: usize) -> bool {
+    let from = start.saturating_sub(24);
+    let before: Vec<u8> = text[from..start]
+        .iter()
+        .map(u8::to_ascii_lowercase)
+        .collect();
+    // Only the words after the last digit count: `call 1 234` is not context for `5678`.
+    let tail = match before.iter().rposition(u8::is_ascii_digit) {
+        Some(i) => &before[i + 1..],
+        None => &before[..],
+    };
+    WORDS
+        .iter()
+        .any(|w| tail.windows(w.len()).any(|win| win == w.as_bytes()))
+}
+
+fn digit_count(s: &str) -> usize {
+    s.bytes().filter(u8::is_ascii_digit).count()
+}
+
+/// Whether the national number of `n` has a length its country's numbers may have.
+fn possible(n: &phonenumber::PhoneNumber) -> bool {
+    let national = n.national();
+    let len = national.zeros() as usize
+        + if national.value() == 0 {
+            0
+        } else {
+            national.value().to_string().len()
+        };
+    phonenumber::metadata::DATABASE
+        .by_code(&n.code().value())
+        .into_iter()
+        .flatten()
+        .any(|m| {
+            let d = m.descriptors();
+            [
+                Some(d.general()),
+                d.fixed_line(),
+                d.mobile(),
+                d.toll_free(),
+                d.premium_rate(),
+                d.shared_cost(),
+                d.personal_number(),
+                d.voip(),
+                d.uan(),
+            ]
+            .into_iter()
+            .flatten()
+            .any(|desc| desc.possible_length().contains(&(len as u16)))
+        })
+}
+
+/// Written like a national phone number: North American groupings, or a trunk `0` and groups.
+fn shaped(body: &str) -> bool {
+    NANP.is_match(body)
+        || body.starts_with("(0")
+        || (body.starts_with('0')
+            && digit_count(body) >= 9
+            && body.bytes().any(|b| matches!(b, b' ' | b'-' | b'/')))
+}
+
+/// Whether `candidate` (a [`CANDIDATE`] match, glue already checked) is a phone number.
+pub fn is_phone(candidate: &str, context: bool, regions: &[Id]) -> bool {
+    let candidate = candidate.trim();
+    let body = match EXTENSION.find(candidate) {
+        Some(m) => &candidate[..m.start()],
+        None => candidate,
+    };
+    let body = body.replace("(0)", "");
+    let body = body.trim();
+    let n = digit_count(body);
+    if !(7..=15).contains(&n) {
+        return false;
+    }
+    let b = body.as_bytes();
+    // A date (`2024-03-15`), a decimal (`48.8566`), a three-part dotted version (`20.99.313`).
+    let date = b.len() >= 10
+        && b[..4].iter().all(u8::is_ascii_digit)
+        && b[4] == b'-'
+        && b[5..7].iter().all(u8::is_ascii_digit)
+        && b[7] == b'-';
+    let decimal = body.bytes().filter(|c| *c == b'.').count() == 1
+        && body.bytes().all(|c| c.is_ascii_digit() || c == b'.');
+    let dotted = body.contains('.')
+        && body
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|g| !g.is_empty())
+            .count()
+            == 3
+        && !NANP.is_match(body);
+    if date || decimal || dotted {
+        return false;
+    }
+    let international = body.trim_start_matches('(').starts_with('+') || body.starts_with("00");
+    if international {
+        // `+` and the digits alone: the parser misreads some groupings (`+31727-417454`
+        // gives no country code), and the digits are all the plan looks at.
+        let digits: String = body
+            .strip_prefix("00")
+            .unwrap_or(body)
+            .chars()
+            .filter(char::is_ascii_digit)
+            .collect();
+        let text = format!("+{digits}");
+        if let Ok(number) = phonenumber::parse(None, &text)
+            && (phonenumber::is_valid(&number) || possible(&number))
+        {
+            return true;
+        }
+        if !context {
+            return false;
+        }
+    }
+    let shaped = shaped(body);
+    if !context && !shaped {
+        return false;
+    }
+    regions.iter().any(|&region| {
+        phonenumber::parse(Some(region), body)
+            .is_ok_and(|number| phonenumber::is_valid(&number) || (context && possible(&number)))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_names_say_phone_by_their_words() {
+        for yes in [
+            "phone",
+            "phone_number",
+            "mobilePhone",
+            "tel",
+            "fax_no",
+            "PhoneNumbers",
+        ] {
+            assert!(phone_field(yes), "{yes}");
+        }
+        for no in ["hotel", "telemetry", "order_id", "cellar", "name", "faxon"] {
+            assert!(!phone_field(no), "{no}");
+        }
+    }
+
+    #[test]
+    fn numbers_by_their_plans_and_context() {
+        let r = DEFAULT_REGIONS;
+        for (yes, context) in [
+            ("+44 20 7946 0958", false),
+            ("+1-245-849-1436", false),
+            ("+4915112345678", false),
+            ("+31727-417454", false),
+            ("+1-464-236-8794x2095", false),
+            ("+49 (0) 9141 777631", false),
+            ("(02649) 699088", false),
+            ("06 35 51 71 23", false),
+            ("080-9141-7776", false),
+            ("555.123.4567x1234", false),
+            ("03765221629", true),
+            ("2636606071", true),
+        ] {
+            assert!(is_phone(yes, context, r), "{yes} (context {context})");
+        }
+        for (no, context) in [
+            ("03765221629", false), // a bare national number, no context
+            ("2024-03-15", true),
+            ("48.8566142", false),
+            ("20.99.313", false),
+            ("123456", true),
+            ("37137-343", false), // a Brazilian postcode
+        ] {
+            assert!(!is_phone(no, context, r), "{no} (context {context})");
+        }
+    }
+}
