@@ -16,6 +16,7 @@ mod hostile;
 mod hostile_serve;
 mod marketplace;
 mod packages;
+mod pii_faker;
 mod resume;
 mod source_file;
 mod source_http;

@@ -1,4 +1,4 @@
-//! `cargo xtask api-fuzz [SECONDS]`: schemathesis (PyPI, pinned, in a venv under the target
+//! The Python side of the tasks (a pinned venv), and `cargo xtask api-fuzz [SECONDS]`: schemathesis (PyPI, pinned, in a venv under the target
 //! dir) against a `sluice serve` started on loopback with an owner key and a seeded workspace
 //! (tests/schemathesis/seed.py), every check on, positive and negative data, the stateful phase
 //! following the document's links. Bounded by SECONDS (default 300). Any failure fails the task;
@@ -13,8 +13,9 @@ use anyhow::{Context, Result, bail};
 
 use super::{Workspace, fresh_dir, run, shown};
 
-/// The schemathesis release the checks are written against.
-const SCHEMATHESIS: &str = "schemathesis==4.32.5";
+/// The PyPI tools the tasks use, pinned: schemathesis (the API fuzzer) and Faker (the PII
+/// detectors' labelled set).
+const PYPI: &[&str] = &["schemathesis==4.32.5", "Faker==40.63.0"];
 
 /// `sluice serve`, stopped when dropped (also when the task fails half-way).
 struct Serve(Child);
@@ -129,23 +130,21 @@ impl Workspace {
         )
     }
 
-    /// A venv with schemathesis, kept under the target dir so later runs reuse it.
-    fn venv(&self) -> Result<PathBuf> {
+    /// A venv with [`PYPI`], kept under the target dir so later runs reuse it.
+    pub(super) fn venv(&self) -> Result<PathBuf> {
         let venv = self.target.join("xtask-venv");
         let pinned = venv.join("pinned.txt");
-        if std::fs::read_to_string(&pinned).ok().as_deref() == Some(SCHEMATHESIS) {
+        let wanted = PYPI.join("\n");
+        if std::fs::read_to_string(&pinned).ok() == Some(wanted.clone()) {
             return Ok(venv);
         }
         let _ = std::fs::remove_dir_all(&venv);
         run(Command::new("python3").args(["-m", "venv"]).arg(&venv))
-            .context("python3 with its venv module is needed for schemathesis")?;
-        run(Command::new(venv.join("bin/pip")).args([
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            SCHEMATHESIS,
-        ]))?;
-        std::fs::write(&pinned, SCHEMATHESIS)?;
+            .context("python3 with its venv module is needed (Debian: python3-venv)")?;
+        run(Command::new(venv.join("bin/pip"))
+            .args(["install", "--quiet", "--disable-pip-version-check"])
+            .args(PYPI))?;
+        std::fs::write(&pinned, wanted)?;
         Ok(venv)
     }
 }

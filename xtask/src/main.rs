@@ -5,8 +5,9 @@
 //!   first-party index in `examples/index/` (packed, signed with this checkout's own publisher
 //!   key, published).
 //! - `cargo xtask demo`: build, then run `examples/faker-to-file.toml`.
-//! - `cargo xtask test [ARGS]`: build, start a throwaway PostgreSQL on loopback, then the whole
-//!   test suite (`cargo test --release`); the server is stopped afterwards.
+//! - `cargo xtask test [ARGS]`: build, start a throwaway PostgreSQL on loopback, generate the
+//!   PII detectors' labelled set with Faker (pinned, in a venv under the target dir), then the
+//!   whole test suite (`cargo test --release`); the server is stopped afterwards.
 //! - `cargo xtask bench [ARGS]`: the same set-up, then the benchmarks.
 //! - `cargo xtask fuzz [SECONDS] [--merge]`: the SQL policy's fuzz target (libFuzzer coverage on
 //!   stable Rust, no sanitizer) over the committed corpus for SECONDS (default 120); what it
@@ -304,14 +305,29 @@ impl Workspace {
     }
 
     fn test(&self, args: &[String]) -> Result<()> {
+        let pii_set = self.pii_set()?;
         let mut cmd = cargo();
         cmd.current_dir(&self.root)
             .args(["test", "--release", "--workspace"])
-            .args(args);
+            .args(args)
+            .env("SLUICE_PII_SET", &pii_set);
         self.env(&mut cmd);
         let pg = postgres::Postgres::start("pg-test")?;
         pg.env(&mut cmd);
         run(&mut cmd)
+    }
+
+    /// The PII detectors' labelled set, made by Faker (tests/pii/labelled.py): 200 values per
+    /// entity and locale in ten locales, and look-alikes. `SLUICE_PII_SEED` picks another set.
+    fn pii_set(&self) -> Result<PathBuf> {
+        let venv = self.venv()?;
+        let out = self.target.join("pii-set.jsonl");
+        let seed = std::env::var("SLUICE_PII_SEED").unwrap_or_else(|_| "2026".into());
+        run(Command::new(venv.join("bin/python"))
+            .arg(self.root.join("tests/pii/labelled.py"))
+            .arg(&out)
+            .args(["200", &seed]))?;
+        Ok(out)
     }
 
     fn bench(&self, args: &[String]) -> Result<()> {
