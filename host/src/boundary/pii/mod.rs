@@ -184,7 +184,11 @@ impl Masker {
 
     /// Replace what the detectors find in free text (a log line, an error message).
     pub fn scrub_text(&self, text: &str) -> String {
-        let found = detect::find(text, &self.policy.detectors);
+        let context = detect::Context {
+            phone_field: false,
+            regions: &self.policy.phone_regions,
+        };
+        let found = detect::find_in(text, &self.policy.detectors, &context);
         if found.is_empty() {
             return text.to_string();
         }

@@ -127,6 +127,9 @@ pub struct PiiFile {
     detectors: Option<Vec<Entity>>,
     #[serde(default)]
     on_detect: OnDetect,
+    /// Regions national phone numbers are read in (ISO 3166 codes); default
+    /// [`super::phone::DEFAULT_REGIONS`].
+    phone_regions: Option<Vec<String>>,
     #[serde(default)]
     fields: Vec<FieldFile>,
 }
@@ -149,6 +152,8 @@ pub struct PiiPolicy {
     pub detectors: Vec<Entity>,
     /// What detectors do with a finding.
     pub on_detect: OnDetect,
+    /// Regions national phone numbers are read in.
+    pub phone_regions: Vec<phonenumber::country::Id>,
     /// Field rules, in file order.
     pub fields: Vec<FieldRule>,
 }
@@ -159,6 +164,7 @@ impl Default for PiiPolicy {
         PiiPolicy {
             detectors: Entity::ALL.to_vec(),
             on_detect: OnDetect::Redact,
+            phone_regions: super::phone::DEFAULT_REGIONS.to_vec(),
             fields: Vec::new(),
         }
     }
@@ -200,6 +206,17 @@ pub enum PolicyError {
         /// The rule.
         at: String,
     },
+    /// A phone region that is not an ISO 3166 code libphonenumber knows.
+    #[error(
+        "pii.phone_regions: `{0}` is not a region: write ISO 3166 codes such as \"DE\", \"FR\", \
+         \"JP\" (or leave it out for the default set)"
+    )]
+    UnknownRegion(String),
+    /// An empty list of phone regions.
+    #[error(
+        "pii.phone_regions is empty: name at least one region, or leave it out for the default set"
+    )]
+    NoRegions,
     /// Two rules for one field.
     #[error("{at}: `{path}` already has a rule{for_stream}; one rule per field")]
     Twice {
@@ -287,9 +304,24 @@ impl PiiFile {
         // Resolution order is fixed (`Entity::ALL`), whatever order the file lists them in.
         detectors.sort_by_key(|d| Entity::ALL.iter().position(|a| a == d));
         detectors.dedup();
+        let phone_regions = match self.phone_regions {
+            None => super::phone::DEFAULT_REGIONS.to_vec(),
+            Some(list) if list.is_empty() => return Err(PolicyError::NoRegions),
+            Some(list) => list
+                .iter()
+                .map(|r| {
+                    let code = r.trim().to_ascii_uppercase();
+                    code.parse::<phonenumber::country::Id>()
+                        .ok()
+                        .filter(|_| code.len() == 2)
+                        .ok_or_else(|| PolicyError::UnknownRegion(r.chars().take(16).collect()))
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        };
         Ok(PiiPolicy {
             detectors,
             on_detect: self.on_detect,
+            phone_regions,
             fields,
         })
     }

@@ -571,6 +571,34 @@ fn card_of(prefix: &str, len: usize) -> String {
 }
 
 #[test]
+fn phone_regions_decide_where_national_numbers_are_read() {
+    let line = r#"{"note":"(02649) 699088","other":"06 35 51 71 23"}"#;
+    // Default regions: a German and a French national number.
+    let m = masker(policy(""), 1);
+    let (v, _) = run(&m, "s", line);
+    assert_eq!(v["note"], "[phone]");
+    assert_eq!(v["other"], "[phone]");
+    // Only the US: neither is read as one (nothing says phone around them).
+    let m = masker(policy(r#"phone_regions = ["us"]"#), 1);
+    let (v, _) = run(&m, "s", line);
+    assert_eq!(v["note"], "(02649) 699088");
+    assert_eq!(v["other"], "06 35 51 71 23");
+    // Bad lists are refused by name.
+    for (bad, says) in [
+        (r#"phone_regions = ["XX"]"#, "`XX` is not a region"),
+        (
+            r#"phone_regions = ["germany"]"#,
+            "`germany` is not a region",
+        ),
+        (r#"phone_regions = []"#, "is empty"),
+    ] {
+        let file: policy::PiiFile = toml::from_str(bad).unwrap();
+        let e = file.check().unwrap_err().to_string();
+        assert!(e.contains(says), "{bad}: {e}");
+    }
+}
+
+#[test]
 fn cards_are_found_by_each_issuers_ranges_and_lengths() {
     use detect::{Entity, find};
     let is_card = |s: &str| {

@@ -240,7 +240,7 @@ impl<'m> Walk<'m> {
         let name = self.field.rsplit('.').next().unwrap_or_default();
         let context = detect::Context {
             phone_field: super::phone::phone_field(name),
-            ..detect::Context::default()
+            regions: &self.masker.policy.phone_regions,
         };
         let found = detect::find_in(s, &self.masker.policy.detectors, &context);
         if found.is_empty() {
