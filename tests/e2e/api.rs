@@ -2119,13 +2119,79 @@ async fn a_body_is_an_object_of_known_fields_read_as_its_schema_says() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
     assert!(answer["error"].as_str().unwrap().contains("RFC 3339"));
+    // A body sent without `Content-Type` is refused, not quietly replaced by the defaults (a
+    // rotation's `grace_hours: 0` would have been a day); no body at all is the defaults.
+    let rotate = |body: &'static str, typed: bool| {
+        let mut req = Request::builder()
+            .method(Method::POST)
+            .uri(format!("/v1/keys/{id}/rotate"))
+            .header("authorization", format!("Bearer {owner}"));
+        if typed {
+            req = req.header("content-type", "application/json");
+        }
+        (req, body)
+    };
+    let (req, body) = rotate(r#"{"grace_hours": 0}"#, false);
+    let (status, _, answer) = api.send_from("127.0.0.1", req, body).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{answer}");
+    let (req, body) = rotate("", true);
+    let (status, _, rotated) = api.send_from("127.0.0.1", req, body).await;
+    assert_eq!(status, StatusCode::CREATED, "{rotated}");
+    // A wrongly typed value is never quoted back: it may be a secret.
+    api.call(
+        Method::POST,
+        "/v1/workspaces",
+        Some(&owner),
+        Some(json!({ "name": "acme" })),
+    )
+    .await;
+    for body in [
+        json!({ "name": "s", "connector": "source-faker", "secrets": "ghp_not_for_your_eyes" }),
+        json!({ "name": "s", "connector": "source-faker", "grant": { "secrets": ["ghp_not_for_your_eyes"] } }),
+    ] {
+        let (status, answer) = api
+            .call(
+                Method::POST,
+                "/v1/workspaces/acme/sources",
+                Some(&owner),
+                Some(body),
+            )
+            .await;
+        assert!(status.is_client_error(), "{status} {answer}");
+        assert!(!answer.to_string().contains("ghp_not"), "{answer}");
+    }
+    // A path the access layer cannot read answers JSON like every other error.
+    let (status, answer) = api
+        .call(
+            Method::GET,
+            "/v1/workspaces/%FF/sources",
+            Some(&owner),
+            None,
+        )
+        .await;
+    assert!(status.is_client_error(), "{status}");
+    assert!(answer["error"].is_string(), "{answer}");
+    // A token pasted into a path is not kept in the audit log.
+    let leaked = format!("/v1/keys/{owner}");
+    api.call(Method::DELETE, &leaked, Some(&owner), None).await;
+    let (_, entries) = api
+        .call(
+            Method::GET,
+            "/v1/audit?action=api.request",
+            Some(&owner),
+            None,
+        )
+        .await;
+    let text = entries.to_string();
+    assert!(!text.contains(&owner), "the token is in the audit log");
+    assert!(text.contains("DELETE /v1/keys/[credential]"), "{text}");
     // And the honest request beside them all succeeds.
     let (status, answer) = api
         .call(
             Method::POST,
             "/v1/workspaces",
             Some(&owner),
-            Some(json!({ "name": "acme" })),
+            Some(json!({ "name": "acme2" })),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{answer}");

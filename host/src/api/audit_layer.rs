@@ -62,10 +62,44 @@ async fn write(store: Arc<Store>, mut rx: tokio::sync::mpsc::UnboundedReceiver<Q
     }
 }
 
+/// A method as recorded and counted: the ones HTTP defines by name, anything else `OTHER`, so
+/// made-up methods neither fill the audit log with text nor grow the metrics without end.
+pub fn method_label(m: &http::Method) -> &'static str {
+    use http::Method as M;
+    match *m {
+        M::GET => "GET",
+        M::POST => "POST",
+        M::PUT => "PUT",
+        M::PATCH => "PATCH",
+        M::DELETE => "DELETE",
+        M::HEAD => "HEAD",
+        M::OPTIONS => "OPTIONS",
+        M::TRACE => "TRACE",
+        M::CONNECT => "CONNECT",
+        _ => "OTHER",
+    }
+}
+
+/// `path` with any segment that looks like a credential (`sluice_…`, `whsec_…`) replaced: an
+/// operator pasting a token into a path must not store it in the signed audit log for good.
+pub fn without_tokens(path: &str) -> String {
+    path.split('/')
+        .map(|seg| {
+            let lower = seg.to_ascii_lowercase();
+            if lower.starts_with("sluice_") || lower.starts_with("whsec_") {
+                "[credential]"
+            } else {
+                seg
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 /// The audit layer.
 pub async fn record(State(state): State<ApiState>, req: Request, next: Next) -> Response {
-    let method = req.method().to_string();
-    let path = req.uri().path().to_string();
+    let method = method_label(req.method()).to_string();
+    let path = without_tokens(req.uri().path());
     let ip = req
         .extensions()
         .get::<ConnectInfo<Peer>>()
@@ -118,4 +152,28 @@ pub async fn record(State(state): State<ApiState>, req: Request, next: Next) -> 
         note.refusal,
     );
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_in_paths_and_made_up_methods_are_not_recorded_as_sent() {
+        assert_eq!(
+            without_tokens("/v1/keys/sluice_0123456789abcdef_secret"),
+            "/v1/keys/[credential]"
+        );
+        assert_eq!(
+            without_tokens("/v1/workspaces/w/webhooks/whsec_abc/rotate"),
+            "/v1/workspaces/w/webhooks/[credential]/rotate"
+        );
+        assert_eq!(
+            without_tokens("/v1/keys/0123456789abcdef"),
+            "/v1/keys/0123456789abcdef"
+        );
+        let made_up = http::Method::from_bytes(b"FOO1").unwrap();
+        assert_eq!(method_label(&made_up), "OTHER");
+        assert_eq!(method_label(&http::Method::PATCH), "PATCH");
+    }
 }

@@ -139,8 +139,12 @@ fn inside(p: &FsPath) -> bool {
 /// held by the API).
 fn check_grant(grant: Option<Value>) -> Result<Value, ApiError> {
     let mut grant = grant.unwrap_or_else(|| json!({}));
-    let parsed: Grant =
-        serde_json::from_value(grant.clone()).map_err(|e| unprocessable(format!("grant: {e}")))?;
+    let parsed: Grant = serde_json::from_value(grant.clone()).map_err(|e| {
+        unprocessable(format!(
+            "grant: {}",
+            super::body::without_values(&e.to_string())
+        ))
+    })?;
     for (i, d) in parsed.dirs.iter().enumerate() {
         if !inside(&d.host) {
             return Err(unprocessable(format!(

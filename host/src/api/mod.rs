@@ -146,15 +146,18 @@ pub fn router(state: ApiState) -> Router {
     }
     router
         .route_layer(axum::middleware::from_fn(contain_panic))
-        .route_layer(axum::middleware::map_response(json_errors))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             access::authorize,
         ))
+        // Outside the access layer, so its own plain-text refusals become JSON too.
+        .route_layer(axum::middleware::map_response(json_errors))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             audit_layer::record,
         ))
+        // And once more outermost: a panic in the access or audit layer answers 500 too.
+        .layer(axum::middleware::from_fn(contain_panic))
         .with_state(state)
 }
 

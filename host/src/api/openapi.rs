@@ -184,10 +184,19 @@ pub fn document() -> OpenApi {
         for a in &r.answers {
             op = op.response(a.status.as_str(), answer(a, &links, &mut schemas));
         }
-        op = op.response(
-            "4XX",
-            error_answer("Refused: what went wrong and what to do", &mut schemas).build(),
-        );
+        op = op
+            .response(
+                "4XX",
+                error_answer("Refused: what went wrong and what to do", &mut schemas).build(),
+            )
+            .response(
+                "5XX",
+                error_answer(
+                    "The server failed (the store, a file it keeps): the server log has more",
+                    &mut schemas,
+                )
+                .build(),
+            );
         for name in path_parameters(r.path) {
             op = op.parameter(
                 ParameterBuilder::new()
