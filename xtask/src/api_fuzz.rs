@@ -5,7 +5,7 @@
 //! the report (JUnit) is left in `TARGET/xtask-api-fuzz/report/`.
 
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -139,8 +139,29 @@ impl Workspace {
             return Ok(venv);
         }
         let _ = std::fs::remove_dir_all(&venv);
-        run(Command::new("python3").args(["-m", "venv"]).arg(&venv))
-            .context("python3 with its venv module is needed (Debian: python3-venv)")?;
+        let has_venv = || {
+            Command::new("python3")
+                .args(["-c", "import venv, ensurepip"])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        };
+        if !has_venv() && super::postgres::is_root() && Path::new("/usr/bin/apt-get").exists() {
+            eprintln!("xtask: python3's venv module is missing; installing Debian's python3-venv");
+            run(Command::new("apt-get").args(["update", "-q"]))?;
+            run(Command::new("apt-get")
+                .args([
+                    "install",
+                    "-y",
+                    "-q",
+                    "--no-install-recommends",
+                    "python3-venv",
+                ])
+                .env("DEBIAN_FRONTEND", "noninteractive"))?;
+        }
+        run(Command::new("python3").args(["-m", "venv"]).arg(&venv)).context(
+            "python3 with its venv module is needed: `sudo apt-get install python3-venv` \
+             (Debian/Ubuntu), then try again",
+        )?;
         run(Command::new(venv.join("bin/pip"))
             .args(["install", "--quiet", "--disable-pip-version-check"])
             .args(PYPI))?;

@@ -27,7 +27,7 @@ pub struct Postgres {
     pub password: &'static str,
 }
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()
