@@ -2,9 +2,11 @@
 //! client's address in the access layer.
 
 use std::net::IpAddr;
+use std::sync::LazyLock;
 
 use http::StatusCode;
 use ipnet::IpNet;
+use regex::Regex;
 use serde_json::Value;
 
 use utoipa::openapi::RefOr;
@@ -15,15 +17,34 @@ use utoipa::openapi::schema::{
 use super::error::ApiError;
 
 /// An allowlist entry as the schema describes it: an IPv4 or IPv6 address, or a CIDR. The
-/// CIDR patterns cover IPv4 and the IPv6 forms written in full or ending in `::`; [`parse`]
-/// takes any form `ipnet` reads.
+/// server takes exactly what the patterns describe ([`parse`] checks a CIDR against them
+/// before `ipnet` reads it), so a request the schema refuses is refused.
 pub struct Cidr;
 
 /// IPv4 CIDRs.
 const CIDR4: &str = "^((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])/(3[0-2]|[12]?[0-9])$";
-/// IPv6 CIDRs, written in full or ending in `::`.
-const CIDR6: &str =
-    "^(([0-9a-f]{1,4}:){7}[0-9a-f]{1,4}|([0-9a-f]{1,4}:){1,7}:)/(12[0-8]|1[01][0-9]|[1-9]?[0-9])$";
+/// IPv6 CIDRs in every written form (full, or with one `::` anywhere; hex in either case),
+/// and IPv4-mapped ones with a dotted tail (`::ffff:10.0.0.0/104`, how they are printed back).
+const CIDR6: &str = concat!(
+    "^(",
+    "([0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}",
+    "|([0-9a-fA-F]{1,4}:){1,7}:",
+    "|([0-9a-fA-F]{1,4}:){1,6}:[0-9a-fA-F]{1,4}",
+    "|([0-9a-fA-F]{1,4}:){1,5}(:[0-9a-fA-F]{1,4}){1,2}",
+    "|([0-9a-fA-F]{1,4}:){1,4}(:[0-9a-fA-F]{1,4}){1,3}",
+    "|([0-9a-fA-F]{1,4}:){1,3}(:[0-9a-fA-F]{1,4}){1,4}",
+    "|([0-9a-fA-F]{1,4}:){1,2}(:[0-9a-fA-F]{1,4}){1,5}",
+    "|[0-9a-fA-F]{1,4}:(:[0-9a-fA-F]{1,4}){1,6}",
+    "|:(:[0-9a-fA-F]{1,4}){1,7}",
+    "|::",
+    "|::[fF]{4}:((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])",
+    ")/(12[0-8]|1[01][0-9]|[1-9]?[0-9])$"
+);
+
+/// The two CIDR patterns, compiled: a CIDR the server takes matches one of them, so the
+/// schema and the server agree on every entry with a `/`.
+static CIDR_PATTERNS: LazyLock<[Regex; 2]> =
+    LazyLock::new(|| [CIDR4, CIDR6].map(|p| Regex::new(p).expect("the CIDR patterns compile")));
 
 impl utoipa::PartialSchema for Cidr {
     fn schema() -> RefOr<Schema> {
@@ -71,10 +92,15 @@ pub fn parse(value: &Value) -> Result<Option<Vec<String>>, ApiError> {
             let text = item
                 .as_str()
                 .ok_or_else(|| bad(format!("got {}", kind(item))))?;
-            let net = text
-                .parse::<IpNet>()
-                .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
-                .map_err(|_| bad(format!("`{text}` is not a CIDR or an address")))?;
+            let not_one = || bad(format!("`{text}` is not a CIDR or an address"));
+            let net = if text.contains('/') {
+                if !CIDR_PATTERNS.iter().any(|p| p.is_match(text)) {
+                    return Err(not_one());
+                }
+                text.parse::<IpNet>().map_err(|_| not_one())?
+            } else {
+                IpNet::from(text.parse::<IpAddr>().map_err(|_| not_one())?)
+            };
             Ok(net.trunc().to_string())
         })
         .collect::<Result<Vec<_>, _>>()
@@ -126,16 +152,81 @@ mod tests {
             assert!(v4.is_match(ok), "{ok}");
             assert!(parse(&json!([ok])).is_ok(), "{ok}");
         }
-        for ok in ["2001:db8::/32", "fe80::/10", "1:2:3:4:5:6:7:8/128", "::/0"] {
-            assert!(v6.is_match(ok) || ok == "::/0", "{ok}");
+        for ok in [
+            "2001:db8::/32",
+            "fe80::/10",
+            "1:2:3:4:5:6:7:8/128",
+            "::/0",
+            "::1/128",
+            "::2:c006/128",
+            "::60b:7275/128",
+            "::11:d1b5/128",
+            "4:b:914:1:6b6b::/101",
+            "4:31:ba9d:9a11:c5:3e:d60:0/108",
+            "fe80::1:2/64",
+            "1::8/64",
+            "1:2::7:8/64",
+            "1::3:4:5:6:7:8/64",
+            "1:2:3:4:5:6::8/64",
+            "1:2:3:4:5:6:7::/64",
+            "2001:DB8::/32",
+            "::ffff:10.0.0.0/104",
+            "::FFFF:192.0.2.1/128",
+        ] {
+            assert!(v6.is_match(ok), "{ok}");
             assert!(parse(&json!([ok])).is_ok(), "{ok}");
         }
-        for bad in ["256.0.0.0/8", "1.2.3.4/33", "1.2.3/24", "01.2.3.4/8"] {
+        for bad in [
+            "256.0.0.0/8",
+            "1.2.3.4/33",
+            "1.2.3/24",
+            "01.2.3.4/8",
+            "1.2.3.4/08",
+        ] {
             assert!(!v4.is_match(bad), "{bad}");
+            assert!(parse(&json!([bad])).is_err(), "{bad}");
         }
-        for bad in ["2001:db8::/129", "1:2:3:4:5:6:7:8:9/64", "g::/8"] {
+        for bad in [
+            "2001:db8::/129",
+            "1:2:3:4:5:6:7:8:9/64",
+            "g::/8",
+            "1::2::3/64",
+            ":1/64",
+            "1:/64",
+            "::/064",
+            "::10.0.0.0/104",
+            "::ffff:10.0.0.01/104",
+            "1:2:3:4:5:6:7:8::/64",
+        ] {
             assert!(!v6.is_match(bad), "{bad}");
+            assert!(parse(&json!([bad])).is_err(), "{bad}");
         }
+    }
+
+    /// Every CIDR `ipnet` prints is one the schema's patterns describe, so what the server
+    /// hands back is valid input.
+    #[test]
+    fn the_patterns_cover_every_ipv6_compression() {
+        let v6 = Regex::new(CIDR6).unwrap();
+        for bits in 0u32..256 {
+            // Each bit pattern zeroes a different set of the eight groups.
+            let groups: Vec<u16> = (0..8)
+                .map(|i| if bits & (1 << i) != 0 { 0 } else { 0x1a2b })
+                .collect();
+            let mut octets = [0u8; 16];
+            for (i, g) in groups.iter().enumerate() {
+                octets[2 * i..2 * i + 2].copy_from_slice(&g.to_be_bytes());
+            }
+            let addr = std::net::Ipv6Addr::from(octets);
+            let text = format!("{addr}/128");
+            assert!(v6.is_match(&text), "{text}");
+            assert!(parse(&json!([text])).is_ok(), "{text}");
+        }
+        // IPv4-mapped networks are printed with a dotted tail; that form is taken back.
+        let mapped = parse(&json!(["::ffff:a00:0/104"])).unwrap().unwrap();
+        assert_eq!(mapped, ["::ffff:10.0.0.0/104"]);
+        assert!(v6.is_match(&mapped[0]));
+        assert!(parse(&json!(mapped)).is_ok());
     }
 
     #[test]
