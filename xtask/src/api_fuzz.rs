@@ -172,6 +172,11 @@ impl Workspace {
 
 /// Run `cmd`, failing with its stderr.
 fn quiet(cmd: &mut Command) -> Result<()> {
+    output(cmd).map(drop)
+}
+
+/// What `cmd` printed on stdout; its stderr in the error when it fails.
+fn output(cmd: &mut Command) -> Result<Vec<u8>> {
     let out = cmd
         .output()
         .with_context(|| format!("cannot start {}", shown(cmd)))?;
@@ -182,22 +187,12 @@ fn quiet(cmd: &mut Command) -> Result<()> {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    Ok(())
+    Ok(out.stdout)
 }
 
 /// The token `sluice admin create-key` printed.
 fn token(cmd: &mut Command) -> Result<String> {
-    let out = cmd
-        .output()
-        .with_context(|| format!("cannot start {}", shown(cmd)))?;
-    if !out.status.success() {
-        bail!(
-            "{} failed: {}",
-            shown(cmd),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    String::from_utf8_lossy(&out.stdout)
+    String::from_utf8_lossy(&output(cmd)?)
         .split_whitespace()
         .find(|w| w.starts_with("sluice_"))
         .map(str::to_string)

@@ -78,3 +78,24 @@ mod tests {
         assert!(s(r#"{"s": null}"#).is_err());
     }
 }
+
+/// `?limit=` of a listing: how many of the newest to answer.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct Page {
+    /// At most this many (default 20, at most 500).
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<u32>,
+}
+
+impl Page {
+    /// The limit asked for, 20 if none; a 400 past the range.
+    pub fn limit(&self) -> Result<u32, super::error::ApiError> {
+        match self.limit.unwrap_or(20) {
+            n @ 1..=500 => Ok(n),
+            n => Err(super::error::ApiError::new(
+                http::StatusCode::BAD_REQUEST,
+                format!("limit is 1 to 500, not {n}"),
+            )),
+        }
+    }
+}

@@ -9,11 +9,12 @@ use axum::extract::{Extension, Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
 use super::access::Caller;
 use super::body::JsonBody;
 use super::error::{ApiError, ErrorBody};
+use super::fields::Page;
 use super::routes::{Endpoint, get, post};
 use super::workspaces::existing;
 use super::{ApiState, READ, WRITE};
@@ -30,7 +31,7 @@ pub(super) fn routes() -> Vec<Endpoint> {
     let one = "/v1/workspaces/{workspace}/runs/{id}";
     vec![
         get(runs, READ, "A connection's runs, newest first", list)
-            .query::<ListQuery>()
+            .query::<Page>()
             .answers_list::<RunView>(S::OK, "Its runs"),
         post(runs, WRITE, "Start a run now", trigger)
             .may_take::<TriggerBody>()
@@ -72,27 +73,6 @@ pub struct TriggerBody {
     /// Start over instead of resuming an unfinished run.
     #[serde(default)]
     pub fresh: bool,
-}
-
-/// `?limit=` of a listing.
-#[derive(Debug, Deserialize, IntoParams)]
-pub struct ListQuery {
-    /// At most this many (default 20, at most 500).
-    #[param(minimum = 1, maximum = 500)]
-    pub limit: Option<u32>,
-}
-
-impl ListQuery {
-    /// The limit asked for, 20 if none; a 400 past the range.
-    fn limit(&self) -> Result<u32, ApiError> {
-        match self.limit.unwrap_or(20) {
-            n @ 1..=500 => Ok(n),
-            n => Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!("limit is 1 to 500, not {n}"),
-            )),
-        }
-    }
 }
 
 /// A run just started.
@@ -253,7 +233,7 @@ const RETRY_WHEN_FULL: std::time::Duration = std::time::Duration::from_secs(30);
 pub async fn list(
     State(state): State<ApiState>,
     Path((workspace, name)): Path<(String, String)>,
-    Query(q): Query<ListQuery>,
+    Query(q): Query<Page>,
 ) -> Result<Response, ApiError> {
     existing(&state, &workspace).await?;
     // The runs of a connection that is not there (never was, or was deleted) are not listed

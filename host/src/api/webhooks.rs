@@ -10,11 +10,12 @@ use http::StatusCode;
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
 use super::access::Caller;
 use super::body::JsonBody;
 use super::error::ApiError;
+use super::fields::Page;
 use super::routes::{Endpoint, delete, get, post};
 use super::workspaces::existing;
 use super::{ApiState, READ, WRITE};
@@ -59,7 +60,7 @@ pub(super) fn routes() -> Vec<Endpoint> {
             "A webhook's deliveries, newest first",
             deliveries,
         )
-        .query::<ListQuery>()
+        .query::<Page>()
         .answers_list::<Delivery>(S::OK, "Its deliveries, with attempts and last result"),
     ]
 }
@@ -116,27 +117,6 @@ pub struct RotateBody {
     #[serde(default, deserialize_with = "super::fields::whole")]
     #[schema(maximum = 604_800)]
     pub grace_seconds: Option<u64>,
-}
-
-/// `?limit=` of the deliveries listing.
-#[derive(Debug, Deserialize, IntoParams)]
-pub struct ListQuery {
-    /// At most this many (default 20, at most 500).
-    #[param(minimum = 1, maximum = 500)]
-    pub limit: Option<u32>,
-}
-
-impl ListQuery {
-    /// The limit asked for, 20 if none; a 400 past the range.
-    fn limit(&self) -> Result<u32, ApiError> {
-        match self.limit.unwrap_or(20) {
-            n @ 1..=500 => Ok(n),
-            n => Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!("limit is 1 to 500, not {n}"),
-            )),
-        }
-    }
 }
 
 fn unprocessable(message: impl Into<String>) -> ApiError {
@@ -323,7 +303,7 @@ pub async fn rotate(
 pub async fn deliveries(
     State(state): State<ApiState>,
     Path((workspace, id)): Path<(String, String)>,
-    Query(q): Query<ListQuery>,
+    Query(q): Query<Page>,
 ) -> Result<Response, ApiError> {
     found(&state, &workspace, &id).await?;
     let limit = q.limit()?;
