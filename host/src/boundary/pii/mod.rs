@@ -9,6 +9,7 @@
 
 pub mod detect;
 pub mod phone;
+mod plan;
 mod policy;
 mod walk;
 

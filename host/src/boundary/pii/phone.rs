@@ -18,6 +18,8 @@ use std::sync::LazyLock;
 use phonenumber::country::Id;
 use regex::Regex;
 
+use super::plan;
+
 /// The regions national numbers are read in unless the policy names others.
 pub const DEFAULT_REGIONS: &[Id] = &[
     Id::US,
@@ -115,38 +117,6 @@ fn digit_count(s: &str) -> usize {
     s.bytes().filter(u8::is_ascii_digit).count()
 }
 
-/// Whether the national number of `n` has a length its country's numbers may have.
-fn possible(n: &phonenumber::PhoneNumber) -> bool {
-    let national = n.national();
-    let len = national.zeros() as usize
-        + if national.value() == 0 {
-            0
-        } else {
-            national.value().to_string().len()
-        };
-    phonenumber::metadata::DATABASE
-        .by_code(&n.code().value())
-        .into_iter()
-        .flatten()
-        .any(|m| {
-            let d = m.descriptors();
-            [
-                Some(d.general()),
-                d.fixed_line(),
-                d.mobile(),
-                d.toll_free(),
-                d.premium_rate(),
-                d.shared_cost(),
-                d.personal_number(),
-                d.voip(),
-                d.uan(),
-            ]
-            .into_iter()
-            .flatten()
-            .any(|desc| desc.possible_length().contains(&(len as u16)))
-        })
-}
-
 /// Written like a national phone number: North American groupings, or a trunk `0` and groups.
 fn shaped(body: &str) -> bool {
     NANP.is_match(body)
@@ -156,22 +126,8 @@ fn shaped(body: &str) -> bool {
             && body.bytes().any(|b| matches!(b, b' ' | b'-' | b'/')))
 }
 
-/// The metadata's regular expressions live in one LRU cache of 100 compiled expressions, which
-/// parsing across a dozen regions overflows: each parse then compiled its expressions again
-/// (measured: 1 MB/s for the detectors on the users stream). Room for all of them, once.
-static ROOMY_CACHE: std::sync::Once = std::sync::Once::new();
-
-fn roomy_cache() {
-    ROOMY_CACHE.call_once(|| {
-        if let Ok(mut cache) = phonenumber::metadata::DATABASE.cache().lock() {
-            *cache = regex_cache::RegexCache::new(16_384);
-        }
-    });
-}
-
 /// Whether `candidate` (a [`CANDIDATE`] match, glue already checked) is a phone number.
 pub fn is_phone(candidate: &str, context: bool, regions: &[Id]) -> bool {
-    roomy_cache();
     let candidate = candidate.trim();
     let body = match EXTENSION.find(candidate) {
         Some(m) => &candidate[..m.start()],
@@ -204,17 +160,16 @@ pub fn is_phone(candidate: &str, context: bool, regions: &[Id]) -> bool {
     }
     let international = body.trim_start_matches('(').starts_with('+') || body.starts_with("00");
     if international {
-        // `+` and the digits alone: the parser misreads some groupings (`+31727-417454`
-        // gives no country code), and the digits are all the plan looks at.
+        // The digits alone: the parser misreads some groupings (`+31727-417454` gives no
+        // country code), and the digits are all the plan looks at.
         let digits: String = body
             .strip_prefix("00")
             .unwrap_or(body)
             .chars()
             .filter(char::is_ascii_digit)
             .collect();
-        let text = format!("+{digits}");
-        if let Ok(number) = phonenumber::parse(None, &text)
-            && (phonenumber::is_valid(&number) || possible(&number))
+        if plan::read(&digits, true, None)
+            .is_some_and(|r| plan::is_valid(&r) || plan::is_possible(&r))
         {
             return true;
         }
@@ -226,9 +181,10 @@ pub fn is_phone(candidate: &str, context: bool, regions: &[Id]) -> bool {
     if !context && !shaped {
         return false;
     }
-    regions.iter().any(|&region| {
-        phonenumber::parse(Some(region), body)
-            .is_ok_and(|number| phonenumber::is_valid(&number) || (context && possible(&number)))
+    let digits: String = body.chars().filter(char::is_ascii_digit).collect();
+    regions.iter().any(|region| {
+        plan::read(&digits, false, Some(region.as_ref()))
+            .is_some_and(|r| plan::is_valid(&r) || (context && plan::is_possible(&r)))
     })
 }
 

@@ -1,0 +1,438 @@
+//! Numbering plans compiled once, for the phone detector's hot path.
+//!
+//! `phonenumber::parse` and `is_valid` read libphonenumber's metadata through one LRU cache of
+//! compiled expressions, keyed by the expression's text and held behind a mutex: every match
+//! hashes a pattern of hundreds of bytes and takes the lock, a dozen times per region tried.
+//! Here each region's expressions are compiled once (on first use, anchored where the crate
+//! matches from the start) and the crate's steps — IDD, country code, national prefix and its
+//! transform, possible lengths, number type — are done on the candidate's digits directly. The
+//! unit tests hold this to the crate's own answers on numbers built from the metadata's examples.
+
+use std::collections::HashMap;
+use std::sync::{LazyLock, OnceLock};
+
+use phonenumber::metadata::{DATABASE, Descriptor, Metadata};
+use regex::Regex;
+
+/// The shortest and longest national significant numbers the crate takes.
+const NSN: std::ops::RangeInclusive<usize> = 2..=17;
+
+/// One descriptor: its pattern, matched from the start as the crate does, and its lengths.
+struct Desc {
+    pattern: Regex,
+    lengths: Vec<u16>,
+    local: Vec<u16>,
+}
+
+impl Desc {
+    fn of(d: &Descriptor) -> Desc {
+        Desc {
+            pattern: anchored(d.national_number().as_str()),
+            lengths: d.possible_length().to_vec(),
+            local: d.possible_local_length().to_vec(),
+        }
+    }
+
+    fn is_match(&self, nsn: &str) -> bool {
+        (self.lengths.is_empty() || self.lengths.contains(&(nsn.len() as u16)))
+            && self.pattern.is_match(nsn)
+    }
+}
+
+/// How a length stands against the general descriptor (the crate's `Validation`).
+#[derive(PartialEq)]
+enum Length {
+    Possible,
+    TooShort,
+    Other,
+}
+
+/// One region's plan.
+struct Plan {
+    code: u16,
+    idd: Option<Regex>,
+    national_prefix: Option<String>,
+    for_parsing: Option<Regex>,
+    transform: Option<String>,
+    leading_digits: Option<Regex>,
+    general: Desc,
+    /// Every type's descriptor: a number matching the general one and any of these is valid.
+    kinds: Vec<Desc>,
+    /// Every length any of its descriptors allows.
+    any_length: Vec<u16>,
+}
+
+/// A metadata pattern compiled as the crate compiles it (whitespace in it is layout), matched
+/// from the start.
+fn anchored(pattern: &str) -> Regex {
+    regex::RegexBuilder::new(&format!("^(?:{pattern})"))
+        .ignore_whitespace(true)
+        .build()
+        .expect("libphonenumber's patterns compile")
+}
+
+impl Plan {
+    fn of(m: &Metadata) -> Plan {
+        let d = m.descriptors();
+        let kinds: Vec<&Descriptor> = [
+            d.premium_rate(),
+            d.toll_free(),
+            d.shared_cost(),
+            d.voip(),
+            d.personal_number(),
+            d.pager(),
+            d.uan(),
+            d.voicemail(),
+            d.fixed_line(),
+            d.mobile(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let mut any_length: Vec<u16> = std::iter::once(d.general())
+            .chain(kinds.iter().copied())
+            .flat_map(|k| k.possible_length().iter().copied())
+            .collect();
+        any_length.sort_unstable();
+        any_length.dedup();
+        Plan {
+            code: m.country_code(),
+            idd: m.international_prefix().map(|r| anchored(r.as_str())),
+            national_prefix: m.national_prefix().map(str::to_string),
+            for_parsing: m
+                .national_prefix_for_parsing()
+                .map(|r| anchored(r.as_str())),
+            transform: m.national_prefix_transform_rule().map(str::to_string),
+            leading_digits: m.leading_digits().map(|r| anchored(r.as_str())),
+            general: Desc::of(d.general()),
+            kinds: kinds.into_iter().map(Desc::of).collect(),
+            any_length,
+        }
+    }
+
+    /// The crate's `number_type(…) != Unknown`.
+    fn valid(&self, nsn: &str) -> bool {
+        self.general.is_match(nsn) && self.kinds.iter().any(|k| k.is_match(nsn))
+    }
+
+    /// The crate's `validator::length(meta, number, Type::Unknown)`.
+    fn length(&self, len: usize) -> Length {
+        let len = len as u16;
+        let possible = &self.general.lengths;
+        let Some((&min, &max)) = possible.first().zip(possible.last()) else {
+            return Length::Other;
+        };
+        if self.general.local.contains(&len) || len == min {
+            Length::Possible
+        } else if len < min {
+            Length::TooShort
+        } else if len <= max && possible.contains(&len) {
+            Length::Possible
+        } else {
+            Length::Other
+        }
+    }
+
+    /// The crate's national-prefix step: strip the prefix for parsing (or apply its transform)
+    /// where what is left still fits the plan, then the national prefix itself; kept only if
+    /// not too short.
+    fn national(&self, number: String) -> String {
+        let mut potential = number.clone();
+        if let Some(parsing) = &self.for_parsing {
+            if let Some(caps) = parsing.captures(&potential) {
+                let end = caps.get(0).map_or(0, |m| m.end());
+                // The last group, or the whole match where there are none (as the crate reads it).
+                let last = caps.get(caps.len() - 1);
+                match (&self.transform, last) {
+                    (Some(rule), Some(_)) => {
+                        let mut next = String::new();
+                        caps.expand(rule, &mut next);
+                        next.push_str(&potential[end..]);
+                        // Kept unless it spoils a number that fitted the plan.
+                        if !self.general.is_match(&potential) || self.general.is_match(&next) {
+                            potential = next;
+                        }
+                    }
+                    // The crate's viability check here compares the number with itself, so
+                    // the prefix is always stripped.
+                    _ => potential = potential[end..].to_string(),
+                }
+            }
+        } else if let Some(prefix) = &self.national_prefix
+            && potential.starts_with(prefix.as_str())
+        {
+            potential.drain(..prefix.len());
+        }
+        if let Some(prefix) = &self.national_prefix
+            && potential.starts_with(prefix.as_str())
+        {
+            potential.drain(..prefix.len());
+        }
+        if self.length(potential.len()) == Length::TooShort {
+            number
+        } else {
+            potential
+        }
+    }
+}
+
+/// Every region's plan, compiled on first use.
+struct Plans {
+    by_region: HashMap<&'static str, OnceLock<Plan>>,
+    /// Non-geographic entities (region `001`) share one id, so they are found by code.
+    non_geographic: HashMap<u16, OnceLock<Plan>>,
+    /// The regions of each country code, in the metadata's order.
+    by_code: HashMap<u16, Vec<&'static str>>,
+}
+
+static PLANS: LazyLock<Plans> = LazyLock::new(|| {
+    let db: &'static phonenumber::metadata::Database = &DATABASE;
+    let mut by_region = HashMap::new();
+    let mut non_geographic = HashMap::new();
+    let mut by_code: HashMap<u16, Vec<&'static str>> = HashMap::new();
+    // Country codes have one to three digits. `iter` gives one entry per region id, and the
+    // non-geographic entities all share `001`, so codes are walked instead.
+    for code in 1..1000u16 {
+        let Some(metas) = db.by_code(&code) else {
+            continue;
+        };
+        for m in metas {
+            if m.id() == NON_GEOGRAPHIC {
+                non_geographic.insert(code, OnceLock::new());
+            } else {
+                by_region.insert(m.id(), OnceLock::new());
+            }
+        }
+        by_code.insert(code, db.region(&code).unwrap_or_default());
+    }
+    Plans {
+        by_region,
+        non_geographic,
+        by_code,
+    }
+});
+
+const NON_GEOGRAPHIC: &str = "001";
+
+fn non_geographic(code: u16) -> Option<&'static Plan> {
+    let cell = PLANS.non_geographic.get(&code)?;
+    Some(cell.get_or_init(|| {
+        let metas = DATABASE
+            .by_code(&code)
+            .expect("codes are read from the database");
+        Plan::of(metas[0])
+    }))
+}
+
+fn plan(region: &str) -> Option<&'static Plan> {
+    let cell = PLANS.by_region.get(region)?;
+    Some(cell.get_or_init(|| {
+        Plan::of(
+            DATABASE
+                .by_id(region)
+                .expect("regions are read from the database"),
+        )
+    }))
+}
+
+/// The crate's `source_for`: the region of `code` whose leading digits (or whose types) fit.
+fn source_for(code: u16, nsn: &str) -> Option<&'static Plan> {
+    let regions = PLANS.by_code.get(&code)?;
+    if let [only] = regions.as_slice() {
+        return if *only == NON_GEOGRAPHIC {
+            non_geographic(code)
+        } else {
+            plan(only)
+        };
+    }
+    regions
+        .iter()
+        .filter_map(|r| plan(r))
+        .find(|p| match &p.leading_digits {
+            Some(leading) => leading.is_match(nsn),
+            None => p.valid(nsn),
+        })
+}
+
+/// A number read the crate's way: its country code and national significant number.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Read {
+    pub code: u16,
+    pub nsn: String,
+}
+
+/// Read `digits` (ASCII digits only) as the crate's `parse` does: `plus` for a number written
+/// with `+`, else national in `region` (an ISO 3166 code). `None` where `parse` fails.
+pub fn read(digits: &str, plus: bool, region: Option<&str>) -> Option<Read> {
+    let home = match region {
+        Some(r) => Some(plan(r)?),
+        None => None,
+    };
+    let mut number = digits.to_string();
+    let mut international = plus;
+    if !plus
+        && let Some(idd) = home.and_then(|h| h.idd.as_ref())
+        && let Some(m) = idd.find(&number)
+        && !number[m.end()..].starts_with('0')
+    {
+        number.drain(..m.end());
+        international = true;
+    }
+    let code = if international {
+        if number.len() <= 2 || number.starts_with('0') {
+            return None;
+        }
+        let len = (1..=3).find(|&len| {
+            number[..len]
+                .parse::<u16>()
+                .is_ok_and(|c| PLANS.by_code.contains_key(&c))
+        })?;
+        let code = number[..len].parse::<u16>().ok()?;
+        number.drain(..len);
+        code
+    } else {
+        let home = home?;
+        let prefix = home.code.to_string();
+        if number.starts_with(&prefix)
+            && (!home.general.is_match(&number) || home.length(number.len()) != Length::Possible)
+        {
+            number.drain(..prefix.len());
+        }
+        home.code
+    };
+    let meta = match home {
+        Some(h) => Some(h),
+        None => source_for(code, number.trim_start_matches('0')),
+    };
+    if let Some(meta) = meta {
+        number = meta.national(number);
+    }
+    if !NSN.contains(&number.len()) {
+        return None;
+    }
+    // The crate keeps the number as its leading zeros and a value under 2^56, so all zeros
+    // (no value) and values past it are not numbers.
+    let value = number.trim_start_matches('0');
+    if value.is_empty() || value.parse::<u64>().map_or(true, |v| v >= 1 << 56) {
+        return None;
+    }
+    Some(Read { code, nsn: number })
+}
+
+/// The crate's `is_valid`.
+pub fn is_valid(read: &Read) -> bool {
+    source_for(read.code, &read.nsn).is_some_and(|p| p.valid(&read.nsn))
+}
+
+/// Whether the national number has a length some type of its country's numbers may have.
+pub fn is_possible(read: &Read) -> bool {
+    let len = read.nsn.len() as u16;
+    PLANS.by_code.get(&read.code).is_some_and(|regions| {
+        regions
+            .iter()
+            .filter_map(|r| plan(r).or_else(|| non_geographic(read.code)))
+            .any(|p| p.any_length.contains(&len))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the crate answers for the same digits.
+    fn crate_says(
+        digits: &str,
+        plus: bool,
+        region: Option<phonenumber::country::Id>,
+    ) -> Option<bool> {
+        let text = if plus {
+            format!("+{digits}")
+        } else {
+            digits.to_string()
+        };
+        phonenumber::parse(region, &text)
+            .ok()
+            .map(|n| phonenumber::is_valid(&n))
+    }
+
+    /// Numbers built from every region's example numbers — bare, with the trunk prefix, with
+    /// the country code, with the IDD, cut short and run long, a digit changed — read and
+    /// validated here and by the crate, with the same answers.
+    #[test]
+    fn the_plans_agree_with_the_crate() {
+        let regions = super::super::phone::DEFAULT_REGIONS;
+        // The crate's own cache holds 100 expressions, which this many regions overflow (each
+        // parse would compile its expressions again): room for all, so the test is quick.
+        if let Ok(mut cache) = DATABASE.cache().lock() {
+            *cache = regex_cache::RegexCache::new(16_384);
+        }
+        let mut inputs: Vec<String> = Vec::new();
+        for m in DATABASE.iter() {
+            let d = m.descriptors();
+            let examples = [d.general()]
+                .into_iter()
+                .chain(
+                    [
+                        d.fixed_line(),
+                        d.mobile(),
+                        d.toll_free(),
+                        d.premium_rate(),
+                        d.voip(),
+                    ]
+                    .into_iter()
+                    .flatten(),
+                )
+                .filter_map(Descriptor::example);
+            for e in examples {
+                let code = m.country_code();
+                let prefix = m.national_prefix().unwrap_or("0");
+                inputs.push(e.to_string());
+                inputs.push(format!("{prefix}{e}"));
+                inputs.push(format!("{code}{e}"));
+                inputs.push(format!("00{code}{e}"));
+                inputs.push(format!("011{code}{e}"));
+                inputs.push(e[..e.len() - 1].to_string());
+                inputs.push(format!("{e}7"));
+                let mut changed = e.as_bytes().to_vec();
+                let i = changed.len() / 2;
+                changed[i] = b'0' + (changed[i] - b'0' + 3) % 10;
+                inputs.push(String::from_utf8(changed).unwrap());
+            }
+        }
+        assert!(inputs.len() > 5_000, "{}", inputs.len());
+        let (mut checked, mut valid) = (0, 0);
+        for input in &inputs {
+            if !input.bytes().all(|b| b.is_ascii_digit()) {
+                continue;
+            }
+            let ours = read(input, true, None).map(|r| is_valid(&r));
+            assert_eq!(ours, crate_says(input, true, None), "+{input}");
+            for &region in regions {
+                let id: &str = region.as_ref();
+                let ours = read(input, false, Some(id)).map(|r| is_valid(&r));
+                let theirs = crate_says(input, false, Some(region));
+                assert_eq!(ours, theirs, "{input} in {id}");
+                checked += 1;
+                valid += usize::from(theirs == Some(true));
+            }
+        }
+        // The comparison means something only if both answers occur often.
+        assert!(
+            valid > 1_000 && checked - valid > 10_000,
+            "{valid} of {checked}"
+        );
+    }
+
+    #[test]
+    fn national_numbers_lose_their_prefixes() {
+        let r = read("03012345678", false, Some("DE")).unwrap();
+        assert_eq!((r.code, r.nsn.as_str()), (49, "3012345678"));
+        assert!(is_valid(&r));
+        let r = read("4930123456", true, None).unwrap();
+        assert_eq!(r.code, 49);
+        let r = read("0114930123456", false, Some("US")).unwrap();
+        assert_eq!(r.code, 49, "the IDD makes it international");
+        let r = read("2015550123", false, Some("US")).unwrap();
+        assert_eq!((r.code, r.nsn.as_str()), (1, "2015550123"));
+    }
+}
