@@ -329,12 +329,13 @@ impl Facts {
     }
 }
 
-/// What is known about where a text is: whether its field's name says phone, and the regions
-/// national phone numbers are read in.
+/// What is known about where a text is: the field it is in, and the regions national phone
+/// numbers are read in.
 #[derive(Debug, Clone, Copy)]
 pub struct Context<'a> {
-    /// The field's name says it holds phone numbers (`phone`, `mobile`…).
-    pub phone_field: bool,
+    /// The field's path (`address.phone`; empty for none): its last name says whether it holds
+    /// phone numbers (`phone`, `mobile`…), read only when a phone candidate turns up.
+    pub field: &'a str,
     /// Regions for national phone numbers.
     pub regions: &'a [phonenumber::country::Id],
 }
@@ -342,7 +343,7 @@ pub struct Context<'a> {
 impl Default for Context<'_> {
     fn default() -> Self {
         Context {
-            phone_field: false,
+            field: "",
             regions: super::phone::DEFAULT_REGIONS,
         }
     }
@@ -438,6 +439,7 @@ pub fn find_in(text: &str, enabled: &[Entity], context: &Context<'_>) -> Vec<Fin
                 }
             }
             Entity::Phone if facts.run >= 7 => {
+                let mut phone_field = None;
                 for m in super::phone::CANDIDATE.find_iter(text) {
                     let (start, end) = (m.start(), m.end());
                     // Glued to a word (`AB-1234-5678`, a UUID's groups, `v1.2.3`): part of an
@@ -452,8 +454,11 @@ pub fn find_in(text: &str, enabled: &[Entity], context: &Context<'_>) -> Vec<Fin
                     if glued {
                         continue;
                     }
-                    let said =
-                        context.phone_field || super::phone::phone_words_before(bytes, start);
+                    let field = *phone_field.get_or_insert_with(|| {
+                        let name = context.field.rsplit('.').next().unwrap_or_default();
+                        super::phone::phone_field(name)
+                    });
+                    let said = field || super::phone::phone_words_before(bytes, start);
                     if super::phone::is_phone(m.as_str(), said, context.regions) {
                         push(entity, start, end);
                     }

@@ -186,7 +186,7 @@ impl Masker {
     /// Replace what the detectors find in free text (a log line, an error message).
     pub fn scrub_text(&self, text: &str) -> String {
         let context = detect::Context {
-            phone_field: false,
+            field: "",
             regions: &self.policy.phone_regions,
         };
         let found = detect::find_in(text, &self.policy.detectors, &context);

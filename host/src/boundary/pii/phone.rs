@@ -75,25 +75,32 @@ const FIELD_TOKENS: &[&str] = &[
 /// Whether a field named `name` (the last segment of its path) holds phone numbers:
 /// `phone`, `phone_number`, `mobilePhone`, `tel`, `fax_no`… but not `hotel` or `telemetry`.
 pub fn phone_field(name: &str) -> bool {
-    let mut tokens: Vec<String> = Vec::new();
-    let mut cur = String::new();
-    let mut prev_lower = false;
-    for c in name.chars() {
-        if !c.is_ascii_alphanumeric() {
-            tokens.push(std::mem::take(&mut cur));
-            prev_lower = false;
-            continue;
+    // Tokens are cut at non-alphanumerics and where a lowercase letter meets an uppercase one;
+    // read in place (this runs for every string value the detectors see).
+    let b = name.as_bytes();
+    let is_phone_token = |t: &[u8]| {
+        FIELD_TOKENS
+            .iter()
+            .any(|f| t.eq_ignore_ascii_case(f.as_bytes()))
+            || (t.len() >= 5 && t[..5].eq_ignore_ascii_case(b"phone"))
+    };
+    let mut start = 0;
+    for i in 0..=b.len() {
+        let cut = i == b.len()
+            || !b[i].is_ascii_alphanumeric()
+            || (i > start && b[i].is_ascii_uppercase() && b[i - 1].is_ascii_lowercase());
+        if cut {
+            if is_phone_token(&b[start..i]) {
+                return true;
+            }
+            start = if i < b.len() && b[i].is_ascii_alphanumeric() {
+                i
+            } else {
+                i + 1
+            };
         }
-        if c.is_ascii_uppercase() && prev_lower {
-            tokens.push(std::mem::take(&mut cur));
-        }
-        prev_lower = c.is_ascii_lowercase();
-        cur.push(c.to_ascii_lowercase());
     }
-    tokens.push(cur);
-    tokens
-        .iter()
-        .any(|t| FIELD_TOKENS.contains(&t.as_str()) || t.starts_with("phone"))
+    false
 }
 
 /// Whether the text just before a candidate says phone (`call me on`, `tel.`).
@@ -182,8 +189,8 @@ pub fn is_phone(candidate: &str, context: bool, regions: &[Id]) -> bool {
         return false;
     }
     let digits: String = body.chars().filter(char::is_ascii_digit).collect();
-    regions.iter().any(|region| {
-        plan::read(&digits, false, Some(region.as_ref()))
+    regions.iter().any(|&region| {
+        plan::read(&digits, false, Some(region))
             .is_some_and(|r| plan::is_valid(&r) || (context && plan::is_possible(&r)))
     })
 }

@@ -8,9 +8,9 @@
 //! transform, possible lengths, number type — are done on the candidate's digits directly. The
 //! unit tests hold this to the crate's own answers on numbers built from the metadata's examples.
 
-use std::collections::HashMap;
 use std::sync::{LazyLock, OnceLock};
 
+use phonenumber::country::Id;
 use phonenumber::metadata::{DATABASE, Descriptor, Metadata};
 use regex::Regex;
 
@@ -139,23 +139,30 @@ impl Plan {
     fn national(&self, number: String) -> String {
         let mut potential = number.clone();
         if let Some(parsing) = &self.for_parsing {
-            if let Some(caps) = parsing.captures(&potential) {
-                let end = caps.get(0).map_or(0, |m| m.end());
-                // The last group, or the whole match where there are none (as the crate reads it).
-                let last = caps.get(caps.len() - 1);
-                match (&self.transform, last) {
-                    (Some(rule), Some(_)) => {
-                        let mut next = String::new();
-                        caps.expand(rule, &mut next);
-                        next.push_str(&potential[end..]);
-                        // Kept unless it spoils a number that fitted the plan.
-                        if !self.general.is_match(&potential) || self.general.is_match(&next) {
-                            potential = next;
-                        }
+            // Groups only where a transform needs them (captures cost more than a match).
+            let caps = match &self.transform {
+                Some(_) => parsing.captures(&potential),
+                None => None,
+            };
+            match (&self.transform, caps) {
+                // The last group, or the whole match where there are none (as the crate
+                // reads it).
+                (Some(rule), Some(caps)) if caps.get(caps.len() - 1).is_some() => {
+                    let end = caps.get(0).map_or(0, |m| m.end());
+                    let mut next = String::new();
+                    caps.expand(rule, &mut next);
+                    next.push_str(&potential[end..]);
+                    // Kept unless it spoils a number that fitted the plan.
+                    if !self.general.is_match(&potential) || self.general.is_match(&next) {
+                        potential = next;
                     }
-                    // The crate's viability check here compares the number with itself, so
-                    // the prefix is always stripped.
-                    _ => potential = potential[end..].to_string(),
+                }
+                // The crate's viability check here compares the number with itself, so the
+                // prefix is always stripped.
+                _ => {
+                    if let Some(m) = parsing.find(&potential) {
+                        potential.drain(..m.end());
+                    }
                 }
             }
         } else if let Some(prefix) = &self.national_prefix
@@ -176,78 +183,95 @@ impl Plan {
     }
 }
 
-/// Every region's plan, compiled on first use.
-struct Plans {
-    by_region: HashMap<&'static str, OnceLock<Plan>>,
-    /// Non-geographic entities (region `001`) share one id, so they are found by code.
-    non_geographic: HashMap<u16, OnceLock<Plan>>,
-    /// The regions of each country code, in the metadata's order.
-    by_code: HashMap<u16, Vec<&'static str>>,
+/// One of a country code's regions: a region with an id, or the code's non-geographic entity
+/// (`+800` freephone and the like, which all share the id `001`).
+#[derive(Clone, Copy)]
+enum Region {
+    Id(Id),
+    NonGeographic,
 }
+
+/// Every region's plan, compiled on first use; found by index (the hot path hashes nothing).
+struct Plans {
+    /// By `Id as usize`; `None` inside for an id the metadata does not have.
+    by_region: Vec<OnceLock<Option<Plan>>>,
+    /// By country code.
+    non_geographic: Vec<OnceLock<Plan>>,
+    /// The regions of each country code (by code, empty for none), in the metadata's order.
+    by_code: Vec<Vec<Region>>,
+}
+
+/// Country codes have one to three digits.
+const CODES: usize = 1000;
+
+const NON_GEOGRAPHIC: &str = "001";
 
 static PLANS: LazyLock<Plans> = LazyLock::new(|| {
     let db: &'static phonenumber::metadata::Database = &DATABASE;
-    let mut by_region = HashMap::new();
-    let mut non_geographic = HashMap::new();
-    let mut by_code: HashMap<u16, Vec<&'static str>> = HashMap::new();
-    // Country codes have one to three digits. `iter` gives one entry per region id, and the
-    // non-geographic entities all share `001`, so codes are walked instead.
-    for code in 1..1000u16 {
-        let Some(metas) = db.by_code(&code) else {
+    let mut by_code: Vec<Vec<Region>> = vec![Vec::new(); CODES];
+    let mut most = 0;
+    // `iter` gives one entry per region id, and the non-geographic entities share one, so
+    // codes are walked instead.
+    for (code, regions) in by_code.iter_mut().enumerate() {
+        let Some(ids) = db.region(&(code as u16)) else {
             continue;
         };
-        for m in metas {
-            if m.id() == NON_GEOGRAPHIC {
-                non_geographic.insert(code, OnceLock::new());
-            } else {
-                by_region.insert(m.id(), OnceLock::new());
+        for id in ids {
+            if id == NON_GEOGRAPHIC {
+                regions.push(Region::NonGeographic);
+            } else if let Ok(id) = id.parse::<Id>() {
+                most = most.max(id as usize);
+                regions.push(Region::Id(id));
             }
         }
-        by_code.insert(code, db.region(&code).unwrap_or_default());
     }
     Plans {
-        by_region,
-        non_geographic,
+        by_region: (0..=most).map(|_| OnceLock::new()).collect(),
+        non_geographic: (0..CODES).map(|_| OnceLock::new()).collect(),
         by_code,
     }
 });
 
-const NON_GEOGRAPHIC: &str = "001";
-
-fn non_geographic(code: u16) -> Option<&'static Plan> {
-    let cell = PLANS.non_geographic.get(&code)?;
-    Some(cell.get_or_init(|| {
-        let metas = DATABASE
-            .by_code(&code)
-            .expect("codes are read from the database");
-        Plan::of(metas[0])
-    }))
+/// The plan of a region, if the metadata has it.
+fn plan(id: Id) -> Option<&'static Plan> {
+    PLANS
+        .by_region
+        .get(id as usize)?
+        .get_or_init(|| DATABASE.by_id(id.as_ref()).map(Plan::of))
+        .as_ref()
 }
 
-fn plan(region: &str) -> Option<&'static Plan> {
-    let cell = PLANS.by_region.get(region)?;
-    Some(cell.get_or_init(|| {
-        Plan::of(
-            DATABASE
-                .by_id(region)
-                .expect("regions are read from the database"),
-        )
-    }))
+fn plan_in(code: u16, region: Region) -> Option<&'static Plan> {
+    match region {
+        Region::Id(id) => plan(id),
+        Region::NonGeographic => {
+            let cell = PLANS.non_geographic.get(usize::from(code))?;
+            Some(cell.get_or_init(|| {
+                let metas = DATABASE
+                    .by_code(&code)
+                    .expect("codes are read from the database");
+                Plan::of(metas[0])
+            }))
+        }
+    }
+}
+
+fn regions_of(code: u16) -> &'static [Region] {
+    PLANS
+        .by_code
+        .get(usize::from(code))
+        .map_or(&[], Vec::as_slice)
 }
 
 /// The crate's `source_for`: the region of `code` whose leading digits (or whose types) fit.
 fn source_for(code: u16, nsn: &str) -> Option<&'static Plan> {
-    let regions = PLANS.by_code.get(&code)?;
-    if let [only] = regions.as_slice() {
-        return if *only == NON_GEOGRAPHIC {
-            non_geographic(code)
-        } else {
-            plan(only)
-        };
+    let regions = regions_of(code);
+    if let [only] = regions {
+        return plan_in(code, *only);
     }
     regions
         .iter()
-        .filter_map(|r| plan(r))
+        .filter_map(|r| plan_in(code, *r))
         .find(|p| match &p.leading_digits {
             Some(leading) => leading.is_match(nsn),
             None => p.valid(nsn),
@@ -263,7 +287,7 @@ pub struct Read {
 
 /// Read `digits` (ASCII digits only) as the crate's `parse` does: `plus` for a number written
 /// with `+`, else national in `region` (an ISO 3166 code). `None` where `parse` fails.
-pub fn read(digits: &str, plus: bool, region: Option<&str>) -> Option<Read> {
+pub fn read(digits: &str, plus: bool, region: Option<Id>) -> Option<Read> {
     let home = match region {
         Some(r) => Some(plan(r)?),
         None => None,
@@ -285,7 +309,7 @@ pub fn read(digits: &str, plus: bool, region: Option<&str>) -> Option<Read> {
         let len = (1..=3).find(|&len| {
             number[..len]
                 .parse::<u16>()
-                .is_ok_and(|c| PLANS.by_code.contains_key(&c))
+                .is_ok_and(|c| !regions_of(c).is_empty())
         })?;
         let code = number[..len].parse::<u16>().ok()?;
         number.drain(..len);
@@ -327,12 +351,10 @@ pub fn is_valid(read: &Read) -> bool {
 /// Whether the national number has a length some type of its country's numbers may have.
 pub fn is_possible(read: &Read) -> bool {
     let len = read.nsn.len() as u16;
-    PLANS.by_code.get(&read.code).is_some_and(|regions| {
-        regions
-            .iter()
-            .filter_map(|r| plan(r).or_else(|| non_geographic(read.code)))
-            .any(|p| p.any_length.contains(&len))
-    })
+    regions_of(read.code)
+        .iter()
+        .filter_map(|r| plan_in(read.code, *r))
+        .any(|p| p.any_length.contains(&len))
 }
 
 #[cfg(test)]
@@ -409,7 +431,7 @@ mod tests {
             assert_eq!(ours, crate_says(input, true, None), "+{input}");
             for &region in regions {
                 let id: &str = region.as_ref();
-                let ours = read(input, false, Some(id)).map(|r| is_valid(&r));
+                let ours = read(input, false, Some(region)).map(|r| is_valid(&r));
                 let theirs = crate_says(input, false, Some(region));
                 assert_eq!(ours, theirs, "{input} in {id}");
                 checked += 1;
@@ -425,14 +447,14 @@ mod tests {
 
     #[test]
     fn national_numbers_lose_their_prefixes() {
-        let r = read("03012345678", false, Some("DE")).unwrap();
+        let r = read("03012345678", false, Some(Id::DE)).unwrap();
         assert_eq!((r.code, r.nsn.as_str()), (49, "3012345678"));
         assert!(is_valid(&r));
         let r = read("4930123456", true, None).unwrap();
         assert_eq!(r.code, 49);
-        let r = read("0114930123456", false, Some("US")).unwrap();
+        let r = read("0114930123456", false, Some(Id::US)).unwrap();
         assert_eq!(r.code, 49, "the IDD makes it international");
-        let r = read("2015550123", false, Some("US")).unwrap();
+        let r = read("2015550123", false, Some(Id::US)).unwrap();
         assert_eq!((r.code, r.nsn.as_str()), (1, "2015550123"));
     }
 }

@@ -237,9 +237,8 @@ impl<'m> Walk<'m> {
         } else {
             inner
         };
-        let name = self.field.rsplit('.').next().unwrap_or_default();
         let context = detect::Context {
-            phone_field: super::phone::phone_field(name),
+            field: &self.field,
             regions: &self.masker.policy.phone_regions,
         };
         let found = detect::find_in(s, &self.masker.policy.detectors, &context);
