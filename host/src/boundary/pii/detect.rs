@@ -267,15 +267,16 @@ fn digits(s: &[u8]) -> Vec<u8> {
 #[derive(Default)]
 struct Facts {
     at: bool,
-    dot: bool,
     digits: usize,
     colons: usize,
     double_colon: bool,
     /// `[A-Z][A-Z][0-9][0-9]` somewhere: an IBAN's country and check digits.
     iban: bool,
-    /// The most digits in one run whose digits are at most three of ` -.()+` apart: a card
-    /// needs 12, an SSN 9, a phone number 7.
+    /// The most digits in one run whose digits are at most three of ` -.()` apart: a card
+    /// needs 12, an SSN 9, a phone number 7 (a `+` starts a run: it only leads a number).
     run: usize,
+    /// Dots between two digits: an IPv4 address has three.
+    digit_dots: usize,
 }
 
 impl Facts {
@@ -297,8 +298,14 @@ impl Facts {
                         f.iban = true;
                     }
                 }
-                b' ' | b'-' | b'.' | b'(' | b')' | b'+' => {
-                    f.dot |= b == b'.';
+                b' ' | b'-' | b'.' | b'(' | b')' => {
+                    if b == b'.'
+                        && i > 0
+                        && bytes[i - 1].is_ascii_digit()
+                        && bytes.get(i + 1).is_some_and(u8::is_ascii_digit)
+                    {
+                        f.digit_dots += 1;
+                    }
                     gap += 1;
                 }
                 _ => {
@@ -321,7 +328,7 @@ impl Facts {
     }
 
     fn ipv4(&self) -> bool {
-        self.dot && self.digits >= 4
+        self.digit_dots >= 3 && self.digits >= 4
     }
 
     fn any(&self) -> bool {
