@@ -71,9 +71,10 @@ pub struct CreateBody {
     #[serde(default)]
     #[schema(max_length = 200)]
     pub name: String,
-    /// Expire it after this many days (default: never; at most 36,500).
+    /// Expire it after this many days (default: never; 1 to 36,500: a key expiring at once
+    /// would be dead on arrival).
     #[serde(default, deserialize_with = "fields::whole")]
-    #[schema(maximum = 36_500)]
+    #[schema(minimum = 1, maximum = 36_500)]
     pub expires_in_days: Option<u32>,
     /// The CIDRs it may be used from (default: any address).
     #[serde(default)]
@@ -212,12 +213,15 @@ pub async fn create(
             format!("a key's name is at most {MAX_NAME} characters"),
         ));
     }
-    if body.expires_in_days.is_some_and(|d| d > MAX_EXPIRY_DAYS) {
+    if body
+        .expires_in_days
+        .is_some_and(|d| !(1..=MAX_EXPIRY_DAYS).contains(&d))
+    {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             format!(
-                "expires_in_days is at most {MAX_EXPIRY_DAYS}; leave it out for a key that does \
-                 not expire"
+                "expires_in_days is 1 to {MAX_EXPIRY_DAYS} (0 would make a key that is expired \
+                 when created); leave it out for a key that does not expire"
             ),
         ));
     }

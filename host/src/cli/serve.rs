@@ -95,8 +95,8 @@ pub enum AdminCommand {
         /// What it is for.
         #[arg(long, default_value = "")]
         name: String,
-        /// Expire it after this many days (default: never).
-        #[arg(long, value_name = "DAYS")]
+        /// Expire it after this many days (default: never; at least 1).
+        #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..))]
         expires_in_days: Option<u32>,
         /// Only accept it from these addresses (a CIDR or an address; repeat for more).
         #[arg(long = "allow-ip", value_name = "CIDR")]
