@@ -277,13 +277,29 @@ struct Facts {
     run: usize,
     /// Dots between two digits: an IPv4 address has three.
     digit_dots: usize,
+    /// `ddd-dd-` somewhere (three digits, a dash, two digits, a dash): an SSN's start.
+    ssn: bool,
 }
 
 impl Facts {
     fn of(bytes: &[u8]) -> Facts {
         let mut f = Facts::default();
         let (mut run, mut gap) = (0usize, 0usize);
+        // Digits since the last non-digit, and how many stood before the last dash (0 when
+        // something other than digits came between).
+        let (mut group, mut before_dash) = (0usize, 0usize);
         for (i, &b) in bytes.iter().enumerate() {
+            if b.is_ascii_digit() {
+                group += 1;
+            } else {
+                if b == b'-' {
+                    f.ssn |= group == 2 && before_dash == 3;
+                    before_dash = group;
+                } else {
+                    before_dash = 0;
+                }
+                group = 0;
+            }
             match b {
                 b'0'..=b'9' => {
                     f.digits += 1;
@@ -409,7 +425,7 @@ pub fn find_in(text: &str, enabled: &[Entity], context: &Context<'_>) -> Vec<Fin
                     }
                 }
             }
-            Entity::Ssn if facts.run >= 9 => {
+            Entity::Ssn if facts.ssn => {
                 for m in SSN.find_iter(text) {
                     if ssn_valid(m.as_str().as_bytes())
                         && !continues(bytes, m.end(), b'-')

@@ -105,19 +105,16 @@ pub fn phone_field(name: &str) -> bool {
 
 /// Whether the text just before a candidate says phone (`call me on`, `tel.`).
 pub fn phone_words_before(text: &[u8], start: usize) -> bool {
-    let from = start.saturating_sub(24);
-    let before: Vec<u8> = text[from..start]
-        .iter()
-        .map(u8::to_ascii_lowercase)
-        .collect();
+    let before = &text[start.saturating_sub(24)..start];
     // Only the words after the last digit count: `call 1 234` is not context for `5678`.
     let tail = match before.iter().rposition(u8::is_ascii_digit) {
         Some(i) => &before[i + 1..],
-        None => &before[..],
+        None => before,
     };
-    WORDS
-        .iter()
-        .any(|w| tail.windows(w.len()).any(|win| win == w.as_bytes()))
+    WORDS.iter().any(|w| {
+        tail.windows(w.len())
+            .any(|win| win.eq_ignore_ascii_case(w.as_bytes()))
+    })
 }
 
 fn digit_count(s: &str) -> usize {
@@ -136,12 +133,19 @@ fn shaped(body: &str) -> bool {
 /// Whether `candidate` (a [`CANDIDATE`] match, glue already checked) is a phone number.
 pub fn is_phone(candidate: &str, context: bool, regions: &[Id]) -> bool {
     let candidate = candidate.trim();
-    let body = match EXTENSION.find(candidate) {
+    // Every way of writing an extension has an `x` or a `#`.
+    let marked = candidate.bytes().any(|b| matches!(b, b'x' | b'X' | b'#'));
+    let body = match marked.then(|| EXTENSION.find(candidate)).flatten() {
         Some(m) => &candidate[..m.start()],
         None => candidate,
     };
-    let body = body.replace("(0)", "");
-    let body = body.trim();
+    let without_trunk;
+    let body = if body.contains("(0)") {
+        without_trunk = body.replace("(0)", "");
+        without_trunk.trim()
+    } else {
+        body.trim()
+    };
     let n = digit_count(body);
     if !(7..=15).contains(&n) {
         return false;
@@ -169,13 +173,8 @@ pub fn is_phone(candidate: &str, context: bool, regions: &[Id]) -> bool {
     if international {
         // The digits alone: the parser misreads some groupings (`+31727-417454` gives no
         // country code), and the digits are all the plan looks at.
-        let digits: String = body
-            .strip_prefix("00")
-            .unwrap_or(body)
-            .chars()
-            .filter(char::is_ascii_digit)
-            .collect();
-        if plan::read(&digits, true, None)
+        let digits = Digits::of(body.strip_prefix("00").unwrap_or(body));
+        if plan::read(digits.as_str(), true, None)
             .is_some_and(|r| plan::is_valid(&r) || plan::is_possible(&r))
         {
             return true;
@@ -188,11 +187,45 @@ pub fn is_phone(candidate: &str, context: bool, regions: &[Id]) -> bool {
     if !context && !shaped {
         return false;
     }
-    let digits: String = body.chars().filter(char::is_ascii_digit).collect();
+    let digits = Digits::of(body);
+    // Regions sharing a country code often read the digits alike: each reading is judged once.
+    let mut judged: Vec<plan::Read> = Vec::new();
     regions.iter().any(|&region| {
-        plan::read(&digits, false, Some(region))
-            .is_some_and(|r| plan::is_valid(&r) || (context && plan::is_possible(&r)))
+        let Some(r) = plan::read(digits.as_str(), false, Some(region)) else {
+            return false;
+        };
+        if judged.contains(&r) {
+            return false;
+        }
+        let yes = plan::is_valid(&r) || (context && plan::is_possible(&r));
+        judged.push(r);
+        yes
     })
+}
+
+/// The digits of a candidate (at most 24 of them, as [`CANDIDATE`] allows), kept on the stack.
+struct Digits {
+    buf: [u8; 32],
+    len: usize,
+}
+
+impl Digits {
+    fn of(text: &str) -> Digits {
+        let mut d = Digits {
+            buf: [0; 32],
+            len: 0,
+        };
+        for b in text.bytes().filter(u8::is_ascii_digit).take(32) {
+            d.buf[d.len] = b;
+            d.len += 1;
+        }
+        d
+    }
+
+    fn as_str(&self) -> &str {
+        // ASCII digits only.
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
+    }
 }
 
 #[cfg(test)]

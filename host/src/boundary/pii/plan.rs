@@ -8,6 +8,7 @@
 //! transform, possible lengths, number type — are done on the candidate's digits directly. The
 //! unit tests hold this to the crate's own answers on numbers built from the metadata's examples.
 
+use std::borrow::Cow;
 use std::sync::{LazyLock, OnceLock};
 
 use phonenumber::country::Id;
@@ -19,7 +20,7 @@ const NSN: std::ops::RangeInclusive<usize> = 2..=17;
 
 /// One descriptor: its pattern, matched from the start as the crate does, and its lengths.
 struct Desc {
-    pattern: Regex,
+    pattern: Pattern,
     lengths: Vec<u16>,
     local: Vec<u16>,
 }
@@ -27,7 +28,7 @@ struct Desc {
 impl Desc {
     fn of(d: &Descriptor) -> Desc {
         Desc {
-            pattern: anchored(d.national_number().as_str()),
+            pattern: Pattern::new(d.national_number().as_str()),
             lengths: d.possible_length().to_vec(),
             local: d.possible_local_length().to_vec(),
         }
@@ -50,11 +51,13 @@ enum Length {
 /// One region's plan.
 struct Plan {
     code: u16,
-    idd: Option<Regex>,
+    /// The country code as digits.
+    code_text: String,
+    idd: Option<Pattern>,
     national_prefix: Option<String>,
-    for_parsing: Option<Regex>,
+    for_parsing: Option<Pattern>,
     transform: Option<String>,
-    leading_digits: Option<Regex>,
+    leading_digits: Option<Pattern>,
     general: Desc,
     /// Every type's descriptor: a number matching the general one and any of these is valid.
     kinds: Vec<Desc>,
@@ -63,13 +66,115 @@ struct Plan {
 }
 
 /// A metadata pattern compiled as the crate compiles it (whitespace in it is layout), matched
-/// from the start.
-fn anchored(pattern: &str) -> Regex {
-    // The newline ends any `#` comment the layout mode would read, before the group closes.
-    regex::RegexBuilder::new(&format!("^(?:{pattern}\n)"))
-        .ignore_whitespace(true)
-        .build()
-        .expect("libphonenumber's patterns compile")
+/// from the start, with the three-digit starts it can match at all: most candidates are
+/// refused by one table lookup, before any expression runs.
+struct Pattern {
+    re: Regex,
+    /// Bit `100 * a + 10 * b + c`: whether some text starting with digits `abc` can match.
+    starts: [u64; 16],
+}
+
+/// All starts kept: what a table says where the DFA cannot tell.
+const EVERY_START: [u64; 16] = [u64::MAX; 16];
+
+impl Pattern {
+    fn new(pattern: &str) -> Pattern {
+        // The newline ends any `#` comment the layout mode would read, before the group closes.
+        let text = format!("^(?:{pattern}\n)");
+        let re = regex::RegexBuilder::new(&text)
+            .ignore_whitespace(true)
+            .build()
+            .expect("libphonenumber's patterns compile");
+        Pattern {
+            re,
+            starts: starts(&text).unwrap_or(EVERY_START),
+        }
+    }
+
+    /// Whether the text's first three bytes are digits the pattern cannot start with.
+    fn refuses(&self, text: &str) -> bool {
+        match text.as_bytes() {
+            [a @ b'0'..=b'9', b @ b'0'..=b'9', c @ b'0'..=b'9', ..] => {
+                let i = usize::from(a - b'0') * 100
+                    + usize::from(b - b'0') * 10
+                    + usize::from(c - b'0');
+                self.starts[i / 64] & (1 << (i % 64)) == 0
+            }
+            _ => false,
+        }
+    }
+
+    fn is_match(&self, text: &str) -> bool {
+        !self.refuses(text) && self.re.is_match(text)
+    }
+
+    fn find<'t>(&self, text: &'t str) -> Option<regex::Match<'t>> {
+        if self.refuses(text) {
+            return None;
+        }
+        self.re.find(text)
+    }
+
+    fn captures<'t>(&self, text: &'t str) -> Option<regex::Captures<'t>> {
+        if self.refuses(text) {
+            return None;
+        }
+        self.re.captures(text)
+    }
+}
+
+/// Which three-digit starts the anchored expression `text` can match (a match within them, or
+/// a state after them that is not dead), read from its lazy DFA; `None` where the DFA cannot
+/// say (then every start is kept).
+fn starts(text: &str) -> Option<[u64; 16]> {
+    use regex_automata::hybrid::LazyStateID;
+    use regex_automata::hybrid::dfa::{Cache, DFA};
+    use regex_automata::util::syntax;
+    use regex_automata::{Anchored, Input};
+    let dfa = DFA::builder()
+        .syntax(syntax::Config::new().ignore_whitespace(true))
+        .build(text)
+        .ok()?;
+    let mut cache = dfa.create_cache();
+    let c = &mut cache;
+    // A match so far, or a state the lazy DFA cannot vouch for.
+    let matched = |c: &mut Cache, s: LazyStateID| -> Option<bool> {
+        let eoi = dfa.next_eoi_state(c, s).ok()?;
+        Some(
+            [s, eoi]
+                .iter()
+                .any(|s| s.is_match() || s.is_unknown() || s.is_quit()),
+        )
+    };
+    let start = dfa
+        .start_state_forward(c, &Input::new("").anchored(Anchored::Yes))
+        .ok()?;
+    if matched(c, start)? {
+        return Some(EVERY_START);
+    }
+    let mut table = [0u64; 16];
+    let mut set = |i: usize| table[i / 64] |= 1 << (i % 64);
+    for a in 0..10u8 {
+        let one = dfa.next_state(c, start, b'0' + a).ok()?;
+        if one.is_dead() {
+            continue;
+        }
+        let one_matched = matched(c, one)?;
+        for b in 0..10u8 {
+            let two = dfa.next_state(c, one, b'0' + b).ok()?;
+            if two.is_dead() && !one_matched {
+                continue;
+            }
+            let two_matched = one_matched || matched(c, two)?;
+            for d in 0..10u8 {
+                let three = dfa.next_state(c, two, b'0' + d).ok()?;
+                if two_matched || !three.is_dead() || matched(c, three)? {
+                    set(usize::from(a) * 100 + usize::from(b) * 10 + usize::from(d));
+                }
+            }
+        }
+    }
+    Some(table)
 }
 
 impl Plan {
@@ -98,13 +203,14 @@ impl Plan {
         any_length.dedup();
         Plan {
             code: m.country_code(),
-            idd: m.international_prefix().map(|r| anchored(r.as_str())),
+            code_text: m.country_code().to_string(),
+            idd: m.international_prefix().map(|r| Pattern::new(r.as_str())),
             national_prefix: m.national_prefix().map(str::to_string),
             for_parsing: m
                 .national_prefix_for_parsing()
-                .map(|r| anchored(r.as_str())),
+                .map(|r| Pattern::new(r.as_str())),
             transform: m.national_prefix_transform_rule().map(str::to_string),
-            leading_digits: m.leading_digits().map(|r| anchored(r.as_str())),
+            leading_digits: m.leading_digits().map(|r| Pattern::new(r.as_str())),
             general: Desc::of(d.general()),
             kinds: kinds.into_iter().map(Desc::of).collect(),
             any_length,
@@ -137,7 +243,7 @@ impl Plan {
     /// The crate's national-prefix step: strip the prefix for parsing (or apply its transform)
     /// where what is left still fits the plan, then the national prefix itself; kept only if
     /// not too short.
-    fn national(&self, number: String) -> String {
+    fn national<'a>(&self, number: Cow<'a, str>) -> Cow<'a, str> {
         let mut potential = number.clone();
         if let Some(parsing) = &self.for_parsing {
             // Groups only where a transform needs them (captures cost more than a match).
@@ -155,32 +261,40 @@ impl Plan {
                     next.push_str(&potential[end..]);
                     // Kept unless it spoils a number that fitted the plan.
                     if !self.general.is_match(&potential) || self.general.is_match(&next) {
-                        potential = next;
+                        potential = Cow::Owned(next);
                     }
                 }
                 // The crate's viability check here compares the number with itself, so the
                 // prefix is always stripped.
                 _ => {
-                    if let Some(m) = parsing.find(&potential) {
-                        potential.drain(..m.end());
+                    if let Some(end) = parsing.find(&potential).map(|m| m.end()) {
+                        potential = skip(potential, end);
                     }
                 }
             }
         } else if let Some(prefix) = &self.national_prefix
             && potential.starts_with(prefix.as_str())
         {
-            potential.drain(..prefix.len());
+            potential = skip(potential, prefix.len());
         }
         if let Some(prefix) = &self.national_prefix
             && potential.starts_with(prefix.as_str())
         {
-            potential.drain(..prefix.len());
+            potential = skip(potential, prefix.len());
         }
         if self.length(potential.len()) == Length::TooShort {
             number
         } else {
             potential
         }
+    }
+}
+
+/// `text` without its first `n` bytes (ASCII digits), borrowed where it was.
+fn skip(text: Cow<'_, str>, n: usize) -> Cow<'_, str> {
+    match text {
+        Cow::Borrowed(t) => Cow::Borrowed(&t[n..]),
+        Cow::Owned(t) => Cow::Owned(t[n..].to_string()),
     }
 }
 
@@ -283,7 +397,16 @@ fn source_for(code: u16, nsn: &str) -> Option<&'static Plan> {
 #[derive(Debug, PartialEq, Eq)]
 pub struct Read {
     pub code: u16,
-    pub nsn: String,
+    /// The national significant number's digits (at most 17), kept in place.
+    digits: [u8; 17],
+    len: u8,
+}
+
+impl Read {
+    /// The national significant number.
+    pub fn nsn(&self) -> &str {
+        std::str::from_utf8(&self.digits[..usize::from(self.len)]).unwrap_or_default()
+    }
 }
 
 /// Read `digits` (ASCII digits only) as the crate's `parse` does: `plus` for a number written
@@ -293,14 +416,14 @@ pub fn read(digits: &str, plus: bool, region: Option<Id>) -> Option<Read> {
         Some(r) => Some(plan(r)?),
         None => None,
     };
-    let mut number = digits.to_string();
+    let mut number = Cow::Borrowed(digits);
     let mut international = plus;
     if !plus
         && let Some(idd) = home.and_then(|h| h.idd.as_ref())
-        && let Some(m) = idd.find(&number)
-        && !number[m.end()..].starts_with('0')
+        && let Some(end) = idd.find(&number).map(|m| m.end())
+        && !number[end..].starts_with('0')
     {
-        number.drain(..m.end());
+        number = skip(number, end);
         international = true;
     }
     let code = if international {
@@ -313,15 +436,15 @@ pub fn read(digits: &str, plus: bool, region: Option<Id>) -> Option<Read> {
                 .is_ok_and(|c| !regions_of(c).is_empty())
         })?;
         let code = number[..len].parse::<u16>().ok()?;
-        number.drain(..len);
+        number = skip(number, len);
         code
     } else {
         let home = home?;
-        let prefix = home.code.to_string();
-        if number.starts_with(&prefix)
+        let prefix = home.code_text.as_str();
+        if number.starts_with(prefix)
             && (!home.general.is_match(&number) || home.length(number.len()) != Length::Possible)
         {
-            number.drain(..prefix.len());
+            number = skip(number, prefix.len());
         }
         home.code
     };
@@ -341,17 +464,23 @@ pub fn read(digits: &str, plus: bool, region: Option<Id>) -> Option<Read> {
     if value.is_empty() || value.parse::<u64>().map_or(true, |v| v >= 1 << 56) {
         return None;
     }
-    Some(Read { code, nsn: number })
+    let mut read = Read {
+        code,
+        digits: [0; 17],
+        len: number.len() as u8,
+    };
+    read.digits[..number.len()].copy_from_slice(number.as_bytes());
+    Some(read)
 }
 
 /// The crate's `is_valid`.
 pub fn is_valid(read: &Read) -> bool {
-    source_for(read.code, &read.nsn).is_some_and(|p| p.valid(&read.nsn))
+    source_for(read.code, read.nsn()).is_some_and(|p| p.valid(read.nsn()))
 }
 
 /// Whether the national number has a length some type of its country's numbers may have.
 pub fn is_possible(read: &Read) -> bool {
-    let len = read.nsn.len() as u16;
+    let len = u16::from(read.len);
     regions_of(read.code)
         .iter()
         .filter_map(|r| plan_in(read.code, *r))
@@ -463,16 +592,43 @@ mod tests {
         assert!(regions > 240, "{regions}");
     }
 
+    /// The start table refuses only what the expression cannot match.
+    #[test]
+    fn patterns_know_their_starts() {
+        let p = Pattern::new(r"[2-9]\d{9}|3\d{6}");
+        for (text, refused) in [
+            ("0123456789", true),
+            ("1999", true),
+            ("200", false),
+            ("3", false),
+        ] {
+            assert_eq!(p.refuses(text), refused, "{text}");
+        }
+        // Layout mode and a pattern that can match nothing at all: every start is kept.
+        let p = Pattern::new("(?:\n  1\n  (\\d{3})\n)?");
+        assert!(!p.refuses("99"));
+        let us = plan(Id::US).unwrap();
+        let kept: u32 = us
+            .general
+            .pattern
+            .starts
+            .iter()
+            .map(|s| s.count_ones())
+            .sum();
+        assert!(kept <= 800, "{kept} of 1000 starts kept for US numbers");
+        assert!(us.general.pattern.refuses("0678357187"));
+    }
+
     #[test]
     fn national_numbers_lose_their_prefixes() {
         let r = read("03012345678", false, Some(Id::DE)).unwrap();
-        assert_eq!((r.code, r.nsn.as_str()), (49, "3012345678"));
+        assert_eq!((r.code, r.nsn()), (49, "3012345678"));
         assert!(is_valid(&r));
         let r = read("4930123456", true, None).unwrap();
         assert_eq!(r.code, 49);
         let r = read("0114930123456", false, Some(Id::US)).unwrap();
         assert_eq!(r.code, 49, "the IDD makes it international");
         let r = read("2015550123", false, Some(Id::US)).unwrap();
-        assert_eq!((r.code, r.nsn.as_str()), (1, "2015550123"));
+        assert_eq!((r.code, r.nsn()), (1, "2015550123"));
     }
 }

@@ -26,7 +26,9 @@ impl<'de> Deserialize<'de> for Members<'de> {
                 f.write_str("a JSON object")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members<'de>, A::Error> {
-                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                // serde_json cannot say how many: room for a typical record's members, so
+                // the list is not regrown on the way.
+                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(32));
                 while let Some(Key(k)) = map.next_key()? {
                     members.push((k, map.next_value()?));
                 }
@@ -177,12 +179,17 @@ impl<'m> Walk<'m> {
                     Some(v) => serde_json::to_writer(&mut *out, &v)?,
                     None if ruled => out.extend_from_slice(raw.get().as_bytes()),
                     None => {
-                        let below: Vec<usize> = alive
-                            .iter()
-                            .copied()
-                            .filter(|&i| self.rules[i].0.len() > depth + 1 && here(self.rules[i].0))
-                            .collect();
-                        self.value(raw, depth + 1, &below, out)?;
+                        let deeper = |i: &usize| {
+                            let path = self.rules[*i].0;
+                            path.len() > depth + 1 && here(path)
+                        };
+                        // Most members have no rule below them: no list to build.
+                        if alive.iter().any(deeper) {
+                            let below: Vec<usize> = alive.iter().copied().filter(deeper).collect();
+                            self.value(raw, depth + 1, &below, out)?;
+                        } else {
+                            self.value(raw, depth + 1, &[], out)?;
+                        }
                     }
                 }
             }
