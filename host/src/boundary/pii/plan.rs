@@ -14,6 +14,9 @@ use std::sync::{LazyLock, OnceLock};
 use phonenumber::country::Id;
 use phonenumber::metadata::{DATABASE, Descriptor, Metadata};
 use regex::Regex;
+use regex_automata::dfa::{Automaton, StartKind, dense};
+use regex_automata::util::syntax;
+use regex_automata::{Anchored, Input};
 
 /// The shortest and longest national significant numbers the crate takes.
 const NSN: std::ops::RangeInclusive<usize> = 2..=17;
@@ -66,28 +69,34 @@ struct Plan {
 }
 
 /// A metadata pattern compiled as the crate compiles it (whitespace in it is layout), matched
-/// from the start, with the three-digit starts it can match at all: most candidates are
-/// refused by one table lookup, before any expression runs.
+/// from the start. Candidates are digits, so it runs as a compiled DFA over ASCII: a table walk
+/// that stops at the first byte no number of the pattern can have, with none of a regex
+/// engine's per-call set-up (a dozen calls per candidate made that most of the cost).
 struct Pattern {
-    re: Regex,
-    /// Bit `100 * a + 10 * b + c`: whether some text starting with digits `abc` can match.
+    dfa: dense::DFA<Vec<u32>>,
+    /// Bit `100 * a + 10 * b + c`: whether some text starting with digits `abc` can match. Most
+    /// candidates are refused by this one lookup (a country code's twenty regions are tried
+    /// by their leading digits).
     starts: [u64; 16],
+    /// For the groups a national-prefix transform reads, compiled on first use.
+    groups: OnceLock<Regex>,
+    text: String,
 }
-
-/// All starts kept: what a table says where the DFA cannot tell.
-const EVERY_START: [u64; 16] = [u64::MAX; 16];
 
 impl Pattern {
     fn new(pattern: &str) -> Pattern {
         // The newline ends any `#` comment the layout mode would read, before the group closes.
         let text = format!("^(?:{pattern}\n)");
-        let re = regex::RegexBuilder::new(&text)
-            .ignore_whitespace(true)
-            .build()
+        let dfa = dense::Builder::new()
+            .configure(dense::Config::new().start_kind(StartKind::Anchored))
+            .syntax(syntax::Config::new().ignore_whitespace(true).unicode(false))
+            .build(&text)
             .expect("libphonenumber's patterns compile");
         Pattern {
-            re,
-            starts: starts(&text).unwrap_or(EVERY_START),
+            starts: starts(&dfa).unwrap_or([u64::MAX; 16]),
+            dfa,
+            groups: OnceLock::new(),
+            text,
         }
     }
 
@@ -104,72 +113,68 @@ impl Pattern {
         }
     }
 
-    fn is_match(&self, text: &str) -> bool {
-        !self.refuses(text) && self.re.is_match(text)
-    }
-
-    fn find<'t>(&self, text: &'t str) -> Option<regex::Match<'t>> {
+    /// Where the leftmost-first match from the start ends (the crate's `find` at 0).
+    fn end(&self, text: &str) -> Option<usize> {
         if self.refuses(text) {
             return None;
         }
-        self.re.find(text)
+        let input = Input::new(text).anchored(Anchored::Yes);
+        self.dfa
+            .try_search_fwd(&input)
+            .ok()
+            .flatten()
+            .map(|m| m.offset())
+    }
+
+    fn is_match(&self, text: &str) -> bool {
+        if self.refuses(text) {
+            return false;
+        }
+        let input = Input::new(text).anchored(Anchored::Yes).earliest(true);
+        matches!(self.dfa.try_search_fwd(&input), Ok(Some(_)))
     }
 
     fn captures<'t>(&self, text: &'t str) -> Option<regex::Captures<'t>> {
         if self.refuses(text) {
             return None;
         }
-        self.re.captures(text)
+        self.groups
+            .get_or_init(|| {
+                regex::RegexBuilder::new(&self.text)
+                    .ignore_whitespace(true)
+                    .build()
+                    .expect("libphonenumber's patterns compile")
+            })
+            .captures(text)
     }
 }
 
-/// Which three-digit starts the anchored expression `text` can match (a match within them, or
-/// a state after them that is not dead), read from its lazy DFA; `None` where the DFA cannot
-/// say (then every start is kept).
-fn starts(text: &str) -> Option<[u64; 16]> {
-    use regex_automata::hybrid::LazyStateID;
-    use regex_automata::hybrid::dfa::{Cache, DFA};
-    use regex_automata::util::syntax;
-    use regex_automata::{Anchored, Input};
-    let dfa = DFA::builder()
-        .syntax(syntax::Config::new().ignore_whitespace(true))
-        .build(text)
-        .ok()?;
-    let mut cache = dfa.create_cache();
-    let c = &mut cache;
-    // A match so far, or a state the lazy DFA cannot vouch for.
-    let matched = |c: &mut Cache, s: LazyStateID| -> Option<bool> {
-        let eoi = dfa.next_eoi_state(c, s).ok()?;
-        Some(
-            [s, eoi]
-                .iter()
-                .any(|s| s.is_match() || s.is_unknown() || s.is_quit()),
-        )
-    };
+/// Which three-digit starts the anchored DFA can match: a match within them, or a state after
+/// them that is not dead. `None` where the DFA has no anchored start (every start is kept).
+fn starts(dfa: &dense::DFA<Vec<u32>>) -> Option<[u64; 16]> {
     let start = dfa
-        .start_state_forward(c, &Input::new("").anchored(Anchored::Yes))
+        .start_state_forward(&Input::new("").anchored(Anchored::Yes))
         .ok()?;
-    if matched(c, start)? {
-        return Some(EVERY_START);
+    // A match so far (the DFA reports one a byte late, or at the end of the input).
+    let matched = |s| dfa.is_match_state(s) || dfa.is_match_state(dfa.next_eoi_state(s));
+    if matched(start) {
+        return Some([u64::MAX; 16]);
     }
     let mut table = [0u64; 16];
-    let mut set = |i: usize| table[i / 64] |= 1 << (i % 64);
     for a in 0..10u8 {
-        let one = dfa.next_state(c, start, b'0' + a).ok()?;
-        if one.is_dead() {
+        let one = dfa.next_state(start, b'0' + a);
+        let one_matched = matched(one);
+        if dfa.is_dead_state(one) && !one_matched {
             continue;
         }
-        let one_matched = matched(c, one)?;
         for b in 0..10u8 {
-            let two = dfa.next_state(c, one, b'0' + b).ok()?;
-            if two.is_dead() && !one_matched {
-                continue;
-            }
-            let two_matched = one_matched || matched(c, two)?;
-            for d in 0..10u8 {
-                let three = dfa.next_state(c, two, b'0' + d).ok()?;
-                if two_matched || !three.is_dead() || matched(c, three)? {
-                    set(usize::from(a) * 100 + usize::from(b) * 10 + usize::from(d));
+            let two = dfa.next_state(one, b'0' + b);
+            let two_matched = one_matched || matched(two);
+            for c in 0..10u8 {
+                let three = dfa.next_state(two, b'0' + c);
+                if two_matched || !dfa.is_dead_state(three) || matched(three) {
+                    let i = usize::from(a) * 100 + usize::from(b) * 10 + usize::from(c);
+                    table[i / 64] |= 1 << (i % 64);
                 }
             }
         }
@@ -267,7 +272,7 @@ impl Plan {
                 // The crate's viability check here compares the number with itself, so the
                 // prefix is always stripped.
                 _ => {
-                    if let Some(end) = parsing.find(&potential).map(|m| m.end()) {
+                    if let Some(end) = parsing.end(&potential) {
                         potential = skip(potential, end);
                     }
                 }
@@ -420,7 +425,7 @@ pub fn read(digits: &str, plus: bool, region: Option<Id>) -> Option<Read> {
     let mut international = plus;
     if !plus
         && let Some(idd) = home.and_then(|h| h.idd.as_ref())
-        && let Some(end) = idd.find(&number).map(|m| m.end())
+        && let Some(end) = idd.end(&number)
         && !number[end..].starts_with('0')
     {
         number = skip(number, end);
@@ -592,21 +597,31 @@ mod tests {
         assert!(regions > 240, "{regions}");
     }
 
-    /// The start table refuses only what the expression cannot match.
+    /// A pattern matches from the start, as the crate's `find` at 0 does, and ends where the
+    /// regex engine's leftmost-first match ends.
     #[test]
-    fn patterns_know_their_starts() {
+    fn patterns_match_from_the_start() {
         let p = Pattern::new(r"[2-9]\d{9}|3\d{6}");
-        for (text, refused) in [
-            ("0123456789", true),
-            ("1999", true),
-            ("200", false),
-            ("3", false),
+        for (text, yes) in [
+            ("0123456789", false),
+            ("2015550123", true),
+            ("20155501234", true),
+            ("3123456", true),
+            ("201555", false),
+            ("x2015550123", false),
         ] {
-            assert_eq!(p.refuses(text), refused, "{text}");
+            assert_eq!(p.is_match(text), yes, "{text}");
         }
-        // Layout mode and a pattern that can match nothing at all: every start is kept.
-        let p = Pattern::new("(?:\n  1\n  (\\d{3})\n)?");
-        assert!(!p.refuses("99"));
+        // Layout mode, a comment, groups: as the crate's expression reads them.
+        let p = Pattern::new("(?:\n  1 # trunk\n  ([2-9]\\d{2})\n)?");
+        assert_eq!(p.end("1201"), Some(4));
+        assert_eq!(p.end("0201"), Some(0));
+        let caps = p.captures("1201").unwrap();
+        assert_eq!(caps.get(1).map(|m| m.as_str()), Some("201"));
+        // Leftmost-first, like the regex engine: the first alternative that matches wins.
+        let p = Pattern::new("0|01");
+        assert_eq!(p.end("01"), Some(1));
+        // The start table refuses what cannot match, and only that.
         let us = plan(Id::US).unwrap();
         let kept: u32 = us
             .general
@@ -617,6 +632,7 @@ mod tests {
             .sum();
         assert!(kept <= 800, "{kept} of 1000 starts kept for US numbers");
         assert!(us.general.pattern.refuses("0678357187"));
+        assert!(!us.general.pattern.refuses("2015550123"));
     }
 
     #[test]
