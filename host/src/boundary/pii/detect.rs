@@ -279,6 +279,10 @@ struct Facts {
     digit_dots: usize,
     /// `ddd-dd-` somewhere (three digits, a dash, two digits, a dash): an SSN's start.
     ssn: bool,
+    /// The longest such run that can hold a phone number: a run that begins the text or
+    /// follows a letter, fits in one candidate, and ends glued to a letter (the date of a
+    /// timestamp, `2024-06-01T…`) only yields candidates the phone detector skips.
+    phone_run: usize,
 }
 
 impl Facts {
@@ -288,6 +292,9 @@ impl Facts {
         // Digits since the last non-digit, and how many stood before the last dash (0 when
         // something other than digits came between).
         let (mut group, mut before_dash) = (0usize, 0usize);
+        // The current run: open, where it starts, and whether nothing a candidate could take
+        // stands before it.
+        let (mut open, mut start, mut hard) = (false, 0usize, false);
         for (i, &b) in bytes.iter().enumerate() {
             if b.is_ascii_digit() {
                 group += 1;
@@ -303,6 +310,15 @@ impl Facts {
             match b {
                 b'0'..=b'9' => {
                     f.digits += 1;
+                    if !open || gap > 3 {
+                        if open {
+                            f.phone_run = f.phone_run.max(run);
+                        }
+                        (open, start) = (true, i);
+                        hard = i == 0
+                            || !matches!(bytes[i - 1], b' ' | b'-' | b'.' | b'(' | b')' | b'/');
+                        run = 0;
+                    }
                     run = if gap > 3 { 1 } else { run + 1 };
                     gap = 0;
                     f.run = f.run.max(run);
@@ -325,6 +341,19 @@ impl Facts {
                     gap += 1;
                 }
                 _ => {
+                    if open {
+                        // A letter right after the last digit (not an extension's `x` or
+                        // `ext`) glues the one candidate the run makes.
+                        let glued = hard
+                            && i - start <= 24
+                            && bytes[i - 1].is_ascii_digit()
+                            && b.is_ascii_alphabetic()
+                            && !matches!(b, b'x' | b'X' | b'e');
+                        if !glued {
+                            f.phone_run = f.phone_run.max(run);
+                        }
+                        open = false;
+                    }
                     f.at |= b == b'@';
                     if b == b':' {
                         f.colons += 1;
@@ -333,6 +362,9 @@ impl Facts {
                     gap = 4;
                 }
             }
+        }
+        if open {
+            f.phone_run = f.phone_run.max(run);
         }
         f
     }
@@ -461,7 +493,7 @@ pub fn find_in(text: &str, enabled: &[Entity], context: &Context<'_>) -> Vec<Fin
                     }
                 }
             }
-            Entity::Phone if facts.run >= 7 => {
+            Entity::Phone if facts.phone_run >= 7 => {
                 let mut phone_field = None;
                 for m in super::phone::CANDIDATE.find_iter(text) {
                     let (start, end) = (m.start(), m.end());

@@ -661,3 +661,36 @@ fn cards_are_found_by_each_issuers_ranges_and_lengths() {
     );
     assert!(!is_card(&bad));
 }
+
+/// The necessary-conditions pass skips the phone detector for digit runs glued to a letter (a
+/// timestamp's date) and for nothing else: numbers with extensions, after a word, or beside a
+/// date are still found.
+#[test]
+fn runs_glued_to_letters_skip_the_phone_detector_and_only_those() {
+    let phones = |text: &str| -> Vec<String> {
+        detect::find(text, &[Entity::Phone])
+            .iter()
+            .map(|f| text[f.start..f.end].to_string())
+            .collect()
+    };
+    for none in [
+        "2024-06-01T00:00:01+00:00",
+        "order 2024-06-01T10:00:00Z",
+        "SKU AB-1234-5678",
+        "build 20240601T1200",
+    ] {
+        assert_eq!(phones(none), Vec::<String>::new(), "{none}");
+    }
+    for (text, want) in [
+        ("555.123.4567x1234", "555.123.4567x1234"),
+        ("+1-464-236-8794x2095", "+1-464-236-8794x2095"),
+        ("call (555) 123-4567 ext. 12", "(555) 123-4567 ext. 12"),
+        ("2024-06-01 call +44 20 7946 0958", "+44 20 7946 0958"),
+        (
+            "on 2024-06-01T10:00 rang +33 6 35 51 71 23",
+            "+33 6 35 51 71 23",
+        ),
+    ] {
+        assert_eq!(phones(text), vec![want.to_string()], "{text}");
+    }
+}
