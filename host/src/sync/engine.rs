@@ -389,9 +389,7 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::protocol::{
-        Batch, ConfiguredStream, DestinationMode, ReportedError, StreamDescriptor, SyncMode,
-    };
+    use crate::protocol::{Batch, DestinationMode, ReportedError, SyncMode};
 
     /// What the fakes saw, in order.
     #[derive(Debug, Clone, PartialEq)]
@@ -460,21 +458,11 @@ mod tests {
     }
 
     fn catalog() -> Arc<ConfiguredCatalog> {
-        Arc::new(ConfiguredCatalog {
-            streams: vec![ConfiguredStream {
-                stream: StreamDescriptor {
-                    name: "s".into(),
-                    json_schema: serde_json::json!({}),
-                    supported_sync_modes: vec![SyncMode::Incremental],
-                    default_cursor_field: vec![],
-                    primary_key: vec![],
-                },
-                sync_mode: SyncMode::Incremental,
-                destination_mode: DestinationMode::Append,
-                cursor_field: vec![],
-                primary_key: vec![],
-            }],
-        })
+        Arc::new(crate::sync::tests::one_stream(
+            "s",
+            SyncMode::Incremental,
+            DestinationMode::Append,
+        ))
     }
 
     /// Batches `b1`..`bn`, each followed by the state `n`.

@@ -177,30 +177,23 @@ pub(super) fn records(batch: &Batch) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{
-        ConfiguredStream, DestinationMode, StreamDescriptor, StreamState, SyncMode,
-    };
+    use crate::protocol::{DestinationMode, StreamState, SyncMode};
 
-    fn config(masker: Option<Masker>) -> GateConfig {
+    /// A gate with every detector on (findings redacted).
+    fn config() -> GateConfig {
+        let masker = Masker::new(
+            crate::boundary::pii::PiiPolicy::default(),
+            zeroize::Zeroizing::new([7; 32]),
+        );
         GateConfig {
-            catalog: Arc::new(ConfiguredCatalog {
-                streams: vec![ConfiguredStream {
-                    stream: StreamDescriptor {
-                        name: "s".into(),
-                        json_schema: serde_json::json!({}),
-                        supported_sync_modes: vec![SyncMode::Incremental],
-                        default_cursor_field: vec![],
-                        primary_key: vec![],
-                    },
-                    sync_mode: SyncMode::Incremental,
-                    destination_mode: DestinationMode::Append,
-                    cursor_field: vec![],
-                    primary_key: vec![],
-                }],
-            }),
+            catalog: Arc::new(crate::sync::tests::one_stream(
+                "s",
+                SyncMode::Incremental,
+                DestinationMode::Append,
+            )),
             max_batch_bytes: 1 << 20,
             max_json_depth: 64,
-            masker: masker.map(Arc::new),
+            masker: Some(Arc::new(masker)),
             on_invalid: OnInvalid::Fail,
             keep_invalid: 10,
             progress: Arc::new(Progress::default()),
@@ -253,11 +246,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn batches_checked_at_once_pass_on_in_the_order_they_came() {
-        let masker = Masker::new(
-            crate::boundary::pii::PiiPolicy::default(),
-            zeroize::Zeroizing::new([7; 32]),
-        );
-        let cfg = config(Some(masker));
+        let cfg = config();
         let progress = cfg.progress.clone();
         let (out, seen) = through(cfg, 60, None).await;
         let want: Vec<String> = (0..60)
@@ -271,11 +260,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_refused_batch_passes_on_nothing_after_it() {
-        let masker = Masker::new(
-            crate::boundary::pii::PiiPolicy::default(),
-            zeroize::Zeroizing::new([7; 32]),
-        );
-        let cfg = config(Some(masker));
+        let cfg = config();
         let progress = cfg.progress.clone();
         let (out, seen) = through(cfg, 40, Some(25)).await;
         let want: Vec<String> = (0..25)

@@ -378,6 +378,29 @@ mod tests {
     use crate::protocol::*;
     use crate::store::CommittedState;
 
+    /// A catalog of one stream with an empty schema, for the pump's unit tests.
+    pub(super) fn one_stream(
+        name: &str,
+        sync_mode: SyncMode,
+        destination_mode: DestinationMode,
+    ) -> ConfiguredCatalog {
+        ConfiguredCatalog {
+            streams: vec![ConfiguredStream {
+                stream: StreamDescriptor {
+                    name: name.into(),
+                    json_schema: serde_json::json!({}),
+                    supported_sync_modes: vec![sync_mode],
+                    default_cursor_field: vec![],
+                    primary_key: vec![],
+                },
+                sync_mode,
+                destination_mode,
+                cursor_field: vec![],
+                primary_key: vec![],
+            }],
+        }
+    }
+
     fn stream(name: &str, sync: SyncMode, dm: DestinationMode) -> ConfiguredStream {
         ConfiguredStream {
             stream: StreamDescriptor {

@@ -195,21 +195,7 @@ mod tests {
     use crate::protocol::*;
 
     fn catalog() -> ConfiguredCatalog {
-        ConfiguredCatalog {
-            streams: vec![ConfiguredStream {
-                stream: StreamDescriptor {
-                    name: "users".into(),
-                    json_schema: serde_json::json!({}),
-                    supported_sync_modes: vec![SyncMode::FullRefresh],
-                    default_cursor_field: vec![],
-                    primary_key: vec![],
-                },
-                sync_mode: SyncMode::FullRefresh,
-                destination_mode: DestinationMode::Overwrite,
-                cursor_field: vec![],
-                primary_key: vec![],
-            }],
-        }
+        crate::sync::tests::one_stream("users", SyncMode::FullRefresh, DestinationMode::Overwrite)
     }
 
     fn check(stream: &str, records: &[u8]) -> Result<(u64, Vec<u8>), String> {
