@@ -385,19 +385,7 @@ mod tests {
         destination_mode: DestinationMode,
     ) -> ConfiguredCatalog {
         ConfiguredCatalog {
-            streams: vec![ConfiguredStream {
-                stream: StreamDescriptor {
-                    name: name.into(),
-                    json_schema: serde_json::json!({}),
-                    supported_sync_modes: vec![sync_mode],
-                    default_cursor_field: vec![],
-                    primary_key: vec![],
-                },
-                sync_mode,
-                destination_mode,
-                cursor_field: vec![],
-                primary_key: vec![],
-            }],
+            streams: vec![stream(name, sync_mode, destination_mode)],
         }
     }
 
