@@ -128,9 +128,7 @@ impl Masker {
     fn hmac_hex(&self, text: &str) -> String {
         let mut mac = self.mac.clone();
         mac.update(text.as_bytes());
-        let mut hex = [0u8; 64];
-        hex::encode_to_slice(mac.finalize().into_bytes(), &mut hex).expect("64 = 2 × 32");
-        String::from_utf8_lossy(&hex).into_owned()
+        hex::encode(mac.finalize().into_bytes())
     }
 
     /// Mask a batch of JSON lines of `stream`, counting into `stats`. Returns the new batch
@@ -163,6 +161,13 @@ impl Masker {
         let body = text.strip_suffix('\n').unwrap_or(text);
         for (i, line) in body.split('\n').enumerate() {
             walk.record(line, &mut out).map_err(|e| {
+                let e = match e {
+                    walk::WalkError::Json(e) => e,
+                    walk::WalkError::TooDeep => {
+                        let most = crate::boundary::limits::MAX_JSON_DEPTH;
+                        return bad(i + 1, Some(format!("nested more than {most} deep")));
+                    }
+                };
                 // A data error's message quotes the value: say only what kind it was.
                 let object = line.trim_ascii_start().starts_with('{');
                 bad(

@@ -12,6 +12,23 @@ use serde_json::value::RawValue;
 
 use super::policy::Rule;
 use super::{Masker, detect};
+use crate::boundary::limits::MAX_JSON_DEPTH;
+
+/// Why a record could not be walked.
+#[derive(Debug)]
+pub(super) enum WalkError {
+    /// Not JSON, or not an object (serde_json's error; its data errors quote the value).
+    Json(serde_json::Error),
+    /// Objects and arrays nested deeper than the host ever allows: the wall checks a
+    /// connection's own, lower limit before the walk, and the walk holds this one itself.
+    TooDeep,
+}
+
+impl From<serde_json::Error> for WalkError {
+    fn from(e: serde_json::Error) -> WalkError {
+        WalkError::Json(e)
+    }
+}
 
 /// An object's members in order: keys unescaped (borrowed when they hold no escapes), values
 /// as their raw JSON text. Duplicate keys are kept, so a rule applies to every copy.
@@ -88,6 +105,8 @@ pub(super) struct Walk<'m> {
     detect: bool,
     /// The dotted path of the member being walked (for the counts).
     field: String,
+    /// Objects and arrays open around the value being walked.
+    nesting: usize,
     pub(super) counts: Counts,
 }
 
@@ -100,14 +119,16 @@ impl<'m> Walk<'m> {
             masker,
             detect: !masker.policy.detectors.is_empty(),
             field: String::new(),
+            nesting: 0,
             counts: Counts::default(),
         }
     }
 
     /// Mask one record (a JSON object) onto `out`.
-    pub(super) fn record(&mut self, line: &str, out: &mut Vec<u8>) -> serde_json::Result<()> {
+    pub(super) fn record(&mut self, line: &str, out: &mut Vec<u8>) -> Result<(), WalkError> {
         let members: Members<'_> = serde_json::from_str(line)?;
         self.field.clear();
+        self.nesting = 0;
         let all = std::mem::take(&mut self.all);
         let done = self.object(members, 0, &all, out);
         self.all = all;
@@ -122,7 +143,7 @@ impl<'m> Walk<'m> {
         depth: usize,
         alive: &[usize],
         out: &mut Vec<u8>,
-    ) -> serde_json::Result<()> {
+    ) -> Result<(), WalkError> {
         out.push(b'{');
         let mut first = true;
         for (key, raw) in members.0 {
@@ -206,9 +227,31 @@ impl<'m> Walk<'m> {
         depth: usize,
         below: &[usize],
         out: &mut Vec<u8>,
-    ) -> serde_json::Result<()> {
+    ) -> Result<(), WalkError> {
         let text = raw.get().trim_ascii();
         let descend = self.detect || !below.is_empty();
+        let open = matches!(text.as_bytes().first(), Some(b'{' | b'['));
+        if descend && open {
+            self.nesting += 1;
+            if self.nesting > MAX_JSON_DEPTH {
+                return Err(WalkError::TooDeep);
+            }
+        }
+        let done = self.descend(text, descend, depth, below, out);
+        if descend && open {
+            self.nesting -= 1;
+        }
+        done
+    }
+
+    fn descend(
+        &mut self,
+        text: &str,
+        descend: bool,
+        depth: usize,
+        below: &[usize],
+        out: &mut Vec<u8>,
+    ) -> Result<(), WalkError> {
         match text.as_bytes().first() {
             Some(b'{') if descend => {
                 let members: Members<'_> = serde_json::from_str(text)?;
@@ -235,7 +278,7 @@ impl<'m> Walk<'m> {
     }
 
     /// Run the detectors over a string value (its JSON text, quotes included).
-    fn string(&mut self, text: &str, out: &mut Vec<u8>) -> serde_json::Result<()> {
+    fn string(&mut self, text: &str, out: &mut Vec<u8>) -> Result<(), WalkError> {
         let inner = &text[1..text.len() - 1];
         let unescaped;
         let s = if inner.contains('\\') {
@@ -256,6 +299,9 @@ impl<'m> Walk<'m> {
         for f in &found {
             self.counts.add(&self.field, f.entity.name());
         }
-        serde_json::to_writer(&mut *out, &self.masker.replace_findings(s, &found))
+        Ok(serde_json::to_writer(
+            &mut *out,
+            &self.masker.replace_findings(s, &found),
+        )?)
     }
 }
