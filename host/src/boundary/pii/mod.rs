@@ -126,9 +126,18 @@ impl Masker {
     }
 
     fn hmac_hex(&self, text: &str) -> String {
+        let mut out = Vec::with_capacity(64);
+        self.hmac_hex_into(text, &mut out);
+        String::from_utf8(out).expect("hex is ASCII")
+    }
+
+    /// The workspace-keyed HMAC-SHA256 of `text`, as 64 hex digits appended to `out`.
+    fn hmac_hex_into(&self, text: &str, out: &mut Vec<u8>) {
         let mut mac = self.mac.clone();
         mac.update(text.as_bytes());
-        hex::encode(mac.finalize().into_bytes())
+        let mut hex = [0u8; 64];
+        hex::encode_to_slice(mac.finalize().into_bytes(), &mut hex).expect("64 hex digits");
+        out.extend_from_slice(&hex);
     }
 
     /// Mask a batch of JSON lines of `stream`, counting into `stats`. Returns the new batch
@@ -221,12 +230,57 @@ impl Masker {
 
 /// Keep the last `keep` characters (at most half of them), star the rest.
 fn mask(s: &str, keep: usize) -> String {
+    let mut out = Vec::with_capacity(s.len());
+    mask_into(s, keep, &mut out);
+    String::from_utf8(out).expect("stars and the end of a string")
+}
+
+/// [`mask`], appended to `out`.
+fn mask_into(s: &str, keep: usize, out: &mut Vec<u8>) {
     let n = s.chars().count();
     let keep = keep.min(n / 2);
-    s.chars()
-        .enumerate()
-        .map(|(i, c)| if i + keep < n { '*' } else { c })
-        .collect()
+    out.resize(out.len() + (n - keep), b'*');
+    let tail = s.char_indices().nth(n - keep).map_or(s.len(), |(i, _)| i);
+    out.extend_from_slice(&s.as_bytes()[tail..]);
+}
+
+/// Apply a rule to one value given as its JSON text, writing the result's JSON text onto
+/// `out`. Returns whether it changed anything worth counting. A string without escapes (most
+/// of them) is ruled where it stands, with no value built; anything else goes through
+/// [`apply_value`], with the same result.
+fn apply_raw(
+    text: &str,
+    rule: &Rule,
+    m: &Masker,
+    out: &mut Vec<u8>,
+) -> Result<bool, serde_json::Error> {
+    let text = text.trim_ascii();
+    // The text of a JSON string with no escapes is the string itself between its quotes; it
+    // holds no quote, backslash or control character, so any part of it is valid inside
+    // quotes again.
+    let plain = (text.len() >= 2 && text.starts_with('"') && !text.contains('\\'))
+        .then(|| &text[1..text.len() - 1]);
+    let quoted = |out: &mut Vec<u8>, write: &dyn Fn(&mut Vec<u8>)| {
+        out.push(b'"');
+        write(out);
+        out.push(b'"');
+    };
+    match (rule, plain) {
+        (Rule::Redact, _) => out.extend_from_slice(br#""[redacted]""#),
+        (Rule::Hash, Some(s)) => quoted(out, &|out| m.hmac_hex_into(s, out)),
+        (Rule::Mask { keep_last }, Some(s)) => quoted(out, &|out| mask_into(s, *keep_last, out)),
+        (Rule::Generalize { to: Some(g), .. }, Some(s)) => match g.keep(s) {
+            Some(n) => quoted(out, &|out| out.extend_from_slice(&s.as_bytes()[..n])),
+            None => out.extend_from_slice(br#""[redacted]""#),
+        },
+        _ => {
+            let mut v: Value = serde_json::from_str(text)?;
+            let changed = apply_value(&mut v, rule, m);
+            serde_json::to_writer(&mut *out, &v)?;
+            return Ok(changed);
+        }
+    }
+    Ok(true)
 }
 
 /// Apply a rule to one value. Returns whether it changed anything worth counting. A rule that

@@ -37,6 +37,11 @@ pub enum Granularity {
 impl Granularity {
     /// Truncate an ISO 8601 date or timestamp; `None` when `s` does not start with one.
     pub fn truncate(self, s: &str) -> Option<String> {
+        self.keep(s).map(|n| s[..n].to_string())
+    }
+
+    /// How many bytes of `s` [`Granularity::truncate`] keeps (ASCII digits and dashes).
+    pub(super) fn keep(self, s: &str) -> Option<usize> {
         let b = s.as_bytes();
         let digits =
             |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
@@ -51,7 +56,7 @@ impl Granularity {
             Granularity::Month => 7,
             Granularity::Day => 10,
         };
-        (b.len() >= keep).then(|| s[..keep].to_string())
+        (b.len() >= keep).then_some(keep)
     }
 }
 

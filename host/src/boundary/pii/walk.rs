@@ -1,13 +1,16 @@
 //! The record walk: one pass over a record's JSON text that copies every value no rule or
-//! detector changes byte for byte, and rebuilds only the values that change. Objects are split
-//! into members by `serde_json` (keys unescaped, values as raw text), so a record costs one
-//! scan plus the strings the detectors read, not a parse into a tree and a re-serialization.
+//! detector changes byte for byte, and rebuilds only the values that change. `serde_json` hands
+//! over an object's members one at a time (keys unescaped, values as raw text) and each is
+//! written as it arrives, with no list of members built; a ruled string is rewritten where it
+//! stands. A record costs one scan, plus a second over its nested objects and the strings the
+//! detectors read; not a parse into a tree and a re-serialization.
 
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
-use serde_json::Value;
+use serde::de::{
+    Deserialize, DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess, Visitor,
+};
 use serde_json::value::RawValue;
 
 use super::policy::Rule;
@@ -30,29 +33,72 @@ impl From<serde_json::Error> for WalkError {
     }
 }
 
-/// An object's members in order: keys unescaped (borrowed when they hold no escapes), values
-/// as their raw JSON text. Duplicate keys are kept, so a rule applies to every copy.
-pub(super) struct Members<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+/// Walks one object (or array) as serde_json reads it: each member is written as it arrives,
+/// so no list of members is built. Its value comes as raw text, so numbers keep theirs.
+struct Walker<'w, 'm> {
+    walk: &'w mut Walk<'m>,
+    /// Keys deep, for the rules.
+    depth: usize,
+    /// The rules whose path matches so far.
+    alive: &'w [usize],
+    out: &'w mut Vec<u8>,
+    /// An array, not an object.
+    array: bool,
+}
 
-impl<'de> Deserialize<'de> for Members<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Object;
-        impl<'de> Visitor<'de> for Object {
-            type Value = Members<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members<'de>, A::Error> {
-                // serde_json cannot say how many: room for a typical record's members, so
-                // the list is not regrown on the way.
-                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(32));
-                while let Some(Key(k)) = map.next_key()? {
-                    members.push((k, map.next_value()?));
-                }
-                Ok(Members(members))
+impl<'de> DeserializeSeed<'de> for Walker<'_, '_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        if self.array {
+            d.deserialize_seq(self)
+        } else {
+            d.deserialize_map(self)
+        }
+    }
+}
+
+impl<'de> Visitor<'de> for Walker<'_, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.array {
+            "a JSON array"
+        } else {
+            "a JSON object"
+        })
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        self.out.push(b'{');
+        let mut first = true;
+        while let Some(Key(key)) = map.next_key()? {
+            let raw: &RawValue = map.next_value()?;
+            let done = self
+                .walk
+                .member(&key, raw, self.depth, self.alive, &mut first, self.out);
+            if let Err(e) = done {
+                // Kept whole (a nested parser's error, or the depth bound) for the caller.
+                self.walk.failed = Some(e);
+                return Err(A::Error::custom("the walk stopped"));
             }
         }
-        d.deserialize_map(Object)
+        self.out.push(b'}');
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        self.out.push(b'[');
+        let mut first = true;
+        while let Some(item) = seq.next_element::<&RawValue>()? {
+            if !std::mem::take(&mut first) {
+                self.out.push(b',');
+            }
+            if let Err(e) = self.walk.value(item, self.depth, self.alive, self.out) {
+                self.walk.failed = Some(e);
+                return Err(A::Error::custom("the walk stopped"));
+            }
+        }
+        self.out.push(b']');
+        Ok(())
     }
 }
 
@@ -107,6 +153,8 @@ pub(super) struct Walk<'m> {
     field: String,
     /// Objects and arrays open around the value being walked.
     nesting: usize,
+    /// Why a walk inside serde_json's parse stopped (its own error says only that it did).
+    failed: Option<WalkError>,
     pub(super) counts: Counts,
 }
 
@@ -120,70 +168,77 @@ impl<'m> Walk<'m> {
             detect: !masker.policy.detectors.is_empty(),
             field: String::new(),
             nesting: 0,
+            failed: None,
             counts: Counts::default(),
         }
     }
 
     /// Mask one record (a JSON object) onto `out`.
     pub(super) fn record(&mut self, line: &str, out: &mut Vec<u8>) -> Result<(), WalkError> {
-        let members: Members<'_> = serde_json::from_str(line)?;
         self.field.clear();
         self.nesting = 0;
         let all = std::mem::take(&mut self.all);
-        let done = self.object(members, 0, &all, out);
+        let done = self.parse(line, false, 0, &all, out);
         self.all = all;
         done
     }
 
-    /// Write an object's members; `alive` are the rules whose path matches so far (`depth`
-    /// keys deep).
-    fn object(
+    /// Walk `text`, an object (or an array), onto `out`; `alive` are the rules whose path
+    /// matches so far (`depth` keys deep).
+    fn parse(
         &mut self,
-        members: Members<'_>,
+        text: &str,
+        array: bool,
         depth: usize,
         alive: &[usize],
         out: &mut Vec<u8>,
     ) -> Result<(), WalkError> {
-        out.push(b'{');
-        let mut first = true;
-        for (key, raw) in members.0 {
-            let mark = self.field.len();
-            if mark > 0 {
-                self.field.push('.');
+        let mut de = serde_json::Deserializer::from_str(text);
+        let walker = Walker {
+            walk: self,
+            depth,
+            alive,
+            out,
+            array,
+        };
+        match walker.deserialize(&mut de).and_then(|()| de.end()) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.failed.take().unwrap_or(WalkError::Json(e))),
+        }
+    }
+
+    /// Write one member of an object: its rule applied, or its value walked.
+    fn member(
+        &mut self,
+        key: &Cow<'_, str>,
+        raw: &RawValue,
+        depth: usize,
+        alive: &[usize],
+        first: &mut bool,
+        out: &mut Vec<u8>,
+    ) -> Result<(), WalkError> {
+        let mark = self.field.len();
+        if mark > 0 {
+            self.field.push('.');
+        }
+        self.field.push_str(key);
+        let here = |p: &[String]| p.len() > depth && p[depth] == **key;
+        // One rule per field (the policy's check and `rules_for` see to it): the first found.
+        let rule = alive
+            .iter()
+            .map(|&i| self.rules[i])
+            .find(|(path, _)| path.len() == depth + 1 && here(path))
+            .map(|(_, rule)| rule);
+        let done = match rule {
+            Some(Rule::Drop) => {
+                self.counts.add(&self.field, Rule::Drop.name());
+                Ok(())
             }
-            self.field.push_str(&key);
-            let here = |p: &[String]| p.len() > depth && p[depth] == *key;
-            // The rules for exactly this member, in order; a drop ends them.
-            let (mut ruled, mut dropped, mut value) = (false, false, None::<Value>);
-            for &i in alive {
-                let (path, rule) = self.rules[i];
-                if path.len() != depth + 1 || !here(path) {
-                    continue;
-                }
-                ruled = true;
-                match rule {
-                    Rule::Keep => {}
-                    Rule::Drop => {
-                        self.counts.add(&self.field, rule.name());
-                        dropped = true;
-                        break;
-                    }
-                    _ => {
-                        let v = match &mut value {
-                            Some(v) => v,
-                            None => value.insert(serde_json::from_str(raw.get())?),
-                        };
-                        if super::apply_value(v, rule, self.masker) {
-                            self.counts.add(&self.field, rule.name());
-                        }
-                    }
-                }
-            }
-            if !dropped {
-                if !std::mem::take(&mut first) {
+            _ => {
+                if !std::mem::take(first) {
                     out.push(b',');
                 }
-                match &key {
+                match key {
                     // Borrowed means the name had no escapes (and control characters do not
                     // parse): its text is already valid JSON.
                     Cow::Borrowed(k) => {
@@ -196,9 +251,17 @@ impl<'m> Walk<'m> {
                         out.push(b':');
                     }
                 }
-                match value {
-                    Some(v) => serde_json::to_writer(&mut *out, &v)?,
-                    None if ruled => out.extend_from_slice(raw.get().as_bytes()),
+                match rule {
+                    Some(Rule::Keep) => {
+                        out.extend_from_slice(raw.get().as_bytes());
+                        Ok(())
+                    }
+                    Some(rule) => {
+                        if super::apply_raw(raw.get(), rule, self.masker, out)? {
+                            self.counts.add(&self.field, rule.name());
+                        }
+                        Ok(())
+                    }
                     None => {
                         let deeper = |i: &usize| {
                             let path = self.rules[*i].0;
@@ -207,17 +270,16 @@ impl<'m> Walk<'m> {
                         // Most members have no rule below them: no list to build.
                         if alive.iter().any(deeper) {
                             let below: Vec<usize> = alive.iter().copied().filter(deeper).collect();
-                            self.value(raw, depth + 1, &below, out)?;
+                            self.value(raw, depth + 1, &below, out)
                         } else {
-                            self.value(raw, depth + 1, &[], out)?;
+                            self.value(raw, depth + 1, &[], out)
                         }
                     }
                 }
             }
-            self.field.truncate(mark);
-        }
-        out.push(b'}');
-        Ok(())
+        };
+        self.field.truncate(mark);
+        done
     }
 
     /// Write a value no rule names: descend where rules or detectors need to, copy the rest.
@@ -253,22 +315,8 @@ impl<'m> Walk<'m> {
         out: &mut Vec<u8>,
     ) -> Result<(), WalkError> {
         match text.as_bytes().first() {
-            Some(b'{') if descend => {
-                let members: Members<'_> = serde_json::from_str(text)?;
-                self.object(members, depth, below, out)
-            }
-            Some(b'[') if descend => {
-                let items: Vec<&RawValue> = serde_json::from_str(text)?;
-                out.push(b'[');
-                for (i, item) in items.into_iter().enumerate() {
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    self.value(item, depth, below, out)?;
-                }
-                out.push(b']');
-                Ok(())
-            }
+            Some(b'{') if descend => self.parse(text, false, depth, below, out),
+            Some(b'[') if descend => self.parse(text, true, depth, below, out),
             Some(b'"') if self.detect => self.string(text, out),
             _ => {
                 out.extend_from_slice(text.as_bytes());
