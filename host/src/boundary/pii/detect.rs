@@ -409,21 +409,74 @@ pub fn find(text: &str, enabled: &[Entity]) -> Vec<Finding> {
     find_in(text, enabled, &Context::default())
 }
 
-/// Find every entity of `enabled` in `text`, in `context`, without overlaps, in text order.
-pub fn find_in(text: &str, enabled: &[Entity], context: &Context<'_>) -> Vec<Finding> {
-    let bytes = text.as_bytes();
-    // Most values (names, cities, codes) have neither an `@`, a `:` nor four digits, and every
-    // detector but the IBAN's needs one of those (an IBAN: two check digits in 15 characters
-    // or more): a branch-free count says so before the full pass.
+/// Whether `bytes` can hold anything a detector finds. Most values (names, cities, codes) have
+/// neither an `@`, a `:` nor four digits, and every detector but the IBAN's needs one of those
+/// (an IBAN: two check digits in 15 characters or more): a branch-free count says so. A
+/// backslash counts as a mark, so a string's JSON text can be asked before it is unescaped
+/// (an escape may stand for any character).
+pub(super) fn may_hold(bytes: &[u8]) -> bool {
     let (numerals, marks) = bytes.iter().fold((0usize, 0usize), |(d, m), &b| {
         (
             d + usize::from(b.is_ascii_digit()),
-            m + usize::from(b == b'@' || b == b':'),
+            m + usize::from(b == b'@' || b == b':' || b == b'\\'),
         )
     });
-    if marks == 0 && (numerals < 2 || (numerals < 4 && bytes.len() < 15)) {
+    marks > 0 || numerals >= 4 || (numerals >= 2 && bytes.len() >= 15)
+}
+
+/// Whether `b` is exactly an RFC 3339 timestamp, `2024-06-01T12:34:56`, with at most nine
+/// digits of fraction and an optional `Z` or `+hh:mm` offset: the shape of most `*_at` values.
+/// Nothing in that shape is anything a detector reports (its longest digit run is eleven, its
+/// date is glued to the `T`, it has at most three colons and one dot), so the full pass is
+/// skipped; a test holds this to what the full pass finds.
+pub(super) fn timestamp(b: &[u8]) -> bool {
+    let d = |i: usize| b.get(i).is_some_and(u8::is_ascii_digit);
+    let at = |i: usize, c: u8| b.get(i) == Some(&c);
+    let digits = |r: std::ops::Range<usize>| r.into_iter().all(d);
+    if !(digits(0..4)
+        && at(4, b'-')
+        && digits(5..7)
+        && at(7, b'-')
+        && digits(8..10)
+        && (at(10, b'T') || at(10, b't'))
+        && digits(11..13)
+        && at(13, b':')
+        && digits(14..16)
+        && at(16, b':')
+        && digits(17..19))
+    {
+        return false;
+    }
+    let mut i = 19;
+    if at(i, b'.') {
+        let n = b[i + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if !(1..=9).contains(&n) {
+            return false;
+        }
+        i += 1 + n;
+    }
+    match b.get(i) {
+        None => true,
+        Some(b'Z' | b'z') => i + 1 == b.len(),
+        Some(b'+' | b'-') => {
+            b.len() == i + 6 && digits(i + 1..i + 3) && at(i + 3, b':') && digits(i + 4..i + 6)
+        }
+        Some(_) => false,
+    }
+}
+
+/// Find every entity of `enabled` in `text`, in `context`, without overlaps, in text order.
+pub fn find_in(text: &str, enabled: &[Entity], context: &Context<'_>) -> Vec<Finding> {
+    let bytes = text.as_bytes();
+    if !may_hold(bytes) || timestamp(bytes) {
         return Vec::new();
     }
+    scan(text, enabled, context)
+}
+
+/// [`find_in`] without its shortcuts: the necessary conditions, then the detectors.
+pub(super) fn scan(text: &str, enabled: &[Entity], context: &Context<'_>) -> Vec<Finding> {
+    let bytes = text.as_bytes();
     let facts = Facts::of(bytes);
     if !facts.any() {
         return Vec::new();

@@ -878,7 +878,7 @@ fn rules_on_raw_text_agree_with_rules_on_values() {
             );
         }
         if r.random_bool(0.2) {
-            s.push_str(*pick(&mut r, &["ü", "\n", "\"", "日本", "\u{7f}"]));
+            s.push_str(pick::<&str>(&mut r, &["ü", "\n", "\"", "日本", "\u{7f}"]));
         }
         texts.push(serde_json::to_string(&s).unwrap());
     }
@@ -896,4 +896,57 @@ fn rules_on_raw_text_agree_with_rules_on_values() {
             );
         }
     }
+}
+
+/// The timestamp shortcut skips the detectors only on text the full pass finds nothing in, even
+/// in a field named `phone`; text that merely starts like a timestamp still gets the full pass.
+#[test]
+fn timestamps_skip_the_detectors_only_where_they_would_find_nothing() {
+    let context = detect::Context {
+        field: "phone",
+        regions: phone::DEFAULT_REGIONS,
+    };
+    let mut r = Pcg64::seed_from_u64(3339);
+    for _ in 0..20_000 {
+        let mut t = format!(
+            "{}-{}-{}{}{}:{}:{}",
+            num(&mut r, 4),
+            num(&mut r, 2),
+            num(&mut r, 2),
+            pick(&mut r, &['T', 't']),
+            num(&mut r, 2),
+            num(&mut r, 2),
+            num(&mut r, 2)
+        );
+        let fraction = r.random_range(0..=9);
+        if fraction > 0 {
+            t.push('.');
+            t.push_str(&num(&mut r, fraction));
+        }
+        match r.random_range(0..4) {
+            0 => {}
+            1 => t.push('Z'),
+            _ => t.push_str(&format!(
+                "{}{}:{}",
+                pick(&mut r, &['+', '-']),
+                num(&mut r, 2),
+                num(&mut r, 2)
+            )),
+        }
+        assert!(detect::timestamp(t.as_bytes()), "{t}");
+        assert_eq!(detect::scan(&t, &Entity::ALL, &context), vec![], "{t}");
+    }
+    for not in [
+        "2024-06-01",
+        "2024-06-01 12:34:56",
+        "2024-06-01T12:34:56.4111111111111111",
+        "2024-06-01T12:34:56+00:00 call 555-123-4567",
+        "2024-06-01T12:34:56+0000",
+        "2024-06-01T12:34:56Zx",
+    ] {
+        assert!(!detect::timestamp(not.as_bytes()), "{not}");
+    }
+    let found = detect::find("2024-06-01T12:34:56Z 4111 1111 1111 1111", &Entity::ALL);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].entity, Entity::Card);
 }

@@ -74,7 +74,7 @@ impl<'de> Visitor<'de> for Walker<'_, '_> {
             let raw: &RawValue = map.next_value()?;
             let done = self
                 .walk
-                .member(&key, raw, self.depth, self.alive, &mut first, self.out);
+                .member(key, raw, self.depth, self.alive, &mut first, self.out);
             if let Err(e) = done {
                 // Kept whole (a nested parser's error, or the depth bound) for the caller.
                 self.walk.failed = Some(e);
@@ -210,7 +210,7 @@ impl<'m> Walk<'m> {
     /// Write one member of an object: its rule applied, or its value walked.
     fn member(
         &mut self,
-        key: &Cow<'_, str>,
+        key: Cow<'_, str>,
         raw: &RawValue,
         depth: usize,
         alive: &[usize],
@@ -221,8 +221,8 @@ impl<'m> Walk<'m> {
         if mark > 0 {
             self.field.push('.');
         }
-        self.field.push_str(key);
-        let here = |p: &[String]| p.len() > depth && p[depth] == **key;
+        self.field.push_str(&key);
+        let here = |p: &[String]| p.len() > depth && p[depth] == *key;
         // One rule per field (the policy's check and `rules_for` see to it): the first found.
         let rule = alive
             .iter()
@@ -238,7 +238,7 @@ impl<'m> Walk<'m> {
                 if !std::mem::take(first) {
                     out.push(b',');
                 }
-                match key {
+                match &key {
                     // Borrowed means the name had no escapes (and control characters do not
                     // parse): its text is already valid JSON.
                     Cow::Borrowed(k) => {
@@ -328,6 +328,11 @@ impl<'m> Walk<'m> {
     /// Run the detectors over a string value (its JSON text, quotes included).
     fn string(&mut self, text: &str, out: &mut Vec<u8>) -> Result<(), WalkError> {
         let inner = &text[1..text.len() - 1];
+        // Most strings hold nothing a detector looks for, escapes or not: asked of the text.
+        if !detect::may_hold(inner.as_bytes()) {
+            out.extend_from_slice(text.as_bytes());
+            return Ok(());
+        }
         let unescaped;
         let s = if inner.contains('\\') {
             unescaped = serde_json::from_str::<String>(text)?;
