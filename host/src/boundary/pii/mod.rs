@@ -266,7 +266,8 @@ fn apply_raw(
         out.push(b'"');
     };
     match (rule, plain) {
-        (Rule::Redact, _) => out.extend_from_slice(br#""[redacted]""#),
+        // Anything else is parsed first (below), so the walk still refuses what is not JSON.
+        (Rule::Redact, Some(_)) => out.extend_from_slice(br#""[redacted]""#),
         (Rule::Hash, Some(s)) => quoted(out, &|out| m.hmac_hex_into(s, out)),
         (Rule::Mask { keep_last }, Some(s)) => quoted(out, &|out| mask_into(s, *keep_last, out)),
         (Rule::Generalize { to: Some(g), .. }, Some(s)) => match g.keep(s) {

@@ -222,6 +222,21 @@ pub enum PolicyError {
         "pii.phone_regions is empty: name at least one region, or leave it out for the default set"
     )]
     NoRegions,
+    /// A rule on a field inside one that `keep` leaves as it is.
+    #[error(
+        "{at}: `{path}` is inside `{kept}`, which {keep_at} keeps as it is, so this rule would \
+         never apply; remove one of the two"
+    )]
+    UnderKeep {
+        /// The rule.
+        at: String,
+        /// Its path.
+        path: String,
+        /// The kept path above it.
+        kept: String,
+        /// The keep rule.
+        keep_at: String,
+    },
     /// Two rules for one field.
     #[error("{at}: `{path}` already has a rule{for_stream}; one rule per field")]
     Twice {
@@ -304,6 +319,25 @@ impl PiiFile {
                 path,
                 rule,
             });
+        }
+        // A kept value is copied whole: a rule below it would silently not apply.
+        for (k, keep) in fields.iter().enumerate() {
+            if keep.rule != Rule::Keep {
+                continue;
+            }
+            let under = fields.iter().position(|f| {
+                f.path.len() > keep.path.len()
+                    && f.path.starts_with(&keep.path)
+                    && (f.stream.is_none() || keep.stream.is_none() || f.stream == keep.stream)
+            });
+            if let Some(i) = under {
+                return Err(PolicyError::UnderKeep {
+                    at: format!("pii.fields[{i}]"),
+                    path: fields[i].path.join("."),
+                    kept: keep.path.join("."),
+                    keep_at: format!("pii.fields[{k}]"),
+                });
+            }
         }
         let mut detectors = self.detectors.unwrap_or_else(|| Entity::ALL.to_vec());
         // Resolution order is fixed (`Entity::ALL`), whatever order the file lists them in.

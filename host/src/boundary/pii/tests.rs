@@ -95,6 +95,29 @@ fn a_rule_that_cannot_apply_fails_closed() {
     assert_eq!(v["when"], "[redacted]");
 }
 
+/// A ruled value is still checked as JSON, whatever the rule: redacting a value serde_json
+/// refuses (a lone surrogate, a number no float holds, nesting past its limit) refuses the
+/// record, as it did when every ruled value was parsed; a plain string is redacted in place.
+#[test]
+fn a_redacted_value_is_still_checked_as_json() {
+    let m = masker(
+        policy("[[fields]]\npath = \"note\"\nrule = \"redact\"\n"),
+        1,
+    );
+    let deep = format!("{{\"note\":{}1{}}}", "[".repeat(200), "]".repeat(200));
+    for bad in [r#"{"note":"\ud800"}"#, r#"{"note":1e400}"#, deep.as_str()] {
+        let mut stats = MaskStats::default();
+        let e = m.apply("s", bad.as_bytes(), &mut stats).unwrap_err();
+        assert_eq!(e.line, 1, "{bad}");
+    }
+    let (v, stats) = run(&m, "s", r#"{"note":"call me", "n": {"note": 5}}"#);
+    assert_eq!(
+        v,
+        serde_json::json!({"note": "[redacted]", "n": {"note": 5}})
+    );
+    assert_eq!(stats.total(), 1);
+}
+
 #[test]
 fn bad_policies_name_the_rule() {
     let file: policy::PiiFile =
@@ -108,6 +131,30 @@ fn bad_policies_name_the_rule() {
         toml::from_str("[[fields]]\npath = \"a\"\nrule = \"generalize\"\n").unwrap();
     assert!(file.check().unwrap_err().to_string().contains("needs `to`"));
     assert!(toml::from_str::<policy::PiiFile>("detectors = [\"passport\"]").is_err());
+    // A rule inside a kept field would never apply: refused, naming both, for the same stream
+    // or where either names every stream; a rule in another stream's kept field is fine.
+    for (keep_stream, below_stream) in [
+        ("", ""),
+        ("stream = \"users\"\n", ""),
+        ("", "stream = \"users\"\n"),
+    ] {
+        let file: policy::PiiFile = toml::from_str(&format!(
+            "[[fields]]\n{keep_stream}path = \"address\"\nrule = \"keep\"\n\
+             [[fields]]\n{below_stream}path = \"address.street\"\nrule = \"redact\"\n"
+        ))
+        .unwrap();
+        let e = file.check().unwrap_err().to_string();
+        assert!(
+            e.contains("pii.fields[1]") && e.contains("pii.fields[0]") && e.contains("`address`"),
+            "{e}"
+        );
+    }
+    let file: policy::PiiFile = toml::from_str(
+        "[[fields]]\nstream = \"a\"\npath = \"x\"\nrule = \"keep\"\n\
+         [[fields]]\nstream = \"b\"\npath = \"x.y\"\nrule = \"redact\"\n",
+    )
+    .unwrap();
+    assert!(file.check().is_ok());
 }
 
 #[test]
