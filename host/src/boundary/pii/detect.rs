@@ -560,7 +560,7 @@ pub(super) fn scan(text: &str, enabled: &[Entity], context: &Context<'_>) -> Vec
             }
             Entity::Phone if facts.phone_run >= 7 => {
                 let mut phone_field = None;
-                for m in super::phone::CANDIDATE.find_iter(text) {
+                for m in super::phone::CANDIDATE.find_iter(bytes) {
                     let (start, end) = (m.start(), m.end());
                     // Glued to a word (`AB-1234-5678`, a UUID's groups, `v1.2.3`): part of an
                     // identifier, not a number on its own.
@@ -579,7 +579,7 @@ pub(super) fn scan(text: &str, enabled: &[Entity], context: &Context<'_>) -> Vec
                         super::phone::phone_field(name)
                     });
                     let said = field || super::phone::phone_words_before(bytes, start);
-                    if super::phone::is_phone(m.as_str(), said, context.regions) {
+                    if super::phone::is_phone(&text[start..end], said, context.regions) {
                         push(entity, start, end);
                     }
                 }

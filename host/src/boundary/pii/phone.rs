@@ -16,7 +16,8 @@
 use std::sync::LazyLock;
 
 use phonenumber::country::Id;
-use regex::Regex;
+use regex_automata::dfa::regex::Regex as Dfa;
+use regex_automata::util::syntax;
 
 use super::plan;
 
@@ -36,21 +37,26 @@ pub const DEFAULT_REGIONS: &[Id] = &[
     Id::AU,
 ];
 
+/// A compiled DFA (forward and reverse, ASCII): the regex engine's tables without its per-call
+/// set-up, which made up most of a candidate's cost (every phone-shaped value runs these).
+fn dfa(pattern: &str) -> Dfa {
+    Dfa::builder()
+        .syntax(syntax::Config::new().unicode(false))
+        .build(pattern)
+        .expect("the phone patterns are valid")
+}
+
 /// A candidate: an optional `+` or `(`, digits and separators, an optional extension.
-pub(super) static CANDIDATE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r"(?-u)(?:\+|\(\+?)?\d[\d \-./()]{4,24}\d(?:\s?(?:[xX]|ext\.?|extension|#)\s?\d{1,6})?",
-    )
-    .expect("the phone candidate pattern is valid")
+pub(super) static CANDIDATE: LazyLock<Dfa> = LazyLock::new(|| {
+    dfa(r"(?:\+|\(\+?)?\d[\d \-./()]{4,24}\d(?:\s?(?:[xX]|ext\.?|extension|#)\s?\d{1,6})?")
 });
 
-static EXTENSION: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?-u)\s?(?:[xX]|ext\.?|extension|#)\s?\d{1,6}$").expect("valid"));
+static EXTENSION: LazyLock<Dfa> =
+    LazyLock::new(|| dfa(r"\s?(?:[xX]|ext\.?|extension|#)\s?\d{1,6}$"));
 
 /// North American groupings: `(555) 123-4567`, `555-123-4567`, `555.123.4567`.
-static NANP: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?-u)^(?:\(\d{3}\) ?|\d{3}[\-. ])\d{3}[\-. ]\d{4}$").expect("valid")
-});
+static NANP: LazyLock<Dfa> =
+    LazyLock::new(|| dfa(r"^(?:\(\d{3}\) ?|\d{3}[\-. ])\d{3}[\-. ]\d{4}$"));
 
 /// Words that say a number near them is a phone number (lowercase, ASCII).
 const WORDS: &[&str] = &[
@@ -123,7 +129,7 @@ fn digit_count(s: &str) -> usize {
 
 /// Written like a national phone number: North American groupings, or a trunk `0` and groups.
 fn shaped(body: &str) -> bool {
-    NANP.is_match(body)
+    NANP.is_match(body.as_bytes())
         || body.starts_with("(0")
         || (body.starts_with('0')
             && digit_count(body) >= 9
@@ -135,7 +141,10 @@ pub fn is_phone(candidate: &str, context: bool, regions: &[Id]) -> bool {
     let candidate = candidate.trim();
     // Every way of writing an extension has an `x` or a `#`.
     let marked = candidate.bytes().any(|b| matches!(b, b'x' | b'X' | b'#'));
-    let body = match marked.then(|| EXTENSION.find(candidate)).flatten() {
+    let body = match marked
+        .then(|| EXTENSION.find(candidate.as_bytes()))
+        .flatten()
+    {
         Some(m) => &candidate[..m.start()],
         None => candidate,
     };
@@ -165,7 +174,7 @@ pub fn is_phone(candidate: &str, context: bool, regions: &[Id]) -> bool {
             .filter(|g| !g.is_empty())
             .count()
             == 3
-        && !NANP.is_match(body);
+        && !NANP.is_match(body.as_bytes());
     if date || decimal || dotted {
         return false;
     }

@@ -15,6 +15,7 @@ use phonenumber::country::Id;
 use phonenumber::metadata::{DATABASE, Descriptor, Metadata};
 use regex::Regex;
 use regex_automata::dfa::{Automaton, StartKind, dense};
+use regex_automata::util::primitives::StateID;
 use regex_automata::util::syntax;
 use regex_automata::{Anchored, Input};
 
@@ -74,6 +75,9 @@ struct Plan {
 /// engine's per-call set-up (a dozen calls per candidate made that most of the cost).
 struct Pattern {
     dfa: dense::DFA<Vec<u32>>,
+    /// The anchored start state at the start of a text: the same for every candidate, so it
+    /// is looked up once rather than per search.
+    start: StateID,
     /// Bit `100 * a + 10 * b + c`: whether some text starting with digits `abc` can match. Most
     /// candidates are refused by this one lookup (a country code's twenty regions are tried
     /// by their leading digits).
@@ -92,8 +96,12 @@ impl Pattern {
             .syntax(syntax::Config::new().ignore_whitespace(true).unicode(false))
             .build(&text)
             .expect("libphonenumber's patterns compile");
+        let start = dfa
+            .start_state_forward(&Input::new("").anchored(Anchored::Yes))
+            .expect("an anchored start state");
         Pattern {
             starts: starts(&dfa).unwrap_or([u64::MAX; 16]),
+            start,
             dfa,
             groups: OnceLock::new(),
             text,
@@ -118,20 +126,46 @@ impl Pattern {
         if self.refuses(text) {
             return None;
         }
-        let input = Input::new(text).anchored(Anchored::Yes);
-        self.dfa
-            .try_search_fwd(&input)
-            .ok()
-            .flatten()
-            .map(|m| m.offset())
+        self.walk(text, false)
     }
 
     fn is_match(&self, text: &str) -> bool {
-        if self.refuses(text) {
-            return false;
+        !self.refuses(text) && self.walk(text, true).is_some()
+    }
+
+    /// The DFA's table walk from the cached start state, as `try_search_fwd` does it for an
+    /// anchored search (a match state reports a match ending one byte back; the end of the
+    /// text is one more transition), without its per-call set-up. `earliest` stops at the
+    /// first match.
+    fn walk(&self, text: &str, earliest: bool) -> Option<usize> {
+        let dfa = &self.dfa;
+        let mut state = self.start;
+        let mut last = None;
+        for (i, &b) in text.as_bytes().iter().enumerate() {
+            state = dfa.next_state(state, b);
+            if dfa.is_special_state(state) {
+                if dfa.is_match_state(state) {
+                    last = Some(i);
+                    if earliest {
+                        return last;
+                    }
+                } else if dfa.is_dead_state(state) {
+                    return last;
+                } else if dfa.is_quit_state(state) {
+                    // Not built with quit bytes; the engine's own search if it ever is.
+                    let input = Input::new(text).anchored(Anchored::Yes).earliest(earliest);
+                    return dfa
+                        .try_search_fwd(&input)
+                        .ok()
+                        .flatten()
+                        .map(|m| m.offset());
+                }
+            }
         }
-        let input = Input::new(text).anchored(Anchored::Yes).earliest(true);
-        matches!(self.dfa.try_search_fwd(&input), Ok(Some(_)))
+        if dfa.is_match_state(dfa.next_eoi_state(state)) {
+            last = Some(text.len());
+        }
+        last
     }
 
     fn captures<'t>(&self, text: &'t str) -> Option<regex::Captures<'t>> {
@@ -185,17 +219,18 @@ fn starts(dfa: &dense::DFA<Vec<u32>>) -> Option<[u64; 16]> {
 impl Plan {
     fn of(m: &Metadata) -> Plan {
         let d = m.descriptors();
+        // The common types first: `valid` stops at the first that matches.
         let kinds: Vec<&Descriptor> = [
-            d.premium_rate(),
+            d.fixed_line(),
+            d.mobile(),
             d.toll_free(),
+            d.premium_rate(),
             d.shared_cost(),
             d.voip(),
             d.personal_number(),
             d.pager(),
             d.uan(),
             d.voicemail(),
-            d.fixed_line(),
-            d.mobile(),
         ]
         .into_iter()
         .flatten()
@@ -399,12 +434,26 @@ fn source_for(code: u16, nsn: &str) -> Option<&'static Plan> {
 }
 
 /// A number read the crate's way: its country code and national significant number.
-#[derive(Debug, PartialEq, Eq)]
 pub struct Read {
     pub code: u16,
     /// The national significant number's digits (at most 17), kept in place.
     digits: [u8; 17],
     len: u8,
+    /// The region [`source_for`] gave for this very number while reading it, when it did:
+    /// [`is_valid`] asks the same question of the same digits.
+    source: Option<Option<&'static Plan>>,
+}
+
+impl PartialEq for Read {
+    fn eq(&self, other: &Read) -> bool {
+        self.code == other.code && self.nsn() == other.nsn()
+    }
+}
+
+impl std::fmt::Debug for Read {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "+{} {}", self.code, self.nsn())
+    }
 }
 
 impl Read {
@@ -453,13 +502,25 @@ pub fn read(digits: &str, plus: bool, region: Option<Id>) -> Option<Read> {
         }
         home.code
     };
-    let meta = match home {
-        Some(h) => Some(h),
-        None => source_for(code, number.trim_start_matches('0')),
+    let (meta, asked) = match home {
+        Some(h) => (Some(h), None),
+        None => {
+            let key = number.trim_start_matches('0');
+            let source = source_for(code, key);
+            (source, Some((key.len(), source)))
+        }
     };
+    let before = number.len();
     if let Some(meta) = meta {
         number = meta.national(number);
     }
+    // Asked of these digits if the national step left them as they were (it only cuts a
+    // prefix, or rewrites them) and no leading zero was trimmed for the question.
+    let source = asked
+        .filter(|&(key, _)| {
+            key == before && number.len() == before && meta.is_none_or(|m| m.transform.is_none())
+        })
+        .map(|(_, source)| source);
     if !NSN.contains(&number.len()) {
         return None;
     }
@@ -473,6 +534,7 @@ pub fn read(digits: &str, plus: bool, region: Option<Id>) -> Option<Read> {
         code,
         digits: [0; 17],
         len: number.len() as u8,
+        source,
     };
     read.digits[..number.len()].copy_from_slice(number.as_bytes());
     Some(read)
@@ -480,7 +542,9 @@ pub fn read(digits: &str, plus: bool, region: Option<Id>) -> Option<Read> {
 
 /// The crate's `is_valid`.
 pub fn is_valid(read: &Read) -> bool {
-    source_for(read.code, read.nsn()).is_some_and(|p| p.valid(read.nsn()))
+    read.source
+        .unwrap_or_else(|| source_for(read.code, read.nsn()))
+        .is_some_and(|p| p.valid(read.nsn()))
 }
 
 /// Whether the national number has a length some type of its country's numbers may have.
@@ -633,6 +697,53 @@ mod tests {
         assert!(kept <= 800, "{kept} of 1000 starts kept for US numbers");
         assert!(us.general.pattern.refuses("0678357187"));
         assert!(!us.general.pattern.refuses("2015550123"));
+    }
+
+    /// The table walk gives the engine's own answers: every pattern of every default region,
+    /// on random digit strings of every length a candidate has (and a few non-digits).
+    #[test]
+    fn the_walk_agrees_with_the_engine() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut patterns = Vec::new();
+        for &id in super::super::phone::DEFAULT_REGIONS {
+            let p = plan(id).unwrap();
+            patterns.extend([&p.general.pattern]);
+            patterns.extend(p.kinds.iter().map(|k| &k.pattern));
+            patterns.extend(
+                [&p.idd, &p.for_parsing, &p.leading_digits]
+                    .into_iter()
+                    .flatten(),
+            );
+        }
+        let (mut matched, mut tried) = (0, 0);
+        for p in patterns {
+            for _ in 0..400 {
+                let len = (next() % 19) as usize;
+                let text: String = (0..len)
+                    .map(|_| match next() % 40 {
+                        0 => 'x',
+                        n => char::from(b'0' + (n % 10) as u8),
+                    })
+                    .collect();
+                let input = Input::new(&text).anchored(Anchored::Yes);
+                let theirs = p.dfa.try_search_fwd(&input).unwrap().map(|m| m.offset());
+                assert_eq!(p.walk(&text, false), theirs, "{} on {text}", p.text);
+                let earliest = p.dfa.try_search_fwd(&input.clone().earliest(true)).unwrap();
+                assert_eq!(p.walk(&text, true).is_some(), earliest.is_some(), "{text}");
+                tried += 1;
+                matched += usize::from(theirs.is_some());
+            }
+        }
+        assert!(
+            matched > 1_000 && tried - matched > 1_000,
+            "{matched} of {tried}"
+        );
     }
 
     #[test]
