@@ -8,6 +8,7 @@
 //! likely values without the key.
 
 pub mod detect;
+mod email;
 pub mod phone;
 mod plan;
 mod policy;

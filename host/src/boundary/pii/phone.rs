@@ -197,17 +197,20 @@ pub fn is_phone(candidate: &str, context: bool, regions: &[Id]) -> bool {
         return false;
     }
     let digits = Digits::of(body);
-    // Regions sharing a country code often read the digits alike: each reading is judged once.
-    let mut judged: Vec<plan::Read> = Vec::new();
-    regions.iter().any(|&region| {
-        let Some(r) = plan::read(digits.as_str(), false, Some(region)) else {
+    let digits = digits.as_str();
+    // Regions sharing a country code often read the digits alike: a reading judged for one
+    // is not judged again (the last few are remembered, on the stack; one older than those is
+    // judged again, to the same answer).
+    let mut judged: [Option<plan::Read>; 8] = [const { None }; 8];
+    regions.iter().enumerate().any(|(i, &region)| {
+        let Some(r) = plan::read(digits, false, Some(region)) else {
             return false;
         };
-        if judged.contains(&r) {
+        if judged.iter().flatten().any(|j| *j == r) {
             return false;
         }
         let yes = plan::is_valid(&r) || (context && plan::is_possible(&r));
-        judged.push(r);
+        judged[i % judged.len()] = Some(r);
         yes
     })
 }

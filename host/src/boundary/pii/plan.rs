@@ -100,7 +100,7 @@ impl Pattern {
             .start_state_forward(&Input::new("").anchored(Anchored::Yes))
             .expect("an anchored start state");
         Pattern {
-            starts: starts(&dfa).unwrap_or([u64::MAX; 16]),
+            starts: starts(&dfa, start),
             start,
             dfa,
             groups: OnceLock::new(),
@@ -110,15 +110,12 @@ impl Pattern {
 
     /// Whether the text's first three bytes are digits the pattern cannot start with.
     fn refuses(&self, text: &str) -> bool {
-        match text.as_bytes() {
-            [a @ b'0'..=b'9', b @ b'0'..=b'9', c @ b'0'..=b'9', ..] => {
-                let i = usize::from(a - b'0') * 100
-                    + usize::from(b - b'0') * 10
-                    + usize::from(c - b'0');
-                self.starts[i / 64] & (1 << (i % 64)) == 0
-            }
-            _ => false,
-        }
+        start_index(text).is_some_and(|i| !self.may_start(i))
+    }
+
+    /// Whether some text starting with the digits of [`start_index`] `i` can match.
+    fn may_start(&self, i: usize) -> bool {
+        self.starts[i / 64] & (1 << (i % 64)) != 0
     }
 
     /// Where the leftmost-first match from the start ends (the crate's `find` at 0).
@@ -183,16 +180,23 @@ impl Pattern {
     }
 }
 
+/// `100 * a + 10 * b + c` for a text starting with the digits `abc`.
+fn start_index(text: &str) -> Option<usize> {
+    match text.as_bytes() {
+        [a @ b'0'..=b'9', b @ b'0'..=b'9', c @ b'0'..=b'9', ..] => {
+            Some(usize::from(a - b'0') * 100 + usize::from(b - b'0') * 10 + usize::from(c - b'0'))
+        }
+        _ => None,
+    }
+}
+
 /// Which three-digit starts the anchored DFA can match: a match within them, or a state after
-/// them that is not dead. `None` where the DFA has no anchored start (every start is kept).
-fn starts(dfa: &dense::DFA<Vec<u32>>) -> Option<[u64; 16]> {
-    let start = dfa
-        .start_state_forward(&Input::new("").anchored(Anchored::Yes))
-        .ok()?;
+/// them that is not dead, walking from the anchored start state `start`.
+fn starts(dfa: &dense::DFA<Vec<u32>>, start: StateID) -> [u64; 16] {
     // A match so far (the DFA reports one a byte late, or at the end of the input).
     let matched = |s| dfa.is_match_state(s) || dfa.is_match_state(dfa.next_eoi_state(s));
     if matched(start) {
-        return Some([u64::MAX; 16]);
+        return [u64::MAX; 16];
     }
     let mut table = [0u64; 16];
     for a in 0..10u8 {
@@ -213,7 +217,7 @@ fn starts(dfa: &dense::DFA<Vec<u32>>) -> Option<[u64; 16]> {
             }
         }
     }
-    Some(table)
+    table
 }
 
 impl Plan {
@@ -354,6 +358,43 @@ struct Plans {
     non_geographic: Vec<OnceLock<Plan>>,
     /// The regions of each country code (by code, empty for none), in the metadata's order.
     by_code: Vec<Vec<Region>>,
+    /// For each code of several regions, compiled on first use: [`source_for`]'s candidates.
+    sources: Vec<OnceLock<Sources>>,
+}
+
+/// The plans [`source_for`] tries for one country code, in the metadata's order: all of them,
+/// and, by a number's first three digits, those whose leading digits can start with them (or
+/// that have none). NANP's 25 regions are otherwise walked for every US number the US plan
+/// refuses.
+struct Sources {
+    all: Vec<&'static Plan>,
+    by_start: Vec<Vec<&'static Plan>>,
+}
+
+impl Sources {
+    fn of(code: u16) -> Sources {
+        let all: Vec<&'static Plan> = regions_of(code)
+            .iter()
+            .filter_map(|r| plan_in(code, *r))
+            .collect();
+        let by_start = (0..1000)
+            .map(|i| {
+                all.iter()
+                    .copied()
+                    .filter(|p| p.leading_digits.as_ref().is_none_or(|l| l.may_start(i)))
+                    .collect()
+            })
+            .collect();
+        Sources { all, by_start }
+    }
+
+    /// The plans that may be `nsn`'s source: those a first-three-digit refusal leaves.
+    fn of_number(&self, nsn: &str) -> &[&'static Plan] {
+        match start_index(nsn) {
+            Some(i) => &self.by_start[i],
+            None => &self.all,
+        }
+    }
 }
 
 /// Country codes have one to three digits.
@@ -384,6 +425,7 @@ static PLANS: LazyLock<Plans> = LazyLock::new(|| {
         by_region: (0..=most).map(|_| OnceLock::new()).collect(),
         non_geographic: (0..CODES).map(|_| OnceLock::new()).collect(),
         by_code,
+        sources: (0..CODES).map(|_| OnceLock::new()).collect(),
     }
 });
 
@@ -420,13 +462,17 @@ fn regions_of(code: u16) -> &'static [Region] {
 
 /// The crate's `source_for`: the region of `code` whose leading digits (or whose types) fit.
 fn source_for(code: u16, nsn: &str) -> Option<&'static Plan> {
-    let regions = regions_of(code);
-    if let [only] = regions {
-        return plan_in(code, *only);
+    match regions_of(code) {
+        [] => return None,
+        [only] => return plan_in(code, *only),
+        _ => {}
     }
-    regions
+    let sources = PLANS.sources.get(usize::from(code))?;
+    sources
+        .get_or_init(|| Sources::of(code))
+        .of_number(nsn)
         .iter()
-        .filter_map(|r| plan_in(code, *r))
+        .copied()
         .find(|p| match &p.leading_digits {
             Some(leading) => leading.is_match(nsn),
             None => p.valid(nsn),
@@ -446,7 +492,7 @@ pub struct Read {
 
 impl PartialEq for Read {
     fn eq(&self, other: &Read) -> bool {
-        self.code == other.code && self.nsn() == other.nsn()
+        self.code == other.code && self.digits() == other.digits()
     }
 }
 
@@ -457,6 +503,10 @@ impl std::fmt::Debug for Read {
 }
 
 impl Read {
+    fn digits(&self) -> &[u8] {
+        &self.digits[..usize::from(self.len)]
+    }
+
     /// The national significant number.
     pub fn nsn(&self) -> &str {
         std::str::from_utf8(&self.digits[..usize::from(self.len)]).unwrap_or_default()
@@ -542,9 +592,10 @@ pub fn read(digits: &str, plus: bool, region: Option<Id>) -> Option<Read> {
 
 /// The crate's `is_valid`.
 pub fn is_valid(read: &Read) -> bool {
+    let nsn = read.nsn();
     read.source
-        .unwrap_or_else(|| source_for(read.code, read.nsn()))
-        .is_some_and(|p| p.valid(read.nsn()))
+        .unwrap_or_else(|| source_for(read.code, nsn))
+        .is_some_and(|p| p.valid(nsn))
 }
 
 /// Whether the national number has a length some type of its country's numbers may have.
@@ -642,6 +693,54 @@ mod tests {
             valid > 1_000 && checked - valid > 10_000,
             "{valid} of {checked}"
         );
+    }
+
+    /// The by-start table of a code's regions gives the region the metadata's order gives:
+    /// every three-digit start at several lengths, and every region's example numbers.
+    #[test]
+    fn sources_by_start_agree_with_the_regions_in_order() {
+        let linear = |code: u16, nsn: &str| {
+            regions_of(code)
+                .iter()
+                .filter_map(|r| plan_in(code, *r))
+                .find(|p| match &p.leading_digits {
+                    Some(leading) => leading.is_match(nsn),
+                    None => p.valid(nsn),
+                })
+                .map(|p| p as *const Plan)
+        };
+        let (mut codes, mut found) = (0, 0);
+        for code in 1..CODES as u16 {
+            if regions_of(code).len() < 2 {
+                continue;
+            }
+            codes += 1;
+            let mut numbers: Vec<String> = DATABASE
+                .by_code(&code)
+                .into_iter()
+                .flatten()
+                .flat_map(|m| {
+                    let d = m.descriptors();
+                    [Some(d.general()), d.fixed_line(), d.mobile(), d.toll_free()]
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|d| d.example().map(str::to_string))
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            for start in 0..1000 {
+                for tail in ["", "5", "5550", "5550123", "55501234567"] {
+                    numbers.push(format!("{start:03}{tail}"));
+                }
+            }
+            numbers.extend(["", "4", "47"].map(str::to_string));
+            for nsn in &numbers {
+                let ours = source_for(code, nsn).map(|p| p as *const Plan);
+                assert_eq!(ours, linear(code, nsn), "+{code} {nsn}");
+                found += usize::from(ours.is_some());
+            }
+        }
+        assert!(codes > 10 && found > 1_000, "{codes} codes, {found} found");
     }
 
     /// A policy may name any region: every region's plan compiles and reads a number.
