@@ -122,7 +122,7 @@ impl Store {
             allowed_ips: None,
             signed: false,
         };
-        sqlx::query("INSERT INTO api_keys (id, name, role, secret_sha256, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)")
+        sqlx::query("INSERT INTO api_keys (id, name, role, secret_sha256, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(&key.id)
             .bind(&key.name)
             .bind(&key.role)
@@ -151,7 +151,7 @@ impl Store {
         if id.len() != 16 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Ok(Err((KeyRefusal::Unknown, None)));
         }
-        let row = sqlx::query("SELECT * FROM api_keys WHERE id = ?")
+        let row = sqlx::query("SELECT * FROM api_keys WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await
@@ -182,7 +182,7 @@ impl Store {
         if key.role == "owner" && self.active_owners_except(id).await? == 0 {
             return Ok(KeyChange::LastOwner);
         }
-        sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+        sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
             .bind(now())
             .bind(id)
             .execute(&self.pool)
@@ -200,7 +200,7 @@ impl Store {
         if key.role == "owner" && role != "owner" && self.active_owners_except(id).await? == 0 {
             return Ok(KeyChange::LastOwner);
         }
-        sqlx::query("UPDATE api_keys SET role = ? WHERE id = ?")
+        sqlx::query("UPDATE api_keys SET role = $1 WHERE id = $2")
             .bind(role)
             .bind(id)
             .execute(&self.pool)
@@ -208,7 +208,7 @@ impl Store {
             .map_err(db("set api key role"))?;
         if role != "member" {
             // Workspace roles are for members; other roles reach every workspace by themselves.
-            sqlx::query("DELETE FROM workspace_members WHERE key_id = ?")
+            sqlx::query("DELETE FROM workspace_members WHERE key_id = $1")
                 .bind(id)
                 .execute(&self.pool)
                 .await
@@ -246,7 +246,7 @@ impl Store {
         }
         new.allowed_ips = old.allowed_ips.clone();
         new.signed = old.signed;
-        sqlx::query("INSERT INTO workspace_members (workspace, key_id, role) SELECT workspace, ?, role FROM workspace_members WHERE key_id = ?")
+        sqlx::query("INSERT INTO workspace_members (workspace, key_id, role) SELECT workspace, $1, role FROM workspace_members WHERE key_id = $2")
             .bind(&new.id)
             .bind(id)
             .execute(&self.pool)
@@ -257,7 +257,7 @@ impl Store {
             Some(e) if e < grace_end => e,
             _ => grace_end,
         };
-        sqlx::query("UPDATE api_keys SET expires_at = ? WHERE id = ?")
+        sqlx::query("UPDATE api_keys SET expires_at = $1 WHERE id = $2")
             .bind(
                 old_end
                     .format(&time::format_description::well_known::Rfc3339)
@@ -272,7 +272,7 @@ impl Store {
 
     /// One key (never its secret).
     pub async fn api_key(&self, id: &str) -> Result<Option<ApiKey>, StoreError> {
-        let row = sqlx::query("SELECT * FROM api_keys WHERE id = ?")
+        let row = sqlx::query("SELECT * FROM api_keys WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await
@@ -288,7 +288,7 @@ impl Store {
         cidrs: Option<&[String]>,
     ) -> Result<bool, StoreError> {
         let json = cidrs.map(|c| serde_json::to_string(c).unwrap_or_default());
-        let done = sqlx::query("UPDATE api_keys SET allowed_ips = ? WHERE id = ?")
+        let done = sqlx::query("UPDATE api_keys SET allowed_ips = $1 WHERE id = $2")
             .bind(json)
             .bind(id)
             .execute(&self.pool)
@@ -335,7 +335,7 @@ impl Store {
                 s.expose_secret().as_bytes(),
             )
         });
-        let done = sqlx::query("UPDATE api_keys SET signing_sealed = ? WHERE id = ?")
+        let done = sqlx::query("UPDATE api_keys SET signing_sealed = $1 WHERE id = $2")
             .bind(sealed)
             .bind(id)
             .execute(&self.pool)
@@ -350,7 +350,7 @@ impl Store {
         id: &str,
     ) -> Result<Option<SecretString>, StoreError> {
         let sealed: Option<Vec<u8>> =
-            sqlx::query("SELECT signing_sealed FROM api_keys WHERE id = ?")
+            sqlx::query("SELECT signing_sealed FROM api_keys WHERE id = $1")
                 .bind(id)
                 .fetch_optional(&self.pool)
                 .await
@@ -383,7 +383,7 @@ impl Store {
             if let Some(new) =
                 crate::boundary::crypto::rewrap(self.keyring(), &signing_identity(&id), &sealed)?
             {
-                sqlx::query("UPDATE api_keys SET signing_sealed = ? WHERE id = ?")
+                sqlx::query("UPDATE api_keys SET signing_sealed = $1 WHERE id = $2")
                     .bind(new)
                     .bind(&id)
                     .execute(&mut *tx)

@@ -124,7 +124,7 @@ impl Store {
                     hash: String::new(),
                 };
                 e.hash = e.compute_hash();
-                sqlx::query("INSERT INTO audit_log (seq, at, actor, action, resource, outcome, source_ip, details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+                sqlx::query("INSERT INTO audit_log (seq, at, actor, action, resource, outcome, source_ip, details, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
                     .bind(e.seq)
                     .bind(&e.at)
                     .bind(&e.actor)
@@ -204,7 +204,7 @@ impl Store {
             .map(|r| digest(&r));
         let covered = last_digest.as_ref().map_or(0, |d| d.last_seq);
         let unsigned =
-            sqlx::query("SELECT COUNT(*) AS n, MIN(at) AS oldest FROM audit_log WHERE seq > ?")
+            sqlx::query("SELECT COUNT(*) AS n, MIN(at) AS oldest FROM audit_log WHERE seq > $1")
                 .bind(covered)
                 .fetch_one(&mut *conn)
                 .await
@@ -234,7 +234,7 @@ impl Store {
             key_id,
             key,
         );
-        sqlx::query("INSERT INTO audit_digests (seq, at, last_seq, last_hash, prev_signature, key_id, public_key, signature) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+        sqlx::query("INSERT INTO audit_digests (seq, at, last_seq, last_hash, prev_signature, key_id, public_key, signature) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
             .bind(d.seq)
             .bind(&d.at)
             .bind(d.last_seq)
@@ -289,9 +289,9 @@ impl Store {
     pub async fn audit_entries(&self, filter: &AuditFilter) -> Result<Vec<Entry>, StoreError> {
         let prefix = |p: &Option<String>| p.as_ref().map(|p| format!("{p}%"));
         let rows = sqlx::query(
-            "SELECT * FROM audit_log WHERE (?1 IS NULL OR at >= ?1) AND (?2 IS NULL OR at < ?2) \
-             AND (?3 IS NULL OR actor = ?3) AND (?4 IS NULL OR action = ?4 OR action LIKE ?5) \
-             AND (?6 IS NULL OR resource = ?6 OR resource LIKE ?7) ORDER BY seq LIMIT ?8",
+            "SELECT * FROM audit_log WHERE ($1 IS NULL OR at >= $1) AND ($2 IS NULL OR at < $2) \
+             AND ($3 IS NULL OR actor = $3) AND ($4 IS NULL OR action = $4 OR action LIKE $5) \
+             AND ($6 IS NULL OR resource = $6 OR resource LIKE $7) ORDER BY seq LIMIT $8",
         )
         .bind(&filter.since)
         .bind(&filter.until)
@@ -354,7 +354,7 @@ impl Store {
     pub async fn purge_audit(&self, cutoff: &str) -> Result<u64, StoreError> {
         let done = sqlx::query(
             "DELETE FROM audit_log WHERE seq <= (SELECT COALESCE(MAX(d.last_seq), 0) \
-             FROM audit_digests d JOIN audit_log e ON e.seq = d.last_seq WHERE e.at < ?)",
+             FROM audit_digests d JOIN audit_log e ON e.seq = d.last_seq WHERE e.at < $1)",
         )
         .bind(cutoff)
         .execute(&self.pool)
@@ -372,7 +372,7 @@ impl Store {
         resource: &str,
     ) -> Result<Option<Entry>, StoreError> {
         let row = sqlx::query(
-            "SELECT * FROM audit_log WHERE action = ? AND resource = ? ORDER BY seq DESC LIMIT 1",
+            "SELECT * FROM audit_log WHERE action = $1 AND resource = $2 ORDER BY seq DESC LIMIT 1",
         )
         .bind(action)
         .bind(resource)

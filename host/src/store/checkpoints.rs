@@ -17,7 +17,7 @@ impl Store {
     /// The committed checkpoints of `connection`.
     pub async fn states(&self, connection: &str) -> Result<Vec<CommittedState>, StoreError> {
         let rows = sqlx::query(
-            "SELECT stream, state, run_id FROM stream_state WHERE connection = ? ORDER BY stream",
+            "SELECT stream, state, run_id FROM stream_state WHERE connection = $1 ORDER BY stream",
         )
         .bind(connection)
         .fetch_all(&self.pool)
@@ -38,7 +38,7 @@ impl Store {
 
     /// Forget the committed checkpoints of `connection`: the next run reads from the start.
     pub async fn reset_state(&self, connection: &str) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM stream_state WHERE connection = ?")
+        let done = sqlx::query("DELETE FROM stream_state WHERE connection = $1")
             .bind(connection)
             .execute(&self.pool)
             .await
@@ -57,7 +57,7 @@ impl Store {
         let mut tx = self.write_tx().await.map_err(db("begin checkpoint"))?;
         let at = now();
         for s in states {
-            sqlx::query("INSERT INTO stream_state (connection, stream, state, run_id, updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (connection, stream) DO UPDATE SET state = excluded.state, run_id = excluded.run_id, updated_at = excluded.updated_at")
+            sqlx::query("INSERT INTO stream_state (connection, stream, state, run_id, updated_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (connection, stream) DO UPDATE SET state = excluded.state, run_id = excluded.run_id, updated_at = excluded.updated_at")
                 .bind(connection)
                 .bind(&s.stream)
                 .bind(self.seal_text(&state_identity(connection, &s.stream), &s.state))

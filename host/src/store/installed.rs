@@ -98,7 +98,7 @@ impl Store {
         &self,
         name: &str,
     ) -> Result<Option<InstalledConnector>, StoreError> {
-        let row = sqlx::query("SELECT * FROM installed_connectors WHERE name = ?")
+        let row = sqlx::query("SELECT * FROM installed_connectors WHERE name = $1")
             .bind(name)
             .fetch_optional(&self.pool)
             .await
@@ -116,7 +116,7 @@ impl Store {
         c.installed_at = now();
         sqlx::query(
             "INSERT INTO installed_connectors (name, version, kind, component_sha256, package_sha256, key_id, index_location, manifest, approved, installed_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
              ON CONFLICT (name) DO UPDATE SET version = excluded.version, kind = excluded.kind, \
              component_sha256 = excluded.component_sha256, package_sha256 = excluded.package_sha256, \
              key_id = excluded.key_id, index_location = excluded.index_location, \
@@ -140,7 +140,7 @@ impl Store {
 
     /// Forget the installed connector `name`; whether there was one.
     pub async fn remove_installed(&self, name: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM installed_connectors WHERE name = ?")
+        let done = sqlx::query("DELETE FROM installed_connectors WHERE name = $1")
             .bind(name)
             .execute(&self.pool)
             .await

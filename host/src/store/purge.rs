@@ -50,12 +50,12 @@ impl Store {
             for (sql, n) in [
                 (
                     "DELETE FROM run_logs WHERE run_id IN \
-                     (SELECT id FROM runs WHERE finished_at IS NOT NULL AND finished_at < ?)",
+                     (SELECT id FROM runs WHERE finished_at IS NOT NULL AND finished_at < $1)",
                     &mut r.run_log_lines,
                 ),
                 (
                     "DELETE FROM run_events WHERE run_id IN \
-                     (SELECT id FROM runs WHERE finished_at IS NOT NULL AND finished_at < ?)",
+                     (SELECT id FROM runs WHERE finished_at IS NOT NULL AND finished_at < $1)",
                     &mut r.run_events,
                 ),
             ] {
@@ -70,7 +70,7 @@ impl Store {
         if let Some(cut) = retention.samples.cutoff(now).map(rfc3339) {
             let rows = sqlx::query(
                 "SELECT s.run_id, s.file FROM run_samples s JOIN runs r ON r.id = s.run_id \
-                 WHERE r.finished_at IS NOT NULL AND r.finished_at < ?",
+                 WHERE r.finished_at IS NOT NULL AND r.finished_at < $1",
             )
             .bind(&cut)
             .fetch_all(&self.pool)
@@ -88,7 +88,7 @@ impl Store {
                         });
                     }
                 }
-                sqlx::query("DELETE FROM run_samples WHERE run_id = ? AND file = ?")
+                sqlx::query("DELETE FROM run_samples WHERE run_id = $1 AND file = $2")
                     .bind(row.get::<i64, _>("run_id"))
                     .bind(&file)
                     .execute(&self.pool)
@@ -108,7 +108,7 @@ impl Store {
         {
             r.states = sqlx::query(
                 "DELETE FROM stream_state WHERE connection IN (SELECT connection FROM \
-                 stream_state GROUP BY connection HAVING MAX(updated_at) < ?)",
+                 stream_state GROUP BY connection HAVING MAX(updated_at) < $1)",
             )
             .bind(&cut)
             .execute(&self.pool)
@@ -160,20 +160,22 @@ impl Store {
         records: u64,
     ) -> Result<(), StoreError> {
         let rel = file.strip_prefix(&self.dir).unwrap_or(file);
-        sqlx::query("INSERT OR REPLACE INTO run_samples (run_id, file, records) VALUES (?, ?, ?)")
-            .bind(run_id)
-            .bind(rel.to_string_lossy())
-            .bind(records as i64)
-            .execute(&self.pool)
-            .await
-            .map_err(db("record samples"))?;
+        sqlx::query(
+            "INSERT OR REPLACE INTO run_samples (run_id, file, records) VALUES ($1, $2, $3)",
+        )
+        .bind(run_id)
+        .bind(rel.to_string_lossy())
+        .bind(records as i64)
+        .execute(&self.pool)
+        .await
+        .map_err(db("record samples"))?;
         Ok(())
     }
 
     /// A run's sample files (relative to the data dir) and their record counts.
     pub async fn samples(&self, run_id: i64) -> Result<Vec<(String, u64)>, StoreError> {
         let rows =
-            sqlx::query("SELECT file, records FROM run_samples WHERE run_id = ? ORDER BY file")
+            sqlx::query("SELECT file, records FROM run_samples WHERE run_id = $1 ORDER BY file")
                 .bind(run_id)
                 .fetch_all(&self.pool)
                 .await

@@ -7,7 +7,7 @@ impl Store {
     pub async fn append_logs(&self, run_id: i64, lines: &[LogLine]) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await.map_err(db("begin logs"))?;
         let start: i64 =
-            sqlx::query("SELECT COALESCE(MAX(seq), 0) AS s FROM run_logs WHERE run_id = ?")
+            sqlx::query("SELECT COALESCE(MAX(seq), 0) AS s FROM run_logs WHERE run_id = $1")
                 .bind(run_id)
                 .fetch_one(&mut *tx)
                 .await
@@ -18,7 +18,7 @@ impl Store {
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_string))
                 .unwrap_or_default();
-            sqlx::query("INSERT INTO run_logs (run_id, seq, connector, level, message) VALUES (?, ?, ?, ?, ?)")
+            sqlx::query("INSERT INTO run_logs (run_id, seq, connector, level, message) VALUES ($1, $2, $3, $4, $5)")
                 .bind(run_id)
                 .bind(start + 1 + i as i64)
                 .bind(&line.connector)
@@ -35,7 +35,7 @@ impl Store {
     pub async fn append_events(&self, run_id: i64, events: &[Event]) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await.map_err(db("begin events"))?;
         let start: i64 =
-            sqlx::query("SELECT COALESCE(MAX(seq), 0) AS s FROM run_events WHERE run_id = ?")
+            sqlx::query("SELECT COALESCE(MAX(seq), 0) AS s FROM run_events WHERE run_id = $1")
                 .bind(run_id)
                 .fetch_one(&mut *tx)
                 .await
@@ -45,7 +45,7 @@ impl Store {
         for (i, e) in events.iter().enumerate() {
             sqlx::query(
                 "INSERT INTO run_events (run_id, seq, at_ms, connector, capability, outcome, action, detail) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
             .bind(run_id)
             .bind(start + 1 + i as i64)
@@ -66,7 +66,7 @@ impl Store {
     pub async fn events(&self, run_id: i64) -> Result<Vec<Event>, StoreError> {
         let rows = sqlx::query(
             "SELECT at_ms, connector, capability, outcome, action, detail FROM run_events \
-             WHERE run_id = ? ORDER BY seq",
+             WHERE run_id = $1 ORDER BY seq",
         )
         .bind(run_id)
         .fetch_all(&self.pool)
@@ -94,7 +94,7 @@ impl Store {
     /// The log lines of a run: (connector, level, message).
     pub async fn logs(&self, run_id: i64) -> Result<Vec<(String, String, String)>, StoreError> {
         let rows = sqlx::query(
-            "SELECT connector, level, message FROM run_logs WHERE run_id = ? ORDER BY seq",
+            "SELECT connector, level, message FROM run_logs WHERE run_id = $1 ORDER BY seq",
         )
         .bind(run_id)
         .fetch_all(&self.pool)

@@ -107,14 +107,14 @@ impl Store {
     ) -> Result<RunStart, StoreError> {
         let mut tx = self.write_tx().await.map_err(db("begin run"))?;
         sqlx::query(
-            "UPDATE runs SET status = 'interrupted' WHERE connection = ? AND status = 'running'",
+            "UPDATE runs SET status = 'interrupted' WHERE connection = $1 AND status = 'running'",
         )
         .bind(connection)
         .execute(&mut *tx)
         .await
         .map_err(db("mark interrupted runs"))?;
         let last = sqlx::query(
-            "SELECT id, status, attempt FROM runs WHERE connection = ? ORDER BY id DESC LIMIT 1",
+            "SELECT id, status, attempt FROM runs WHERE connection = $1 ORDER BY id DESC LIMIT 1",
         )
         .bind(connection)
         .fetch_optional(&mut *tx)
@@ -128,7 +128,7 @@ impl Store {
             Some(row) => {
                 let run_id: i64 = row.get("id");
                 let attempt: i64 = row.get::<i64, _>("attempt") + 1;
-                sqlx::query("UPDATE runs SET status = 'running', attempt = ?, finished_at = NULL, error = NULL WHERE id = ?")
+                sqlx::query("UPDATE runs SET status = 'running', attempt = $1, finished_at = NULL, error = NULL WHERE id = $2")
                     .bind(attempt)
                     .bind(run_id)
                     .execute(&mut *tx)
@@ -143,13 +143,13 @@ impl Store {
             }
             None => {
                 if fresh {
-                    sqlx::query("UPDATE runs SET status = 'failed', error = COALESCE(error, 'abandoned: a fresh run was started') WHERE connection = ? AND status = 'interrupted'")
+                    sqlx::query("UPDATE runs SET status = 'failed', error = COALESCE(error, 'abandoned: a fresh run was started') WHERE connection = $1 AND status = 'interrupted'")
                         .bind(connection)
                         .execute(&mut *tx)
                         .await
                         .map_err(db("abandon unfinished runs"))?;
                 }
-                let run_id = sqlx::query("INSERT INTO runs (connection, status, started_at) VALUES (?, 'running', ?) RETURNING id")
+                let run_id = sqlx::query("INSERT INTO runs (connection, status, started_at) VALUES ($1, 'running', $2) RETURNING id")
                     .bind(connection)
                     .bind(now())
                     .fetch_one(&mut *tx)
@@ -178,7 +178,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await.map_err(db("begin finish"))?;
         upsert_stats(&mut tx, run_id, stats).await?;
-        sqlx::query("UPDATE runs SET status = ?, error = ?, finished_at = ?, log_dropped = log_dropped + ? WHERE id = ?")
+        sqlx::query("UPDATE runs SET status = $1, error = $2, finished_at = $3, log_dropped = log_dropped + $4 WHERE id = $5")
             .bind(status.as_str())
             .bind(error)
             .bind(now())
@@ -194,7 +194,7 @@ impl Store {
     pub async fn add_masking(&self, run_id: i64, masked: &MaskStats) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await.map_err(db("begin masking"))?;
         for l in masked.lines() {
-            sqlx::query("INSERT INTO run_masking (run_id, stream, field, by, count) VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id, stream, field, by) DO UPDATE SET count = count + excluded.count")
+            sqlx::query("INSERT INTO run_masking (run_id, stream, field, by, count) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (run_id, stream, field, by) DO UPDATE SET count = count + excluded.count")
                 .bind(run_id)
                 .bind(&l.stream)
                 .bind(&l.field)
@@ -210,7 +210,7 @@ impl Store {
     /// A run's masking counts.
     pub async fn masking(&self, run_id: i64) -> Result<MaskStats, StoreError> {
         let rows = sqlx::query(
-            "SELECT stream, field, by, count FROM run_masking WHERE run_id = ? ORDER BY stream, field, by",
+            "SELECT stream, field, by, count FROM run_masking WHERE run_id = $1 ORDER BY stream, field, by",
         )
         .bind(run_id)
         .fetch_all(&self.pool)
@@ -263,7 +263,7 @@ impl Store {
         id: Option<i64>,
         limit: u32,
     ) -> Result<Vec<RunRecord>, StoreError> {
-        let rows = sqlx::query("SELECT id, connection, status, attempt, started_at, finished_at, error FROM runs WHERE (?1 IS NULL OR connection = ?1) AND (?2 IS NULL OR id = ?2) ORDER BY id DESC LIMIT ?3")
+        let rows = sqlx::query("SELECT id, connection, status, attempt, started_at, finished_at, error FROM runs WHERE ($1 IS NULL OR connection = $1) AND ($2 IS NULL OR id = $2) ORDER BY id DESC LIMIT $3")
             .bind(connection)
             .bind(id)
             .bind(limit)
@@ -295,7 +295,7 @@ pub(super) async fn stream_stats(
     run_id: i64,
 ) -> Result<Vec<StreamStats>, StoreError> {
     let rows = sqlx::query(
-        "SELECT stream, records, bytes FROM run_streams WHERE run_id = ? ORDER BY rowid",
+        "SELECT stream, records, bytes FROM run_streams WHERE run_id = $1 ORDER BY rowid",
     )
     .bind(run_id)
     .fetch_all(&mut *conn)
@@ -317,7 +317,7 @@ pub(super) async fn upsert_stats(
     stats: &[StreamStats],
 ) -> Result<(), StoreError> {
     for s in stats {
-        sqlx::query("INSERT INTO run_streams (run_id, stream, records, bytes) VALUES (?, ?, ?, ?) ON CONFLICT (run_id, stream) DO UPDATE SET records = excluded.records, bytes = excluded.bytes")
+        sqlx::query("INSERT INTO run_streams (run_id, stream, records, bytes) VALUES ($1, $2, $3, $4) ON CONFLICT (run_id, stream) DO UPDATE SET records = excluded.records, bytes = excluded.bytes")
             .bind(run_id)
             .bind(&s.stream)
             .bind(s.records as i64)

@@ -23,7 +23,7 @@ impl Store {
     /// Seal and store a secret (replacing one of the same name).
     pub async fn set_secret(&self, name: &str, value: &str) -> Result<(), StoreError> {
         let sealed = crypto::seal(self.keyring(), &secret_identity(name), value.as_bytes());
-        sqlx::query("INSERT INTO secrets (name, sealed, updated_at) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at")
+        sqlx::query("INSERT INTO secrets (name, sealed, updated_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at")
             .bind(name)
             .bind(sealed)
             .bind(now())
@@ -35,7 +35,7 @@ impl Store {
 
     /// A stored secret's value, or `None` when there is none of that name.
     pub async fn secret(&self, name: &str) -> Result<Option<secrecy::SecretString>, StoreError> {
-        let row = sqlx::query("SELECT sealed FROM secrets WHERE name = ?")
+        let row = sqlx::query("SELECT sealed FROM secrets WHERE name = $1")
             .bind(name)
             .fetch_optional(&self.pool)
             .await
@@ -65,7 +65,7 @@ impl Store {
 
     /// Remove a stored secret; whether there was one.
     pub async fn remove_secret(&self, name: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM secrets WHERE name = ?")
+        let done = sqlx::query("DELETE FROM secrets WHERE name = $1")
             .bind(name)
             .execute(&self.pool)
             .await
@@ -89,7 +89,7 @@ impl Store {
             let name: String = r.get("name");
             let sealed: Vec<u8> = r.get("sealed");
             if let Some(new) = crypto::rewrap(self.keyring(), &secret_identity(&name), &sealed)? {
-                sqlx::query("UPDATE secrets SET sealed = ? WHERE name = ?")
+                sqlx::query("UPDATE secrets SET sealed = $1 WHERE name = $2")
                     .bind(new)
                     .bind(&name)
                     .execute(&mut *tx)
@@ -118,7 +118,7 @@ impl Store {
             };
             if let Some(new) = new {
                 sqlx::query(
-                    "UPDATE stream_state SET state = ? WHERE connection = ? AND stream = ?",
+                    "UPDATE stream_state SET state = $1 WHERE connection = $2 AND stream = $3",
                 )
                 .bind(new)
                 .bind(&connection)

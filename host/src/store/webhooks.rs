@@ -176,7 +176,7 @@ impl Store {
         );
         sqlx::query(
             "INSERT INTO webhooks (id, workspace, url, events, secret_sealed, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(&id)
         .bind(workspace)
@@ -199,7 +199,7 @@ impl Store {
         let rows = sqlx::query(concat!(
             "SELECT ",
             webhook_columns!(),
-            " FROM webhooks WHERE workspace = ? ORDER BY created_at, id"
+            " FROM webhooks WHERE workspace = $1 ORDER BY created_at, id"
         ))
         .bind(workspace)
         .fetch_all(&self.pool)
@@ -213,7 +213,7 @@ impl Store {
         let row = sqlx::query(concat!(
             "SELECT ",
             webhook_columns!(),
-            " FROM webhooks WHERE workspace = ? AND id = ?"
+            " FROM webhooks WHERE workspace = $1 AND id = $2"
         ))
         .bind(workspace)
         .bind(id)
@@ -225,7 +225,7 @@ impl Store {
 
     /// Remove a webhook and its deliveries; whether there was one.
     pub async fn remove_webhook(&self, workspace: &str, id: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM webhooks WHERE workspace = ? AND id = ?")
+        let done = sqlx::query("DELETE FROM webhooks WHERE workspace = $1 AND id = $2")
             .bind(workspace)
             .bind(id)
             .execute(&self.pool)
@@ -252,8 +252,8 @@ impl Store {
         );
         let until = now_ms().saturating_add(grace.as_millis().min(i64::MAX as u128) as i64);
         let done = sqlx::query(
-            "UPDATE webhooks SET previous_sealed = secret_sealed, previous_until = ?, \
-             secret_sealed = ? WHERE workspace = ? AND id = ?",
+            "UPDATE webhooks SET previous_sealed = secret_sealed, previous_until = $1, \
+             secret_sealed = $2 WHERE workspace = $3 AND id = $4",
         )
         .bind(until)
         .bind(sealed)
@@ -269,7 +269,7 @@ impl Store {
     /// one while its grace lasts.
     pub async fn webhook_secrets(&self, id: &str) -> Result<Vec<SecretString>, StoreError> {
         let Some(row) = sqlx::query(
-            "SELECT secret_sealed, previous_sealed, previous_until FROM webhooks WHERE id = ?",
+            "SELECT secret_sealed, previous_sealed, previous_until FROM webhooks WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -321,7 +321,7 @@ impl Store {
             sqlx::query(
                 "INSERT INTO webhook_deliveries \
                  (id, webhook, event, body, next_at, created_at, updated_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?)",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
             .bind(&id)
             .bind(&hook.id)
@@ -350,7 +350,7 @@ impl Store {
     ) -> Result<Vec<DueDelivery>, StoreError> {
         // Most looks find nothing due: answer those with a read, without the write lock.
         let any = sqlx::query(
-            "SELECT 1 FROM webhook_deliveries WHERE status = 'pending' AND next_at <= ? LIMIT 1",
+            "SELECT 1 FROM webhook_deliveries WHERE status = 'pending' AND next_at <= $1 LIMIT 1",
         )
         .bind(now)
         .fetch_optional(&self.pool)
@@ -364,7 +364,7 @@ impl Store {
             "SELECT ",
             delivery_columns!(),
             ", w.workspace, w.url FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook \
-             WHERE d.status = 'pending' AND d.next_at <= ? ORDER BY d.next_at LIMIT ?"
+             WHERE d.status = 'pending' AND d.next_at <= $1 ORDER BY d.next_at LIMIT $2"
         ))
         .bind(now)
         .bind(limit)
@@ -380,7 +380,7 @@ impl Store {
             })
             .collect();
         for d in &due {
-            sqlx::query("UPDATE webhook_deliveries SET next_at = ? WHERE id = ?")
+            sqlx::query("UPDATE webhook_deliveries SET next_at = $1 WHERE id = $2")
                 .bind(now.saturating_add(lease_ms))
                 .bind(&d.delivery.id)
                 .execute(&mut *tx)
@@ -408,9 +408,9 @@ impl Store {
             Attempt::GaveUp { status, error } => ("failed", None, *status, Some(error.as_str())),
         };
         sqlx::query(
-            "UPDATE webhook_deliveries SET status = ?, attempts = ?, \
-             next_at = COALESCE(?, next_at), last_status = ?, last_error = ?, updated_at = ? \
-             WHERE id = ?",
+            "UPDATE webhook_deliveries SET status = $1, attempts = $2, \
+             next_at = COALESCE($3, next_at), last_status = $4, last_error = $5, updated_at = $6 \
+             WHERE id = $7",
         )
         .bind(status)
         .bind(attempts)
@@ -434,8 +434,8 @@ impl Store {
         let rows = sqlx::query(concat!(
             "SELECT ",
             delivery_columns!(),
-            " FROM webhook_deliveries d WHERE d.webhook = ? \
-             ORDER BY d.created_at DESC, d.rowid DESC LIMIT ?"
+            " FROM webhook_deliveries d WHERE d.webhook = $1 \
+             ORDER BY d.created_at DESC, d.rowid DESC LIMIT $2"
         ))
         .bind(webhook)
         .bind(limit)
@@ -468,13 +468,15 @@ impl Store {
             if new_current.is_none() && new_previous.is_none() {
                 continue;
             }
-            sqlx::query("UPDATE webhooks SET secret_sealed = ?, previous_sealed = ? WHERE id = ?")
-                .bind(new_current.unwrap_or(current))
-                .bind(new_previous.or(previous))
-                .bind(&id)
-                .execute(&mut *tx)
-                .await
-                .map_err(db("rewrap webhook secret"))?;
+            sqlx::query(
+                "UPDATE webhooks SET secret_sealed = $1, previous_sealed = $2 WHERE id = $3",
+            )
+            .bind(new_current.unwrap_or(current))
+            .bind(new_previous.or(previous))
+            .bind(&id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db("rewrap webhook secret"))?;
             n += 1;
         }
         Ok(n)

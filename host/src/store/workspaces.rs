@@ -150,7 +150,7 @@ impl Store {
     /// Create a workspace; `false` when one of that name exists.
     pub async fn create_workspace(&self, name: &str) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "INSERT INTO workspaces (name, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            "INSERT INTO workspaces (name, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
         )
         .bind(name)
         .bind(now())
@@ -173,7 +173,7 @@ impl Store {
     async fn workspace_rows(&self, name: Option<&str>) -> Result<Vec<Workspace>, StoreError> {
         let rows = sqlx::query(
             "SELECT name, created_at, allowed_ips FROM workspaces \
-             WHERE (?1 IS NULL OR name = ?1) ORDER BY name",
+             WHERE ($1 IS NULL OR name = $1) ORDER BY name",
         )
         .bind(name)
         .fetch_all(&self.pool)
@@ -200,7 +200,7 @@ impl Store {
         cidrs: Option<&[String]>,
     ) -> Result<bool, StoreError> {
         let json = cidrs.map(|c| serde_json::to_string(c).unwrap_or_default());
-        let done = sqlx::query("UPDATE workspaces SET allowed_ips = ? WHERE name = ?")
+        let done = sqlx::query("UPDATE workspaces SET allowed_ips = $1 WHERE name = $2")
             .bind(json)
             .bind(name)
             .execute(&self.pool)
@@ -216,7 +216,7 @@ impl Store {
         key_id: &str,
         role: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO workspace_members (workspace, key_id, role) VALUES (?, ?, ?) ON CONFLICT (workspace, key_id) DO UPDATE SET role = excluded.role")
+        sqlx::query("INSERT INTO workspace_members (workspace, key_id, role) VALUES ($1, $2, $3) ON CONFLICT (workspace, key_id) DO UPDATE SET role = excluded.role")
             .bind(workspace)
             .bind(key_id)
             .bind(role)
@@ -228,19 +228,20 @@ impl Store {
 
     /// Take `key_id` out of `workspace`; `false` when it was not a member.
     pub async fn remove_member(&self, workspace: &str, key_id: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM workspace_members WHERE workspace = ? AND key_id = ?")
-            .bind(workspace)
-            .bind(key_id)
-            .execute(&self.pool)
-            .await
-            .map_err(db("remove member"))?;
+        let done =
+            sqlx::query("DELETE FROM workspace_members WHERE workspace = $1 AND key_id = $2")
+                .bind(workspace)
+                .bind(key_id)
+                .execute(&self.pool)
+                .await
+                .map_err(db("remove member"))?;
         Ok(done.rows_affected() == 1)
     }
 
     /// The members of `workspace`.
     pub async fn members(&self, workspace: &str) -> Result<Vec<Member>, StoreError> {
         let rows = sqlx::query(
-            "SELECT key_id, role FROM workspace_members WHERE workspace = ? ORDER BY key_id",
+            "SELECT key_id, role FROM workspace_members WHERE workspace = $1 ORDER BY key_id",
         )
         .bind(workspace)
         .fetch_all(&self.pool)
@@ -262,7 +263,7 @@ impl Store {
         key_id: &str,
     ) -> Result<Option<String>, StoreError> {
         let row =
-            sqlx::query("SELECT role FROM workspace_members WHERE workspace = ? AND key_id = ?")
+            sqlx::query("SELECT role FROM workspace_members WHERE workspace = $1 AND key_id = $2")
                 .bind(workspace)
                 .bind(key_id)
                 .fetch_optional(&self.pool)
@@ -274,7 +275,7 @@ impl Store {
     /// The workspaces `key_id` is a member of.
     pub async fn workspaces_of(&self, key_id: &str) -> Result<Vec<String>, StoreError> {
         let rows = sqlx::query(
-            "SELECT workspace FROM workspace_members WHERE key_id = ? ORDER BY workspace",
+            "SELECT workspace FROM workspace_members WHERE key_id = $1 ORDER BY workspace",
         )
         .bind(key_id)
         .fetch_all(&self.pool)
@@ -294,7 +295,7 @@ impl Store {
         use secrecy::ExposeSecret;
         let now = now();
         let mut tx = self.write_tx().await.map_err(db("begin put endpoint"))?;
-        sqlx::query("INSERT INTO endpoints (workspace, kind, name, connector, config, grant_json, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (workspace, kind, name) DO UPDATE SET connector = excluded.connector, config = excluded.config, grant_json = excluded.grant_json, updated_at = excluded.updated_at")
+        sqlx::query("INSERT INTO endpoints (workspace, kind, name, connector, config, grant_json, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (workspace, kind, name) DO UPDATE SET connector = excluded.connector, config = excluded.config, grant_json = excluded.grant_json, updated_at = excluded.updated_at")
             .bind(&e.workspace)
             .bind(e.kind.as_str())
             .bind(&e.name)
@@ -308,7 +309,7 @@ impl Store {
             .map_err(db("put endpoint"))?;
         let named = grant_secret_names(&e.grant);
         let stored = sqlx::query(
-            "SELECT name FROM endpoint_secrets WHERE workspace = ? AND kind = ? AND endpoint = ?",
+            "SELECT name FROM endpoint_secrets WHERE workspace = $1 AND kind = $2 AND endpoint = $3",
         )
         .bind(&e.workspace)
         .bind(e.kind.as_str())
@@ -319,7 +320,7 @@ impl Store {
         for r in stored {
             let name: String = r.get("name");
             if !named.contains(&name) {
-                sqlx::query("DELETE FROM endpoint_secrets WHERE workspace = ? AND kind = ? AND endpoint = ? AND name = ?")
+                sqlx::query("DELETE FROM endpoint_secrets WHERE workspace = $1 AND kind = $2 AND endpoint = $3 AND name = $4")
                     .bind(&e.workspace)
                     .bind(e.kind.as_str())
                     .bind(&e.name)
@@ -335,7 +336,7 @@ impl Store {
                 &secret_identity(&e.workspace, e.kind, &e.name, name),
                 value.expose_secret().as_bytes(),
             );
-            sqlx::query("INSERT INTO endpoint_secrets (workspace, kind, endpoint, name, sealed, updated_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (workspace, kind, endpoint, name) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at")
+            sqlx::query("INSERT INTO endpoint_secrets (workspace, kind, endpoint, name, sealed, updated_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (workspace, kind, endpoint, name) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at")
                 .bind(&e.workspace)
                 .bind(e.kind.as_str())
                 .bind(&e.name)
@@ -356,7 +357,7 @@ impl Store {
         kind: EndpointKind,
         name: Option<&str>,
     ) -> Result<Vec<EndpointDef>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM endpoints WHERE workspace = ?1 AND kind = ?2 AND (?3 IS NULL OR name = ?3) ORDER BY name")
+        let rows = sqlx::query("SELECT * FROM endpoints WHERE workspace = $1 AND kind = $2 AND ($3 IS NULL OR name = $3) ORDER BY name")
             .bind(workspace)
             .bind(kind.as_str())
             .bind(name)
@@ -367,7 +368,7 @@ impl Store {
         for r in rows {
             let name: String = r.get("name");
             let grant = json_col(&r, "grant_json")?;
-            let set: BTreeMap<String, String> = sqlx::query("SELECT name, updated_at FROM endpoint_secrets WHERE workspace = ? AND kind = ? AND endpoint = ?")
+            let set: BTreeMap<String, String> = sqlx::query("SELECT name, updated_at FROM endpoint_secrets WHERE workspace = $1 AND kind = $2 AND endpoint = $3")
                 .bind(workspace)
                 .bind(kind.as_str())
                 .bind(&name)
@@ -428,10 +429,10 @@ impl Store {
     ) -> Result<Vec<String>, StoreError> {
         let rows = sqlx::query(match kind {
             EndpointKind::Source => {
-                "SELECT name FROM connections WHERE workspace = ? AND source = ? ORDER BY name"
+                "SELECT name FROM connections WHERE workspace = $1 AND source = $2 ORDER BY name"
             }
             EndpointKind::Destination => {
-                "SELECT name FROM connections WHERE workspace = ? AND destination = ? ORDER BY name"
+                "SELECT name FROM connections WHERE workspace = $1 AND destination = $2 ORDER BY name"
             }
         })
         .bind(workspace)
@@ -451,7 +452,7 @@ impl Store {
         name: &str,
     ) -> Result<bool, StoreError> {
         let done =
-            sqlx::query("DELETE FROM endpoints WHERE workspace = ? AND kind = ? AND name = ?")
+            sqlx::query("DELETE FROM endpoints WHERE workspace = $1 AND kind = $2 AND name = $3")
                 .bind(workspace)
                 .bind(kind.as_str())
                 .bind(name)
@@ -468,7 +469,7 @@ impl Store {
         kind: EndpointKind,
         name: &str,
     ) -> Result<BTreeMap<String, SecretString>, StoreError> {
-        let rows = sqlx::query("SELECT name, sealed FROM endpoint_secrets WHERE workspace = ? AND kind = ? AND endpoint = ?")
+        let rows = sqlx::query("SELECT name, sealed FROM endpoint_secrets WHERE workspace = $1 AND kind = $2 AND endpoint = $3")
             .bind(workspace)
             .bind(kind.as_str())
             .bind(name)
@@ -494,7 +495,7 @@ impl Store {
     /// Create or replace a connection.
     pub async fn put_connection(&self, c: &ConnectionDef) -> Result<(), StoreError> {
         let now = now();
-        sqlx::query("INSERT INTO connections (workspace, name, source, destination, settings, schedule, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (workspace, name) DO UPDATE SET source = excluded.source, destination = excluded.destination, settings = excluded.settings, schedule = excluded.schedule, status = excluded.status, updated_at = excluded.updated_at")
+        sqlx::query("INSERT INTO connections (workspace, name, source, destination, settings, schedule, status, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (workspace, name) DO UPDATE SET source = excluded.source, destination = excluded.destination, settings = excluded.settings, schedule = excluded.schedule, status = excluded.status, updated_at = excluded.updated_at")
             .bind(&c.workspace)
             .bind(&c.name)
             .bind(&c.source)
@@ -515,7 +516,7 @@ impl Store {
         workspace: Option<&str>,
         name: Option<&str>,
     ) -> Result<Vec<ConnectionDef>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM connections WHERE (?1 IS NULL OR workspace = ?1) AND (?2 IS NULL OR name = ?2) ORDER BY workspace, name")
+        let rows = sqlx::query("SELECT * FROM connections WHERE ($1 IS NULL OR workspace = $1) AND ($2 IS NULL OR name = $2) ORDER BY workspace, name")
             .bind(workspace)
             .bind(name)
             .fetch_all(&self.pool)
@@ -560,7 +561,7 @@ impl Store {
 
     /// Delete a connection (its runs and state stay, under its key); `false` when there was none.
     pub async fn delete_connection(&self, workspace: &str, name: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM connections WHERE workspace = ? AND name = ?")
+        let done = sqlx::query("DELETE FROM connections WHERE workspace = $1 AND name = $2")
             .bind(workspace)
             .bind(name)
             .execute(&self.pool)
@@ -596,7 +597,7 @@ impl Store {
             let sealed: Vec<u8> = r.get("sealed");
             let identity = secret_identity(&workspace, k, &endpoint, &name);
             if let Some(new) = crypto::rewrap(self.keyring(), &identity, &sealed)? {
-                sqlx::query("UPDATE endpoint_secrets SET sealed = ? WHERE workspace = ? AND kind = ? AND endpoint = ? AND name = ?")
+                sqlx::query("UPDATE endpoint_secrets SET sealed = $1 WHERE workspace = $2 AND kind = $3 AND endpoint = $4 AND name = $5")
                     .bind(new)
                     .bind(&workspace)
                     .bind(&kind)
