@@ -22,3 +22,4 @@ mod source_file;
 mod source_http;
 mod sql;
 mod sql_walls;
+mod store_schema;

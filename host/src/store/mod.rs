@@ -10,6 +10,7 @@ mod audit;
 mod checkpoints;
 mod installed;
 mod lock;
+pub mod migrations;
 mod purge;
 mod run_log;
 mod runs;
@@ -95,72 +96,6 @@ fn db(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |source| StoreError::Db { context, source }
 }
 
-/// The store's schema, in order, embedded in the binary (`host/migrations/`; a test holds this
-/// list to the folder). sqlx applies each once and checks the checksums of those applied before.
-/// Built by hand rather than by `sqlx::migrate!`, so the build needs no sqlx proc-macro (which
-/// compiles sqlx and SQLite a second time).
-const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (
-        1,
-        "runs and state",
-        include_str!("../../migrations/0001_runs_and_state.sql"),
-    ),
-    (
-        2,
-        "run events",
-        include_str!("../../migrations/0002_run_events.sql"),
-    ),
-    (
-        3,
-        "boundary",
-        include_str!("../../migrations/0003_boundary.sql"),
-    ),
-    (
-        4,
-        "installed connectors",
-        include_str!("../../migrations/0004_installed_connectors.sql"),
-    ),
-    (
-        5,
-        "api keys",
-        include_str!("../../migrations/0005_api_keys.sql"),
-    ),
-    (
-        6,
-        "workspaces",
-        include_str!("../../migrations/0006_workspaces.sql"),
-    ),
-    (
-        7,
-        "access policies",
-        include_str!("../../migrations/0007_access_policies.sql"),
-    ),
-    (
-        8,
-        "webhooks",
-        include_str!("../../migrations/0008_webhooks.sql"),
-    ),
-];
-
-fn migrator() -> sqlx::migrate::Migrator {
-    use sqlx::SqlSafeStr;
-    use sqlx::migrate::{Migration, MigrationType, Migrator};
-    Migrator::with_migrations(
-        MIGRATIONS
-            .iter()
-            .map(|(version, description, sql)| {
-                Migration::new(
-                    *version,
-                    (*description).into(),
-                    MigrationType::Simple,
-                    sql.into_sql_str(),
-                    sql.starts_with("-- no-transaction"),
-                )
-            })
-            .collect(),
-    )
-}
-
 /// The store, with the keyring that seals what it keeps.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -242,7 +177,7 @@ impl Store {
                 return Err(db("open")(e));
             }
         };
-        let migrated = migrator().run(&pool).await;
+        let migrated = migrations::sqlite().run(&pool).await;
         drop(guard);
         migrated.map_err(|source| StoreError::Migrate { path: file, source })?;
         let store = Store {
@@ -312,32 +247,6 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Every file in `host/migrations/` is embedded, in order, as it is on disk (its version
-    /// and description as sqlx reads them from the name), so none is forgotten.
-    #[test]
-    fn the_embedded_migrations_are_the_migrations_folder() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
-        let mut files: Vec<_> = std::fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        files.sort();
-        assert_eq!(files.len(), MIGRATIONS.len(), "{files:?}");
-        for (file, (version, description, sql)) in files.iter().zip(MIGRATIONS) {
-            let (v, rest) = file.split_once('_').unwrap();
-            assert_eq!(v.parse::<i64>().unwrap(), *version, "{file}");
-            assert_eq!(
-                rest.trim_end_matches(".sql").replace('_', " "),
-                *description
-            );
-            assert_eq!(
-                std::fs::read_to_string(dir.join(file)).unwrap(),
-                *sql,
-                "{file}"
-            );
-        }
-    }
 
     async fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
