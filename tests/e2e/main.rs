@@ -22,4 +22,5 @@ mod source_file;
 mod source_http;
 mod sql;
 mod sql_walls;
+mod store_backends;
 mod store_schema;

@@ -63,7 +63,7 @@ fn secret_hash(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
-fn row_to(r: &sqlx::sqlite::SqliteRow) -> ApiKey {
+fn row_to(r: &sqlx::any::AnyRow) -> ApiKey {
     ApiKey {
         id: r.get("id"),
         name: r.get("name"),
@@ -369,7 +369,7 @@ impl Store {
     /// [`Store::rewrap_all`]).
     pub(super) async fn rewrap_signing_secrets(
         &self,
-        tx: &mut sqlx::SqliteConnection,
+        tx: &mut sqlx::AnyConnection,
     ) -> Result<u64, StoreError> {
         let rows =
             sqlx::query("SELECT id, signing_sealed FROM api_keys WHERE signing_sealed IS NOT NULL")

@@ -3,7 +3,7 @@
 
 use sqlx::Row;
 
-use super::{Store, StoreError, db, now};
+use super::{Backend, Store, StoreError, db, now};
 use crate::boundary::audit::{
     self, DIGEST_EVERY_ENTRIES, DIGEST_EVERY_SECS, Entry, GENESIS, NewEntry, SignedDigest,
     Verification,
@@ -26,7 +26,7 @@ pub struct AuditFilter {
     pub limit: Option<u32>,
 }
 
-fn entry(r: &sqlx::sqlite::SqliteRow) -> Entry {
+fn entry(r: &sqlx::any::AnyRow) -> Entry {
     Entry {
         seq: r.get("seq"),
         at: r.get("at"),
@@ -41,7 +41,7 @@ fn entry(r: &sqlx::sqlite::SqliteRow) -> Entry {
     }
 }
 
-fn digest(r: &sqlx::sqlite::SqliteRow) -> SignedDigest {
+fn digest(r: &sqlx::any::AnyRow) -> SignedDigest {
     SignedDigest {
         seq: r.get("seq"),
         at: r.get("at"),
@@ -151,17 +151,25 @@ impl Store {
     async fn immediate<T>(
         &self,
         flush: bool,
-        f: impl AsyncFnOnce(&mut sqlx::SqliteConnection) -> Result<T, StoreError>,
+        f: impl AsyncFnOnce(&mut sqlx::AnyConnection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let mut conn = self.pool.acquire().await.map_err(db("audit"))?;
-        if !flush {
+        let sqlite = self.backend == Backend::Sqlite;
+        if !flush && sqlite {
             sqlx::query("PRAGMA synchronous = NORMAL")
                 .execute(&mut *conn)
                 .await
                 .map_err(db("audit"))?;
         }
         let result = async {
-            sqlx::query("BEGIN IMMEDIATE")
+            // PostgreSQL: a transaction-scoped advisory lock taken before the head is read
+            // serializes every writer of the chain, on every node of a fleet.
+            let begin = if sqlite {
+                "BEGIN IMMEDIATE"
+            } else {
+                "BEGIN; SELECT pg_advisory_xact_lock(7310411)"
+            };
+            sqlx::raw_sql(begin)
                 .execute(&mut *conn)
                 .await
                 .map_err(db("begin audit"))?;
@@ -175,6 +183,7 @@ impl Store {
         }
         .await;
         if !flush
+            && sqlite
             && sqlx::query("PRAGMA synchronous = FULL")
                 .execute(&mut *conn)
                 .await
@@ -194,7 +203,7 @@ impl Store {
 
     async fn sign_if_due(
         &self,
-        conn: &mut sqlx::SqliteConnection,
+        conn: &mut sqlx::AnyConnection,
         force: bool,
     ) -> Result<(), StoreError> {
         let last_digest = sqlx::query("SELECT * FROM audit_digests ORDER BY seq DESC LIMIT 1")

@@ -41,7 +41,7 @@ fn kind_text(k: ConnectorKind) -> &'static str {
     }
 }
 
-fn row_to(r: &sqlx::sqlite::SqliteRow) -> Result<InstalledConnector, StoreError> {
+fn row_to(r: &sqlx::any::AnyRow) -> Result<InstalledConnector, StoreError> {
     let name: String = r.get("name");
     let kind = match r.get::<String, _>("kind").as_str() {
         "source" => ConnectorKind::Source,

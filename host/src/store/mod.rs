@@ -20,11 +20,10 @@ mod workspaces;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::time::Duration;
 
 use serde::Serialize;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, Executor, Row};
 
 pub use lock::{ConnectionLock, LockError};
 
@@ -69,10 +68,10 @@ pub enum StoreError {
         source: sqlx::Error,
     },
     /// The schema could not be migrated.
-    #[error("cannot migrate the store at {}: {source}", path.display())]
+    #[error("cannot migrate the store at {location}: {source}")]
     Migrate {
-        /// The database file.
-        path: PathBuf,
+        /// The database file, or the PostgreSQL URL without its password.
+        location: String,
         /// The migration error.
         source: sqlx::migrate::MigrateError,
     },
@@ -96,10 +95,20 @@ fn db(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |source| StoreError::Db { context, source }
 }
 
+/// The database a store keeps its tables in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file in the data dir: the embedded default, nothing to install.
+    Sqlite,
+    /// A PostgreSQL database shared by a fleet (`--store postgres://…`).
+    Postgres,
+}
+
 /// The store, with the keyring that seals what it keeps.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: AnyPool,
+    backend: Backend,
     dir: PathBuf,
     keyring: Arc<Keyring>,
 }
@@ -109,6 +118,22 @@ const SEALED: &str = "sealed:";
 
 fn state_identity(connection: &str, stream: &str) -> String {
     format!("state/{connection}/{stream}")
+}
+
+/// A database URL as it may be shown: its password, if any, replaced by `***`.
+pub fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            let hidden = if userinfo.contains(':') { ":***" } else { "" };
+            format!("{scheme}://{user}{hidden}@{host}{path}")
+        }
+        None => url.to_string(),
+    }
 }
 
 /// Now, as RFC 3339 (how the store writes times).
@@ -140,13 +165,23 @@ impl Store {
             source,
         })?;
         let file = data_dir.join("sluice.db");
-        let options = SqliteConnectOptions::new()
-            .filename(&file)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
+        install_default_drivers();
+        // The URL names the file only; the rest is set on every connection: WAL, a flush at
+        // every commit (a committed checkpoint survives power loss), foreign keys, and a
+        // wait rather than "database is locked" when another connection writes.
+        let url = format!("sqlite://{}?mode=rwc", file.display());
+        let options = AnyPoolOptions::new()
+            .max_connections(12)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute(
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                         PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                    )
+                    .await
+                    .map(|_| ())
+                })
+            });
         // Two processes opening a fresh data dir at once would both try to create the file,
         // switch it to WAL (which SQLite does not retry on a busy database) and create the
         // schema; the first to take this lock does all three, the other then finds them done.
@@ -166,11 +201,7 @@ impl Store {
             path: data_dir.to_path_buf(),
             source,
         })?;
-        let pool = match SqlitePoolOptions::new()
-            .max_connections(12)
-            .connect_with(options)
-            .await
-        {
+        let pool = match options.connect(&url).await {
             Ok(p) => p,
             Err(e) => {
                 drop(guard);
@@ -179,9 +210,50 @@ impl Store {
         };
         let migrated = migrations::sqlite().run(&pool).await;
         drop(guard);
-        migrated.map_err(|source| StoreError::Migrate { path: file, source })?;
+        migrated.map_err(|source| StoreError::Migrate {
+            location: file.display().to_string(),
+            source,
+        })?;
         let store = Store {
             pool,
+            backend: Backend::Sqlite,
+            dir: data_dir.to_path_buf(),
+            keyring,
+        };
+        store.adopt_anchor().await?;
+        Ok(store)
+    }
+
+    /// Open the store in the PostgreSQL database at `url` (`postgres://user:password@host/db`),
+    /// migrating it to this version's schema (sqlx holds an advisory lock while it does, so
+    /// a fleet starting at once migrates once), with `keyring`. What the store keeps beside
+    /// its tables (connection locks, failed-record samples, the audit anchor) stays in
+    /// `data_dir`.
+    pub async fn open_postgres(
+        url: &str,
+        data_dir: &Path,
+        keyring: Arc<Keyring>,
+    ) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
+            path: data_dir.to_path_buf(),
+            source,
+        })?;
+        install_default_drivers();
+        let pool = AnyPoolOptions::new()
+            .max_connections(12)
+            .connect(url)
+            .await
+            .map_err(db("open"))?;
+        migrations::postgres()
+            .run(&pool)
+            .await
+            .map_err(|source| StoreError::Migrate {
+                location: without_password(url),
+                source,
+            })?;
+        let store = Store {
+            pool,
+            backend: Backend::Postgres,
             dir: data_dir.to_path_buf(),
             keyring,
         };
@@ -234,13 +306,22 @@ impl Store {
             .map_err(|_| StoreError::Corrupt(format!("{identity} is not UTF-8")))
     }
 
-    /// A write transaction that takes SQLite's write lock at `BEGIN` (`BEGIN IMMEDIATE`):
+    /// A write transaction. On SQLite it takes the write lock at `BEGIN` (`BEGIN IMMEDIATE`):
     /// a deferred one that reads first and then writes fails with "database is locked" when
     /// another connection wrote in between, without waiting (two runs at once hit this).
+    /// PostgreSQL's row locks and constraints order concurrent writers by themselves.
     pub(super) async fn write_tx(
         &self,
-    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+    }
+
+    /// The database this store keeps its tables in.
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 }
 
@@ -293,6 +374,53 @@ mod tests {
         let runs = s.runs(Some("c"), 10).await.unwrap();
         assert_eq!(runs.len(), 3);
         assert_eq!(runs[1].error.as_deref(), Some("boom"));
+    }
+
+    #[test]
+    fn urls_are_shown_without_their_password() {
+        for (url, shown) in [
+            (
+                "postgres://u:p%40ss@db:5432/s",
+                "postgres://u:***@db:5432/s",
+            ),
+            (
+                "postgres://u:a:b@c@db/s?sslmode=require",
+                "postgres://u:***@db/s?sslmode=require",
+            ),
+            ("postgres://u@db/s", "postgres://u@db/s"),
+            ("postgres://db/s", "postgres://db/s"),
+            ("not a url", "not a url"),
+        ] {
+            assert_eq!(without_password(url), shown, "{url}");
+        }
+    }
+
+    /// Every connection of the pool has the settings the store's durability rests on (the
+    /// URL names only the file; they are set as each connection opens).
+    #[tokio::test]
+    async fn every_sqlite_connection_is_durable_and_checks_foreign_keys() {
+        let (_d, s) = store().await;
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            let mut c = s.pool.acquire().await.unwrap();
+            for (pragma, want) in [
+                ("journal_mode", "wal"),
+                ("synchronous", "2"),
+                ("foreign_keys", "1"),
+                ("busy_timeout", "10000"),
+            ] {
+                let row = sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA {pragma}")))
+                    .fetch_one(&mut *c)
+                    .await
+                    .unwrap();
+                let got = row
+                    .try_get::<String, _>(0)
+                    .or_else(|_| row.try_get::<i64, _>(0).map(|n| n.to_string()))
+                    .unwrap();
+                assert_eq!(got, want, "{pragma}");
+            }
+            held.push(c);
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -161,10 +161,11 @@ impl Store {
     ) -> Result<(), StoreError> {
         let rel = file.strip_prefix(&self.dir).unwrap_or(file);
         sqlx::query(
-            "INSERT OR REPLACE INTO run_samples (run_id, file, records) VALUES ($1, $2, $3)",
+            "INSERT INTO run_samples (run_id, file, records) VALUES ($1, $2, $3) \
+             ON CONFLICT (run_id, file) DO UPDATE SET records = excluded.records",
         )
         .bind(run_id)
-        .bind(rel.to_string_lossy())
+        .bind(rel.to_string_lossy().into_owned())
         .bind(records as i64)
         .execute(&self.pool)
         .await

@@ -226,12 +226,15 @@ impl Store {
 
     /// Runs by status, and the records and bytes written over every run (for `/metrics`).
     pub async fn run_totals(&self) -> Result<RunTotals, StoreError> {
-        let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM runs GROUP BY status")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db("count runs"))?;
+        let rows =
+            sqlx::query("SELECT status, COUNT(*) AS n FROM runs GROUP BY status ORDER BY status")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db("count runs"))?;
         let sums = sqlx::query(
-            "SELECT COALESCE(SUM(records), 0) AS r, COALESCE(SUM(bytes), 0) AS b FROM run_streams",
+            // PostgreSQL sums BIGINTs to NUMERIC: cast back to the integer both read.
+            "SELECT CAST(COALESCE(SUM(records), 0) AS BIGINT) AS r, \
+             CAST(COALESCE(SUM(bytes), 0) AS BIGINT) AS b FROM run_streams",
         )
         .fetch_one(&self.pool)
         .await
@@ -266,7 +269,7 @@ impl Store {
         let rows = sqlx::query("SELECT id, connection, status, attempt, started_at, finished_at, error FROM runs WHERE ($1 IS NULL OR connection = $1) AND ($2 IS NULL OR id = $2) ORDER BY id DESC LIMIT $3")
             .bind(connection)
             .bind(id)
-            .bind(limit)
+            .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await
             .map_err(db("list runs"))?;
@@ -291,7 +294,7 @@ impl Store {
 }
 
 pub(super) async fn stream_stats(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut sqlx::AnyConnection,
     run_id: i64,
 ) -> Result<Vec<StreamStats>, StoreError> {
     let rows = sqlx::query(
@@ -312,7 +315,7 @@ pub(super) async fn stream_stats(
 }
 
 pub(super) async fn upsert_stats(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut sqlx::AnyConnection,
     run_id: i64,
     stats: &[StreamStats],
 ) -> Result<(), StoreError> {

@@ -115,7 +115,7 @@ pub fn now_ms() -> i64 {
     (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
-fn webhook_row(r: &sqlx::sqlite::SqliteRow) -> Webhook {
+fn webhook_row(r: &sqlx::any::AnyRow) -> Webhook {
     Webhook {
         id: r.get("id"),
         workspace: r.get("workspace"),
@@ -129,7 +129,7 @@ fn webhook_row(r: &sqlx::sqlite::SqliteRow) -> Webhook {
     }
 }
 
-fn delivery_row(r: &sqlx::sqlite::SqliteRow) -> Delivery {
+fn delivery_row(r: &sqlx::any::AnyRow) -> Delivery {
     Delivery {
         id: r.get("id"),
         webhook: r.get("webhook"),
@@ -367,7 +367,7 @@ impl Store {
              WHERE d.status = 'pending' AND d.next_at <= $1 ORDER BY d.next_at LIMIT $2"
         ))
         .bind(now)
-        .bind(limit)
+        .bind(i64::from(limit))
         .fetch_all(&mut *tx)
         .await
         .map_err(db("read due deliveries"))?;
@@ -438,7 +438,7 @@ impl Store {
              ORDER BY d.created_at DESC, d.rowid DESC LIMIT $2"
         ))
         .bind(webhook)
-        .bind(limit)
+        .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await
         .map_err(db("list deliveries"))?;
@@ -449,7 +449,7 @@ impl Store {
     /// [`Store::rewrap_all`]).
     pub(super) async fn rewrap_webhook_secrets(
         &self,
-        tx: &mut sqlx::SqliteConnection,
+        tx: &mut sqlx::AnyConnection,
     ) -> Result<u64, StoreError> {
         let rows = sqlx::query("SELECT id, secret_sealed, previous_sealed FROM webhooks")
             .fetch_all(&mut *tx)

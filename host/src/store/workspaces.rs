@@ -128,7 +128,7 @@ fn secret_identity(workspace: &str, kind: EndpointKind, endpoint: &str, name: &s
     )
 }
 
-fn json_col(r: &sqlx::sqlite::SqliteRow, col: &str) -> Result<Value, StoreError> {
+fn json_col(r: &sqlx::any::AnyRow, col: &str) -> Result<Value, StoreError> {
     let text: String = r.get(col);
     serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("{col}: {e}")))
 }
@@ -574,7 +574,7 @@ impl Store {
     /// [`Store::rewrap_all`]).
     pub(super) async fn rewrap_endpoint_secrets(
         &self,
-        tx: &mut sqlx::SqliteConnection,
+        tx: &mut sqlx::AnyConnection,
     ) -> Result<u64, StoreError> {
         let rows =
             sqlx::query("SELECT workspace, kind, endpoint, name, sealed FROM endpoint_secrets")
