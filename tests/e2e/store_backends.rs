@@ -75,6 +75,18 @@ async fn exercise(s: &Store, data: &std::path::Path) -> Vec<String> {
     seen.push(format!("logs {:?}", s.logs(resumed.run_id).await.unwrap()));
     seen.push(format!("reset {}", s.reset_state("c1").await.unwrap()));
 
+    // Masking counts add up per stream, field and rule across batches.
+    let mut masked = sluice::boundary::pii::MaskStats::default();
+    masked.add("users", "email", "hash", 2);
+    masked.add("users", "note", "phone", 1);
+    s.add_masking(first.run_id, &masked).await.unwrap();
+    s.add_masking(first.run_id, &masked).await.unwrap();
+    seen.push(format!(
+        "masking {:?}",
+        s.masking(first.run_id).await.unwrap().lines()
+    ));
+    assert_eq!(s.masking(first.run_id).await.unwrap().total(), 6);
+
     // Secrets are sealed in the database and open again.
     s.set_secret("token", "s3cr3t-value").await.unwrap();
     s.set_secret("token", "s3cr3t-value-2").await.unwrap();
@@ -111,6 +123,22 @@ async fn exercise(s: &Store, data: &std::path::Path) -> Vec<String> {
     seen.push(format!(
         "audit entries {} unsigned {}",
         v.entries, v.unsigned
+    ));
+    // Listed without a limit, and by a resource's prefix with one.
+    let all = s.audit_entries(&Default::default()).await.unwrap();
+    assert_eq!(all.len(), 7);
+    let filtered = s
+        .audit_entries(&sluice::store::AuditFilter {
+            resource: Some("secret".into()),
+            limit: Some(3),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    seen.push(format!(
+        "audit listed {} first three {:?}",
+        all.len(),
+        filtered.iter().map(|e| &e.resource).collect::<Vec<_>>()
     ));
     let last = s
         .last_audit("secret.set", "secret/6")

@@ -1,9 +1,12 @@
 //! The audit log's rows: appended in one transaction each, chained and signed as
 //! `boundary::audit` defines.
 
-use sqlx::Row;
+use sqlx::{Connection, Row};
 
 use super::{Backend, Store, StoreError, db, now};
+
+/// The PostgreSQL advisory lock (transaction-scoped) every audit append takes first.
+const AUDIT_LOCK: i64 = 7_310_411;
 use crate::boundary::audit::{
     self, DIGEST_EVERY_ENTRIES, DIGEST_EVERY_SECS, Entry, GENESIS, NewEntry, SignedDigest,
     Verification,
@@ -145,8 +148,9 @@ impl Store {
         .await
     }
 
-    /// Run `f` in a `BEGIN IMMEDIATE` transaction: the write lock is taken before the chain's
-    /// head is read, so two processes appending at once cannot fork the chain.
+    /// Run `f` in a transaction that holds the chain's write lock before the head is read, so
+    /// two processes appending at once cannot fork the chain: SQLite's `BEGIN IMMEDIATE`, or
+    /// PostgreSQL's advisory lock [`AUDIT_LOCK`].
     /// Without `flush`, the commit does not wait for the disk (see [`Store::audit_unflushed`]).
     async fn immediate<T>(
         &self,
@@ -162,23 +166,31 @@ impl Store {
                 .map_err(db("audit"))?;
         }
         let result = async {
-            // PostgreSQL: a transaction-scoped advisory lock taken before the head is read
-            // serializes every writer of the chain, on every node of a fleet.
-            let begin = if sqlite {
-                "BEGIN IMMEDIATE"
+            // A transaction sqlx tracks: dropped (a caller that went away) or failed, it is
+            // rolled back before the connection is used again.
+            let mut tx = if sqlite {
+                conn.begin_with("BEGIN IMMEDIATE").await
             } else {
-                "BEGIN; SELECT pg_advisory_xact_lock(7310411)"
-            };
-            sqlx::raw_sql(begin)
-                .execute(&mut *conn)
-                .await
-                .map_err(db("begin audit"))?;
-            let result = f(&mut conn).await;
-            let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
-            sqlx::query(end)
-                .execute(&mut *conn)
-                .await
-                .map_err(db("end audit"))?;
+                // The head is read after the lock is granted: READ COMMITTED, whatever the
+                // role's default isolation.
+                conn.begin_with("BEGIN ISOLATION LEVEL READ COMMITTED")
+                    .await
+            }
+            .map_err(db("begin audit"))?;
+            if !sqlite {
+                // A transaction-scoped advisory lock taken before the head is read serializes
+                // every writer of the chain, on every node of a fleet.
+                sqlx::query("SELECT 1 AS locked FROM pg_advisory_xact_lock($1)")
+                    .bind(AUDIT_LOCK)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db("lock audit"))?;
+            }
+            let result = f(&mut tx).await;
+            match &result {
+                Ok(_) => tx.commit().await.map_err(db("commit audit"))?,
+                Err(_) => tx.rollback().await.map_err(db("end audit"))?,
+            }
             result
         }
         .await;
@@ -309,7 +321,8 @@ impl Store {
         .bind(filter.action.as_ref().map(|a| format!("{a}.%")))
         .bind(&filter.resource)
         .bind(prefix(&filter.resource.as_ref().map(|r| format!("{r}/"))))
-        .bind(filter.limit.map_or(-1, i64::from))
+        // No limit: PostgreSQL refuses SQLite's `LIMIT -1`.
+        .bind(filter.limit.map_or(i64::MAX, i64::from))
         .fetch_all(&self.pool)
         .await
         .map_err(db("read audit log"))?;

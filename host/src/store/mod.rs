@@ -120,10 +120,56 @@ fn state_identity(connection: &str, stream: &str) -> String {
     format!("state/{connection}/{stream}")
 }
 
-/// A database URL as it may be shown: its password, if any, replaced by `***`.
+/// The URL sqlx opens the store's file by: the data dir made absolute and real (no `..` for
+/// the URL to fold away), every byte but unreserved ones and `/` percent-encoded (sqlx decodes
+/// the name, and a `?`, `#` or `%` in a directory name would otherwise end or change it).
+fn sqlite_url(data_dir: &Path) -> Result<String, StoreError> {
+    let dir = data_dir
+        .canonicalize()
+        .map_err(|source| StoreError::DataDir {
+            path: data_dir.to_path_buf(),
+            source,
+        })?;
+    let file = dir.join("sluice.db");
+    let path = file.to_str().ok_or_else(|| StoreError::DataDir {
+        path: data_dir.to_path_buf(),
+        source: std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "the data dir's path is not UTF-8: choose another with --data-dir",
+        ),
+    })?;
+    let mut url = String::from("sqlite://");
+    for b in path.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'.' | b'_' | b'~') {
+            url.push(char::from(b));
+        } else {
+            url.push_str(&format!("%{b:02X}"));
+        }
+    }
+    url.push_str("?mode=rwc");
+    Ok(url)
+}
+
+/// A database URL as it may be shown: its password, if any (in the user info or a `password`
+/// parameter), replaced by `***`.
 pub fn without_password(url: &str) -> String {
+    let url = match url.split_once('?') {
+        Some((base, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((key, _)) if key.eq_ignore_ascii_case("password") => {
+                        format!("{key}=***")
+                    }
+                    _ => pair.to_string(),
+                })
+                .collect();
+            format!("{base}?{}", query.join("&"))
+        }
+        None => url.to_string(),
+    };
     let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
+        return url;
     };
     let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     match authority.rsplit_once('@') {
@@ -132,7 +178,7 @@ pub fn without_password(url: &str) -> String {
             let hidden = if userinfo.contains(':') { ":***" } else { "" };
             format!("{scheme}://{user}{hidden}@{host}{path}")
         }
-        None => url.to_string(),
+        None => url,
     }
 }
 
@@ -169,14 +215,14 @@ impl Store {
         // The URL names the file only; the rest is set on every connection: WAL, a flush at
         // every commit (a committed checkpoint survives power loss), foreign keys, and a
         // wait rather than "database is locked" when another connection writes.
-        let url = format!("sqlite://{}?mode=rwc", file.display());
+        let url = sqlite_url(data_dir)?;
         let options = AnyPoolOptions::new()
             .max_connections(12)
             .after_connect(|conn, _| {
                 Box::pin(async move {
                     conn.execute(
-                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                         PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                        "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
+                         PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
                     )
                     .await
                     .map(|_| ())
@@ -238,6 +284,12 @@ impl Store {
             path: data_dir.to_path_buf(),
             source,
         })?;
+        if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
+            return Err(StoreError::Corrupt(format!(
+                "{} is not a PostgreSQL URL: give postgres://USER:PASSWORD@HOST/DATABASE",
+                without_password(url)
+            )));
+        }
         install_default_drivers();
         let pool = AnyPoolOptions::new()
             .max_connections(12)
@@ -390,9 +442,31 @@ mod tests {
             ("postgres://u@db/s", "postgres://u@db/s"),
             ("postgres://db/s", "postgres://db/s"),
             ("not a url", "not a url"),
+            (
+                "postgres://db/s?user=u&password=hunter2&sslmode=require",
+                "postgres://db/s?user=u&password=***&sslmode=require",
+            ),
         ] {
             assert_eq!(without_password(url), shown, "{url}");
         }
+    }
+
+    /// A data dir's name is a name, whatever it holds: `?`, `#`, `%41`, spaces and a `..`
+    /// through a symlink open (and reopen) the file in that very directory.
+    #[tokio::test]
+    async fn data_dirs_with_url_characters_in_their_names_hold_their_own_store() {
+        let root = tempfile::tempdir().unwrap();
+        let odd = root.path().join("a b?c#d%41&mode=ro");
+        std::fs::create_dir_all(odd.join("sub")).unwrap();
+        let through = odd.join("sub").join("..");
+        {
+            let s = Store::open(&through).await.unwrap();
+            s.set_secret("k", "v").await.unwrap();
+        }
+        assert!(odd.join("sluice.db").exists());
+        assert!(!root.path().join("a b?c#dA&mode=ro").exists());
+        let again = Store::open(&odd).await.unwrap();
+        assert!(again.secret("k").await.unwrap().is_some());
     }
 
     /// Every connection of the pool has the settings the store's durability rests on (the

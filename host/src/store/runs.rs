@@ -194,7 +194,7 @@ impl Store {
     pub async fn add_masking(&self, run_id: i64, masked: &MaskStats) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await.map_err(db("begin masking"))?;
         for l in masked.lines() {
-            sqlx::query("INSERT INTO run_masking (run_id, stream, field, by, count) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (run_id, stream, field, by) DO UPDATE SET count = count + excluded.count")
+            sqlx::query("INSERT INTO run_masking (run_id, stream, field, by, count) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (run_id, stream, field, by) DO UPDATE SET count = run_masking.count + excluded.count")
                 .bind(run_id)
                 .bind(&l.stream)
                 .bind(&l.field)

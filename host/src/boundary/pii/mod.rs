@@ -44,7 +44,8 @@ pub struct MaskCount {
 }
 
 impl MaskStats {
-    fn add(&mut self, stream: &str, field: &str, by: &str, n: u64) {
+    /// Count `n` values of `stream`'s `field` masked by `by` (a rule or a detector).
+    pub fn add(&mut self, stream: &str, field: &str, by: &str, n: u64) {
         let key = (stream.to_string(), field.to_string(), by.to_string());
         *self.counts.entry(key).or_default() += n;
     }
