@@ -9,8 +9,9 @@ use secrecy::ExposeSecret;
 use sluice::boundary::audit::NewEntry;
 use sluice::boundary::crypto::Keyring;
 use sluice::protocol::{LogLevel, LogLine, StreamState, StreamStats};
-use sluice::store::{Attempt, Backend, RunStatus, Store};
+use sluice::store::{Attempt, Backend, Labels, RunStatus, Store, StoreError};
 use sluice_tests::pg::pg;
+use std::time::Duration;
 
 fn stats(records: u64) -> Vec<StreamStats> {
     vec![StreamStats {
@@ -30,9 +31,15 @@ async fn exercise(s: &Store, data: &std::path::Path) -> Vec<String> {
         stream: "users".into(),
         state: r#"{"cursor":42}"#.into(),
     };
-    s.commit_checkpoint(first.run_id, "c1", std::slice::from_ref(&state), &stats(42))
-        .await
-        .unwrap();
+    s.commit_checkpoint(
+        first.run_id,
+        first.attempt,
+        "c1",
+        std::slice::from_ref(&state),
+        &stats(42),
+    )
+    .await
+    .unwrap();
     let resumed = s.begin_run(&lock, "c1", false).await.unwrap();
     assert_eq!((resumed.run_id, resumed.attempt), (first.run_id, 2));
     assert_eq!(resumed.committed, stats(42));
@@ -46,14 +53,28 @@ async fn exercise(s: &Store, data: &std::path::Path) -> Vec<String> {
     )
     .await
     .unwrap();
-    s.finish_run(resumed.run_id, RunStatus::Succeeded, None, &stats(50), 3)
-        .await
-        .unwrap();
+    s.finish_run(
+        resumed.run_id,
+        resumed.attempt,
+        RunStatus::Succeeded,
+        None,
+        &stats(50),
+        3,
+    )
+    .await
+    .unwrap();
     let next = s.begin_run(&lock, "c1", false).await.unwrap();
     assert_ne!(next.run_id, first.run_id);
-    s.finish_run(next.run_id, RunStatus::Failed, Some("boom"), &[], 0)
-        .await
-        .unwrap();
+    s.finish_run(
+        next.run_id,
+        next.attempt,
+        RunStatus::Failed,
+        Some("boom"),
+        &[],
+        0,
+    )
+    .await
+    .unwrap();
     drop(lock);
     for r in s.runs(Some("c1"), 10).await.unwrap() {
         seen.push(format!(
@@ -216,6 +237,104 @@ async fn exercise(s: &Store, data: &std::path::Path) -> Vec<String> {
     seen.push(format!(
         "samples {:?}",
         s.samples(first.run_id).await.unwrap()
+    ));
+
+    // The run queue: one job per connection, labels, a lapsed lease taken over at the next
+    // attempt (the old attempt fenced), schedule occurrences once.
+    let none = Labels::new();
+    let eu: Labels = [("region".to_string(), "eu".to_string())].into();
+    let lease = Duration::from_secs(30);
+    seen.push(format!(
+        "enqueue {:?}",
+        s.enqueue_run("w/q", &none, false, "t")
+            .await
+            .unwrap()
+            .is_some()
+    ));
+    seen.push(format!(
+        "again {:?}",
+        s.enqueue_run("w/q", &none, false, "t").await.unwrap()
+    ));
+    s.enqueue_run("w/eu", &eu, false, "t").await.unwrap();
+    let brief = s
+        .claim_run("w1", &none, Duration::from_millis(300))
+        .await
+        .unwrap()
+        .unwrap();
+    seen.push(format!(
+        "claimed {} attempt {}",
+        brief.connection, brief.start.attempt
+    ));
+    seen.push(format!(
+        "unlabelled {:?}",
+        s.claim_run("w2", &none, lease)
+            .await
+            .unwrap()
+            .map(|c| c.connection)
+    ));
+    let in_eu = s.claim_run("w2", &eu, lease).await.unwrap().unwrap();
+    seen.push(format!("labelled {}", in_eu.connection));
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    let taken = s.claim_run("w3", &none, lease).await.unwrap().unwrap();
+    seen.push(format!(
+        "taken over {} attempt {} same run {}",
+        taken.connection,
+        taken.start.attempt,
+        taken.start.run_id == brief.start.run_id
+    ));
+    seen.push(format!(
+        "old lease {:?}",
+        s.renew_lease(&brief, lease).await.unwrap()
+    ));
+    let fenced = s
+        .commit_checkpoint(brief.start.run_id, brief.start.attempt, "w/q", &[], &[])
+        .await;
+    seen.push(format!(
+        "old commit fenced {}",
+        matches!(fenced, Err(StoreError::Fenced { .. }))
+    ));
+    s.finish_run(
+        taken.start.run_id,
+        taken.start.attempt,
+        RunStatus::Succeeded,
+        None,
+        &[],
+        0,
+    )
+    .await
+    .unwrap();
+    seen.push(format!("released {}", s.release_run(&taken).await.unwrap()));
+    seen.push(format!(
+        "cancel {}",
+        s.cancel_queued("w/eu", "stop").await.unwrap()
+    ));
+    seen.push(format!(
+        "lease {:?}",
+        s.renew_lease(&in_eu, lease).await.unwrap()
+    ));
+    for at in [
+        "2026-01-01T00:00:00Z",
+        "2026-01-01T00:00:00Z",
+        "2026-01-01T00:01:00Z",
+    ] {
+        seen.push(
+            format!(
+                "occurrence {:?}",
+                s.enqueue_occurrence("w/sched", at, &none, "scheduler")
+                    .await
+                    .unwrap()
+            )
+            .replace(|c: char| c.is_ascii_digit(), "#"),
+        );
+    }
+    seen.push(format!(
+        "queue {:?}",
+        s.queued_runs()
+            .await
+            .unwrap()
+            .iter()
+            .map(|q| q.connection.clone())
+            .collect::<Vec<_>>()
     ));
     seen
 }

@@ -1,7 +1,7 @@
 //! Committed checkpoints: sealed per stream, committed in one transaction with the stats they
 //! cover.
 
-use super::runs::upsert_stats;
+use super::runs::{self, upsert_stats};
 use super::*;
 
 /// A committed checkpoint.
@@ -46,15 +46,19 @@ impl Store {
         Ok(done.rows_affected())
     }
 
-    /// Commit checkpoints and the stats they cover, atomically.
+    /// Commit checkpoints and the stats they cover, atomically, for attempt `attempt` of run
+    /// `run_id`: refused ([`StoreError::Fenced`]) when the run has moved on to a later attempt
+    /// (another worker took it over), so two attempts never both commit.
     pub async fn commit_checkpoint(
         &self,
         run_id: i64,
+        attempt: i64,
         connection: &str,
         states: &[StreamState],
         stats: &[StreamStats],
     ) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await.map_err(db("begin checkpoint"))?;
+        runs::fence(&mut tx, run_id, attempt).await?;
         let at = now();
         for s in states {
             sqlx::query("INSERT INTO stream_state (connection, stream, state, run_id, updated_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (connection, stream) DO UPDATE SET state = excluded.state, run_id = excluded.run_id, updated_at = excluded.updated_at")

@@ -9,9 +9,11 @@ mod api_keys;
 mod audit;
 mod checkpoints;
 mod installed;
+mod location;
 mod lock;
 pub mod migrations;
 mod purge;
+mod queue;
 mod run_log;
 mod runs;
 mod sealed;
@@ -25,6 +27,7 @@ use serde::Serialize;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor, Row};
 
+pub use location::{PgEnv, StoreLocation, StoreLocationError};
 pub use lock::{ConnectionLock, LockError};
 
 use std::sync::Arc;
@@ -35,6 +38,7 @@ pub use audit::AuditFilter;
 pub use checkpoints::CommittedState;
 pub use installed::InstalledConnector;
 pub use purge::PurgeReport;
+pub use queue::{Claimed, Labels, Lease, Occurrence, QueuedRun, check_label};
 pub use runs::{RunRecord, RunStart, RunStatus, RunTotals};
 pub use sealed::StoredSecret;
 pub use webhooks::{Attempt, Delivery, DueDelivery, WEBHOOK_SECRET_PREFIX, Webhook, now_ms};
@@ -85,6 +89,19 @@ pub enum StoreError {
         path: PathBuf,
         /// The I/O error.
         source: std::io::Error,
+    },
+    /// A write of an attempt the run has moved on from: another worker holds it now.
+    #[error(
+        "run {run_id} attempt {attempt} may no longer write: {now} (its lease lapsed and \
+         another worker took the run over, resuming from the last committed checkpoint)"
+    )]
+    Fenced {
+        /// The run.
+        run_id: i64,
+        /// The attempt that was refused.
+        attempt: i64,
+        /// What holds the run now.
+        now: String,
     },
     /// Sealing or opening a value, or the keyring.
     #[error(transparent)]
@@ -313,6 +330,34 @@ impl Store {
         Ok(store)
     }
 
+    /// Open the store at `location`, with the data dir's keyring (`SLUICE_KEYRING` when set:
+    /// how a fleet shares one).
+    pub async fn open_at(location: &StoreLocation, data_dir: &Path) -> Result<Store, StoreError> {
+        match location {
+            StoreLocation::Embedded => Store::open(data_dir).await,
+            StoreLocation::Postgres(url) => {
+                std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
+                    path: data_dir.to_path_buf(),
+                    source,
+                })?;
+                let keyring = Keyring::open(data_dir)?;
+                Store::open_postgres(url, data_dir, Arc::new(keyring)).await
+            }
+        }
+    }
+
+    /// Open the store at `location` with `keyring`.
+    pub async fn open_at_with(
+        location: &StoreLocation,
+        data_dir: &Path,
+        keyring: Arc<Keyring>,
+    ) -> Result<Store, StoreError> {
+        match location {
+            StoreLocation::Embedded => Store::open_with(data_dir, keyring).await,
+            StoreLocation::Postgres(url) => Store::open_postgres(url, data_dir, keyring).await,
+        }
+    }
+
     /// The keyring, shared (for work handed to other threads).
     pub fn keyring_arc(&self) -> Arc<Keyring> {
         self.keyring.clone()
@@ -405,20 +450,39 @@ mod tests {
             records: 10,
             bytes: 100,
         }];
-        s.commit_checkpoint(first.run_id, "c", &[st("users", "{\"n\":10}")], &stats)
-            .await
-            .unwrap();
+        s.commit_checkpoint(
+            first.run_id,
+            first.attempt,
+            "c",
+            &[st("users", "{\"n\":10}")],
+            &stats,
+        )
+        .await
+        .unwrap();
         // The process "dies": the run stays `running`. The next begin resumes it.
         let second = s.begin_run(&lock, "c", false).await.unwrap();
         assert_eq!((second.run_id, second.attempt), (first.run_id, 2));
         assert_eq!(second.committed, stats);
-        s.finish_run(second.run_id, RunStatus::Succeeded, None, &stats, 0)
+        // The first attempt, had it lived on, may no longer write.
+        let stale = s
+            .commit_checkpoint(first.run_id, first.attempt, "c", &[st("users", "{}")], &[])
+            .await;
+        assert!(
+            matches!(stale, Err(StoreError::Fenced { attempt: 1, .. })),
+            "{stale:?}"
+        );
+        let stale = s
+            .finish_run(first.run_id, 1, RunStatus::Succeeded, None, &[], 0)
+            .await;
+        assert!(matches!(stale, Err(StoreError::Fenced { .. })), "{stale:?}");
+        assert_eq!(s.states("c").await.unwrap()[0].state.state, "{\"n\":10}");
+        s.finish_run(second.run_id, 2, RunStatus::Succeeded, None, &stats, 0)
             .await
             .unwrap();
         let third = s.begin_run(&lock, "c", false).await.unwrap();
         assert_ne!(third.run_id, first.run_id);
         assert_eq!(third.attempt, 1);
-        s.finish_run(third.run_id, RunStatus::Failed, Some("boom"), &[], 0)
+        s.finish_run(third.run_id, 1, RunStatus::Failed, Some("boom"), &[], 0)
             .await
             .unwrap();
         let fresh = s.begin_run(&lock, "c", true).await.unwrap();
@@ -514,19 +578,32 @@ mod tests {
     #[tokio::test]
     async fn checkpoints_overwrite_per_stream_and_remember_the_run() {
         let (_d, s) = store().await;
-        s.commit_checkpoint(1, "c", &[st("a", "1"), st("b", "1")], &[])
+        let (c, other) = (s.lock("c").unwrap(), s.lock("other").unwrap());
+        let one = s.begin_run(&c, "c", true).await.unwrap();
+        s.commit_checkpoint(one.run_id, 1, "c", &[st("a", "1"), st("b", "1")], &[])
             .await
             .unwrap();
-        s.commit_checkpoint(2, "c", &[st("a", "2")], &[])
+        s.finish_run(one.run_id, 1, RunStatus::Succeeded, None, &[], 0)
             .await
             .unwrap();
-        s.commit_checkpoint(2, "other", &[st("a", "9")], &[])
+        let two = s.begin_run(&c, "c", true).await.unwrap();
+        s.commit_checkpoint(two.run_id, 1, "c", &[st("a", "2")], &[])
+            .await
+            .unwrap();
+        let three = s.begin_run(&other, "other", true).await.unwrap();
+        s.commit_checkpoint(three.run_id, 1, "other", &[st("a", "9")], &[])
             .await
             .unwrap();
         let states = s.states("c").await.unwrap();
         assert_eq!(states.len(), 2);
-        assert_eq!((states[0].state.state.as_str(), states[0].run_id), ("2", 2));
-        assert_eq!((states[1].state.state.as_str(), states[1].run_id), ("1", 1));
+        assert_eq!(
+            (states[0].state.state.as_str(), states[0].run_id),
+            ("2", two.run_id)
+        );
+        assert_eq!(
+            (states[1].state.state.as_str(), states[1].run_id),
+            ("1", one.run_id)
+        );
         assert_eq!(s.reset_state("c").await.unwrap(), 2);
         assert!(s.states("c").await.unwrap().is_empty());
         assert_eq!(s.states("other").await.unwrap().len(), 1);

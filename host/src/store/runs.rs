@@ -106,77 +106,24 @@ impl Store {
         fresh: bool,
     ) -> Result<RunStart, StoreError> {
         let mut tx = self.write_tx().await.map_err(db("begin run"))?;
-        sqlx::query(
-            "UPDATE runs SET status = 'interrupted' WHERE connection = $1 AND status = 'running'",
-        )
-        .bind(connection)
-        .execute(&mut *tx)
-        .await
-        .map_err(db("mark interrupted runs"))?;
-        let last = sqlx::query(
-            "SELECT id, status, attempt FROM runs WHERE connection = $1 ORDER BY id DESC LIMIT 1",
-        )
-        .bind(connection)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db("find the last run"))?;
-        let resumable = last.filter(|row| {
-            let status: String = row.get("status");
-            !fresh && (status == "interrupted" || status == "failed")
-        });
-        let start = match resumable {
-            Some(row) => {
-                let run_id: i64 = row.get("id");
-                let attempt: i64 = row.get::<i64, _>("attempt") + 1;
-                sqlx::query("UPDATE runs SET status = 'running', attempt = $1, finished_at = NULL, error = NULL WHERE id = $2")
-                    .bind(attempt)
-                    .bind(run_id)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db("resume run"))?;
-                let committed = stream_stats(&mut tx, run_id).await?;
-                RunStart {
-                    run_id,
-                    attempt,
-                    committed,
-                }
-            }
-            None => {
-                if fresh {
-                    sqlx::query("UPDATE runs SET status = 'failed', error = COALESCE(error, 'abandoned: a fresh run was started') WHERE connection = $1 AND status = 'interrupted'")
-                        .bind(connection)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db("abandon unfinished runs"))?;
-                }
-                let run_id = sqlx::query("INSERT INTO runs (connection, status, started_at) VALUES ($1, 'running', $2) RETURNING id")
-                    .bind(connection)
-                    .bind(now())
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(db("insert run"))?
-                    .get("id");
-                RunStart {
-                    run_id,
-                    attempt: 1,
-                    committed: Vec::new(),
-                }
-            }
-        };
+        let start = begin_in(&mut tx, connection, fresh).await?;
         tx.commit().await.map_err(db("begin run"))?;
         Ok(start)
     }
 
-    /// Record the end of a run with its final stats.
+    /// Record the end of attempt `attempt` of a run with its final stats; refused
+    /// ([`StoreError::Fenced`]) when the run has moved on to a later attempt.
     pub async fn finish_run(
         &self,
         run_id: i64,
+        attempt: i64,
         status: RunStatus,
         error: Option<&str>,
         stats: &[StreamStats],
         log_dropped: u64,
     ) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await.map_err(db("begin finish"))?;
+        fence(&mut tx, run_id, attempt).await?;
         upsert_stats(&mut tx, run_id, stats).await?;
         sqlx::query("UPDATE runs SET status = $1, error = $2, finished_at = $3, log_dropped = log_dropped + $4 WHERE id = $5")
             .bind(status.as_str())
@@ -291,6 +238,112 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// Hold attempt `attempt` of run `run_id` to being the run's current attempt, inside `conn`'s
+/// transaction: the fencing token. The update takes the run's row lock on PostgreSQL, so a
+/// worker taking the run over (which raises `attempt` under the same lock) waits for this
+/// transaction, or this one finds the attempt moved on and is refused.
+pub(super) async fn fence(
+    conn: &mut sqlx::AnyConnection,
+    run_id: i64,
+    attempt: i64,
+) -> Result<(), StoreError> {
+    let held = sqlx::query(
+        "UPDATE runs SET attempt = attempt WHERE id = $1 AND attempt = $2 AND status = 'running'",
+    )
+    .bind(run_id)
+    .bind(attempt)
+    .execute(&mut *conn)
+    .await
+    .map_err(db("check the run's attempt"))?;
+    if held.rows_affected() == 1 {
+        return Ok(());
+    }
+    let now: Option<(i64, String)> = sqlx::query("SELECT attempt, status FROM runs WHERE id = $1")
+        .bind(run_id)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db("read the run's attempt"))?
+        .map(|r| (r.get("attempt"), r.get("status")));
+    Err(StoreError::Fenced {
+        run_id,
+        attempt,
+        now: match now {
+            Some((a, _)) if a != attempt => format!("attempt {a} holds it now"),
+            Some((_, status)) => format!("it is {status}"),
+            None => "it no longer exists".into(),
+        },
+    })
+}
+
+/// Begin a run of `connection` in `conn`'s transaction: a run still marked `running` is dead
+/// (its caller holds the connection), so it is marked interrupted; unless `fresh`, the last
+/// unfinished run (interrupted or failed) is resumed at its next attempt; else a run is
+/// inserted.
+pub(super) async fn begin_in(
+    conn: &mut sqlx::AnyConnection,
+    connection: &str,
+    fresh: bool,
+) -> Result<RunStart, StoreError> {
+    sqlx::query(
+        "UPDATE runs SET status = 'interrupted' WHERE connection = $1 AND status = 'running'",
+    )
+    .bind(connection)
+    .execute(&mut *conn)
+    .await
+    .map_err(db("mark interrupted runs"))?;
+    let last = sqlx::query(
+        "SELECT id, status, attempt FROM runs WHERE connection = $1 ORDER BY id DESC LIMIT 1",
+    )
+    .bind(connection)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db("find the last run"))?;
+    let resumable = last.filter(|row| {
+        let status: String = row.get("status");
+        !fresh && (status == "interrupted" || status == "failed")
+    });
+    let start = match resumable {
+        Some(row) => {
+            let run_id: i64 = row.get("id");
+            let attempt: i64 = row.get::<i64, _>("attempt") + 1;
+            sqlx::query("UPDATE runs SET status = 'running', attempt = $1, finished_at = NULL, error = NULL WHERE id = $2")
+                .bind(attempt)
+                .bind(run_id)
+                .execute(&mut *conn)
+                .await
+                .map_err(db("resume run"))?;
+            let committed = stream_stats(conn, run_id).await?;
+            RunStart {
+                run_id,
+                attempt,
+                committed,
+            }
+        }
+        None => {
+            if fresh {
+                sqlx::query("UPDATE runs SET status = 'failed', error = COALESCE(error, 'abandoned: a fresh run was started') WHERE connection = $1 AND status = 'interrupted'")
+                    .bind(connection)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(db("abandon unfinished runs"))?;
+            }
+            let run_id = sqlx::query("INSERT INTO runs (connection, status, started_at) VALUES ($1, 'running', $2) RETURNING id")
+                .bind(connection)
+                .bind(now())
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(db("insert run"))?
+                .get("id");
+            RunStart {
+                run_id,
+                attempt: 1,
+                committed: Vec::new(),
+            }
+        }
+    };
+    Ok(start)
 }
 
 pub(super) async fn stream_stats(

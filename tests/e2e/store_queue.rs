@@ -1,0 +1,161 @@
+//! The run queue on a real PostgreSQL, claimed by many stores at once (as many worker
+//! processes would): every job is claimed by exactly one worker, a lapsed lease is taken over
+//! by exactly one, and the attempt it replaced can no longer write.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sluice::boundary::crypto::Keyring;
+use sluice::store::{Labels, RunStatus, Store, StoreError};
+use sluice_tests::pg::pg;
+
+async fn stores(n: usize) -> (sluice_tests::pg::TestDb, Vec<Arc<Store>>, tempfile::TempDir) {
+    let db = pg().database().await;
+    let url = format!(
+        "postgres://{}:{}@{}/{}",
+        db.user, db.password, db.authority, db.name
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let keyring = Arc::new(Keyring::open(dir.path()).unwrap());
+    let mut out = Vec::new();
+    for i in 0..n {
+        let node = dir.path().join(format!("node{i}"));
+        out.push(Arc::new(
+            Store::open_postgres(&url, &node, keyring.clone())
+                .await
+                .unwrap(),
+        ));
+    }
+    (db, out, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn workers_claiming_at_once_each_get_different_jobs() {
+    let (_db, stores, _dir) = stores(6).await;
+    let none = Labels::new();
+    const JOBS: usize = 240;
+    for i in 0..JOBS {
+        stores[0]
+            .enqueue_run(&format!("w/c{i}"), &none, false, "t")
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let mut tasks = Vec::new();
+    for (w, store) in stores.iter().enumerate() {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            let none = Labels::new();
+            while let Some(c) = store
+                .claim_run(&format!("worker{w}"), &none, Duration::from_secs(60))
+                .await
+                .unwrap()
+            {
+                store
+                    .finish_run(
+                        c.start.run_id,
+                        c.start.attempt,
+                        RunStatus::Succeeded,
+                        None,
+                        &[],
+                        0,
+                    )
+                    .await
+                    .unwrap();
+                assert!(store.release_run(&c).await.unwrap());
+                mine.push(c.connection);
+            }
+            mine
+        }));
+    }
+    let mut by_connection: BTreeMap<String, usize> = BTreeMap::new();
+    let mut busy_workers = 0;
+    for t in tasks {
+        let mine = t.await.unwrap();
+        busy_workers += usize::from(!mine.is_empty());
+        for c in mine {
+            *by_connection.entry(c).or_default() += 1;
+        }
+    }
+    assert_eq!(by_connection.len(), JOBS);
+    assert!(by_connection.values().all(|n| *n == 1), "{by_connection:?}");
+    assert!(busy_workers > 1, "the claims were spread over the workers");
+    assert!(stores[0].queued_runs().await.unwrap().is_empty());
+    let runs = stores[0].runs(None, 1000).await.unwrap();
+    assert_eq!(runs.len(), JOBS);
+    assert!(
+        runs.iter()
+            .all(|r| r.status == RunStatus::Succeeded && r.attempt == 1)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lapsed_lease_is_taken_over_by_exactly_one_worker() {
+    let (_db, stores, _dir) = stores(5).await;
+    let none = Labels::new();
+    for round in 0..5 {
+        let key = format!("w/r{round}");
+        stores[0]
+            .enqueue_run(&key, &none, false, "t")
+            .await
+            .unwrap();
+        let old = stores[0]
+            .claim_run("old", &none, Duration::from_millis(1))
+            .await
+            .unwrap()
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        // Four workers race for it while the old one tries to commit.
+        let mut racers = Vec::new();
+        for (w, store) in stores.iter().enumerate().skip(1) {
+            let store = store.clone();
+            racers.push(tokio::spawn(async move {
+                store
+                    .claim_run(&format!("new{w}"), &Labels::new(), Duration::from_secs(60))
+                    .await
+                    .unwrap()
+            }));
+        }
+        let late = stores[0]
+            .commit_checkpoint(old.start.run_id, old.start.attempt, &key, &[], &[])
+            .await;
+        let mut winners = Vec::new();
+        for r in racers {
+            winners.extend(r.await.unwrap());
+        }
+        assert_eq!(winners.len(), 1, "round {round}: {winners:?}");
+        let new = &winners[0];
+        assert_eq!((new.start.run_id, new.start.attempt), (old.start.run_id, 2));
+        // The old attempt's commit either landed before the takeover or was refused; after
+        // it, it is refused whatever it tries.
+        assert!(
+            late.is_ok() || matches!(late, Err(StoreError::Fenced { .. })),
+            "{late:?}"
+        );
+        let after = stores[0]
+            .finish_run(
+                old.start.run_id,
+                old.start.attempt,
+                RunStatus::Succeeded,
+                None,
+                &[],
+                0,
+            )
+            .await;
+        assert!(matches!(after, Err(StoreError::Fenced { .. })), "{after:?}");
+        stores[1]
+            .finish_run(
+                new.start.run_id,
+                new.start.attempt,
+                RunStatus::Succeeded,
+                None,
+                &[],
+                0,
+            )
+            .await
+            .unwrap();
+        assert!(stores[1].release_run(new).await.unwrap());
+    }
+}
