@@ -88,6 +88,8 @@ struct File {
     streams: Option<Vec<StreamSelection>>,
     #[serde(default)]
     limits: LimitsFile,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -266,6 +268,9 @@ pub struct Connection {
     /// `samples/` — when not the data dir itself: a workspace's connections have their own, so
     /// no grant names another workspace's file and no workspace's leftovers mix with another's.
     pub area: Option<PathBuf>,
+    /// The worker labels its runs require (`[labels] region = "eu"`: data residency, or a node
+    /// that holds a granted directory): a queued run waits for a worker that has them all.
+    pub labels: BTreeMap<String, String>,
 }
 
 impl Connection {
@@ -378,6 +383,9 @@ impl Connection {
             samples: f.samples.unwrap_or(0).min(10_000),
             max_sample_bytes: f.max_sample_bytes.unwrap_or(4096).clamp(64, 1 << 20),
         };
+        for (k, v) in &file.labels {
+            crate::store::check_label(k, v).map_err(|e| invalid(format!("[labels]: {e}")))?;
+        }
         Ok(Connection {
             name,
             file: path.to_path_buf(),
@@ -390,6 +398,7 @@ impl Connection {
             failed_records,
             held_secrets: None,
             area: None,
+            labels: file.labels,
         })
     }
 

@@ -223,7 +223,7 @@ fn main() {
         let lock = store.lock(&def.key()).unwrap();
         let run = store.begin_run(&lock, &def.key(), false).await.unwrap();
         store
-            .finish_run(run.run_id, RunStatus::Succeeded, None, &[], 0)
+            .finish_run(run.run_id, run.attempt, RunStatus::Succeeded, None, &[], 0)
             .await
             .unwrap();
         // Held for the whole bench: every trigger finds the connection running.

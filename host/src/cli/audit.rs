@@ -1,9 +1,8 @@
 //! `sluice audit verify|list`.
 
-use std::path::Path;
 use std::process::ExitCode;
 
-use sluice::store::{AuditFilter, Store};
+use sluice::store::AuditFilter;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum AuditCommand {
@@ -52,8 +51,8 @@ fn check_time(flag: &str, v: &Option<String>) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn run(data_dir: &Path, cmd: AuditCommand) -> anyhow::Result<ExitCode> {
-    let store = Store::open(data_dir).await?;
+pub async fn run(ctx: &super::Ctx, cmd: AuditCommand) -> anyhow::Result<ExitCode> {
+    let store = ctx.store().await?;
     match cmd {
         AuditCommand::Verify { json } => {
             let v = store.audit_verify().await?;

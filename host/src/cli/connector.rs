@@ -49,10 +49,10 @@ pub struct ConfigArgs {
 /// Load a component file, or an installed connector by name (a value without `/` or `.`, as
 /// in connection files), whose component must still have the digest recorded at install.
 async fn load(
-    data_dir: &Path,
+    ctx: &super::Ctx,
     path: &Path,
 ) -> anyhow::Result<(std::sync::Arc<Runtime>, Connector)> {
-    let runtime = super::runtime(data_dir)?;
+    let runtime = super::runtime(&ctx.data_dir)?;
     let name = path
         .to_str()
         .filter(|s| !s.is_empty() && !s.contains(['/', '.', '\\']));
@@ -60,7 +60,7 @@ async fn load(
         let connector = runtime.load(path)?;
         return Ok((runtime, connector));
     };
-    let store = sluice::store::Store::open(data_dir).await?;
+    let store = ctx.store().await?;
     let Some(record) = store.installed_connector(name).await? else {
         bail!(
             "`{name}` is not an installed connector (see `sluice connector list`); for a file, \
@@ -197,8 +197,8 @@ fn secret_fields(schema: &serde_json::Value, prefix: &str, out: &mut Vec<String>
     }
 }
 
-pub async fn inspect(data_dir: &Path, args: InspectArgs) -> anyhow::Result<ExitCode> {
-    let (rt, c) = load(data_dir, &args.connector).await?;
+pub async fn inspect(ctx: &super::Ctx, args: InspectArgs) -> anyhow::Result<ExitCode> {
+    let (rt, c) = load(ctx, &args.connector).await?;
     let sandbox = Sandbox::default();
     let spec = match c.kind() {
         ConnectorKind::Source => c.source(&rt, &sandbox).await?.spec().await?,
@@ -255,8 +255,8 @@ pub async fn inspect(data_dir: &Path, args: InspectArgs) -> anyhow::Result<ExitC
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn spec(data_dir: &Path, args: ConnectorArgs) -> anyhow::Result<ExitCode> {
-    let (rt, c) = load(data_dir, &args.connector).await?;
+pub async fn spec(ctx: &super::Ctx, args: ConnectorArgs) -> anyhow::Result<ExitCode> {
+    let (rt, c) = load(ctx, &args.connector).await?;
     let sandbox = Sandbox::default();
     let spec = match c.kind() {
         ConnectorKind::Source => c.source(&rt, &sandbox).await?.spec().await?,
@@ -267,8 +267,9 @@ pub async fn spec(data_dir: &Path, args: ConnectorArgs) -> anyhow::Result<ExitCo
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn check(data_dir: &Path, args: ConfigArgs) -> anyhow::Result<ExitCode> {
-    let (rt, c) = load(data_dir, &args.connector).await?;
+pub async fn check(ctx: &super::Ctx, args: ConfigArgs) -> anyhow::Result<ExitCode> {
+    let data_dir = ctx.data_dir.as_path();
+    let (rt, c) = load(ctx, &args.connector).await?;
     let config = config_json(args.config.as_deref())?;
     let sandbox = sandbox(&args, data_dir, &rt, &c)?;
     let result = match c.kind() {
@@ -290,8 +291,9 @@ pub async fn check(data_dir: &Path, args: ConfigArgs) -> anyhow::Result<ExitCode
     }
 }
 
-pub async fn discover(data_dir: &Path, args: ConfigArgs) -> anyhow::Result<ExitCode> {
-    let (rt, c) = load(data_dir, &args.connector).await?;
+pub async fn discover(ctx: &super::Ctx, args: ConfigArgs) -> anyhow::Result<ExitCode> {
+    let data_dir = ctx.data_dir.as_path();
+    let (rt, c) = load(ctx, &args.connector).await?;
     if c.kind() != ConnectorKind::Source {
         bail!(
             "{} is a destination; only sources discover streams",

@@ -1,10 +1,9 @@
 //! `sluice runs` and `sluice reset`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use sluice::connection::Connection;
-use sluice::store::Store;
 
 use super::format;
 
@@ -30,8 +29,8 @@ pub struct ResetArgs {
     connection: PathBuf,
 }
 
-pub async fn runs(data_dir: &Path, args: RunsArgs) -> anyhow::Result<ExitCode> {
-    let store = Store::open(data_dir).await?;
+pub async fn runs(ctx: &super::Ctx, args: RunsArgs) -> anyhow::Result<ExitCode> {
+    let store = ctx.store().await?;
     if let Some(id) = args.log {
         for (connector, level, message) in store.logs(id).await? {
             println!("[{connector}] {level}: {message}");
@@ -79,9 +78,9 @@ pub async fn runs(data_dir: &Path, args: RunsArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn reset(data_dir: &Path, args: ResetArgs) -> anyhow::Result<ExitCode> {
+pub async fn reset(ctx: &super::Ctx, args: ResetArgs) -> anyhow::Result<ExitCode> {
     let conn = Connection::load(&args.connection)?;
-    let store = Store::open(data_dir).await?;
+    let store = ctx.store().await?;
     let _lock = store.lock(&conn.name)?;
     let n = store.reset_state(&conn.name).await?;
     println!(

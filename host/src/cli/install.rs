@@ -134,11 +134,12 @@ fn ask(question: &str) -> anyhow::Result<Option<bool>> {
 }
 
 pub async fn install(
-    data_dir: &Path,
+    ctx: &super::Ctx,
     args: InstallArgs,
     upgrade: bool,
 ) -> anyhow::Result<ExitCode> {
-    let store = Store::open(data_dir).await?;
+    let data_dir = ctx.data_dir.as_path();
+    let store = ctx.store().await?;
     let runtime = super::runtime(data_dir)?;
     let inst = installer(&store, &runtime);
     let (name, version) = split_spec(&args.spec);
@@ -220,8 +221,8 @@ pub async fn install(
     }
 }
 
-pub async fn list(data_dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
-    let store = Store::open(data_dir).await?;
+pub async fn list(ctx: &super::Ctx, json: bool) -> anyhow::Result<ExitCode> {
+    let store = ctx.store().await?;
     let all = store.installed_connectors().await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&all)?);
@@ -262,12 +263,12 @@ fn print_installed(c: &InstalledConnector, store: &Store) {
 }
 
 pub async fn info(
-    data_dir: &Path,
+    ctx: &super::Ctx,
     name: &str,
     index_arg: &IndexArg,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let store = Store::open(data_dir).await?;
+    let store = ctx.store().await?;
     let installed = store.installed_connector(name).await?;
     // The index is read when asked for, or when the connector is not installed.
     let idx = if index_arg.index.is_some() || installed.is_none() {
@@ -307,8 +308,9 @@ pub async fn info(
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn remove(data_dir: &Path, name: &str) -> anyhow::Result<ExitCode> {
-    let store = Store::open(data_dir).await?;
+pub async fn remove(ctx: &super::Ctx, name: &str) -> anyhow::Result<ExitCode> {
+    let data_dir = ctx.data_dir.as_path();
+    let store = ctx.store().await?;
     let runtime = super::runtime(data_dir)?;
     let c = installer(&store, &runtime).remove(name).await?;
     store.audit_seal().await?;

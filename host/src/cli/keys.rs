@@ -1,6 +1,5 @@
 //! `sluice keys rotate|list|publisher new`.
 
-use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -33,7 +32,8 @@ pub enum PublisherCommand {
     },
 }
 
-pub async fn run(data_dir: &Path, cmd: KeysCommand) -> anyhow::Result<ExitCode> {
+pub async fn run(ctx: &super::Ctx, cmd: KeysCommand) -> anyhow::Result<ExitCode> {
+    let data_dir = ctx.data_dir.as_path();
     if let KeysCommand::Publisher(PublisherCommand::New { name, out }) = cmd {
         let key = sluice::marketplace::PublisherKey::generate(&name)?;
         let secret = out.join(format!("{name}.key"));
@@ -69,7 +69,7 @@ pub async fn run(data_dir: &Path, cmd: KeysCommand) -> anyhow::Result<ExitCode> 
         KeysCommand::Rotate => {
             let old = ring.current_id().to_string();
             let new = ring.rotate()?;
-            let store = Store::open_with(data_dir, Arc::new(ring)).await?;
+            let store = Store::open_at_with(&ctx.store, data_dir, Arc::new(ring)).await?;
             let rewrapped = store.rewrap_all().await?;
             let files = rewrap_samples(&store)?;
             store

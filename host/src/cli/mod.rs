@@ -14,14 +14,17 @@ mod secrets;
 mod serve;
 mod sql;
 mod trust;
+mod worker;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use sluice::runtime::{Runtime, RuntimeConfig};
+use sluice::store::{PgEnv, Store, StoreLocation};
 
 /// sluice: move data between sandboxed WebAssembly connectors.
 #[derive(Debug, Parser)]
@@ -30,6 +33,28 @@ struct Cli {
     /// Where the store (state, run history) and the compiled-connector cache live.
     #[arg(long, global = true, env = "SLUICE_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
+
+    /// The store, when a fleet shares one: a PostgreSQL URL, postgres://USER@HOST/DATABASE
+    /// (verified TLS, ?sslmode=verify-full, unless it is on this machine). Its password comes
+    /// from PGPASSWORD, ~/.pgpass or --store-password-file, never from this flag. Default: the
+    /// SQLite file in the data dir.
+    #[arg(
+        long,
+        global = true,
+        env = "SLUICE_STORE",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    store: Option<String>,
+
+    /// A file holding the store's password (its first line).
+    #[arg(
+        long,
+        global = true,
+        env = "SLUICE_STORE_PASSWORD_FILE",
+        value_name = "FILE"
+    )]
+    store_password_file: Option<PathBuf>,
 
     #[command(subcommand)]
     command: Command,
@@ -77,9 +102,56 @@ enum Command {
     /// API keys for the control API.
     #[command(subcommand)]
     Admin(serve::AdminCommand),
+    /// Claim queued runs from the store and run them (many workers may share one store).
+    Worker(worker::WorkerArgs),
+    /// The run queue: ask for a run, list what waits and runs, cancel.
+    #[command(subcommand)]
+    Queue(worker::QueueCommand),
     /// Databases: the least-privilege PostgreSQL role a grant should connect as.
     #[command(subcommand)]
     Sql(sql::SqlCommand),
+}
+
+/// What every command works on: the data dir (keyring, compiled cache, installed
+/// connectors) and where the store keeps its tables.
+#[derive(Debug)]
+pub struct Ctx {
+    /// The data dir.
+    pub data_dir: PathBuf,
+    /// The store's tables: the data dir's SQLite file or a shared PostgreSQL.
+    pub store: StoreLocation,
+}
+
+impl Ctx {
+    /// Open the store.
+    pub async fn store(&self) -> anyhow::Result<Store> {
+        Store::open_at(&self.store, &self.data_dir)
+            .await
+            .with_context(|| format!("cannot open the store ({})", self.store.shown()))
+    }
+}
+
+/// Where `--store` points, read under the rules of [`StoreLocation::parse`].
+fn store_location(
+    store: Option<&str>,
+    from_args: bool,
+    password_file: Option<&std::path::Path>,
+) -> anyhow::Result<StoreLocation> {
+    let password = match password_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| {
+                format!("cannot read the store's password file {}", path.display())
+            })?;
+            Some(text.lines().next().unwrap_or_default().to_string())
+        }
+        None => None,
+    };
+    Ok(StoreLocation::parse(
+        store,
+        from_args,
+        password.as_deref(),
+        &PgEnv::current(),
+    )?)
 }
 
 /// Who is acting, for the audit log: `cli:` and the OS user.
@@ -111,7 +183,12 @@ fn runtime(data_dir: &std::path::Path) -> anyhow::Result<Arc<Runtime>> {
 
 /// Exit codes: 0 success, 1 a run or check failed, 2 the command could not be carried out.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let store_from_args = matches.value_source("store") == Some(ValueSource::CommandLine);
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
@@ -131,24 +208,33 @@ pub fn main() -> ExitCode {
         }
     };
     let result = rt.block_on(async move {
-        let data_dir = data_dir(cli.data_dir)?;
+        let ctx = Ctx {
+            data_dir: data_dir(cli.data_dir)?,
+            store: store_location(
+                cli.store.as_deref(),
+                store_from_args,
+                cli.store_password_file.as_deref(),
+            )?,
+        };
         match cli.command {
-            Command::Run(a) => run::run(&data_dir, a).await,
-            Command::Inspect(a) => connector::inspect(&data_dir, a).await,
-            Command::Spec(a) => connector::spec(&data_dir, a).await,
-            Command::Check(a) => connector::check(&data_dir, a).await,
-            Command::Discover(a) => connector::discover(&data_dir, a).await,
-            Command::Runs(a) => history::runs(&data_dir, a).await,
-            Command::Reset(a) => history::reset(&data_dir, a).await,
-            Command::Audit(a) => audit::run(&data_dir, a).await,
-            Command::Keys(a) => keys::run(&data_dir, a).await,
-            Command::Secrets(a) => secrets::run(&data_dir, a).await,
-            Command::Purge(a) => purge::run(&data_dir, a).await,
-            Command::Samples(a) => samples::run(&data_dir, a).await,
-            Command::Connector(a) => package::run(&data_dir, a).await,
-            Command::Trust(a) => trust::run(&data_dir, a).await,
-            Command::Serve(a) => serve::serve(&data_dir, a).await,
-            Command::Admin(a) => serve::admin(&data_dir, a).await,
+            Command::Run(a) => run::run(&ctx, a).await,
+            Command::Inspect(a) => connector::inspect(&ctx, a).await,
+            Command::Spec(a) => connector::spec(&ctx, a).await,
+            Command::Check(a) => connector::check(&ctx, a).await,
+            Command::Discover(a) => connector::discover(&ctx, a).await,
+            Command::Runs(a) => history::runs(&ctx, a).await,
+            Command::Reset(a) => history::reset(&ctx, a).await,
+            Command::Audit(a) => audit::run(&ctx, a).await,
+            Command::Keys(a) => keys::run(&ctx, a).await,
+            Command::Secrets(a) => secrets::run(&ctx, a).await,
+            Command::Purge(a) => purge::run(&ctx, a).await,
+            Command::Samples(a) => samples::run(&ctx, a).await,
+            Command::Connector(a) => package::run(&ctx, a).await,
+            Command::Trust(a) => trust::run(&ctx, a).await,
+            Command::Serve(a) => serve::serve(&ctx, a).await,
+            Command::Admin(a) => serve::admin(&ctx, a).await,
+            Command::Worker(a) => worker::worker(&ctx, a).await,
+            Command::Queue(a) => worker::queue(&ctx, a).await,
             Command::Sql(a) => sql::run(a).await,
         }
     });

@@ -79,7 +79,8 @@ pub enum ConnectorCommand {
     },
 }
 
-pub async fn run(data_dir: &Path, cmd: ConnectorCommand) -> anyhow::Result<ExitCode> {
+pub async fn run(ctx: &super::Ctx, cmd: ConnectorCommand) -> anyhow::Result<ExitCode> {
+    let data_dir = ctx.data_dir.as_path();
     use super::install;
     match cmd {
         ConnectorCommand::Pack { input, out } => pack(&input, out),
@@ -87,13 +88,13 @@ pub async fn run(data_dir: &Path, cmd: ConnectorCommand) -> anyhow::Result<ExitC
         ConnectorCommand::Verify { package } => verify(data_dir, &package),
         ConnectorCommand::Publish { package, index } => install::publish(&package, &index),
         ConnectorCommand::Yank { spec, index, undo } => install::yank(&spec, &index, undo),
-        ConnectorCommand::Install(a) => install::install(data_dir, a, false).await,
-        ConnectorCommand::Upgrade(a) => install::install(data_dir, a, true).await,
-        ConnectorCommand::List { json } => install::list(data_dir, json).await,
+        ConnectorCommand::Install(a) => install::install(ctx, a, false).await,
+        ConnectorCommand::Upgrade(a) => install::install(ctx, a, true).await,
+        ConnectorCommand::List { json } => install::list(ctx, json).await,
         ConnectorCommand::Info { name, index, json } => {
-            install::info(data_dir, &name, &index, json).await
+            install::info(ctx, &name, &index, json).await
         }
-        ConnectorCommand::Remove { name } => install::remove(data_dir, &name).await,
+        ConnectorCommand::Remove { name } => install::remove(ctx, &name).await,
     }
 }
 

@@ -1,6 +1,5 @@
 //! `sluice purge`, and the purge every stateful command runs on start.
 
-use std::path::Path;
 use std::process::ExitCode;
 
 use sluice::boundary::audit::NewEntry;
@@ -53,8 +52,8 @@ pub async fn on_start(store: &Store) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn run(data_dir: &Path, args: PurgeArgs) -> anyhow::Result<ExitCode> {
-    let store = Store::open(data_dir).await?;
+pub async fn run(ctx: &super::Ctx, args: PurgeArgs) -> anyhow::Result<ExitCode> {
+    let store = ctx.store().await?;
     let r = purge(&store).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&r)?);

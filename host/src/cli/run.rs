@@ -1,7 +1,7 @@
 //! `sluice run CONNECTION.toml`.
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -11,7 +11,6 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use sluice::boundary::events::{Capability, Outcome};
 use sluice::connection::Connection;
-use sluice::store::Store;
 use sluice::sync::{self, Progress, RunOptions, RunReport};
 
 use super::format;
@@ -28,9 +27,10 @@ pub struct RunArgs {
     json: bool,
 }
 
-pub async fn run(data_dir: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(ctx: &super::Ctx, args: RunArgs) -> anyhow::Result<ExitCode> {
+    let data_dir = ctx.data_dir.as_path();
     let conn = Connection::load(&args.connection)?;
-    let store = Store::open(data_dir).await?;
+    let store = ctx.store().await?;
     super::purge::on_start(&store).await?;
     let runtime = super::runtime(data_dir)?;
     let progress = Arc::new(Progress::default());

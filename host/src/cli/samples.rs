@@ -5,7 +5,6 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use sluice::boundary::crypto::stream::SealedReader;
-use sluice::store::Store;
 
 #[derive(Debug, clap::Args)]
 pub struct SamplesArgs {
@@ -13,8 +12,8 @@ pub struct SamplesArgs {
     run_id: i64,
 }
 
-pub async fn run(data_dir: &Path, args: SamplesArgs) -> anyhow::Result<ExitCode> {
-    let store = Store::open(data_dir).await?;
+pub async fn run(ctx: &super::Ctx, args: SamplesArgs) -> anyhow::Result<ExitCode> {
+    let store = ctx.store().await?;
     let files = store.samples(args.run_id).await?;
     if files.is_empty() {
         eprintln!(

@@ -1,11 +1,9 @@
 //! `sluice secrets set|list|rm`.
 
 use std::io::{IsTerminal, Read};
-use std::path::Path;
 use std::process::ExitCode;
 
 use sluice::boundary::audit::NewEntry;
-use sluice::store::Store;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum SecretsCommand {
@@ -24,8 +22,8 @@ pub enum SecretsCommand {
     },
 }
 
-pub async fn run(data_dir: &Path, cmd: SecretsCommand) -> anyhow::Result<ExitCode> {
-    let store = Store::open(data_dir).await?;
+pub async fn run(ctx: &super::Ctx, cmd: SecretsCommand) -> anyhow::Result<ExitCode> {
+    let store = ctx.store().await?;
     match cmd {
         SecretsCommand::Set { name } => {
             if name.is_empty()

@@ -1,7 +1,7 @@
 //! `sluice serve` and `sluice admin create-key|list-keys|revoke-key`.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -13,7 +13,7 @@ use sluice::marketplace::Location;
 use sluice::server::scheduler::ScheduleRetry;
 use sluice::server::webhooks::WebhookConfig;
 use sluice::server::{Server, ServerConfig};
-use sluice::store::{KeyChange, Store};
+use sluice::store::KeyChange;
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -115,7 +115,8 @@ pub enum AdminCommand {
     },
 }
 
-pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
+pub async fn serve(ctx: &super::Ctx, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let data_dir = ctx.data_dir.as_path();
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(sluice::api::tls::server_config(cert, key)?),
         _ => None,
@@ -127,7 +128,7 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<ExitCode>
             args.listen
         );
     }
-    let store = Arc::new(Store::open(data_dir).await?);
+    let store = Arc::new(ctx.store().await?);
     let runtime = super::runtime(data_dir)?;
     let default_index = args.index.as_deref().map(Location::parse).transpose()?;
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -217,7 +218,7 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<ExitCode>
 const RUNS_STOP_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Ctrl-C, or SIGTERM (what service managers send).
-async fn shutdown_signal() {
+pub(super) async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -239,8 +240,8 @@ async fn shutdown_signal() {
     }
 }
 
-pub async fn admin(data_dir: &Path, cmd: AdminCommand) -> anyhow::Result<ExitCode> {
-    let store = Store::open(data_dir).await?;
+pub async fn admin(ctx: &super::Ctx, cmd: AdminCommand) -> anyhow::Result<ExitCode> {
+    let store = ctx.store().await?;
     match cmd {
         AdminCommand::CreateKey {
             role,

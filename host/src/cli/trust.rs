@@ -1,12 +1,11 @@
 //! `sluice trust add|list`: the publisher keys whose packages this data dir installs.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use sluice::boundary::audit::NewEntry;
 use sluice::marketplace::{PublicKey, TrustStore};
-use sluice::store::Store;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum TrustCommand {
@@ -19,7 +18,8 @@ pub enum TrustCommand {
     List,
 }
 
-pub async fn run(data_dir: &Path, cmd: TrustCommand) -> anyhow::Result<ExitCode> {
+pub async fn run(ctx: &super::Ctx, cmd: TrustCommand) -> anyhow::Result<ExitCode> {
+    let data_dir = ctx.data_dir.as_path();
     match cmd {
         TrustCommand::Add { key } => {
             let text = std::fs::read_to_string(&key)
@@ -28,7 +28,7 @@ pub async fn run(data_dir: &Path, cmd: TrustCommand) -> anyhow::Result<ExitCode>
             std::fs::create_dir_all(data_dir)?;
             let added = TrustStore::add(data_dir, &public)?;
             if added {
-                let store = Store::open(data_dir).await?;
+                let store = ctx.store().await?;
                 store
                     .audit(&[NewEntry::new(
                         super::actor(),

@@ -12,6 +12,7 @@ pub mod runs;
 pub mod scheduler;
 pub mod view;
 pub mod webhooks;
+pub mod worker;
 
 use std::sync::Arc;
 use std::time::Duration;

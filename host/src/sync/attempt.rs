@@ -8,6 +8,7 @@ use super::*;
 struct StoreCheckpoints<'a> {
     store: &'a Store,
     run_id: i64,
+    attempt: i64,
     connection: &'a str,
     base: Vec<StreamStats>,
 }
@@ -35,7 +36,7 @@ impl Checkpoints for StoreCheckpoints<'_> {
     ) -> Result<(), StoreError> {
         let total = add(&self.base, &stats);
         self.store
-            .commit_checkpoint(self.run_id, self.connection, &states, &total)
+            .commit_checkpoint(self.run_id, self.attempt, self.connection, &states, &total)
             .await?;
         Ok(())
     }
@@ -125,6 +126,7 @@ pub(super) async fn attempt(
     let checkpoints = StoreCheckpoints {
         store,
         run_id: start.run_id,
+        attempt: start.attempt,
         connection: &conn.name,
         base: start.committed.clone(),
     };

@@ -18,7 +18,6 @@ pub(super) struct Finishing<'a> {
     pub(super) staging: wall::Staging,
     pub(super) area: &'a Path,
     pub(super) audit: Vec<NewEntry>,
-    pub(super) lock: crate::store::ConnectionLock,
 }
 
 /// Finish the run: what the store, the audit log and the report say of it.
@@ -41,7 +40,6 @@ pub(super) async fn finish(
         staging,
         area,
         mut audit,
-        lock,
     } = f;
     let actor = actor.to_string();
     let scrub = wall::text_filter(secrets, masker.clone());
@@ -100,6 +98,7 @@ pub(super) async fn finish(
     store
         .finish_run(
             start.run_id,
+            start.attempt,
             status,
             error.as_deref(),
             &totals,
@@ -150,7 +149,6 @@ pub(super) async fn finish(
     ));
     store.audit(&audit).await?;
     store.audit_seal().await?;
-    drop(lock);
     Ok(RunReport {
         run_id: start.run_id,
         attempt: start.attempt,

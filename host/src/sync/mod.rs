@@ -222,9 +222,23 @@ pub async fn run(
     conn: &Connection,
     options: RunOptions,
 ) -> Result<RunReport, SyncError> {
-    let retention = Retention::load(store.dir())?;
     let lock = store.lock(&conn.name)?;
     let start = store.begin_run(&lock, &conn.name, options.fresh).await?;
+    let report = run_begun(runtime, store, conn, options, start).await;
+    drop(lock);
+    report
+}
+
+/// Run `conn` as the run `start` says, begun (or resumed) already: how a worker runs the run
+/// it claimed from the queue, holding the claim's lease instead of the connection's lock.
+pub async fn run_begun(
+    runtime: &Runtime,
+    store: &Store,
+    conn: &Connection,
+    options: RunOptions,
+    start: crate::store::RunStart,
+) -> Result<RunReport, SyncError> {
+    let retention = Retention::load(store.dir())?;
     if let Some(tx) = &options.started {
         let _ = tx.try_send(start.run_id);
     }
@@ -333,7 +347,6 @@ pub async fn run(
             staging,
             area: &area,
             audit,
-            lock,
         },
         outcome,
     )

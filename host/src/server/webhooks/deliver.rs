@@ -17,7 +17,7 @@ use super::signature;
 use crate::boundary::audit::NewEntry;
 use crate::capability::net::PostError;
 use crate::server::Server;
-use crate::store::{Attempt, Delivery, DueDelivery, RunRecord, RunStatus, now_ms};
+use crate::store::{Attempt, Delivery, DueDelivery, RunRecord, RunStatus, Store, now_ms};
 
 /// Who the audit log says delivered webhooks.
 pub const ACTOR: &str = "webhooks";
@@ -45,14 +45,22 @@ pub fn event_for(status: RunStatus) -> Option<&'static str> {
 /// Queue the event of a run that ended for the webhooks of its workspace, and wake the
 /// delivery task. Failures are logged: the run's own record is what matters.
 pub async fn run_ended(server: &Server, workspace: &str, run: &RunRecord) {
+    if queue_run_ended(&server.store, workspace, run).await {
+        server.webhooks.notify();
+    }
+}
+
+/// Queue the event of `run`'s end for the workspace's webhooks in the outbox (whichever
+/// server polls it next delivers it); whether any webhook wants it.
+pub async fn queue_run_ended(store: &Store, workspace: &str, run: &RunRecord) -> bool {
     let Some(event) = event_for(run.status) else {
-        return;
+        return false;
     };
     let id = match random_id() {
         Ok(id) => id,
         Err(e) => {
             tracing::error!("cannot queue `{event}` of run {}: {e}", run.id);
-            return;
+            return false;
         }
     };
     let body = json!({
@@ -63,14 +71,12 @@ pub async fn run_ended(server: &Server, workspace: &str, run: &RunRecord) {
         "data": { "run": crate::server::view::RunView::new(run, workspace) },
     })
     .to_string();
-    match server
-        .store
-        .enqueue_webhook_event(workspace, event, &body)
-        .await
-    {
-        Ok(queued) if !queued.is_empty() => server.webhooks.notify(),
-        Ok(_) => {}
-        Err(e) => tracing::error!("cannot queue `{event}` of run {}: {e}", run.id),
+    match store.enqueue_webhook_event(workspace, event, &body).await {
+        Ok(queued) => !queued.is_empty(),
+        Err(e) => {
+            tracing::error!("cannot queue `{event}` of run {}: {e}", run.id);
+            false
+        }
     }
 }
 

@@ -1,0 +1,243 @@
+//! A worker: claims queued runs from the store, runs them, and holds each under a lease it
+//! renews by heartbeat until the run has finished.
+//!
+//! Any number of workers (in `sluice worker` processes, or inside `sluice serve`) share one
+//! store. A worker that dies leaves its runs' leases to lapse; the next worker to claim such a
+//! run resumes it from its last committed checkpoint at the next attempt, and the store refuses
+//! the old attempt's checkpoints and finish from then on ([`crate::store::StoreError::Fenced`]).
+//! A worker that finds its lease taken over (it was paused, or cut off from the store) stops
+//! its run and says so in its log.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+
+use super::resolve::resolve;
+use crate::runtime::Runtime;
+use crate::store::{Claimed, Labels, Lease, RunStatus, Store, StoreError};
+use crate::sync::{self, Progress, RunOptions, Stop, SyncError};
+
+/// How a worker works.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Its id in the store (unique per process: host, pid and a random part).
+    pub id: String,
+    /// Its labels: it claims only runs whose required labels are all among them.
+    pub labels: Labels,
+    /// Runs at once.
+    pub max_runs: usize,
+    /// How long a claim holds without a heartbeat; heartbeats come every third of it.
+    pub lease: Duration,
+    /// How often an idle worker looks for queued runs.
+    pub poll: Duration,
+}
+
+impl WorkerConfig {
+    /// A worker with a fresh id, `labels`, and `max_runs` runs at once.
+    pub fn new(labels: Labels, max_runs: usize) -> WorkerConfig {
+        WorkerConfig {
+            id: worker_id(),
+            labels,
+            max_runs: max_runs.max(1),
+            lease: Duration::from_secs(30),
+            poll: Duration::from_millis(250),
+        }
+    }
+}
+
+/// `HOST:PID:RANDOM`: unique among the fleet, and says where to look.
+fn worker_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+        })
+        .unwrap_or_else(|| "host".into());
+    let mut random = [0u8; 4];
+    let _ = getrandom::fill(&mut random);
+    format!(
+        "{host}:{}:{}",
+        std::process::id(),
+        random
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    )
+}
+
+/// Claim and run queued runs until `stop` is asked (then the runs in progress are asked to
+/// stop, commit what they wrote, and end `interrupted`; the worker returns once they have).
+pub async fn work(store: Arc<Store>, runtime: Arc<Runtime>, config: WorkerConfig, stop: Stop) {
+    let slots = Arc::new(Semaphore::new(config.max_runs));
+    let running: Arc<std::sync::Mutex<HashMap<i64, Stop>>> = Arc::default();
+    tracing::info!(worker = %config.id, labels = ?config.labels, "worker started");
+    let mut seen = tokio::time::Instant::now() - config.lease;
+    while stop.reason().is_none() {
+        if seen.elapsed() >= config.lease / 3 {
+            if let Err(e) = store.worker_seen(&config.id, &config.labels).await {
+                tracing::warn!("worker {}: cannot record its heartbeat: {e}", config.id);
+            }
+            seen = tokio::time::Instant::now();
+        }
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tokio::time::sleep(config.poll).await;
+            continue;
+        };
+        let claimed = match store
+            .claim_run(&config.id, &config.labels, config.lease)
+            .await
+        {
+            Ok(Some(c)) => c,
+            Ok(None) => {
+                drop(slot);
+                tokio::time::sleep(config.poll).await;
+                continue;
+            }
+            Err(e) => {
+                drop(slot);
+                tracing::error!("worker {}: cannot claim a run: {e}", config.id);
+                tokio::time::sleep(config.poll * 4).await;
+                continue;
+            }
+        };
+        let run_stop = Stop::default();
+        running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(claimed.job, run_stop.clone());
+        let (store, runtime, lease) = (store.clone(), runtime.clone(), config.lease);
+        let running = running.clone();
+        tokio::spawn(async move {
+            execute(&store, &runtime, &claimed, lease, run_stop.clone()).await;
+            running
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&claimed.job);
+            drop(slot);
+        });
+    }
+    for s in running.lock().unwrap_or_else(|e| e.into_inner()).values() {
+        s.stop("the worker is shutting down");
+    }
+    let _ = slots.acquire_many(config.max_runs as u32).await;
+    tracing::info!(worker = %config.id, "worker stopped");
+}
+
+/// Run one claimed run under its lease, then let the job go.
+async fn execute(store: &Store, runtime: &Runtime, claimed: &Claimed, lease: Duration, stop: Stop) {
+    let run_id = claimed.start.run_id;
+    let attempt = claimed.start.attempt;
+    tracing::info!(
+        run = run_id,
+        attempt,
+        worker = %claimed.worker,
+        "claimed the run of `{}`",
+        claimed.connection
+    );
+    let heartbeat = {
+        let (store, claimed, stop) = (store.clone(), claimed.clone(), stop.clone());
+        tokio::spawn(async move { heartbeat(&store, &claimed, lease, &stop).await })
+    };
+    let conn = match connection(store, &claimed.connection).await {
+        Ok(conn) => conn,
+        Err(why) => {
+            heartbeat.abort();
+            tracing::warn!(run = run_id, "cannot run `{}`: {why}", claimed.connection);
+            let _ = store
+                .finish_run(run_id, attempt, RunStatus::Failed, Some(&why), &[], 0)
+                .await;
+            let _ = store.release_run(claimed).await;
+            return;
+        }
+    };
+    let options = RunOptions {
+        fresh: false,
+        progress: Arc::new(Progress::default()),
+        actor: claimed.actor.clone(),
+        started: None,
+        stop: stop.clone(),
+    };
+    let report = sync::run_begun(runtime, store, &conn, options, claimed.start.clone()).await;
+    heartbeat.abort();
+    match report {
+        Err(SyncError::Store(e @ StoreError::Fenced { .. })) => {
+            // Another worker runs it now; the job is its to release.
+            tracing::warn!(run = run_id, "run of `{}` refused: {e}", conn.name);
+            return;
+        }
+        Err(e) => {
+            tracing::warn!(run = run_id, "run of `{}` did not finish: {e}", conn.name);
+            let _ = store
+                .finish_run(
+                    run_id,
+                    attempt,
+                    RunStatus::Failed,
+                    Some(&e.to_string()),
+                    &[],
+                    0,
+                )
+                .await;
+        }
+        Ok(r) => {
+            tracing::info!(
+                run = run_id,
+                attempt,
+                "run of `{}` ended: {}",
+                conn.name,
+                r.error_message.as_deref().unwrap_or("succeeded")
+            );
+            if let Some((workspace, _)) = conn.name.split_once('/')
+                && let Ok(Some(run)) = store.run(run_id).await
+            {
+                super::webhooks::deliver::queue_run_ended(store, workspace, &run).await;
+            }
+        }
+    }
+    if let Err(e) = store.release_run(claimed).await {
+        tracing::error!(run = run_id, "cannot release the run's job: {e}");
+    }
+}
+
+/// Renew the lease every third of it; stop the run when it is lost or cancelled.
+async fn heartbeat(store: &Store, claimed: &Claimed, lease: Duration, stop: &Stop) {
+    loop {
+        tokio::time::sleep(lease / 3).await;
+        match store.renew_lease(claimed, lease).await {
+            Ok(Lease::Held { cancel: None }) => {}
+            Ok(Lease::Held { cancel: Some(why) }) => stop.stop(&why),
+            Ok(Lease::Lost) => {
+                tracing::warn!(
+                    run = claimed.start.run_id,
+                    attempt = claimed.start.attempt,
+                    "worker {} lost its lease on the run of `{}`: another worker took it over; \
+                     stopping this attempt (its next checkpoint would be refused)",
+                    claimed.worker,
+                    claimed.connection
+                );
+                stop.stop("the lease was lost: another worker runs it now");
+                return;
+            }
+            // The store is unreachable: keep trying; if the lease lapses meanwhile, the
+            // store refuses this attempt's next write.
+            Err(e) => tracing::warn!(run = claimed.start.run_id, "cannot renew the lease: {e}"),
+        }
+    }
+}
+
+/// The runnable connection stored under `key` (`WORKSPACE/NAME`).
+async fn connection(store: &Store, key: &str) -> Result<crate::connection::Connection, String> {
+    let (workspace, name) = key
+        .split_once('/')
+        .ok_or_else(|| format!("`{key}` is not a workspace's connection"))?;
+    let def = store
+        .connection_def(workspace, name)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("connection `{key}` no longer exists"))?;
+    resolve(store, &def).await.map_err(|e| e.to_string())
+}
