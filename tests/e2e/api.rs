@@ -1398,7 +1398,7 @@ async fn metrics_count_requests_refusals_latencies_runs_records_and_bytes() {
             bytes: records * 100,
         }];
         api.store
-            .finish_run(run.run_id, status, None, &stats, 0)
+            .finish_run(run.run_id, run.attempt, status, None, &stats, 0)
             .await
             .unwrap();
     }
@@ -1671,6 +1671,7 @@ async fn retention_is_read_changed_and_applied_over_the_api_and_each_change_audi
     api.store
         .finish_run(
             run.run_id,
+            run.attempt,
             sluice::store::RunStatus::Succeeded,
             None,
             &[],
