@@ -61,13 +61,27 @@ impl Store {
     /// Append entries to the audit log, chained to the last one; signs a digest when enough
     /// entries (or time) have gone unsigned.
     pub async fn audit(&self, entries: &[NewEntry]) -> Result<(), StoreError> {
-        self.append_audit(entries, true, false).await
+        self.append_audit(entries, true, false, None).await
+    }
+
+    /// [`Store::audit`] on behalf of attempt `attempt` of run `run_id`, refused with
+    /// [`StoreError::Fenced`] once the run has moved on from it: checked under the chain's lock,
+    /// so a run's `run.started` entries are in attempt order, and a worker whose lease lapsed
+    /// before it got this far records nothing.
+    pub async fn audit_as_attempt(
+        &self,
+        run_id: i64,
+        attempt: i64,
+        entries: &[NewEntry],
+    ) -> Result<(), StoreError> {
+        self.append_audit(entries, true, false, Some((run_id, attempt)))
+            .await
     }
 
     /// [`Store::audit`], then a signed digest over everything up to these entries in the same
     /// transaction: the end of a change (an API write), anchored at once.
     pub async fn audit_sealed(&self, entries: &[NewEntry]) -> Result<(), StoreError> {
-        self.append_audit(entries, true, true).await
+        self.append_audit(entries, true, true, None).await
     }
 
     /// [`Store::audit`] for high-volume entries (one per API request): the write reaches the
@@ -75,7 +89,7 @@ impl Store {
     /// disk flush is left to the next checkpoint (SQLite's `synchronous = NORMAL` in WAL mode),
     /// so a power cut may lose the last moments of entries. The chain stays whole either way.
     pub async fn audit_unflushed(&self, entries: &[NewEntry]) -> Result<(), StoreError> {
-        self.append_audit(entries, false, false).await
+        self.append_audit(entries, false, false, None).await
     }
 
     async fn append_audit(
@@ -83,11 +97,15 @@ impl Store {
         entries: &[NewEntry],
         flush: bool,
         seal: bool,
+        attempt: Option<(i64, i64)>,
     ) -> Result<(), StoreError> {
         if entries.is_empty() {
             return Ok(());
         }
         self.immediate(flush, async |conn| {
+            if let Some((run_id, attempt)) = attempt {
+                super::runs::fence(conn, run_id, attempt).await?;
+            }
             let head = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
                 .fetch_optional(&mut *conn)
                 .await

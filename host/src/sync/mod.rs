@@ -253,13 +253,17 @@ pub async fn run_begun(
         .await?
         .and_then(|e| serde_json::from_str(&e.details).ok());
     store
-        .audit(&wall::start_entries(
-            &actor,
-            conn,
+        .audit_as_attempt(
             start.run_id,
             start.attempt,
-            last_start.as_ref(),
-        ))
+            &wall::start_entries(
+                &actor,
+                conn,
+                start.run_id,
+                start.attempt,
+                last_start.as_ref(),
+            ),
+        )
         .await?;
     tracing::info!(
         run = start.run_id,
