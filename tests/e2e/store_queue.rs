@@ -159,3 +159,49 @@ async fn a_lapsed_lease_is_taken_over_by_exactly_one_worker() {
         assert!(stores[1].release_run(new).await.unwrap());
     }
 }
+
+/// Found in review: replicas looking for due webhook deliveries at once each leased the same
+/// rows under READ COMMITTED, so every replica sent every event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicas_taking_due_deliveries_at_once_each_take_different_ones() {
+    let (_db, stores, _dir) = stores(4).await;
+    stores[0].create_workspace("team").await.unwrap();
+    stores[0]
+        .create_webhook("team", "https://hooks.example/x", &["run.finished".into()])
+        .await
+        .unwrap();
+    const EVENTS: usize = 200;
+    for i in 0..EVENTS {
+        stores[0]
+            .enqueue_webhook_event("team", "run.finished", &format!(r#"{{"run":{i}}}"#))
+            .await
+            .unwrap();
+    }
+    let now = sluice::store::now_ms() + 1_000;
+    let mut tasks = Vec::new();
+    for store in &stores {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let due = store.take_due_deliveries(now, 7, 600_000).await.unwrap();
+                if due.is_empty() {
+                    return mine;
+                }
+                mine.extend(due.into_iter().map(|d| d.delivery.id));
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let unique: std::collections::BTreeSet<_> = all.iter().cloned().collect();
+    assert_eq!(
+        all.len(),
+        EVENTS,
+        "every delivery leased once: {} leases",
+        all.len()
+    );
+    assert_eq!(unique.len(), EVENTS);
+}

@@ -158,6 +158,24 @@ macro_rules! delivery_columns {
     };
 }
 
+/// The pending deliveries due by `$1`, oldest first, at most `$2`.
+const DUE_DELIVERIES: &str = concat!(
+    "SELECT ",
+    delivery_columns!(),
+    ", w.workspace, w.url FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook \
+     WHERE d.status = 'pending' AND d.next_at <= $1 ORDER BY d.next_at LIMIT $2"
+);
+
+/// [`DUE_DELIVERIES`], locking the deliveries it returns and skipping those another replica
+/// is leasing.
+const DUE_DELIVERIES_PG: &str = concat!(
+    "SELECT ",
+    delivery_columns!(),
+    ", w.workspace, w.url FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook \
+     WHERE d.status = 'pending' AND d.next_at <= $1 ORDER BY d.next_at LIMIT $2 \
+     FOR UPDATE OF d SKIP LOCKED"
+);
+
 impl Store {
     /// Add a webhook to `workspace`; returns it and its signing secret (shown once).
     pub async fn create_webhook(
@@ -360,17 +378,19 @@ impl Store {
             return Ok(Vec::new());
         }
         let mut tx = self.write_tx().await.map_err(db("begin take deliveries"))?;
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            delivery_columns!(),
-            ", w.workspace, w.url FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook \
-             WHERE d.status = 'pending' AND d.next_at <= $1 ORDER BY d.next_at LIMIT $2"
-        ))
-        .bind(now)
-        .bind(i64::from(limit))
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db("read due deliveries"))?;
+        // On PostgreSQL, replicas look at once under READ COMMITTED: the rows one leases are
+        // locked until it commits, and the others skip them (then see them leased). SQLite's
+        // BEGIN IMMEDIATE serializes the looks instead.
+        let query = match self.backend {
+            super::Backend::Postgres => DUE_DELIVERIES_PG,
+            super::Backend::Sqlite => DUE_DELIVERIES,
+        };
+        let rows = sqlx::query(query)
+            .bind(now)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db("read due deliveries"))?;
         let due: Vec<DueDelivery> = rows
             .iter()
             .map(|r| DueDelivery {
