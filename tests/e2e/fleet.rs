@@ -29,8 +29,9 @@ struct Fleet {
     keyring: String,
     root: tempfile::TempDir,
     store: Store,
-    /// Faker users per connection.
+    /// Faker users per connection, unless `sizes` says otherwise.
     users: u64,
+    sizes: std::sync::Mutex<BTreeMap<String, u64>>,
 }
 
 /// A `sluice worker` process and where its log goes.
@@ -51,6 +52,27 @@ impl Worker {
             .unwrap()
             .success();
         assert!(ok, "kill {sig}");
+    }
+}
+
+/// A `sluice serve` process (killed like a worker) and where it listens.
+struct Replica {
+    worker: Worker,
+    addr: std::net::SocketAddr,
+}
+
+impl Replica {
+    /// `POST …/connections/NAME/runs` as `token`: the status and the body.
+    async fn trigger(&self, name: &str, token: &str) -> (u16, serde_json::Value) {
+        let req = http::Request::post(format!("/v1/workspaces/w/connections/{name}/runs"))
+            .header("host", "localhost")
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .body("{}".to_string())
+            .unwrap();
+        let io = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+        let reply = sluice_tests::serve::send(io, req).await.unwrap();
+        (reply.status, reply.json())
     }
 }
 
@@ -82,12 +104,27 @@ impl Fleet {
             root,
             store,
             users,
+            sizes: Default::default(),
         }
     }
 
     /// A connection `name` moving `self.users` faker users into its own schema, append-dedup on
     /// the users' id, requiring `labels`.
     async fn connection(&self, name: &str, seed: u64, labels: &[(&str, &str)]) {
+        self.connection_with(name, seed, labels, None, self.users)
+            .await;
+    }
+
+    /// [`Fleet::connection`] with its own `users`, on `schedule` if given.
+    async fn connection_with(
+        &self,
+        name: &str,
+        seed: u64,
+        labels: &[(&str, &str)],
+        schedule: Option<&str>,
+        users: u64,
+    ) {
+        self.sizes.lock().unwrap().insert(name.to_string(), users);
         // Its own least-privilege writer: a role that may create objects in its schema only.
         let role = format!("{}_{name}", self.db.name);
         self.db
@@ -100,7 +137,7 @@ impl Fleet {
             (
                 EndpointKind::Source,
                 "source-faker",
-                json!({ "count": self.users, "seed": seed }),
+                json!({ "count": users, "seed": seed }),
                 json!({}),
             ),
             (
@@ -147,7 +184,7 @@ impl Fleet {
                 }],
                 "labels": labels,
             }),
-            schedule: None,
+            schedule: schedule.map(String::from),
             status: "active".into(),
             created_at: String::new(),
             updated_at: String::new(),
@@ -179,6 +216,40 @@ impl Fleet {
             .spawn()
             .unwrap();
         Worker { child, log }
+    }
+
+    /// A `sluice serve` replica on this fleet's store, listening on loopback.
+    fn replica(&self, node: &str) -> Replica {
+        use std::io::BufRead;
+        let log = self.root.path().join(format!("{node}.log"));
+        let mut child = self
+            .command(node)
+            .args(["serve", "--listen", "127.0.0.1:0", "--max-runs", "8"])
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let addr = loop {
+            let line = lines
+                .next()
+                .unwrap_or_else(|| {
+                    panic!(
+                        "serve {node} exited: {}",
+                        std::fs::read_to_string(&log).unwrap_or_default()
+                    )
+                })
+                .unwrap();
+            if let Some(rest) = line.strip_prefix("listening on http://") {
+                break rest.trim().parse().unwrap();
+            }
+        };
+        // Keep its stdout drained.
+        std::thread::spawn(move || lines.for_each(drop));
+        Replica {
+            worker: Worker { child, log },
+            addr,
+        }
     }
 
     fn cli(&self, args: &[&str]) -> (bool, String) {
@@ -217,10 +288,18 @@ impl Fleet {
     /// Wait until some run is held by a worker and has committed a checkpoint: (connection,
     /// worker id).
     async fn held_mid_run(&self, workers: &[&Worker]) -> (String, String) {
+        let pids: Vec<u32> = workers.iter().map(|w| w.child.id()).collect();
+        self.held_mid_run_by(&pids, workers).await
+    }
+
+    /// [`Fleet::held_mid_run`] by one of the processes `pids`.
+    async fn held_mid_run_by(&self, pids: &[u32], workers: &[&Worker]) -> (String, String) {
         let until = Instant::now() + Duration::from_secs(60);
         loop {
             for q in self.store.queued_runs().await.unwrap() {
-                if let (Some(run), Some(worker)) = (q.run_id, q.worker.clone()) {
+                if let (Some(run), Some(worker)) = (q.run_id, q.worker.clone())
+                    && pids.contains(&pid_of(&worker))
+                {
                     let r = self.store.run(run).await.unwrap().unwrap();
                     if r.streams.iter().any(|s| s.records > 0) {
                         return (q.connection, worker);
@@ -241,7 +320,7 @@ impl Fleet {
 
     /// Every user the source made, exactly once, in each connection's schema.
     async fn assert_every_user_once(&self, names: &[&str]) {
-        let runs = self.store.runs(None, 100).await.unwrap();
+        let runs = self.store.runs(None, 1000).await.unwrap();
         assert!(
             runs.iter().all(|r| r.status == RunStatus::Succeeded),
             "{runs:#?}"
@@ -255,11 +334,8 @@ impl Fleet {
                 .db
                 .count(&format!("SELECT COUNT(DISTINCT id) FROM {name}.users"))
                 .await;
-            assert_eq!(
-                (rows, distinct),
-                (self.users as i64, self.users as i64),
-                "{name}"
-            );
+            let users = self.sizes.lock().unwrap()[*name] as i64;
+            assert_eq!((rows, distinct), (users, users), "{name}");
         }
     }
 }
@@ -323,7 +399,8 @@ async fn killed_workers_lose_no_run_and_no_record() {
         .sum();
     assert!(resumed >= 2, "two killed runs were resumed: {runs:?}");
     fleet.assert_every_user_once(&names).await;
-    // Each attempt started once, in order: no two attempts of a run ran at once.
+    // Attempts started once each, in order, the last the one that finished: no two attempts of
+    // a run ran at once.
     for run in &runs {
         let started: Vec<i64> = fleet
             .store
@@ -341,7 +418,13 @@ async fn killed_workers_lose_no_run_and_no_record() {
                     .unwrap()
             })
             .collect();
-        assert_eq!(started, (1..=run.attempt).collect::<Vec<_>>(), "{run:?}");
+        // An attempt whose worker was killed between its claim and its first entry left none;
+        // the store refuses an entry of an attempt the run has moved on from.
+        assert!(
+            started.windows(2).all(|w| w[0] < w[1]),
+            "{started:?} {run:?}"
+        );
+        assert_eq!(started.last(), Some(&run.attempt), "{started:?} {run:?}");
     }
     let (ok, out) = fleet.cli(&["audit", "verify"]);
     assert!(ok, "{out}");
@@ -404,6 +487,16 @@ async fn a_connection_requiring_a_label_runs_only_on_a_worker_with_it() {
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(fleet.store.queued_runs().await.unwrap()[0].worker, None);
+    // And says what it waits for.
+    let (ok, out) = fleet.cli(&["queue", "list"]);
+    assert!(ok, "{out}");
+    let waiting: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    assert!(
+        waiting["waiting"]
+            .as_str()
+            .is_some_and(|w| w.contains("no live worker has the labels region=eu")),
+        "{out}"
+    );
     let eu = fleet.worker("eu", "5", &["region=eu", "disk=ssd"]);
     fleet.drained(Duration::from_secs(60), &[&us, &eu]).await;
     assert!(
@@ -417,4 +510,177 @@ async fn a_connection_requiring_a_label_runs_only_on_a_worker_with_it() {
         us.log()
     );
     fleet.assert_every_user_once(&["eu", "anywhere"]).await;
+}
+
+/// Every (connection, occurrence) the replicas' logs say they enqueued.
+fn enqueued_occurrences(logs: &[String]) -> Vec<(String, String)> {
+    logs.iter()
+        .flat_map(|l| l.lines())
+        .filter_map(|l| {
+            let rest = &l[l.find("enqueued the ")? + "enqueued the ".len()..];
+            let (occurrence, rest) = rest.split_once(" run of `")?;
+            let (connection, _) = rest.split_once('`')?;
+            Some((connection.to_string(), occurrence.to_string()))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_replicas_and_workers_run_every_run_once_through_kills() {
+    let fleet = Fleet::new(3_000).await;
+    let triggered = ["t0", "t1", "t2", "t3", "t4", "t5", "t6", "t7"];
+    for (i, n) in triggered.iter().enumerate() {
+        fleet.connection(n, 10 + i as u64, &[]).await;
+    }
+    for (i, n) in ["q0", "q1"].iter().enumerate() {
+        fleet
+            .connection_with(n, 20 + i as u64, &[], None, USERS)
+            .await;
+    }
+    // Triggered on the replica that is killed mid-run.
+    fleet
+        .connection_with("big", 30, &[], None, PAUSED_USERS / 2)
+        .await;
+    let (ok, token) = fleet.cli(&["admin", "create-key", "--role", "owner", "--name", "fleet"]);
+    assert!(ok, "{token}");
+    let token = token.lines().next().unwrap().trim().to_string();
+
+    let mut workers: Vec<Worker> = (0..3)
+        .map(|i| fleet.worker(&format!("node{i}"), "1.5", &[]))
+        .collect();
+    // Queued for the workers, big enough to be killed mid-run; kill a worker mid-run, twice.
+    fleet.enqueue("q0");
+    fleet.enqueue("q1");
+    for next in 3..5 {
+        let pids: Vec<u32> = workers.iter().map(|w| w.child.id()).collect();
+        let (connection, worker) = fleet
+            .held_mid_run_by(&pids, &workers.iter().collect::<Vec<_>>())
+            .await;
+        let i = workers
+            .iter()
+            .position(|w| w.child.id() == pid_of(&worker))
+            .unwrap();
+        workers[i].signal("-KILL");
+        let _ = workers[i].child.wait();
+        eprintln!("killed worker {worker} running {connection}");
+        workers[i] = fleet.worker(&format!("node{next}"), "1.5", &[]);
+    }
+
+    let a = fleet.replica("replica-a");
+    let b = fleet.replica("replica-b");
+    // Two scheduled connections, every two seconds, enqueued by whichever replica sees the
+    // occurrence first, run by whichever worker claims it.
+    for (i, n) in ["s0", "s1"].iter().enumerate() {
+        fleet
+            .connection_with(n, 40 + i as u64, &[], Some("*/2 * * * * *"), 3_000)
+            .await;
+    }
+
+    // The big run on replica a, which is killed mid-run: its lease lapses and a worker
+    // resumes it.
+    let (status, body) = a.trigger("big", &token).await;
+    assert_eq!(status, 202, "{body}");
+    let big_run = body["run"]["id"].as_i64().unwrap();
+    fleet
+        .held_mid_run_by(&[a.worker.child.id()], &[&a.worker])
+        .await;
+    a.worker.signal("-KILL");
+    eprintln!("killed replica a running run {big_run}");
+
+    // Five rounds of the triggered connections on replica b: each triggered run is answered
+    // with its id, and refused while the connection's last run is still going.
+    let mut ours = Vec::new();
+    for _round in 0..5 {
+        for n in triggered {
+            let until = Instant::now() + Duration::from_secs(120);
+            loop {
+                let (status, body) = b.trigger(n, &token).await;
+                if status == 202 {
+                    ours.push(body["run"]["id"].as_i64().unwrap());
+                    break;
+                }
+                assert!(matches!(status, 409 | 503), "{status} {body}");
+                assert!(Instant::now() < until, "{n} stayed busy: {body}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    assert_eq!(ours.len(), 40);
+    // Let the schedules run a few more occurrences, then pause them.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    for n in ["s0", "s1"] {
+        let mut def = fleet.store.connection_def("w", n).await.unwrap().unwrap();
+        def.status = "paused".into();
+        fleet.store.put_connection(&def).await.unwrap();
+    }
+    let mut all: Vec<&Worker> = workers.iter().collect();
+    all.push(&b.worker);
+    fleet.drained(Duration::from_secs(240), &all).await;
+    // Runs of the replica were answered before they ended: wait for the last ones.
+    let until = Instant::now() + Duration::from_secs(120);
+    let runs = loop {
+        let runs = fleet.store.runs(None, 1000).await.unwrap();
+        if runs.iter().all(|r| r.status != RunStatus::Running) {
+            break runs;
+        }
+        assert!(Instant::now() < until, "{runs:#?}\n{}", b.worker.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(runs.len() >= 50, "{} runs", runs.len());
+    let names: Vec<&str> = triggered
+        .iter()
+        .copied()
+        .chain(["q0", "q1", "big", "s0", "s1"])
+        .collect();
+    fleet.assert_every_user_once(&names).await;
+    let big = runs.iter().find(|r| r.id == big_run).unwrap();
+    assert!(
+        big.attempt >= 2,
+        "the killed replica's run was resumed: {big:?}"
+    );
+
+    // Each occurrence was enqueued once, by one replica, and ran once.
+    let logs = [a.worker.log(), b.worker.log()];
+    let enqueued = enqueued_occurrences(&logs);
+    let unique: std::collections::BTreeSet<_> = enqueued.iter().cloned().collect();
+    assert_eq!(unique.len(), enqueued.len(), "{enqueued:?}");
+    for n in ["s0", "s1"] {
+        let key = format!("w/{n}");
+        let scheduled = runs.iter().filter(|r| r.connection == key).count();
+        let occurrences = enqueued.iter().filter(|(c, _)| *c == key).count();
+        assert!(scheduled >= 1, "{n} ran on its schedule");
+        assert_eq!(
+            scheduled, occurrences,
+            "{n}: one run per enqueued occurrence"
+        );
+    }
+
+    // No two attempts of a run were active at once: per run, its attempts started in order,
+    // the last the one that finished.
+    let entries = fleet
+        .store
+        .audit_entries(&sluice::store::AuditFilter {
+            action: Some("run.started".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut started: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+    for e in &entries {
+        let d: serde_json::Value = serde_json::from_str(&e.details).unwrap();
+        started
+            .entry(d["run"].as_i64().unwrap())
+            .or_default()
+            .push(d["attempt"].as_i64().unwrap());
+    }
+    for run in &runs {
+        let attempts = &started[&run.id];
+        assert!(
+            attempts.windows(2).all(|w| w[0] < w[1]),
+            "{attempts:?} {run:?}"
+        );
+        assert_eq!(attempts.last(), Some(&run.attempt), "{attempts:?} {run:?}");
+    }
+    let (ok, out) = fleet.cli(&["audit", "verify"]);
+    assert!(ok, "{out}");
 }

@@ -213,6 +213,14 @@ pub async fn trigger(
                 .into_response())
         }
         Err(StartError::Busy) => Err(busy()),
+        Err(StartError::NeedsLabels(labels)) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "connection `{name}` runs only on workers labelled {labels}, which this server \
+                 is not; `sluice queue add {}` queues it for one",
+                connection_key(&workspace, &name)
+            ),
+        )),
         Err(StartError::Failed(e)) => {
             tracing::error!(
                 "run of `{}` did not start: {e}",
@@ -307,7 +315,28 @@ pub async fn cancel(
     Path((workspace, id)): Path<(String, i64)>,
 ) -> Result<Response, ApiError> {
     let run = run_in(&state, &workspace, id).await?;
+    let why = format!("cancelled by {}", caller.actor());
     let stop = state.server.running.stop_of(&run.connection);
+    // On a store a fleet shares, a run another process holds is marked in the queue; its
+    // worker sees the mark at its next heartbeat and stops it.
+    if stop.is_none()
+        && state.server.worker.is_some()
+        && run.status == crate::store::RunStatus::Running
+        && state
+            .server
+            .store
+            .cancel_queued(&run.connection, &why)
+            .await?
+    {
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(Cancelling {
+                run: RunView::new(&run, &workspace),
+                stopping: true,
+            }),
+        )
+            .into_response());
+    }
     let Some(stop) = stop.filter(|_| run.status == crate::store::RunStatus::Running) else {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -321,7 +350,7 @@ pub async fn cancel(
             ),
         ));
     };
-    stop.stop(format!("cancelled by {}", caller.actor()));
+    stop.stop(why);
     Ok((
         StatusCode::ACCEPTED,
         Json(Cancelling {

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::bail;
+use sluice::server::runs::Running;
 use sluice::server::worker::{WorkerConfig, work};
 use sluice::store::{Labels, connection_key};
 use sluice::sync::Stop;
@@ -43,17 +44,18 @@ pub async fn worker(ctx: &super::Ctx, args: WorkerArgs) -> anyhow::Result<ExitCo
     let store = Arc::new(ctx.store().await?);
     let runtime = super::runtime(&ctx.data_dir)?;
     let labels: Labels = args.labels.into_iter().collect();
-    let mut config = WorkerConfig::new(labels, usize::from(args.max_runs));
+    let mut config = WorkerConfig::new(labels);
     config.lease = std::time::Duration::from_secs_f64(args.lease);
     eprintln!(
         "worker {} on {} (labels {:?}, {} runs at once)",
         config.id,
         ctx.store.shown(),
         config.labels,
-        config.max_runs
+        args.max_runs
     );
     let stop = Stop::default();
-    let working = tokio::spawn(work(store, runtime, config, stop.clone()));
+    let running = Arc::new(Running::new(usize::from(args.max_runs)));
+    let working = tokio::spawn(work(store, runtime, config, running, stop.clone()));
     super::serve::shutdown_signal().await;
     eprintln!("stopping: the runs in progress commit what they wrote and end interrupted");
     stop.stop("the worker is shutting down");
@@ -96,7 +98,13 @@ pub async fn queue(ctx: &super::Ctx, cmd: QueueCommand) -> anyhow::Result<ExitCo
                 .enqueue_run(&key, &conn.labels, fresh, &super::actor())
                 .await?
             {
-                Some(job) => println!("queued {key} as job {job}"),
+                Some(job) => {
+                    println!("queued {key} as job {job}");
+                    let workers = store.live_workers(live_since()).await?;
+                    if let Some(why) = sluice::store::waiting_for(&conn.labels, &workers) {
+                        println!("it waits: {why}");
+                    }
+                }
                 None => bail!(
                     "`{key}` has a run queued or running already; runs of one connection never \
                      overlap (`sluice queue list` shows it)"
@@ -104,8 +112,15 @@ pub async fn queue(ctx: &super::Ctx, cmd: QueueCommand) -> anyhow::Result<ExitCo
             }
         }
         QueueCommand::List => {
+            let workers = store.live_workers(live_since()).await?;
+            let now = sluice::store::now_ms();
             for q in store.queued_runs().await? {
-                println!("{}", serde_json::to_string(&q)?);
+                let mut line = serde_json::to_value(&q)?;
+                let held = q.worker.is_some() && q.lease_until.is_some_and(|until| until > now);
+                if !held && let Some(why) = sluice::store::waiting_for(&q.labels, &workers) {
+                    line["waiting"] = why.into();
+                }
+                println!("{line}");
             }
         }
         QueueCommand::Cancel { connection } => {
@@ -119,4 +134,10 @@ pub async fn queue(ctx: &super::Ctx, cmd: QueueCommand) -> anyhow::Result<ExitCo
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Workers heard from in the last five minutes count as live (each records a heartbeat every
+/// third of its lease).
+fn live_since() -> i64 {
+    sluice::store::now_ms() - 5 * 60 * 1000
 }

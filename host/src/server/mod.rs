@@ -1,6 +1,8 @@
 //! What a `sluice serve` process runs besides answering HTTP: the registry of the runs it
 //! started ([`runs`]), the scheduler ([`scheduler`]), the webhook outbox ([`webhooks`]), the
-//! hourly purge ([`purge`]), and building runnable connections from stored ones ([`resolve`]).
+//! hourly purge ([`purge`]), building runnable connections from stored ones ([`resolve`]),
+//! and, on a store a fleet shares, a queue worker ([`worker`]), which is also what
+//! `sluice worker` runs alone.
 //!
 //! [`Server::start`] starts the background services and returns a [`ServerHandle`]; the HTTP
 //! layer (`crate::api`) is given the [`Server`] to call and never starts or owns a service.
@@ -44,6 +46,9 @@ pub struct Server {
     /// Audit entries younger than this are never purged, and the API cannot set a shorter
     /// audit retention ([`AUDIT_FLOOR`] unless the operator said).
     pub audit_floor: Duration,
+    /// On a store a fleet shares (PostgreSQL), this server's worker: its runs go through the
+    /// queue, and it claims queued runs that need no labels. `None` on the embedded store.
+    pub worker: Option<worker::WorkerConfig>,
 }
 
 impl std::fmt::Debug for Server {
@@ -102,7 +107,6 @@ impl Server {
         config: &ServerConfig,
     ) -> Result<Server, ServerError> {
         Ok(Server {
-            store,
             runtime,
             default_index: config.default_index.clone(),
             running: Arc::new(Running::new(config.max_runs)),
@@ -110,6 +114,9 @@ impl Server {
                 Webhooks::new(config.webhooks.clone()).map_err(ServerError::Webhooks)?,
             ),
             audit_floor: config.audit_floor,
+            worker: (store.backend() == crate::store::Backend::Postgres)
+                .then(|| worker::WorkerConfig::new(Default::default())),
+            store,
         })
     }
 
@@ -135,11 +142,20 @@ impl Server {
                 )])
                 .await?;
         }
-        let tasks = vec![
+        let mut tasks = vec![
             tokio::spawn(scheduler::run(server.clone(), config.retry)),
             tokio::spawn(webhooks::deliver::run(server.clone())),
             tokio::spawn(purge::auto_purge(server.clone(), purge::PURGE_EVERY)),
         ];
+        if let Some(config) = &server.worker {
+            tasks.push(tokio::spawn(worker::work(
+                server.store.clone(),
+                server.runtime.clone(),
+                config.clone(),
+                server.running.clone(),
+                crate::sync::Stop::default(),
+            )));
+        }
         Ok(ServerHandle { server, tasks })
     }
 }

@@ -37,10 +37,11 @@ pub const DEFAULT_MAX_RUNS: usize = 4;
 
 /// A run registered in [`Running`]; dropping it ends the registration.
 #[derive(Debug)]
-struct Claim {
+pub(super) struct Claim {
     running: Arc<Running>,
     key: String,
-    stop: Stop,
+    /// How to ask the run to stop.
+    pub(super) stop: Stop,
 }
 
 impl Drop for Claim {
@@ -93,7 +94,7 @@ impl Running {
     /// Register a run of `key`; `None` when one is registered already or the server is
     /// shutting down. The registration lasts as long as the [`Claim`], however its holder
     /// ends (a panicking run task too).
-    fn claim(self: &Arc<Self>, key: &str) -> Option<Claim> {
+    pub(super) fn claim(self: &Arc<Self>, key: &str) -> Option<Claim> {
         let mut map = self.map();
         if map.contains_key(key) || self.is_closed() {
             return None;
@@ -177,6 +178,10 @@ pub enum StartError {
     /// server is shutting down.
     #[error("a run of this connection is in progress")]
     Busy,
+    /// The connection requires worker labels (these) this server does not have: a worker
+    /// with them runs it from the queue.
+    #[error("the connection requires workers labelled {0}")]
+    NeedsLabels(String),
     /// The run could not begin (the store, the data dir); the server log has more.
     #[error("{0}")]
     Failed(String),
@@ -193,6 +198,9 @@ pub async fn start(
     slot: Slot,
 ) -> Result<Started, StartError> {
     let claim = server.running.claim(&key).ok_or(StartError::Busy)?;
+    if let Some(worker) = &server.worker {
+        return start_queued(server, worker, key, conn, actor, fresh, slot, claim).await;
+    }
     let (tx, mut started) = tokio::sync::mpsc::channel(1);
     let options = RunOptions {
         fresh,
@@ -264,6 +272,56 @@ pub async fn start(
             )),
         },
     }
+}
+
+/// [`start`] on a store a fleet shares: the run goes into the queue already claimed by this
+/// server's worker, so it excludes every other run of the connection in the fleet and is
+/// leased, heartbeated and fenced like any queued run.
+#[allow(clippy::too_many_arguments)]
+async fn start_queued(
+    server: &Server,
+    worker: &super::worker::WorkerConfig,
+    key: String,
+    conn: Connection,
+    actor: String,
+    fresh: bool,
+    slot: Slot,
+    claim: Claim,
+) -> Result<Started, StartError> {
+    if !conn
+        .labels
+        .iter()
+        .all(|(k, v)| worker.labels.get(k) == Some(v))
+    {
+        let wanted: Vec<String> = conn
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        return Err(StartError::NeedsLabels(wanted.join(", ")));
+    }
+    let claimed = match server
+        .store
+        .enqueue_claimed(&key, &conn.labels, fresh, &actor, &worker.id, worker.lease)
+        .await
+    {
+        Ok(Some(claimed)) => claimed,
+        Ok(None) => return Err(StartError::Busy),
+        Err(e) => return Err(StartError::Failed(e.to_string())),
+    };
+    let run_id = claimed.start.run_id;
+    let (store, runtime, lease) = (server.store.clone(), server.runtime.clone(), worker.lease);
+    let notify = server.webhooks.clone();
+    let done = tokio::spawn(async move {
+        let end =
+            super::worker::execute(&store, &runtime, &claimed, lease, claim.stop.clone(), None)
+                .await;
+        drop(claim);
+        drop(slot);
+        notify.notify();
+        end
+    });
+    Ok(Started { run_id, done })
 }
 
 #[cfg(test)]

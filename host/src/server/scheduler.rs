@@ -22,7 +22,7 @@ use super::Server;
 use super::resolve::resolve;
 use super::runs::{RunEnd, StartError, start};
 use crate::boundary::audit::NewEntry;
-use crate::store::ConnectionDef;
+use crate::store::{ConnectionDef, Occurrence};
 
 /// Who the audit log says started scheduled runs.
 pub const ACTOR: &str = "scheduler";
@@ -99,8 +99,13 @@ pub async fn run(server: Server, policy: ScheduleRetry) {
                     if *at > now {
                         continue;
                     }
+                    let due = *at;
                     next.insert(key, (schedule, upcoming));
-                    fire(&server, &chains, def, policy).await;
+                    if server.worker.is_some() {
+                        enqueue(&server, &chains, def, due).await;
+                    } else {
+                        fire(&server, &chains, def, policy).await;
+                    }
                 }
                 // New or changed: wait for its next occurrence.
                 _ => {
@@ -108,6 +113,57 @@ pub async fn run(server: Server, policy: ScheduleRetry) {
                 }
             }
         }
+    }
+}
+
+/// An occurrence of `def` (due `at`) on a store a fleet shares: enqueue it once, whichever
+/// replica gets there first; a worker (this server's or another) runs it. Skipped while the
+/// connection's previous run is queued or running (audited once until one is enqueued again).
+/// A failed run is resumed by the next occurrence, not retried.
+async fn enqueue(server: &Server, chains: &Chains, def: ConnectionDef, at: DateTime<Utc>) {
+    let key = def.key();
+    let labels = match resolve(&server.store, &def).await {
+        Ok(conn) => conn.labels,
+        Err(e) => {
+            tracing::warn!("the scheduler cannot enqueue `{key}`: {e}");
+            return;
+        }
+    };
+    let occurrence = at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    match server
+        .store
+        .enqueue_occurrence(&key, &occurrence, &labels, ACTOR)
+        .await
+    {
+        Ok(Occurrence::Enqueued(job)) => {
+            chains
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&key);
+            tracing::info!("enqueued the {occurrence} run of `{key}` as job {job}");
+        }
+        // Another replica enqueued it (or skipped it) already.
+        Ok(Occurrence::Taken) => {}
+        Ok(Occurrence::Busy) => {
+            let first = chains
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(key, true)
+                .is_none();
+            if first {
+                audit(
+                    server,
+                    "schedule.skipped",
+                    &def,
+                    json!({
+                        "reason": "the previous run is still queued or running",
+                        "occurrence": occurrence,
+                    }),
+                )
+                .await;
+            }
+        }
+        Err(e) => tracing::error!("the scheduler cannot enqueue `{key}`: {e}"),
     }
 }
 
@@ -187,6 +243,7 @@ async fn chain(server: &Server, def: &ConnectionDef, policy: ScheduleRetry) {
                     return;
                 }
                 Err(StartError::Failed(e)) => (None, RunEnd::Failed(e)),
+                Err(e @ StartError::NeedsLabels(_)) => (None, RunEnd::Failed(e.to_string())),
             },
         };
         let RunEnd::Failed(error) = outcome else {

@@ -8,13 +8,11 @@
 //! A worker that finds its lease taken over (it was paused, or cut off from the store) stops
 //! its run and says so in its log.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
-
 use super::resolve::resolve;
+use super::runs::{RunEnd, Running};
 use crate::runtime::Runtime;
 use crate::store::{Claimed, Labels, Lease, RunStatus, Store, StoreError};
 use crate::sync::{self, Progress, RunOptions, Stop, SyncError};
@@ -26,8 +24,6 @@ pub struct WorkerConfig {
     pub id: String,
     /// Its labels: it claims only runs whose required labels are all among them.
     pub labels: Labels,
-    /// Runs at once.
-    pub max_runs: usize,
     /// How long a claim holds without a heartbeat; heartbeats come every third of it.
     pub lease: Duration,
     /// How often an idle worker looks for queued runs.
@@ -35,12 +31,11 @@ pub struct WorkerConfig {
 }
 
 impl WorkerConfig {
-    /// A worker with a fresh id, `labels`, and `max_runs` runs at once.
-    pub fn new(labels: Labels, max_runs: usize) -> WorkerConfig {
+    /// A worker with a fresh id and `labels`.
+    pub fn new(labels: Labels) -> WorkerConfig {
         WorkerConfig {
             id: worker_id(),
             labels,
-            max_runs: max_runs.max(1),
             lease: Duration::from_secs(30),
             poll: Duration::from_millis(250),
         }
@@ -70,21 +65,27 @@ fn worker_id() -> String {
     )
 }
 
-/// Claim and run queued runs until `stop` is asked (then the runs in progress are asked to
-/// stop, commit what they wrote, and end `interrupted`; the worker returns once they have).
-pub async fn work(store: Arc<Store>, runtime: Arc<Runtime>, config: WorkerConfig, stop: Stop) {
-    let slots = Arc::new(Semaphore::new(config.max_runs));
-    let running: Arc<std::sync::Mutex<HashMap<i64, Stop>>> = Arc::default();
+/// Claim and run queued runs, as many at once as `running` has slots, until `stop` is asked;
+/// then the runs in progress are asked to stop (each commits what it wrote and ends
+/// `interrupted`) and the worker returns once they have. Each run is registered in `running`
+/// under its connection, which is how a server's cancel reaches a run its worker claimed.
+pub async fn work(
+    store: Arc<Store>,
+    runtime: Arc<Runtime>,
+    config: WorkerConfig,
+    running: Arc<Running>,
+    stop: Stop,
+) {
     tracing::info!(worker = %config.id, labels = ?config.labels, "worker started");
     let mut seen = tokio::time::Instant::now() - config.lease;
-    while stop.reason().is_none() {
+    while stop.reason().is_none() && !running.is_closed() {
         if seen.elapsed() >= config.lease / 3 {
             if let Err(e) = store.worker_seen(&config.id, &config.labels).await {
                 tracing::warn!("worker {}: cannot record its heartbeat: {e}", config.id);
             }
             seen = tokio::time::Instant::now();
         }
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
+        let Some(slot) = running.try_slot() else {
             tokio::time::sleep(config.poll).await;
             continue;
         };
@@ -105,31 +106,47 @@ pub async fn work(store: Arc<Store>, runtime: Arc<Runtime>, config: WorkerConfig
                 continue;
             }
         };
-        let run_stop = Stop::default();
-        running
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(claimed.job, run_stop.clone());
+        let Some(registered) = running.claim(&claimed.connection) else {
+            // Shutting down (or, against the queue's one job per connection, a run of it here
+            // already): the claim's lease lapses and another worker resumes the run.
+            tracing::warn!(
+                run = claimed.start.run_id,
+                "worker {} cannot take the run of `{}` it claimed; its lease will lapse",
+                config.id,
+                claimed.connection
+            );
+            continue;
+        };
         let (store, runtime, lease) = (store.clone(), runtime.clone(), config.lease);
-        let running = running.clone();
         tokio::spawn(async move {
-            execute(&store, &runtime, &claimed, lease, run_stop.clone()).await;
-            running
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&claimed.job);
+            execute(
+                &store,
+                &runtime,
+                &claimed,
+                lease,
+                registered.stop.clone(),
+                None,
+            )
+            .await;
+            drop(registered);
             drop(slot);
         });
     }
-    for s in running.lock().unwrap_or_else(|e| e.into_inner()).values() {
-        s.stop("the worker is shutting down");
-    }
-    let _ = slots.acquire_many(config.max_runs as u32).await;
+    running.stop_all("the worker is shutting down");
+    running.drained(Duration::from_secs(3600)).await;
     tracing::info!(worker = %config.id, "worker stopped");
 }
 
-/// Run one claimed run under its lease, then let the job go.
-async fn execute(store: &Store, runtime: &Runtime, claimed: &Claimed, lease: Duration, stop: Stop) {
+/// Run one claimed run under its lease (telling `started` its id once it has begun), then let
+/// the job go; how it ended.
+pub async fn execute(
+    store: &Store,
+    runtime: &Runtime,
+    claimed: &Claimed,
+    lease: Duration,
+    stop: Stop,
+    started: Option<tokio::sync::mpsc::Sender<i64>>,
+) -> RunEnd {
     let run_id = claimed.start.run_id;
     let attempt = claimed.start.attempt;
     tracing::info!(
@@ -151,24 +168,27 @@ async fn execute(store: &Store, runtime: &Runtime, claimed: &Claimed, lease: Dur
             let _ = store
                 .finish_run(run_id, attempt, RunStatus::Failed, Some(&why), &[], 0)
                 .await;
+            if let Some(tx) = started {
+                let _ = tx.try_send(run_id);
+            }
             let _ = store.release_run(claimed).await;
-            return;
+            return RunEnd::Failed(why);
         }
     };
     let options = RunOptions {
         fresh: false,
         progress: Arc::new(Progress::default()),
         actor: claimed.actor.clone(),
-        started: None,
+        started,
         stop: stop.clone(),
     };
     let report = sync::run_begun(runtime, store, &conn, options, claimed.start.clone()).await;
     heartbeat.abort();
-    match report {
+    let end = match report {
         Err(SyncError::Store(e @ StoreError::Fenced { .. })) => {
             // Another worker runs it now; the job is its to release.
             tracing::warn!(run = run_id, "run of `{}` refused: {e}", conn.name);
-            return;
+            return RunEnd::Stopped;
         }
         Err(e) => {
             tracing::warn!(run = run_id, "run of `{}` did not finish: {e}", conn.name);
@@ -182,6 +202,7 @@ async fn execute(store: &Store, runtime: &Runtime, claimed: &Claimed, lease: Dur
                     0,
                 )
                 .await;
+            RunEnd::Failed(e.to_string())
         }
         Ok(r) => {
             tracing::info!(
@@ -196,11 +217,19 @@ async fn execute(store: &Store, runtime: &Runtime, claimed: &Claimed, lease: Dur
             {
                 super::webhooks::deliver::queue_run_ended(store, workspace, &run).await;
             }
+            if r.succeeded() {
+                RunEnd::Succeeded
+            } else if matches!(r.error, Some(SyncError::Stopped(_))) {
+                RunEnd::Stopped
+            } else {
+                RunEnd::Failed(r.error_message.unwrap_or_default())
+            }
         }
-    }
+    };
     if let Err(e) = store.release_run(claimed).await {
         tracing::error!(run = run_id, "cannot release the run's job: {e}");
     }
+    end
 }
 
 /// Renew the lease every third of it; stop the run when it is lost or cancelled.

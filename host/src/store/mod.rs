@@ -38,7 +38,7 @@ pub use audit::AuditFilter;
 pub use checkpoints::CommittedState;
 pub use installed::InstalledConnector;
 pub use purge::PurgeReport;
-pub use queue::{Claimed, Labels, Lease, Occurrence, QueuedRun, check_label};
+pub use queue::{Claimed, Labels, Lease, Occurrence, QueuedRun, check_label, waiting_for};
 pub use runs::{RunRecord, RunStart, RunStatus, RunTotals};
 pub use sealed::StoredSecret;
 pub use webhooks::{Attempt, Delivery, DueDelivery, WEBHOOK_SECRET_PREFIX, Webhook, now_ms};
@@ -475,6 +475,26 @@ mod tests {
             .finish_run(first.run_id, 1, RunStatus::Succeeded, None, &[], 0)
             .await;
         assert!(matches!(stale, Err(StoreError::Fenced { .. })), "{stale:?}");
+        let started = |attempt: i64| {
+            crate::boundary::audit::NewEntry::new(
+                "worker",
+                "run.started",
+                "connection/c",
+                "ok",
+                serde_json::json!({ "attempt": attempt }),
+            )
+        };
+        let stale = s.audit_as_attempt(first.run_id, 1, &[started(1)]).await;
+        assert!(matches!(stale, Err(StoreError::Fenced { .. })), "{stale:?}");
+        s.audit_as_attempt(second.run_id, 2, &[started(2)])
+            .await
+            .unwrap();
+        let entries = s.audit_entries(&AuditFilter::default()).await.unwrap();
+        assert_eq!(
+            entries.len(),
+            1,
+            "only the current attempt's entry: {entries:?}"
+        );
         assert_eq!(s.states("c").await.unwrap()[0].state.state, "{\"n\":10}");
         s.finish_run(second.run_id, 2, RunStatus::Succeeded, None, &stats, 0)
             .await

@@ -141,6 +141,57 @@ impl Store {
         Ok(row.map(|r| r.get("id")))
     }
 
+    /// Enqueue a run of `connection` already claimed by `worker` for `lease`, in one
+    /// transaction: how a server runs a run it was asked for itself, with the same exclusion
+    /// and fencing as any queued run. `None` when the connection has a run queued or running.
+    pub async fn enqueue_claimed(
+        &self,
+        connection: &str,
+        labels: &Labels,
+        fresh: bool,
+        actor: &str,
+        worker: &str,
+        lease: Duration,
+    ) -> Result<Option<Claimed>, StoreError> {
+        let mut tx = self.write_tx().await.map_err(db("begin enqueue"))?;
+        let now = now_ms();
+        let Some(row) = sqlx::query(
+            "INSERT INTO run_queue (connection, labels, fresh, actor, enqueued_at, worker, \
+             lease_until) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (connection) DO NOTHING \
+             RETURNING id",
+        )
+        .bind(connection)
+        .bind(labels_json(labels))
+        .bind(i64::from(fresh))
+        .bind(actor)
+        .bind(now)
+        .bind(worker)
+        .bind(now + lease_ms(lease))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db("enqueue run"))?
+        else {
+            tx.rollback().await.map_err(db("enqueue run"))?;
+            return Ok(None);
+        };
+        let job: i64 = row.get("id");
+        let start = begin_in(&mut tx, connection, fresh).await?;
+        sqlx::query("UPDATE run_queue SET run_id = $1 WHERE id = $2")
+            .bind(start.run_id)
+            .bind(job)
+            .execute(&mut *tx)
+            .await
+            .map_err(db("hold a queued run"))?;
+        tx.commit().await.map_err(db("enqueue run"))?;
+        Ok(Some(Claimed {
+            job,
+            connection: connection.to_string(),
+            actor: actor.to_string(),
+            worker: worker.to_string(),
+            start,
+        }))
+    }
+
     /// Enqueue the schedule occurrence `occurrence` (its time, RFC 3339) of `connection`,
     /// once however many replicas try: the first to record the occurrence enqueues it.
     pub async fn enqueue_occurrence(
@@ -359,6 +410,27 @@ impl Store {
     }
 }
 
+/// Why a job requiring `required` waits, given the live workers and their labels: `None` when
+/// one of them may claim it.
+pub fn waiting_for(required: &Labels, workers: &[(String, Labels)]) -> Option<String> {
+    if workers
+        .iter()
+        .any(|(_, has)| required.iter().all(|(k, v)| has.get(k) == Some(v)))
+    {
+        return None;
+    }
+    if workers.is_empty() {
+        return Some("no worker is running: start `sluice worker` on this store".into());
+    }
+    // Some worker lives, so `required` is not empty.
+    let wanted: Vec<String> = required.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    Some(format!(
+        "no live worker has the labels {}: start `sluice worker --label {}` where the run may go",
+        wanted.join(", "),
+        wanted.join(" --label ")
+    ))
+}
+
 fn lease_ms(lease: Duration) -> i64 {
     i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2)
 }
@@ -408,6 +480,31 @@ mod tests {
     }
 
     const LEASE: Duration = Duration::from_secs(30);
+
+    #[test]
+    fn a_job_says_which_worker_it_waits_for() {
+        let eu = labels(&[("region", "eu")]);
+        let us = (
+            "w1".to_string(),
+            labels(&[("region", "us"), ("disk", "ssd")]),
+        );
+        assert_eq!(waiting_for(&Labels::new(), std::slice::from_ref(&us)), None);
+        let why = waiting_for(&eu, std::slice::from_ref(&us)).unwrap();
+        assert!(
+            why.contains("region=eu") && why.contains("--label region=eu"),
+            "{why}"
+        );
+        assert!(
+            waiting_for(&eu, &[])
+                .unwrap()
+                .contains("no worker is running")
+        );
+        let both = (
+            "w2".to_string(),
+            labels(&[("region", "eu"), ("disk", "ssd")]),
+        );
+        assert_eq!(waiting_for(&eu, &[us, both]), None);
+    }
 
     #[tokio::test]
     async fn one_job_per_connection_and_claims_go_oldest_first() {
