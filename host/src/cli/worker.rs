@@ -8,7 +8,6 @@ use anyhow::bail;
 use sluice::server::runs::Running;
 use sluice::server::worker::{WorkerConfig, work};
 use sluice::store::{Labels, connection_key};
-use sluice::sync::Stop;
 
 #[derive(Debug, clap::Args)]
 pub struct WorkerArgs {
@@ -53,12 +52,11 @@ pub async fn worker(ctx: &super::Ctx, args: WorkerArgs) -> anyhow::Result<ExitCo
         config.labels,
         args.max_runs
     );
-    let stop = Stop::default();
     let running = Arc::new(Running::new(usize::from(args.max_runs)));
-    let working = tokio::spawn(work(store, runtime, config, running, stop.clone()));
+    let working = tokio::spawn(work(store, runtime, config, running.clone()));
     super::serve::shutdown_signal().await;
     eprintln!("stopping: the runs in progress commit what they wrote and end interrupted");
-    stop.stop("the worker is shutting down");
+    running.stop_all("the worker is shutting down");
     working.await?;
     Ok(ExitCode::SUCCESS)
 }

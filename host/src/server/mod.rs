@@ -153,7 +153,6 @@ impl Server {
                 server.runtime.clone(),
                 config.clone(),
                 server.running.clone(),
-                crate::sync::Stop::default(),
             )));
         }
         Ok(ServerHandle { server, tasks })

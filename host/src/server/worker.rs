@@ -65,30 +65,32 @@ fn worker_id() -> String {
     )
 }
 
-/// Claim and run queued runs, as many at once as `running` has slots, until `stop` is asked;
-/// then the runs in progress are asked to stop (each commits what it wrote and ends
-/// `interrupted`) and the worker returns once they have. Each run is registered in `running`
-/// under its connection, which is how a server's cancel reaches a run its worker claimed.
+/// Claim and run queued runs, as many at once as `running` has slots, until `running` is
+/// stopped ([`Running::stop_all`]: each run in progress commits what it wrote and ends
+/// `interrupted`); returns once they have ended. A freed slot is filled at once; an idle
+/// worker looks for queued runs every `poll`. Each run is registered in `running` under its
+/// connection, which is how a server's cancel reaches a run its worker claimed.
 pub async fn work(
     store: Arc<Store>,
     runtime: Arc<Runtime>,
     config: WorkerConfig,
     running: Arc<Running>,
-    stop: Stop,
 ) {
     tracing::info!(worker = %config.id, labels = ?config.labels, "worker started");
-    let mut seen = tokio::time::Instant::now() - config.lease;
-    while stop.reason().is_none() && !running.is_closed() {
-        if seen.elapsed() >= config.lease / 3 {
-            if let Err(e) = store.worker_seen(&config.id, &config.labels).await {
-                tracing::warn!("worker {}: cannot record its heartbeat: {e}", config.id);
+    // Recorded every third of a lease, busy or not: `sluice queue list` tells live workers
+    // from gone ones by it.
+    let seen = {
+        let (store, config) = (store.clone(), config.clone());
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = store.worker_seen(&config.id, &config.labels).await {
+                    tracing::warn!("worker {}: cannot record its heartbeat: {e}", config.id);
+                }
+                tokio::time::sleep(config.lease / 3).await;
             }
-            seen = tokio::time::Instant::now();
-        }
-        let Some(slot) = running.try_slot() else {
-            tokio::time::sleep(config.poll).await;
-            continue;
-        };
+        })
+    };
+    while let Some(slot) = running.slot().await {
         let claimed = match store
             .claim_run(&config.id, &config.labels, config.lease)
             .await
@@ -134,6 +136,7 @@ pub async fn work(
     }
     running.stop_all("the worker is shutting down");
     running.drained(Duration::from_secs(3600)).await;
+    seen.abort();
     tracing::info!(worker = %config.id, "worker stopped");
 }
 
