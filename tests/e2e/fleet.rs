@@ -684,3 +684,50 @@ async fn serve_replicas_and_workers_run_every_run_once_through_kills() {
     let (ok, out) = fleet.cli(&["audit", "verify"]);
     assert!(ok, "{out}");
 }
+
+/// Found in review: the last-owner check was a mutex inside one process, so two replicas each
+/// revoking one of the last two owner keys at once could leave none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_revoking_the_last_two_owner_keys_at_once_leave_one() {
+    let fleet = Fleet::new(1).await;
+    let create = || {
+        let (ok, out) = fleet.cli(&["admin", "create-key", "--role", "owner", "--name", "o"]);
+        assert!(ok, "{out}");
+        out.lines().next().unwrap().trim()["sluice_".len()..][..16].to_string()
+    };
+    let mut survivor = create();
+    for round in 0..6 {
+        let other = create();
+        let mut revokes: Vec<Child> = [&survivor, &other]
+            .iter()
+            .map(|id| {
+                fleet
+                    .command(&format!("revoker{round}-{id}"))
+                    .args(["admin", "revoke-key", id.as_str()])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let ok: Vec<bool> = revokes
+            .iter_mut()
+            .map(|c| c.wait().unwrap().success())
+            .collect();
+        assert_eq!(
+            ok.iter().filter(|o| **o).count(),
+            1,
+            "round {round}: exactly one revoke wins: {ok:?}"
+        );
+        let owners: Vec<_> = fleet
+            .store
+            .api_keys()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|k| k.role == "owner" && k.revoked_at.is_none())
+            .collect();
+        assert_eq!(owners.len(), 1, "round {round}: {owners:?}");
+        survivor = owners[0].id.clone();
+    }
+}

@@ -56,8 +56,37 @@ pub enum KeyChange {
     LastOwner,
 }
 
-/// Changes that could leave no owner are made one at a time (within this process).
+/// Rotations are made one at a time (within this process).
 static KEY_CHANGES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The advisory lock PostgreSQL stores take around changes that could leave no owner.
+const KEY_LOCK: i64 = 7_310_412;
+
+/// Key `id`, read in `conn`'s transaction.
+async fn key_in(conn: &mut sqlx::AnyConnection, id: &str) -> Result<Option<ApiKey>, StoreError> {
+    let row = sqlx::query("SELECT * FROM api_keys WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db("read api key"))?;
+    Ok(row.as_ref().map(row_to))
+}
+
+/// Active owner keys other than `id`, counted in `conn`'s transaction.
+async fn active_owners_except(
+    conn: &mut sqlx::AnyConnection,
+    id: &str,
+) -> Result<usize, StoreError> {
+    let rows = sqlx::query("SELECT * FROM api_keys WHERE role = 'owner' AND revoked_at IS NULL")
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db("count owner keys"))?;
+    Ok(rows
+        .iter()
+        .map(row_to)
+        .filter(|k| k.id != id && !k.expires_at.as_deref().is_some_and(is_past))
+        .count())
+}
 
 fn secret_hash(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
@@ -175,46 +204,79 @@ impl Store {
 
     /// Revoke a key. Refused for the last active owner key: there is always an owner.
     pub async fn revoke_api_key(&self, id: &str) -> Result<KeyChange, StoreError> {
-        let _one_at_a_time = KEY_CHANGES.lock().await;
-        let Some(key) = self.api_key(id).await?.filter(|k| k.revoked_at.is_none()) else {
+        let mut tx = self.key_change().await?;
+        let Some(key) = key_in(&mut tx, id)
+            .await?
+            .filter(|k| k.revoked_at.is_none())
+        else {
             return Ok(KeyChange::NotFound);
         };
-        if key.role == "owner" && self.active_owners_except(id).await? == 0 {
+        if key.role == "owner" && active_owners_except(&mut tx, id).await? == 0 {
             return Ok(KeyChange::LastOwner);
         }
         sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
             .bind(now())
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(db("revoke api key"))?;
+        tx.commit().await.map_err(db("revoke api key"))?;
         Ok(KeyChange::Done)
     }
 
     /// Change a key's organization role. Demoting the last active owner is refused.
     pub async fn set_api_key_role(&self, id: &str, role: &str) -> Result<KeyChange, StoreError> {
-        let _one_at_a_time = KEY_CHANGES.lock().await;
-        let Some(key) = self.api_key(id).await?.filter(|k| k.revoked_at.is_none()) else {
+        let mut tx = self.key_change().await?;
+        let Some(key) = key_in(&mut tx, id)
+            .await?
+            .filter(|k| k.revoked_at.is_none())
+        else {
             return Ok(KeyChange::NotFound);
         };
-        if key.role == "owner" && role != "owner" && self.active_owners_except(id).await? == 0 {
+        if key.role == "owner" && role != "owner" && active_owners_except(&mut tx, id).await? == 0 {
             return Ok(KeyChange::LastOwner);
         }
         sqlx::query("UPDATE api_keys SET role = $1 WHERE id = $2")
             .bind(role)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(db("set api key role"))?;
         if role != "member" {
             // Workspace roles are for members; other roles reach every workspace by themselves.
             sqlx::query("DELETE FROM workspace_members WHERE key_id = $1")
                 .bind(id)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await
                 .map_err(db("drop memberships"))?;
         }
+        tx.commit().await.map_err(db("set api key role"))?;
         Ok(KeyChange::Done)
+    }
+
+    /// A transaction for a change that could leave no owner, serialized with every other such
+    /// change in every process on the store: SQLite's `BEGIN IMMEDIATE`, or PostgreSQL's
+    /// advisory lock [`KEY_LOCK`] (a replica's own mutex would not stop another replica).
+    async fn key_change(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        let mut tx = match self.backend {
+            super::Backend::Sqlite => self.write_tx().await,
+            // Each statement reads what was committed when it began, so the owners are counted
+            // after the lock is granted, whatever the role's default isolation.
+            super::Backend::Postgres => {
+                self.pool
+                    .begin_with("BEGIN ISOLATION LEVEL READ COMMITTED")
+                    .await
+            }
+        }
+        .map_err(db("begin key change"))?;
+        if self.backend == super::Backend::Postgres {
+            sqlx::query("SELECT 1 AS locked FROM pg_advisory_xact_lock($1)")
+                .bind(KEY_LOCK)
+                .execute(&mut *tx)
+                .await
+                .map_err(db("lock key changes"))?;
+        }
+        Ok(tx)
     }
 
     /// Rotate a key: a new key with the same name, role and workspace memberships, and the old
@@ -393,20 +455,6 @@ impl Store {
             }
         }
         Ok(n)
-    }
-
-    async fn active_owners_except(&self, id: &str) -> Result<usize, StoreError> {
-        Ok(self
-            .api_keys()
-            .await?
-            .iter()
-            .filter(|k| {
-                k.id != id
-                    && k.role == "owner"
-                    && k.revoked_at.is_none()
-                    && !k.expires_at.as_deref().is_some_and(is_past)
-            })
-            .count())
     }
 
     /// Every key, newest first.
