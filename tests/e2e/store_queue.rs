@@ -205,3 +205,28 @@ async fn replicas_taking_due_deliveries_at_once_each_take_different_ones() {
     );
     assert_eq!(unique.len(), EVENTS);
 }
+
+/// A node paused inside a transaction (holding the audit chain's lock, or a run's row) must not
+/// stall the fleet for good: the store's sessions ask the server to end such a session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_stuck_in_a_transaction_is_ended_by_the_server() {
+    let (_db, stores, _dir) = stores(1).await;
+    let s = &stores[0];
+    // Several, so more than one pooled session answers.
+    for _ in 0..4 {
+        assert_eq!(
+            s.session_setting("idle_in_transaction_session_timeout")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("30s")
+        );
+        assert_eq!(
+            s.session_setting("application_name")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("sluice")
+        );
+    }
+}

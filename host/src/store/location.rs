@@ -38,6 +38,13 @@ pub enum StoreLocationError {
          --store out for the SQLite file in the data dir"
     )]
     NotPostgres(String),
+    /// A query parameter the driver does not know (it would log its value).
+    #[error(
+        "--store has a parameter `{0}` PostgreSQL's driver does not know (it would be ignored, \
+         and its value logged): use sslmode, sslrootcert, sslcert, sslkey, host, hostaddr, \
+         port, dbname, user, application_name or options"
+    )]
+    UnknownParameter(String),
     /// A password given in the command line.
     #[error(
         "--store {0} carries a password in the command line, where every user of this machine \
@@ -94,36 +101,66 @@ impl StoreLocation {
         let Some(text) = store.map(str::trim).filter(|s| !s.is_empty()) else {
             return Ok(StoreLocation::Embedded);
         };
+        // A value that does not parse as a URL is never repeated: it may be a libpq keyword
+        // string (`host=… password=…`) or a URL whose password broke it.
+        let mut url = Url::parse(text)
+            .map_err(|_| StoreLocationError::NotPostgres("(the value given)".into()))?;
         let shown = without_password(text);
-        let mut url =
-            Url::parse(text).map_err(|_| StoreLocationError::NotPostgres(shown.clone()))?;
         if !matches!(url.scheme(), "postgres" | "postgresql") {
             return Err(StoreLocationError::NotPostgres(shown));
         }
-        let query_password = url
+        // Only the parameters the driver knows: it logs any other with its value, and a
+        // mistyped `pasword=` would print the password.
+        if let Some((key, _)) = url
             .query_pairs()
-            .any(|(k, _)| k.eq_ignore_ascii_case("password"));
+            .find(|(k, _)| !KNOWN_PARAMETERS.contains(&&**k))
+        {
+            return Err(StoreLocationError::UnknownParameter(
+                key.escape_debug().to_string(),
+            ));
+        }
+        let query_password = url.query_pairs().any(|(k, _)| k == "password");
         if from_args && (url.password().is_some() || query_password) {
             return Err(StoreLocationError::PasswordInArgs(shown));
         }
-        let query = |key: &str| {
-            url.query_pairs()
-                .find(|(k, _)| k == key)
-                .map(|(_, v)| v.into_owned())
-        };
-        let host = query("hostaddr")
-            .or_else(|| query("host"))
-            .or_else(|| url.host_str().filter(|h| !h.is_empty()).map(String::from))
-            .or_else(|| env.host.clone());
-        let mode = query("sslmode")
-            .or_else(|| query("ssl-mode"))
-            .or_else(|| env.sslmode.clone())
-            .unwrap_or_else(|| "prefer".into())
-            .to_ascii_lowercase();
+        // Where it connects and how, as the driver reads them: the URL's host, then each
+        // parameter in order, the last one winning (`?sslmode=verify-full&sslmode=disable` is
+        // `disable`), then the environment for what the URL leaves out.
+        let mut host = url
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .map(|h| percent_decode(h));
+        let mut mode = None;
+        for (key, value) in url.query_pairs() {
+            match &*key {
+                "host" | "hostaddr" => host = Some(value.into_owned()),
+                "sslmode" | "ssl-mode" => mode = Some(value.to_ascii_lowercase()),
+                _ => {}
+            }
+        }
+        let host = host.or_else(|| env.host.clone());
+        let mode = mode
+            .or_else(|| env.sslmode.clone().map(|m| m.to_ascii_lowercase()))
+            .unwrap_or_else(|| "prefer".into());
         if let Some(host) = host.filter(|h| !is_local(h))
             && !matches!(mode.as_str(), "verify-full" | "verify-ca")
         {
             return Err(StoreLocationError::Plaintext { host, mode });
+        }
+        // And as the driver itself reads the URL (with this process's environment): the same
+        // answer, or refused.
+        if let Ok(options) = text.parse::<sqlx::postgres::PgConnectOptions>()
+            && options.get_socket().is_none()
+            && !is_local(options.get_host())
+            && !matches!(
+                options.get_ssl_mode(),
+                sqlx::postgres::PgSslMode::VerifyFull | sqlx::postgres::PgSslMode::VerifyCa
+            )
+        {
+            return Err(StoreLocationError::Plaintext {
+                host: options.get_host().to_string(),
+                mode: format!("{:?}", options.get_ssl_mode()).to_ascii_lowercase(),
+            });
         }
         if let Some(password) = password
             && url.password().is_none()
@@ -143,6 +180,34 @@ impl StoreLocation {
             StoreLocation::Postgres(url) => without_password(url),
         }
     }
+}
+
+/// The query parameters sqlx's PostgreSQL driver reads (sqlx-postgres 0.9, options/parse.rs).
+const KNOWN_PARAMETERS: &[&str] = &[
+    "sslmode",
+    "ssl-mode",
+    "sslrootcert",
+    "ssl-root-cert",
+    "ssl-ca",
+    "sslcert",
+    "ssl-cert",
+    "sslkey",
+    "ssl-key",
+    "statement-cache-capacity",
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "password",
+    "application_name",
+    "options",
+];
+
+fn percent_decode(text: &str) -> String {
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// A host on this machine: a Unix socket directory, `localhost`, or a loopback address.
@@ -210,6 +275,46 @@ mod tests {
         }
     }
 
+    /// Found in review: a value that is not a URL was repeated whole in the error (a libpq
+    /// keyword string holds its password in plain words), a password with `/` cut the user
+    /// info short, and a parameter the driver does not know was logged by it with its value.
+    #[test]
+    fn no_spelling_of_a_password_is_repeated() {
+        let env = PgEnv::default();
+        for (store, secret) in [
+            (
+                "host=db user=u password=hunter2 sslmode=verify-full",
+                "hunter2",
+            ),
+            (
+                "postgres://u:ab/cd@db.internal/s?sslmode=verify-full",
+                "ab/cd",
+            ),
+            (
+                "postgres://u:1234/abc@db.internal/s?sslmode=verify-full",
+                "1234/abc",
+            ),
+            (
+                "postgres://u:p@ss:w/rd@db.internal/s?sslmode=verify-full",
+                "ss:w",
+            ),
+            ("postgres://u@127.0.0.1/s?pass%77ord=hunter2", "hunter2"),
+            ("postgres://u@127.0.0.1/s?Password=hunter2", "hunter2"),
+            ("postgres://u@127.0.0.1/s?pasword=hunter2", "hunter2"),
+        ] {
+            match parse(store, false, &env) {
+                Err(e) => assert!(!e.to_string().contains(secret), "{store}: {e}"),
+                Ok(l) => assert!(!l.shown().contains(secret), "{store}: {}", l.shown()),
+            }
+            assert!(!without_password(store).contains(secret), "{store}");
+        }
+        let err = parse("postgres://u@127.0.0.1/s?pasword=x", false, &env).unwrap_err();
+        assert!(
+            matches!(&err, StoreLocationError::UnknownParameter(k) if k == "pasword"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn a_store_off_this_machine_needs_verified_tls() {
         let env = PgEnv::default();
@@ -220,6 +325,12 @@ mod tests {
             "postgres://u@10.0.0.5:5432/s?sslmode=disable",
             "postgres://u@127.0.0.1/s?host=db.internal",
             "postgres://u@[2001:db8::1]/s",
+            // Found in review: the driver applies every parameter in order, the last winning.
+            "postgres://u@db.internal/s?sslmode=verify-full&sslmode=disable",
+            "postgres://u@db.internal/s?sslmode=verify-full&ssl-mode=prefer",
+            "postgres://u@127.0.0.1/s?host=127.0.0.1&host=db.internal",
+            "postgres://u@db.internal/s?hostaddr=127.0.0.1&host=db.internal&sslmode=require",
+            "postgres://u@127.0.0.1/s?host=db.internal&hostaddr=10.0.0.5",
         ] {
             let err = parse(url, false, &env).unwrap_err();
             assert!(matches!(err, StoreLocationError::Plaintext { .. }), "{url}");

@@ -170,32 +170,62 @@ fn sqlite_url(data_dir: &Path) -> Result<String, StoreError> {
 /// A database URL as it may be shown: its password, if any (in the user info or a `password`
 /// parameter), replaced by `***`.
 pub fn without_password(url: &str) -> String {
-    let url = match url.split_once('?') {
-        Some((base, query)) => {
-            let query: Vec<String> = query
-                .split('&')
-                .map(|pair| match pair.split_once('=') {
-                    Some((key, _)) if key.eq_ignore_ascii_case("password") => {
-                        format!("{key}=***")
-                    }
-                    _ => pair.to_string(),
-                })
-                .collect();
-            format!("{base}?{}", query.join("&"))
-        }
-        None => url.to_string(),
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
     };
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url;
+    // Only the values of parameters known to hold no secret are shown: a password's, however
+    // it is spelled, cased or encoded, is not.
+    const SHOWN: &[&str] = &[
+        "sslmode",
+        "ssl-mode",
+        "sslrootcert",
+        "ssl-root-cert",
+        "ssl-ca",
+        "sslcert",
+        "ssl-cert",
+        "sslkey",
+        "ssl-key",
+        "host",
+        "hostaddr",
+        "port",
+        "dbname",
+        "user",
+        "application_name",
+        "statement-cache-capacity",
+    ];
+    let query = query.map(|query| {
+        query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _)) if !SHOWN.contains(&key) => format!("{key}=***"),
+                _ => pair.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("&")
+    });
+    let base = match base.split_once("://") {
+        // The user info ends at the last `@` (a password may hold `/`, `:` or `@`): all of it
+        // after the user's name is hidden.
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((userinfo, host)) => {
+                let user = userinfo.split([':', '/']).next().unwrap_or_default();
+                let hidden = if userinfo.len() > user.len() {
+                    ":***"
+                } else {
+                    ""
+                };
+                format!("{scheme}://{user}{hidden}@{host}")
+            }
+            None => base.to_string(),
+        },
+        // Not a URL (a libpq keyword string, say, whose password is a plain word): nothing
+        // of it is shown.
+        None => return "(a value that is not a URL)".into(),
     };
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or_default();
-            let hidden = if userinfo.contains(':') { ":***" } else { "" };
-            format!("{scheme}://{user}{hidden}@{host}{path}")
-        }
-        None => url,
+    match query {
+        Some(q) => format!("{base}?{q}"),
+        None => base,
     }
 }
 
@@ -209,6 +239,9 @@ fn now() -> String {
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
 }
+
+/// How long a PostgreSQL session may sit idle inside a transaction before the server ends it.
+const PG_IDLE_IN_TRANSACTION: &str = "SET idle_in_transaction_session_timeout = '30s'";
 
 impl Store {
     /// Open (creating if needed) the store in `data_dir`, with the data dir's keyring.
@@ -310,6 +343,22 @@ impl Store {
         install_default_drivers();
         let pool = AnyPoolOptions::new()
             .max_connections(12)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    // A process paused or cut off inside a transaction (SIGSTOP, a partition)
+                    // would hold its locks, the audit chain's among them, and stall every node:
+                    // the server ends such a session after this long, releasing them (its
+                    // lease has long lapsed by then, so its attempt is fenced off anyway).
+                    sqlx::query(PG_IDLE_IN_TRANSACTION)
+                        .execute(&mut *conn)
+                        .await?;
+                    // Which sessions are sluice's, in pg_stat_activity.
+                    sqlx::query("SET application_name = 'sluice'")
+                        .execute(&mut *conn)
+                        .await?;
+                    Ok(())
+                })
+            })
             .connect(url)
             .await
             .map_err(db("open"))?;
@@ -328,6 +377,21 @@ impl Store {
         };
         store.adopt_anchor().await?;
         Ok(store)
+    }
+
+    /// A setting of one of this store's PostgreSQL sessions (`SHOW name`), for checks that the
+    /// sessions are set up as the store needs; `None` on SQLite.
+    #[doc(hidden)]
+    pub async fn session_setting(&self, name: &str) -> Result<Option<String>, StoreError> {
+        if self.backend != Backend::Postgres {
+            return Ok(None);
+        }
+        let row = sqlx::query("SELECT current_setting($1) AS v")
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db("read a session setting"))?;
+        Ok(Some(row.get("v")))
     }
 
     /// Open the store at `location`, with the data dir's keyring (`SLUICE_KEYRING` when set:
@@ -525,7 +589,15 @@ mod tests {
             ),
             ("postgres://u@db/s", "postgres://u@db/s"),
             ("postgres://db/s", "postgres://db/s"),
-            ("not a url", "not a url"),
+            ("not a url", "(a value that is not a URL)"),
+            (
+                "host=db user=u password=hunter2",
+                "(a value that is not a URL)",
+            ),
+            (
+                "postgres://u:ab/cd@db/s?Password=x&pass%77ord=y",
+                "postgres://u:***@db/s?Password=***&pass%77ord=***",
+            ),
             (
                 "postgres://db/s?user=u&password=hunter2&sslmode=require",
                 "postgres://db/s?user=u&password=***&sslmode=require",
