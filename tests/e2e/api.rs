@@ -2215,3 +2215,58 @@ async fn a_body_is_an_object_of_known_fields_read_as_its_schema_says() {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{answer}");
 }
+
+/// Found in review: a connection's worker labels could not be set through the API, so any PUT
+/// (a pause, say) dropped a residency rule written some other way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connections_worker_labels_are_set_and_checked_through_the_api() {
+    let s = crate::marketplace::setup();
+    install_first_party(&s);
+    let api = Api::new(s).await;
+    api.workspaces().await;
+    let owner = api.token(Role::Owner).to_string();
+    let path = "/v1/workspaces/own/connections/conn";
+    let body = |labels: Value| json!({ "source": "src", "destination": "dst", "status": "paused", "labels": labels });
+    let (status, answer) = api
+        .call(
+            Method::PUT,
+            path,
+            Some(&owner),
+            Some(body(json!({ "region": "eu" }))),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let (_, got) = api.call(Method::GET, path, Some(&owner), None).await;
+    assert_eq!(
+        got["settings"]["labels"],
+        json!({ "region": "eu" }),
+        "{got}"
+    );
+    let def = api
+        .store
+        .connection_def("own", "conn")
+        .await
+        .unwrap()
+        .unwrap();
+    let conn = sluice::server::resolve::resolve(&api.store, &def)
+        .await
+        .unwrap();
+    assert_eq!(conn.labels.get("region").map(String::as_str), Some("eu"));
+    let (status, answer) = api
+        .call(
+            Method::PUT,
+            path,
+            Some(&owner),
+            Some(body(json!({ "region": "e u" }))),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert!(answer.to_string().contains("[labels]"), "{answer}");
+    // The refused PUT changed nothing.
+    let (_, got) = api.call(Method::GET, path, Some(&owner), None).await;
+    assert_eq!(
+        got["settings"]["labels"],
+        json!({ "region": "eu" }),
+        "{got}"
+    );
+}

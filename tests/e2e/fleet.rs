@@ -532,7 +532,8 @@ async fn serve_replicas_and_workers_run_every_run_once_through_kills() {
     for (i, n) in triggered.iter().enumerate() {
         fleet.connection(n, 10 + i as u64, &[]).await;
     }
-    for (i, n) in ["q0", "q1"].iter().enumerate() {
+    let queued = ["q0", "q1", "q2", "q3"];
+    for (i, n) in queued.iter().enumerate() {
         fleet
             .connection_with(n, 20 + i as u64, &[], None, USERS)
             .await;
@@ -549,8 +550,9 @@ async fn serve_replicas_and_workers_run_every_run_once_through_kills() {
         .map(|i| fleet.worker(&format!("node{i}"), "1.5", &[]))
         .collect();
     // Queued for the workers, big enough to be killed mid-run; kill a worker mid-run, twice.
-    fleet.enqueue("q0");
-    fleet.enqueue("q1");
+    for n in queued {
+        fleet.enqueue(n);
+    }
     for next in 3..5 {
         let pids: Vec<u32> = workers.iter().map(|w| w.child.id()).collect();
         let (connection, worker) = fleet
@@ -606,8 +608,23 @@ async fn serve_replicas_and_workers_run_every_run_once_through_kills() {
         }
     }
     assert_eq!(ours.len(), 40);
-    // Let the schedules run a few more occurrences, then pause them.
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // Let the schedules run at least ten occurrences in all, then pause them.
+    let until = Instant::now() + Duration::from_secs(90);
+    loop {
+        let scheduled = fleet
+            .store
+            .runs(None, 1000)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|r| r.connection == "w/s0" || r.connection == "w/s1")
+            .count();
+        if scheduled >= 10 {
+            break;
+        }
+        assert!(Instant::now() < until, "{scheduled} scheduled runs");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     for n in ["s0", "s1"] {
         let mut def = fleet.store.connection_def("w", n).await.unwrap().unwrap();
         def.status = "paused".into();
@@ -630,7 +647,8 @@ async fn serve_replicas_and_workers_run_every_run_once_through_kills() {
     let names: Vec<&str> = triggered
         .iter()
         .copied()
-        .chain(["q0", "q1", "big", "s0", "s1"])
+        .chain(queued)
+        .chain(["big", "s0", "s1"])
         .collect();
     fleet.assert_every_user_once(&names).await;
     let big = runs.iter().find(|r| r.id == big_run).unwrap();
@@ -730,4 +748,75 @@ async fn two_nodes_revoking_the_last_two_owner_keys_at_once_leave_one() {
         assert_eq!(owners.len(), 1, "round {round}: {owners:?}");
         survivor = owners[0].id.clone();
     }
+}
+
+/// Found in review: a worker stopped cleanly (SIGTERM, as a rollout does) ended its run
+/// interrupted and dropped the job, so nobody resumed it until the next trigger.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_stopped_cleanly_hands_its_run_to_another() {
+    let fleet = Fleet::new(PAUSED_USERS / 2).await;
+    fleet.connection("handed", 8, &[]).await;
+    fleet.enqueue("handed");
+    let first = fleet.worker("first", "30", &[]);
+    fleet.held_mid_run(&[&first]).await;
+    first.signal("-TERM");
+    let mut first = first;
+    let _ = first.child.wait();
+    assert!(
+        first.log().contains("handed the run of `w/handed` back"),
+        "{}",
+        first.log()
+    );
+    // Resumed at once, not after the 30 s lease.
+    let second = fleet.worker("second", "30", &[]);
+    fleet
+        .drained(Duration::from_secs(120), &[&first, &second])
+        .await;
+    let runs = fleet.store.runs(None, 10).await.unwrap();
+    assert_eq!(attempts(&runs, "handed"), vec![(RunStatus::Succeeded, 2)]);
+    fleet.assert_every_user_once(&["handed"]).await;
+}
+
+/// Found in review: a job kept the labels it was queued with, so a residency rule added to the
+/// connection afterwards did not hold for that run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn labels_added_after_queueing_still_hold() {
+    let fleet = Fleet::new(3_000).await;
+    fleet.connection("moved", 9, &[]).await;
+    fleet.enqueue("moved");
+    // Now it may run in the eu only.
+    let mut def = fleet
+        .store
+        .connection_def("w", "moved")
+        .await
+        .unwrap()
+        .unwrap();
+    def.settings["labels"] = json!({ "region": "eu" });
+    fleet.store.put_connection(&def).await.unwrap();
+    let us = fleet.worker("us", "5", &["region=us"]);
+    let until = Instant::now() + Duration::from_secs(30);
+    while !us.log().contains("handed back") {
+        assert!(Instant::now() < until, "{}", us.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let q = fleet.store.queued_runs().await.unwrap();
+    assert_eq!(q.len(), 1);
+    assert_eq!(
+        q[0].labels.get("region").map(String::as_str),
+        Some("eu"),
+        "{q:?}"
+    );
+    let eu = fleet.worker("eu", "5", &["region=eu"]);
+    fleet.drained(Duration::from_secs(60), &[&us, &eu]).await;
+    assert!(
+        eu.log().contains("claimed the run of `w/moved`"),
+        "{}",
+        eu.log()
+    );
+    assert!(
+        !us.log().contains("run of `w/moved` started"),
+        "{}",
+        us.log()
+    );
+    fleet.assert_every_user_once(&["moved"]).await;
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sluice::boundary::crypto::Keyring;
-use sluice::store::{Labels, RunStatus, Store, StoreError};
+use sluice::store::{Labels, Lease, RunStatus, Store, StoreError};
 use sluice_tests::pg::pg;
 
 async fn stores(n: usize) -> (sluice_tests::pg::TestDb, Vec<Arc<Store>>, tempfile::TempDir) {
@@ -229,4 +229,188 @@ async fn a_session_stuck_in_a_transaction_is_ended_by_the_server() {
             Some("sluice")
         );
     }
+}
+
+/// Found in review: the job did not record which attempt held it, so a worker whose attempt
+/// was taken over under the same worker id (another slot of one process) renewed the new
+/// attempt's lease and deleted its job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attempt_taken_over_under_the_same_worker_id_renews_and_releases_nothing() {
+    let (_db, stores, _dir) = stores(1).await;
+    let s = &stores[0];
+    let none = Labels::new();
+    s.enqueue_run("w/a", &none, false, "t").await.unwrap();
+    let old = s
+        .claim_run("w1", &none, Duration::from_millis(1))
+        .await
+        .unwrap()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let new = s
+        .claim_run("w1", &none, Duration::from_secs(60))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(new.start.attempt, old.start.attempt + 1);
+    assert_eq!(
+        s.renew_lease(&old, Duration::from_secs(60)).await.unwrap(),
+        Lease::Lost
+    );
+    assert!(!s.release_run(&old).await.unwrap());
+    assert_eq!(
+        s.renew_lease(&new, Duration::from_secs(60)).await.unwrap(),
+        Lease::Held { cancel: None }
+    );
+    assert!(s.release_run(&new).await.unwrap());
+}
+
+/// Found in review: a cancelled run whose holder died before it stopped was claimed again and
+/// resumed, and ran until the new holder's first heartbeat.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_run_whose_worker_died_is_ended_not_resumed() {
+    let (_db, stores, _dir) = stores(1).await;
+    let s = &stores[0];
+    let none = Labels::new();
+    s.enqueue_run("w/a", &none, false, "t").await.unwrap();
+    let dead = s
+        .claim_run("w1", &none, Duration::from_millis(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(s.cancel_queued("w/a", "cancelled by t").await.unwrap());
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert!(
+        s.claim_run("w2", &none, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let run = s.run(dead.start.run_id).await.unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Interrupted, "{run:?}");
+    assert!(run.error.unwrap_or_default().contains("cancelled by t"));
+    // The connection may be queued again, and resumes the run then.
+    s.enqueue_run("w/a", &none, false, "t")
+        .await
+        .unwrap()
+        .unwrap();
+    let next = s
+        .claim_run("w2", &none, Duration::from_secs(60))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(next.start.run_id, dead.start.run_id);
+}
+
+/// Found in review: `sluice run` (or a server on the embedded store) only takes its machine's
+/// lock, so it took over a run a worker held, and a claim took over a run it was making.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_outside_the_queue_and_queued_runs_never_take_each_other_over() {
+    let (_db, stores, _dir) = stores(1).await;
+    let s = &stores[0];
+    let none = Labels::new();
+    s.enqueue_run("w/a", &none, false, "t").await.unwrap();
+    let held = s
+        .claim_run("w1", &none, Duration::from_secs(60))
+        .await
+        .unwrap()
+        .unwrap();
+    let lock = s.lock("w/a").unwrap();
+    let outside = s.begin_run(&lock, "w/a", false).await;
+    assert!(
+        matches!(outside, Err(StoreError::Queued(ref c)) if c == "w/a"),
+        "{outside:?}"
+    );
+    assert_eq!(
+        s.renew_lease(&held, Duration::from_secs(60)).await.unwrap(),
+        Lease::Held { cancel: None }
+    );
+    s.finish_run(
+        held.start.run_id,
+        held.start.attempt,
+        RunStatus::Succeeded,
+        None,
+        &[],
+        0,
+    )
+    .await
+    .unwrap();
+    assert!(s.release_run(&held).await.unwrap());
+    // Now a run outside the queue is going: a queued run waits for it, and a server's own
+    // trigger is refused.
+    let mine = s.begin_run(&lock, "w/a", false).await.unwrap();
+    s.enqueue_run("w/a", &none, false, "t")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        s.claim_run("w2", &none, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    s.cancel_queued("w/a", "t").await.unwrap();
+    assert!(
+        s.enqueue_claimed("w/a", &none, false, "t", "w3", Duration::from_secs(60))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let run = s.run(mine.run_id).await.unwrap().unwrap();
+    assert_eq!(
+        (run.status, run.attempt),
+        (RunStatus::Running, mine.attempt)
+    );
+}
+
+/// Found in review: a replica recording a late attempt turned a delivered event back into a
+/// pending one, and it was sent again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_attempt_record_does_not_undo_a_delivery() {
+    use sluice::store::Attempt;
+    let (_db, stores, _dir) = stores(2).await;
+    stores[0].create_workspace("team").await.unwrap();
+    stores[0]
+        .create_webhook("team", "https://hooks.example/x", &["run.finished".into()])
+        .await
+        .unwrap();
+    let queued = stores[0]
+        .enqueue_webhook_event("team", "run.finished", r#"{"run":1}"#)
+        .await
+        .unwrap();
+    assert_eq!(queued.len(), 1);
+    let now = sluice::store::now_ms() + 1_000;
+    let a = stores[0]
+        .take_due_deliveries(now, 1, 120_000)
+        .await
+        .unwrap();
+    // Paused past its lease: the other replica takes the delivery and delivers it.
+    let b = stores[1]
+        .take_due_deliveries(now + 121_000, 1, 120_000)
+        .await
+        .unwrap();
+    assert_eq!(a[0].delivery.id, b[0].delivery.id);
+    let id = &a[0].delivery.id;
+    stores[1]
+        .record_delivery_attempt(id, 1, &Attempt::Delivered(200))
+        .await
+        .unwrap();
+    stores[0]
+        .record_delivery_attempt(
+            id,
+            1,
+            &Attempt::Retry {
+                status: Some(500),
+                error: "x".into(),
+                next_at: now,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        stores[0]
+            .take_due_deliveries(now + 500_000, 10, 120_000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

@@ -7,7 +7,10 @@
 -- it and until when; a job whose lease lapsed is claimed again, by a worker that resumes its
 -- run at the next attempt (the run's `attempt` is the fencing token: the worker that held the
 -- older attempt can no longer commit a checkpoint or finish the run).
--- `cancel`: why an operator asked the run to stop; the worker holding it stops it.
+-- `attempt`: the run's attempt the holder runs; its heartbeat and release name it, so a holder
+-- whose attempt was taken over renews and releases nothing.
+-- `cancel`: why an operator asked the run to stop; the worker holding it stops it, and a job
+-- whose holder is gone is not resumed but ended.
 CREATE TABLE run_queue (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
     connection  TEXT    NOT NULL,
@@ -18,6 +21,7 @@ CREATE TABLE run_queue (
     run_id      INTEGER REFERENCES runs (id) ON DELETE CASCADE,
     worker      TEXT,
     lease_until INTEGER,
+    attempt     INTEGER,
     cancel      TEXT
 );
 CREATE UNIQUE INDEX run_queue_one_per_connection ON run_queue (connection);

@@ -95,6 +95,11 @@ pub struct ConnectionBody {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub failed_records: Option<Value>,
+    /// The worker labels its runs require, as the connection file's `[labels]`
+    /// (`{"region": "eu"}`: on a shared store only a worker with every one of them runs it).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub labels: Option<Value>,
     /// When it runs on its own: a cron expression in UTC (5 fields, or 6 with seconds first;
     /// `@hourly`, `@daily`…). None: only when triggered.
     #[serde(default)]
@@ -163,6 +168,7 @@ async fn prepare(
         ("pii", body.pii),
         ("limits", body.limits),
         ("failed_records", body.failed_records),
+        ("labels", body.labels),
     ] {
         if let Some(v) = v {
             settings.insert(k.into(), v);

@@ -322,11 +322,7 @@ pub async fn cancel(
     if stop.is_none()
         && state.server.worker.is_some()
         && run.status == crate::store::RunStatus::Running
-        && state
-            .server
-            .store
-            .cancel_queued(&run.connection, &why)
-            .await?
+        && state.server.store.cancel_run(run.id, &why).await?
     {
         return Ok((
             StatusCode::ACCEPTED,

@@ -265,7 +265,10 @@ pub async fn start(
         // The run never began: say why.
         None => match task.await {
             // Started elsewhere (the CLI, another server on the same data dir).
-            Ok(Err(SyncError::Lock(LockError::Busy(_)))) => Err(StartError::Busy),
+            Ok(Err(SyncError::Lock(LockError::Busy(_))))
+            | Ok(Err(SyncError::Store(crate::store::StoreError::Queued(_)))) => {
+                Err(StartError::Busy)
+            }
             Ok(Err(e)) => Err(StartError::Failed(e.to_string())),
             Ok(Ok(_)) | Err(_) => Err(StartError::Failed(
                 "the run ended before it was recorded".to_string(),
@@ -310,12 +313,23 @@ async fn start_queued(
         Err(e) => return Err(StartError::Failed(e.to_string())),
     };
     let run_id = claimed.start.run_id;
-    let (store, runtime, lease) = (server.store.clone(), server.runtime.clone(), worker.lease);
+    let (store, runtime, worker, running) = (
+        server.store.clone(),
+        server.runtime.clone(),
+        worker.clone(),
+        server.running.clone(),
+    );
     let notify = server.webhooks.clone();
     let done = tokio::spawn(async move {
-        let end =
-            super::worker::execute(&store, &runtime, &claimed, lease, claim.stop.clone(), None)
-                .await;
+        let end = super::worker::execute(
+            &store,
+            &runtime,
+            &claimed,
+            &worker,
+            &running,
+            claim.stop.clone(),
+        )
+        .await;
         drop(claim);
         drop(slot);
         notify.notify();

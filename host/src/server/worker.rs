@@ -119,15 +119,20 @@ pub async fn work(
             );
             continue;
         };
-        let (store, runtime, lease) = (store.clone(), runtime.clone(), config.lease);
+        let (store, runtime, config, running) = (
+            store.clone(),
+            runtime.clone(),
+            config.clone(),
+            running.clone(),
+        );
         tokio::spawn(async move {
             execute(
                 &store,
                 &runtime,
                 &claimed,
-                lease,
+                &config,
+                &running,
                 registered.stop.clone(),
-                None,
             )
             .await;
             drop(registered);
@@ -140,16 +145,18 @@ pub async fn work(
     tracing::info!(worker = %config.id, "worker stopped");
 }
 
-/// Run one claimed run under its lease (telling `started` its id once it has begun), then let
-/// the job go; how it ended.
+/// Run one claimed run under its lease as `worker`, then let the job go; how it ended. A run
+/// stopped because `running` is shutting down is handed back for another worker to resume at
+/// once; one whose connection now requires labels `worker` lacks is handed back unrun.
 pub async fn execute(
     store: &Store,
     runtime: &Runtime,
     claimed: &Claimed,
-    lease: Duration,
+    worker: &WorkerConfig,
+    running: &Running,
     stop: Stop,
-    started: Option<tokio::sync::mpsc::Sender<i64>>,
 ) -> RunEnd {
+    let lease = worker.lease;
     let run_id = claimed.start.run_id;
     let attempt = claimed.start.attempt;
     tracing::info!(
@@ -171,18 +178,36 @@ pub async fn execute(
             let _ = store
                 .finish_run(run_id, attempt, RunStatus::Failed, Some(&why), &[], 0)
                 .await;
-            if let Some(tx) = started {
-                let _ = tx.try_send(run_id);
-            }
             let _ = store.release_run(claimed).await;
             return RunEnd::Failed(why);
         }
     };
+    // The labels the connection requires now, not when it was queued: a residency rule added
+    // since is kept.
+    if !conn
+        .labels
+        .iter()
+        .all(|(k, v)| worker.labels.get(k) == Some(v))
+    {
+        heartbeat.abort();
+        tracing::warn!(
+            run = run_id,
+            "worker {} may not run `{}`: it requires labels {:?}; handed back for a worker \
+             that has them",
+            worker.id,
+            conn.name,
+            conn.labels
+        );
+        if let Err(e) = store.hand_back(claimed, &conn.labels).await {
+            tracing::error!(run = run_id, "cannot hand the run back: {e}");
+        }
+        return RunEnd::Stopped;
+    }
     let options = RunOptions {
         fresh: false,
         progress: Arc::new(Progress::default()),
         actor: claimed.actor.clone(),
-        started,
+        started: None,
         stop: stop.clone(),
     };
     let report = sync::run_begun(runtime, store, &conn, options, claimed.start.clone()).await;
@@ -229,6 +254,15 @@ pub async fn execute(
             }
         }
     };
+    if end == RunEnd::Stopped && running.is_closed() {
+        // Stopped by this worker's shutdown, not by a cancel: another worker resumes it now.
+        match store.hand_back(claimed, &conn.labels).await {
+            Ok(true) => tracing::info!(run = run_id, "handed the run of `{}` back", conn.name),
+            Ok(false) => {}
+            Err(e) => tracing::error!(run = run_id, "cannot hand the run back: {e}"),
+        }
+        return end;
+    }
     if let Err(e) = store.release_run(claimed).await {
         tracing::error!(run = run_id, "cannot release the run's job: {e}");
     }
@@ -237,9 +271,14 @@ pub async fn execute(
 
 /// Renew the lease every third of it; stop the run when it is lost or cancelled.
 async fn heartbeat(store: &Store, claimed: &Claimed, lease: Duration, stop: &Stop) {
+    let mut renewed = tokio::time::Instant::now();
     loop {
         tokio::time::sleep(lease / 3).await;
-        match store.renew_lease(claimed, lease).await {
+        let result = store.renew_lease(claimed, lease).await;
+        if matches!(result, Ok(Lease::Held { .. })) {
+            renewed = tokio::time::Instant::now();
+        }
+        match result {
             Ok(Lease::Held { cancel: None }) => {}
             Ok(Lease::Held { cancel: Some(why) }) => stop.stop(&why),
             Ok(Lease::Lost) => {
@@ -254,9 +293,17 @@ async fn heartbeat(store: &Store, claimed: &Claimed, lease: Duration, stop: &Sto
                 stop.stop("the lease was lost: another worker runs it now");
                 return;
             }
-            // The store is unreachable: keep trying; if the lease lapses meanwhile, the
-            // store refuses this attempt's next write.
-            Err(e) => tracing::warn!(run = claimed.start.run_id, "cannot renew the lease: {e}"),
+            // The store is unreachable: keep trying, but stop the run before the lease can
+            // lapse, so a worker cut off from the store stops writing to the destination
+            // before another takes the run over (the store would refuse its commits anyway).
+            Err(e) => {
+                tracing::warn!(run = claimed.start.run_id, "cannot renew the lease: {e}");
+                if renewed.elapsed() >= lease * 2 / 3 {
+                    stop.stop("the lease could not be renewed: the store is unreachable");
+                    return;
+                }
+                continue;
+            }
         }
     }
 }

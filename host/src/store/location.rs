@@ -126,10 +126,7 @@ impl StoreLocation {
         // Where it connects and how, as the driver reads them: the URL's host, then each
         // parameter in order, the last one winning (`?sslmode=verify-full&sslmode=disable` is
         // `disable`), then the environment for what the URL leaves out.
-        let mut host = url
-            .host_str()
-            .filter(|h| !h.is_empty())
-            .map(|h| percent_decode(h));
+        let mut host = url.host_str().filter(|h| !h.is_empty()).map(percent_decode);
         let mut mode = None;
         for (key, value) in url.query_pairs() {
             match &*key {

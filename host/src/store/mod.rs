@@ -90,6 +90,13 @@ pub enum StoreError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// A run of the connection is queued or running through the run queue (a worker holds
+    /// it), so a run outside the queue may not begin.
+    #[error(
+        "a run of `{0}` is queued or running in the run queue: runs of one connection never \
+         overlap (`sluice queue list` shows it; `sluice queue cancel` stops it)"
+    )]
+    Queued(String),
     /// A write of an attempt the run has moved on from: another worker holds it now.
     #[error(
         "run {run_id} attempt {attempt} may no longer write: {now} (its lease lapsed and \
@@ -476,7 +483,13 @@ impl Store {
     ) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
         match self.backend {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.pool.begin().await,
+            // Pinned whatever the role's default: the claim, fence and takeover statements
+            // wait for each other's row locks and then read what was committed.
+            Backend::Postgres => {
+                self.pool
+                    .begin_with("BEGIN ISOLATION LEVEL READ COMMITTED")
+                    .await
+            }
         }
     }
 

@@ -104,16 +104,21 @@ fn parse_labels(text: &str) -> Result<Labels, StoreError> {
 }
 
 /// The oldest job a worker with labels `$2` may claim at `$1` (unix ms): free, or held by a
-/// lease that lapsed, and requiring no label the worker lacks. PostgreSQL skips rows another
+/// lease that lapsed, requiring no label the worker lacks, and of a connection no run outside
+/// the queue is running (`sluice run` holds only its machine's lock). PostgreSQL skips rows another
 /// worker's claim has locked.
-const CLAIMABLE_PG: &str = "SELECT id, connection, fresh, actor, run_id FROM run_queue \
+const CLAIMABLE_PG: &str = "SELECT id, connection, fresh, actor, run_id, cancel FROM run_queue \
      WHERE (worker IS NULL OR lease_until < $1) AND CAST(labels AS JSONB) <@ CAST($2 AS JSONB) \
+     AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.connection = run_queue.connection \
+       AND r.status = 'running' AND (run_queue.run_id IS NULL OR r.id <> run_queue.run_id)) \
      ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED";
-const CLAIMABLE_SQLITE: &str = "SELECT id, connection, fresh, actor, run_id FROM run_queue \
+const CLAIMABLE_SQLITE: &str = "SELECT id, connection, fresh, actor, run_id, cancel FROM run_queue \
      WHERE (worker IS NULL OR lease_until < $1) AND NOT EXISTS (\
        SELECT 1 FROM json_each(run_queue.labels) AS need WHERE NOT EXISTS (\
          SELECT 1 FROM json_each($2) AS has \
          WHERE has.key = need.key AND has.value = need.value)) \
+     AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.connection = run_queue.connection \
+       AND r.status = 'running' AND (run_queue.run_id IS NULL OR r.id <> run_queue.run_id)) \
      ORDER BY id LIMIT 1";
 
 impl Store {
@@ -175,9 +180,21 @@ impl Store {
             return Ok(None);
         };
         let job: i64 = row.get("id");
+        // A run outside the queue (`sluice run`, a server on the embedded store) is going.
+        let outside =
+            sqlx::query("SELECT id FROM runs WHERE connection = $1 AND status = 'running'")
+                .bind(connection)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db("look for a running run"))?;
+        if outside.is_some() {
+            tx.rollback().await.map_err(db("enqueue run"))?;
+            return Ok(None);
+        }
         let start = begin_in(&mut tx, connection, fresh).await?;
-        sqlx::query("UPDATE run_queue SET run_id = $1 WHERE id = $2")
+        sqlx::query("UPDATE run_queue SET run_id = $1, attempt = $2 WHERE id = $3")
             .bind(start.run_id)
+            .bind(start.attempt)
             .bind(job)
             .execute(&mut *tx)
             .await
@@ -264,6 +281,23 @@ impl Store {
             let job: i64 = row.get("id");
             let connection: String = row.get("connection");
             let run_id: Option<i64> = row.get("run_id");
+            // Cancelled, and its holder gone before it stopped: ended, not resumed.
+            if let Some(why) = row.get::<Option<String>, _>("cancel") {
+                if let Some(run_id) = run_id {
+                    sqlx::query(
+                        "UPDATE runs SET status = 'interrupted', error = $1, finished_at = $2 \
+                         WHERE id = $3 AND status = 'running'",
+                    )
+                    .bind(format!("stopped before the end: {why}"))
+                    .bind(super::now())
+                    .bind(run_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db("end a cancelled run"))?;
+                }
+                release_in(&mut tx, job).await?;
+                continue;
+            }
             let start = match run_id {
                 None => begin_in(&mut tx, &connection, row.get::<i64, _>("fresh") != 0).await?,
                 Some(run_id) => match take_over(&mut tx, run_id).await? {
@@ -275,11 +309,13 @@ impl Store {
                 },
             };
             sqlx::query(
-                "UPDATE run_queue SET run_id = $1, worker = $2, lease_until = $3 WHERE id = $4",
+                "UPDATE run_queue SET run_id = $1, worker = $2, lease_until = $3, attempt = $4 \
+                 WHERE id = $5",
             )
             .bind(start.run_id)
             .bind(worker)
             .bind(now + lease_ms(lease))
+            .bind(start.attempt)
             .bind(job)
             .execute(&mut *tx)
             .await
@@ -305,6 +341,7 @@ impl Store {
     ) -> Result<Lease, StoreError> {
         let row = sqlx::query(
             "UPDATE run_queue SET lease_until = $1 WHERE id = $2 AND worker = $3 AND run_id = $4 \
+             AND attempt = $5 \
              AND EXISTS (SELECT 1 FROM runs WHERE runs.id = $4 AND runs.attempt = $5) \
              RETURNING cancel",
         )
@@ -327,15 +364,48 @@ impl Store {
     /// Let `claimed`'s job go once its run has finished (or could not start): the connection
     /// may be queued again. A worker that lost the job releases nothing.
     pub async fn release_run(&self, claimed: &Claimed) -> Result<bool, StoreError> {
-        let done =
-            sqlx::query("DELETE FROM run_queue WHERE id = $1 AND worker = $2 AND run_id = $3")
-                .bind(claimed.job)
-                .bind(&claimed.worker)
-                .bind(claimed.start.run_id)
-                .execute(&self.pool)
-                .await
-                .map_err(db("release run"))?;
+        let done = sqlx::query(
+            "DELETE FROM run_queue WHERE id = $1 AND worker = $2 AND run_id = $3 AND attempt = $4",
+        )
+        .bind(claimed.job)
+        .bind(&claimed.worker)
+        .bind(claimed.start.run_id)
+        .bind(claimed.start.attempt)
+        .execute(&self.pool)
+        .await
+        .map_err(db("release run"))?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// Give `claimed`'s job back unfinished (its worker is shutting down, or may not run it):
+    /// the next worker to claim it resumes the run at its next attempt, at once. Whether it was
+    /// still this worker's to give.
+    pub async fn hand_back(&self, claimed: &Claimed, labels: &Labels) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE run_queue SET worker = NULL, lease_until = NULL, labels = $1 \
+             WHERE id = $2 AND worker = $3 AND run_id = $4 AND attempt = $5",
+        )
+        .bind(labels_json(labels))
+        .bind(claimed.job)
+        .bind(&claimed.worker)
+        .bind(claimed.start.run_id)
+        .bind(claimed.start.attempt)
+        .execute(&self.pool)
+        .await
+        .map_err(db("hand a run back"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Ask run `run_id`, held from the queue by whichever worker, to stop at its holder's next
+    /// heartbeat. Whether the queue holds that run.
+    pub async fn cancel_run(&self, run_id: i64, why: &str) -> Result<bool, StoreError> {
+        let held = sqlx::query("UPDATE run_queue SET cancel = $1 WHERE run_id = $2")
+            .bind(why)
+            .bind(run_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db("cancel a run"))?;
+        Ok(held.rows_affected() > 0)
     }
 
     /// Ask the queued or running run of `connection` to stop: a waiting job is dropped, a held

@@ -106,6 +106,16 @@ impl Store {
         fresh: bool,
     ) -> Result<RunStart, StoreError> {
         let mut tx = self.write_tx().await.map_err(db("begin run"))?;
+        // The lock is this machine's; the queue is the fleet's: a run a worker holds (or will
+        // claim) is not taken over from outside it.
+        let queued = sqlx::query("SELECT id FROM run_queue WHERE connection = $1")
+            .bind(connection)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db("look in the run queue"))?;
+        if queued.is_some() {
+            return Err(StoreError::Queued(connection.to_string()));
+        }
         let start = begin_in(&mut tx, connection, fresh).await?;
         tx.commit().await.map_err(db("begin run"))?;
         Ok(start)

@@ -411,7 +411,9 @@ impl Store {
         Ok(due)
     }
 
-    /// Record an attempt at delivery `id` (its `attempts`-th).
+    /// Record an attempt at delivery `id` (its `attempts`-th). A record of an attempt no later
+    /// than one recorded already, or of a delivery no longer pending, changes nothing: a
+    /// replica that woke late does not turn a delivered event back into a pending one.
     pub async fn record_delivery_attempt(
         &self,
         id: &str,
@@ -430,7 +432,7 @@ impl Store {
         sqlx::query(
             "UPDATE webhook_deliveries SET status = $1, attempts = $2, \
              next_at = COALESCE($3, next_at), last_status = $4, last_error = $5, updated_at = $6 \
-             WHERE id = $7",
+             WHERE id = $7 AND status = 'pending' AND attempts < $2",
         )
         .bind(status)
         .bind(attempts)
