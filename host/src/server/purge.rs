@@ -36,6 +36,9 @@ pub async fn purge(
     Ok(report)
 }
 
+/// How long schedule occurrences and workers' heartbeats are kept (a day, in ms).
+const QUEUE_KEPT_MS: i64 = 24 * 60 * 60 * 1000;
+
 /// Purge every `every` until the task is aborted (the first right away). Nothing removed is
 /// not audited, so a quiet server does not fill its log with empty purges.
 pub async fn auto_purge(server: Server, every: Duration) {
@@ -43,6 +46,18 @@ pub async fn auto_purge(server: Server, every: Duration) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        // The queue's bookkeeping: occurrences and workers older than a day.
+        match server
+            .store
+            .prune_queue(crate::store::now_ms() - QUEUE_KEPT_MS)
+            .await
+        {
+            Ok((0, 0)) => {}
+            Ok((occurrences, workers)) => tracing::info!(
+                "forgot {occurrences} schedule occurrences and {workers} workers older than a day"
+            ),
+            Err(e) => tracing::error!("cannot prune the run queue's records: {e}"),
+        }
         let retention = match Retention::load(server.store.dir()) {
             Ok(r) => r.floored(server.audit_floor),
             Err(e) => {

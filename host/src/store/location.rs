@@ -180,7 +180,7 @@ impl StoreLocation {
 }
 
 /// The query parameters sqlx's PostgreSQL driver reads (sqlx-postgres 0.9, options/parse.rs).
-const KNOWN_PARAMETERS: &[&str] = &[
+pub(super) const KNOWN_PARAMETERS: &[&str] = &[
     "sslmode",
     "ssl-mode",
     "sslrootcert",

@@ -181,31 +181,16 @@ pub fn without_password(url: &str) -> String {
         Some((base, query)) => (base, Some(query)),
         None => (url, None),
     };
-    // Only the values of parameters known to hold no secret are shown: a password's, however
-    // it is spelled, cased or encoded, is not.
-    const SHOWN: &[&str] = &[
-        "sslmode",
-        "ssl-mode",
-        "sslrootcert",
-        "ssl-root-cert",
-        "ssl-ca",
-        "sslcert",
-        "ssl-cert",
-        "sslkey",
-        "ssl-key",
-        "host",
-        "hostaddr",
-        "port",
-        "dbname",
-        "user",
-        "application_name",
-        "statement-cache-capacity",
-    ];
+    // Only the values of parameters the driver knows, and that hold no secret, are shown: a
+    // password's, however it is spelled, cased or encoded, is not.
+    let shown = |key: &str| {
+        key != "password" && key != "options" && location::KNOWN_PARAMETERS.contains(&key)
+    };
     let query = query.map(|query| {
         query
             .split('&')
             .map(|pair| match pair.split_once('=') {
-                Some((key, _)) if !SHOWN.contains(&key) => format!("{key}=***"),
+                Some((key, _)) if !shown(key) => format!("{key}=***"),
                 _ => pair.to_string(),
             })
             .collect::<Vec<_>>()

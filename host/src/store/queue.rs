@@ -427,6 +427,23 @@ impl Store {
         Ok(waiting.rows_affected() + held.rows_affected() > 0)
     }
 
+    /// Forget the schedule occurrences enqueued, and the workers last heard from, before
+    /// `before` (unix ms): a per-second schedule records 86,400 occurrences a day, and only
+    /// the latest ones can still be contended by replicas. How many of each went.
+    pub async fn prune_queue(&self, before: i64) -> Result<(u64, u64), StoreError> {
+        let occurrences = sqlx::query("DELETE FROM schedule_occurrences WHERE enqueued_at < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await
+            .map_err(db("prune occurrences"))?;
+        let workers = sqlx::query("DELETE FROM workers WHERE seen_at < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await
+            .map_err(db("prune workers"))?;
+        Ok((occurrences.rows_affected(), workers.rows_affected()))
+    }
+
     /// The queue, oldest first.
     pub async fn queued_runs(&self) -> Result<Vec<QueuedRun>, StoreError> {
         let rows = sqlx::query(
@@ -727,5 +744,10 @@ mod tests {
             Occurrence::Busy
         );
         assert_eq!(s.queued_runs().await.unwrap().len(), 1);
+        // Old occurrences and gone workers are forgotten; recent ones stay.
+        s.worker_seen("w1", &none).await.unwrap();
+        assert_eq!(s.prune_queue(now_ms() - 60_000).await.unwrap(), (0, 0));
+        assert_eq!(s.prune_queue(now_ms() + 1).await.unwrap(), (2, 1));
+        assert!(s.live_workers(0).await.unwrap().is_empty());
     }
 }
