@@ -219,12 +219,13 @@ impl Fleet {
     }
 
     /// A `sluice serve` replica on this fleet's store, listening on loopback.
-    fn replica(&self, node: &str) -> Replica {
+    fn replica(&self, node: &str, args: &[&str]) -> Replica {
         use std::io::BufRead;
         let log = self.root.path().join(format!("{node}.log"));
         let mut child = self
             .command(node)
             .args(["serve", "--listen", "127.0.0.1:0", "--max-runs", "8"])
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -568,8 +569,41 @@ async fn serve_replicas_and_workers_run_every_run_once_through_kills() {
         workers[i] = fleet.worker(&format!("node{next}"), "1.5", &[]);
     }
 
-    let a = fleet.replica("replica-a");
-    let b = fleet.replica("replica-b");
+    // Every run's end goes to a webhook that fails each delivery's first attempt.
+    let answered: Arc<std::sync::Mutex<Vec<(String, u16)>>> = Arc::default();
+    let seen = answered.clone();
+    let receiver = sluice_tests::server::TestServer::start(move |req| {
+        let id = req
+            .header("sluice-delivery")
+            .unwrap_or_default()
+            .to_string();
+        let mut seen = seen.lock().unwrap();
+        let status = if seen.iter().any(|(d, _)| *d == id) {
+            204
+        } else {
+            500
+        };
+        seen.push((id, status));
+        sluice_tests::server::Reply::status(status, "")
+    });
+    let (hook, _) = fleet
+        .store
+        .create_webhook(
+            "w",
+            &format!("{}/hook", receiver.url()),
+            &["run.succeeded".into()],
+        )
+        .await
+        .unwrap();
+    let allow = format!("http://127.0.0.1:{}", receiver.port());
+    let hooks = [
+        "--webhook-allow",
+        allow.as_str(),
+        "--webhook-retry-delay",
+        "0.2",
+    ];
+    let a = fleet.replica("replica-a", &hooks);
+    let b = fleet.replica("replica-b", &hooks);
     // Two scheduled connections, every two seconds, enqueued by whichever replica sees the
     // occurrence first, run by whichever worker claims it.
     for (i, n) in ["s0", "s1"].iter().enumerate() {
@@ -699,6 +733,35 @@ async fn serve_replicas_and_workers_run_every_run_once_through_kills() {
         );
         assert_eq!(attempts.last(), Some(&run.attempt), "{attempts:?} {run:?}");
     }
+    // Each run's event was delivered, once, after a retry under the same delivery id (a
+    // replica killed while holding deliveries leaves them leased for two minutes).
+    let until = Instant::now() + Duration::from_secs(200);
+    let deliveries = loop {
+        let d = fleet
+            .store
+            .webhook_deliveries(&hook.id, 10_000)
+            .await
+            .unwrap();
+        if d.len() == runs.len() && d.iter().all(|d| d.status == "delivered") {
+            break d;
+        }
+        assert!(
+            Instant::now() < until,
+            "{} of {} deliveries made: {d:#?}",
+            d.iter().filter(|d| d.status == "delivered").count(),
+            runs.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let answered = answered.lock().unwrap().clone();
+    for d in &deliveries {
+        let statuses: Vec<u16> = answered
+            .iter()
+            .filter(|(id, _)| *id == d.id)
+            .map(|(_, s)| *s)
+            .collect();
+        assert_eq!(statuses, vec![500, 204], "delivery {}", d.id);
+    }
     let (ok, out) = fleet.cli(&["audit", "verify"]);
     assert!(ok, "{out}");
 }
@@ -794,18 +857,21 @@ async fn labels_added_after_queueing_still_hold() {
     def.settings["labels"] = json!({ "region": "eu" });
     fleet.store.put_connection(&def).await.unwrap();
     let us = fleet.worker("us", "5", &["region=us"]);
+    // The us worker claims it, finds it may not run it, and hands it back with its labels
+    // (the log line comes just before the job is updated: wait for the queue).
     let until = Instant::now() + Duration::from_secs(30);
-    while !us.log().contains("handed back") {
-        assert!(Instant::now() < until, "{}", us.log());
+    loop {
+        let q = fleet.store.queued_runs().await.unwrap();
+        assert_eq!(q.len(), 1, "{q:?}");
+        if us.log().contains("handed back")
+            && q[0].worker.is_none()
+            && q[0].labels.get("region").map(String::as_str) == Some("eu")
+        {
+            break;
+        }
+        assert!(Instant::now() < until, "{q:?}\n{}", us.log());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let q = fleet.store.queued_runs().await.unwrap();
-    assert_eq!(q.len(), 1);
-    assert_eq!(
-        q[0].labels.get("region").map(String::as_str),
-        Some("eu"),
-        "{q:?}"
-    );
     let eu = fleet.worker("eu", "5", &["region=eu"]);
     fleet.drained(Duration::from_secs(60), &[&us, &eu]).await;
     assert!(
