@@ -16,6 +16,7 @@
 //! Redirects are followed (up to [`MAX_REDIRECTS`]) as new requests, each checked by the host
 //! against the grant again.
 
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::de::DeserializeOwned;
 
 use crate::{Error, Result};
@@ -216,6 +217,28 @@ impl Response {
     }
 }
 
+/// Characters left as they are in a query value (RFC 3986 unreserved).
+const QUERY: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// Percent-encode a query value, leaving `{{secret:NAME}}` placeholders as they are so the host
+/// can find and substitute them.
+pub fn encode_query_value(v: &str) -> String {
+    let mut out = String::new();
+    let mut rest = v;
+    while let Some(i) = rest.find("{{secret:") {
+        let Some(j) = rest[i..].find("}}") else { break };
+        out.extend(utf8_percent_encode(&rest[..i], QUERY));
+        out.push_str(&rest[i..i + j + 2]);
+        rest = &rest[i + j + 2..];
+    }
+    out.extend(utf8_percent_encode(rest, QUERY));
+    out
+}
+
 /// `scheme`, `authority`, `path?query` of an absolute URL.
 pub fn split_url(url: &str) -> Result<(&str, &str, &str)> {
     let bad = || Error::config(format!("`{url}` is not an absolute http(s) URL"));
@@ -400,6 +423,18 @@ mod wire {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn placeholders_survive_query_encoding() {
+        assert_eq!(
+            encode_query_value("a b&{{secret:key}}/x"),
+            "a%20b%26{{secret:key}}%2Fx"
+        );
+        assert_eq!(
+            encode_query_value("2024-01-01T00:00:00Z"),
+            "2024-01-01T00%3A00%3A00Z"
+        );
+    }
 
     #[test]
     fn urls_split_and_locations_resolve() {

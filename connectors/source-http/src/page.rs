@@ -3,34 +3,11 @@
 use std::cmp::Ordering;
 
 use base64::Engine;
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json_path::JsonPath;
-use sluice_sdk::http::{self, Response};
+use sluice_sdk::http::{self, Response, encode_query_value};
 use sluice_sdk::{Error, Result, Value};
 
 use crate::config::{Auth, Config, KeyLocation, Pagination, StreamConfig};
-
-/// Characters left as they are in a query value (RFC 3986 unreserved).
-const QUERY: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
-
-/// Percent-encode a query value, leaving `{{secret:NAME}}` placeholders as they are so the host
-/// can find and substitute them.
-pub fn encode_query_value(v: &str) -> String {
-    let mut out = String::new();
-    let mut rest = v;
-    while let Some(i) = rest.find("{{secret:") {
-        let Some(j) = rest[i..].find("}}") else { break };
-        out.extend(utf8_percent_encode(&rest[..i], QUERY));
-        out.push_str(&rest[i..i + j + 2]);
-        rest = &rest[i + j + 2..];
-    }
-    out.extend(utf8_percent_encode(rest, QUERY));
-    out
-}
 
 /// Where the next page is.
 #[derive(Debug, Clone, PartialEq)]
@@ -331,18 +308,6 @@ mod tests {
 
     fn config(v: Value) -> Config {
         serde_json::from_value(v).unwrap()
-    }
-
-    #[test]
-    fn placeholders_survive_query_encoding() {
-        assert_eq!(
-            encode_query_value("a b&{{secret:key}}/x"),
-            "a%20b%26{{secret:key}}%2Fx"
-        );
-        assert_eq!(
-            encode_query_value("2024-01-01T00:00:00Z"),
-            "2024-01-01T00%3A00%3A00Z"
-        );
     }
 
     #[test]
