@@ -29,6 +29,7 @@ const CONNECTORS: &[&str] = &[
     "source-faker",
     "source-file",
     "source-http",
+    "source-declarative",
     "source-postgres",
     "destination-file",
     "destination-postgres",

@@ -1,0 +1,83 @@
+//! A manifest from JSON to components: references, parameters, the supported-components check,
+//! then the typed model (a shape error names where in the manifest it is).
+
+use serde_json::Value;
+
+use crate::model::DeclarativeSource;
+use crate::{ManifestError, check, resolve};
+
+/// The largest manifest accepted, in bytes of JSON.
+pub const MAX_MANIFEST_BYTES: usize = 4 << 20;
+
+/// Load a manifest (already JSON: `sluice connector import-airbyte` converts the YAML).
+pub fn manifest(manifest: &Value) -> Result<DeclarativeSource, ManifestError> {
+    let size = serde_json::to_vec(manifest).map(|v| v.len()).unwrap_or(0);
+    if size > MAX_MANIFEST_BYTES {
+        return Err(ManifestError::at(
+            &[],
+            format!("it is {size} bytes of JSON; at most {MAX_MANIFEST_BYTES} are read"),
+        ));
+    }
+    let resolved = resolve::references(manifest)?;
+    let propagated = resolve::parameters(resolved);
+    check::components(&propagated)?;
+    let source: DeclarativeSource = serde_path_to_error::deserialize(&propagated).map_err(|e| {
+        let path = e.path().to_string();
+        ManifestError {
+            path: if path == "." { String::new() } else { path },
+            message: e.into_inner().to_string(),
+        }
+    })?;
+    if source.streams.is_empty() {
+        return Err(ManifestError::at(&["streams".into()], "it has no streams"));
+    }
+    for (i, s) in source.streams.iter().enumerate() {
+        if s.name.is_empty() {
+            return Err(ManifestError::at(
+                &["streams".into(), i.to_string(), "name".into()],
+                "a stream needs a name (in `name` or `$parameters.name`)",
+            ));
+        }
+    }
+    Ok(source)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_shape_error_names_its_place() {
+        let m = json!({
+            "streams": [{"name": "a", "retriever": {
+                "requester": {"url_base": "https://x"},
+                "record_selector": {"extractor": {"field_path": "data"}}
+            }}]
+        });
+        let e = manifest(&m).unwrap_err();
+        assert_eq!(
+            e.path, "streams[0].retriever.record_selector.extractor.field_path",
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn defaults_and_parameters_make_a_runnable_stream() {
+        let m = json!({
+            "definitions": {"req": {"url_base": "https://api.example.com/v1", "http_method": "GET"}},
+            "streams": [{"$parameters": {"name": "users", "path": "/users"}, "retriever": {
+                "requester": {"$ref": "#/definitions/req"},
+                "record_selector": {"extractor": {"field_path": ["data"]}}
+            }}],
+            "check": {"stream_names": ["users"]}
+        });
+        let s = manifest(&m).unwrap();
+        assert_eq!(s.streams[0].name, "users");
+        assert_eq!(
+            s.streams[0].retriever.requester.path.as_deref(),
+            Some("/users")
+        );
+        assert_eq!(s.streams[0].retriever.requester.http_method, "GET");
+    }
+}
