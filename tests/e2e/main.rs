@@ -19,6 +19,7 @@ mod marketplace;
 mod packages;
 mod pii_faker;
 mod resume;
+mod source_declarative;
 mod source_file;
 mod source_http;
 mod sql;
