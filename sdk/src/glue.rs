@@ -34,6 +34,7 @@ pub mod destination_world {
             "sluice:connector/types@0.1.0": crate::glue::source_world::sluice::connector::types,
             "sluice:connector/logging@0.1.0": crate::glue::source_world::sluice::connector::logging,
             "sluice:connector/sql@0.1.0": crate::glue::source_world::sluice::connector::sql,
+            "sluice:connector/bundle@0.1.0": crate::glue::source_world::sluice::connector::bundle,
         },
     });
 }

@@ -22,6 +22,7 @@
 
 extern crate self as sluice_sdk;
 
+pub mod bundle;
 mod catalog;
 pub mod destination;
 mod error;

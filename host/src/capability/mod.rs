@@ -6,9 +6,11 @@
 //! - [`net`]: outbound HTTP through the host's send hook (allowlist, SSRF guard, TLS, limits);
 //! - [`secrets`]: values bound to outbound destinations (or a database URL), or handed inside
 //!   when requested;
-//! - [`sql`]: databases through the host: read-only for sources, one schema for destinations.
+//! - [`sql`]: databases through the host: read-only for sources, one schema for destinations;
+//! - [`bundle`]: read-only files packed into the component itself (not granted: carried).
 
 pub mod allow;
+pub mod bundle;
 pub mod fs;
 pub mod manifest;
 pub mod net;

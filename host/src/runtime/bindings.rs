@@ -24,8 +24,9 @@ pub mod destination {
             "sluice:connector/types": super::source::sluice::connector::types,
             "sluice:connector/logging": super::source::sluice::connector::logging,
             "sluice:connector/sql": super::source::sluice::connector::sql,
+            "sluice:connector/bundle": super::source::sluice::connector::bundle,
         },
     });
 }
 
-pub use source::sluice::connector::{logging, sql, types};
+pub use source::sluice::connector::{bundle, logging, sql, types};

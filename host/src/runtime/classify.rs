@@ -58,7 +58,8 @@ mod tests {
         let engine = wasmtime::Engine::default();
         let resolver: std::sync::Arc<dyn crate::capability::net::Resolve> =
             std::sync::Arc::new(crate::capability::net::SystemResolver);
-        let state = ConnectorState::new("c", &Sandbox::default(), &resolver).unwrap();
+        let state =
+            ConnectorState::new("c", &Sandbox::default(), &resolver, Default::default()).unwrap();
         Store::new(&engine, state)
     }
 

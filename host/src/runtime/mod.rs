@@ -31,6 +31,7 @@ pub use log::{LineFilter, RunLog};
 pub use sandbox::{ConnectorState, Limits, Sandbox};
 pub use source::{SourceInstance, WasmReader};
 
+use crate::capability::bundle::Bundle;
 use crate::capability::manifest::Manifest;
 use crate::capability::net::{Resolve, SystemResolver};
 use crate::protocol::{ConnectorError, ConnectorKind, Failure};
@@ -240,6 +241,7 @@ impl Runtime {
             ));
         }
         let manifest = Manifest::from_component(bytes).map_err(|e| not(e.to_string()))?;
+        let bundle = Bundle::from_component(bytes).map_err(|e| not(e.to_string()))?;
         let digest = crate::boundary::crypto::sha256_hex(bytes);
         let compile_err = |e: wasmtime::Error| {
             not(format!(
@@ -316,6 +318,7 @@ impl Runtime {
             pre,
             component,
             manifest,
+            bundle: Arc::new(bundle),
         })
     }
 
@@ -324,7 +327,13 @@ impl Runtime {
         connector: &Connector,
         sandbox: &Sandbox,
     ) -> Result<Store<ConnectorState>, ConnectorError> {
-        let state = ConnectorState::new(&connector.name, sandbox, &self.resolver).map_err(|e| {
+        let state = ConnectorState::new(
+            &connector.name,
+            sandbox,
+            &self.resolver,
+            connector.bundle.clone(),
+        )
+        .map_err(|e| {
             ConnectorError::new(
                 &connector.name,
                 "instantiate",
@@ -350,7 +359,8 @@ fn link_error(e: &wasmtime::Error) -> String {
     };
     format!(
         "it needs an import the sandbox does not provide ({text}){hint}; connectors may import \
-         `sluice:connector/logging`, `wasi:http/outgoing-handler` and WASI 0.2 clocks, random, \
+         `sluice:connector/logging`, `sql` and `bundle`, `wasi:http/outgoing-handler` and WASI \
+         0.2 clocks, random, \
          cli and filesystem, nothing else"
     )
 }
@@ -363,6 +373,7 @@ pub struct Connector {
     pre: ConnectorPre,
     component: Component,
     manifest: Manifest,
+    bundle: Arc<Bundle>,
 }
 
 enum ConnectorPre {
@@ -389,6 +400,11 @@ impl Connector {
     /// What it says it is and asks for.
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
+    }
+
+    /// The files packed into it (none for most connectors).
+    pub fn bundle(&self) -> &Bundle {
+        &self.bundle
     }
 
     /// Whether loading hit the compiled cache.

@@ -9,10 +9,11 @@ use wasmtime::{ResourceLimiter, StoreContextMut, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use super::bindings::{logging, types};
+use super::bindings::{bundle, logging, types};
 use super::log::RunLog;
 use super::stdio::LogStream;
 use crate::boundary::events::EventLog;
+use crate::capability::bundle::Bundle;
 use crate::capability::net::{HttpHooks, NetPolicy, Resolve};
 use crate::capability::{Database, Preopen, fs};
 use crate::protocol::LogLevel;
@@ -81,6 +82,7 @@ pub struct ConnectorState {
     sql: Vec<Arc<Database>>,
     /// SQL sessions the connector holds open now.
     pub(crate) sql_open: usize,
+    bundle: Arc<Bundle>,
 }
 
 impl ConnectorState {
@@ -90,6 +92,7 @@ impl ConnectorState {
         name: &str,
         sandbox: &Sandbox,
         resolver: &Arc<dyn Resolve>,
+        bundle: Arc<Bundle>,
     ) -> Result<Self, fs::FsGrantError> {
         let mut builder = WasiCtxBuilder::new();
         // File I/O runs inline on the calling task instead of a blocking-pool hop per call.
@@ -126,6 +129,7 @@ impl ConnectorState {
             events: sandbox.events.clone(),
             sql: sandbox.sql.clone(),
             sql_open: 0,
+            bundle,
         })
     }
 
@@ -241,5 +245,16 @@ impl logging::Host for ConnectorState {
             logging::Level::Error => LogLevel::Error,
         };
         self.log.push(&self.name, level, &message);
+    }
+}
+
+/// The files packed into the component: read-only, its own.
+impl bundle::Host for ConnectorState {
+    fn names(&mut self) -> Vec<String> {
+        self.bundle.names()
+    }
+
+    fn read(&mut self, name: String) -> Option<Vec<u8>> {
+        self.bundle.get(&name).map(<[u8]>::to_vec)
     }
 }
