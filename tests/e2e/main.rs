@@ -2,6 +2,7 @@
 //!
 //! Run with `cargo xtask test`, which builds the connectors and the binary first.
 
+mod airbyte_import;
 mod api;
 mod api_e2e;
 mod api_schedule;

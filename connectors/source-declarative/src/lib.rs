@@ -36,14 +36,87 @@ use read::StreamRead;
 use request::{HttpRequest, HttpResponse, Transport};
 
 /// The connector's config: a manifest and the config it is run with.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+///
+/// A component made by `sluice connector import-airbyte` carries its manifest packed with it
+/// (`manifest.json` in its bundle): its config is then the manifest's own config, as the
+/// manifest's `spec` describes it. Otherwise the config names both.
+#[derive(Debug, Clone)]
 pub struct Config {
     /// The declarative manifest, as JSON.
     pub manifest: Value,
     /// The manifest's config (as its `spec` describes).
-    #[serde(default)]
     pub config: Value,
+}
+
+/// The config of a component that carries no manifest.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Unbundled {
+    manifest: Value,
+    #[serde(default)]
+    config: Value,
+}
+
+impl<'de> Deserialize<'de> for Config {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        match bundled_manifest().map_err(serde::de::Error::custom)? {
+            Some(manifest) => Ok(Config {
+                manifest: manifest.clone(),
+                config: Value::deserialize(d)?,
+            }),
+            None => {
+                let u = Unbundled::deserialize(d)?;
+                Ok(Config {
+                    manifest: u.manifest,
+                    config: u.config,
+                })
+            }
+        }
+    }
+}
+
+/// The name of the packed manifest.
+pub const BUNDLED_MANIFEST: &str = "manifest.json";
+
+/// The manifest packed with this component, if it carries one.
+pub fn bundled_manifest() -> std::result::Result<Option<&'static Value>, String> {
+    static MANIFEST: std::sync::OnceLock<std::result::Result<Option<Value>, String>> =
+        std::sync::OnceLock::new();
+    MANIFEST
+        .get_or_init(|| match sluice_sdk::bundle::read(BUNDLED_MANIFEST) {
+            None => Ok(None),
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| format!("the packed `{BUNDLED_MANIFEST}` is not JSON: {e}")),
+        })
+        .as_ref()
+        .map(Option::as_ref)
+        .map_err(Clone::clone)
+}
+
+/// The config schema of a manifest's `spec`: its `connection_specification`, with every
+/// `airbyte_secret: true` field also marked `"secret": true` (sluice's mark, so the host hides
+/// and binds it).
+pub fn config_schema(manifest: &Value) -> Value {
+    fn mark(v: &mut Value) {
+        match v {
+            Value::Object(m) => {
+                if m.get("airbyte_secret") == Some(&Value::Bool(true)) {
+                    m.insert("secret".into(), Value::Bool(true));
+                }
+                m.values_mut().for_each(mark);
+            }
+            Value::Array(a) => a.iter_mut().for_each(mark),
+            _ => {}
+        }
+    }
+    let mut schema = manifest
+        .pointer("/spec/connection_specification")
+        .filter(|s| s.is_object())
+        .cloned()
+        .unwrap_or_else(|| json!({"type": "object"}));
+    mark(&mut schema);
+    schema
 }
 
 impl Config {
@@ -93,6 +166,12 @@ pub struct DeclarativeSourceConnector;
 pub fn describe(s: &DeclarativeStream, config: &Value) -> Result<Stream> {
     let schema = match &s.schema_loader {
         Some(SchemaLoader::InlineSchemaLoader { schema }) if schema.is_object() => schema.clone(),
+        Some(SchemaLoader::JsonFileSchemaLoader {
+            file_path,
+            parameters,
+        }) if bundled_manifest().is_ok_and(|m| m.is_some()) => {
+            schema_file(&s.name, file_path.as_deref(), parameters, config)?
+        }
         _ => json!({"type": "object"}),
     };
     let mut d = Stream::new(&s.name, schema);
@@ -120,11 +199,51 @@ pub fn describe(s: &DeclarativeStream, config: &Value) -> Result<Stream> {
     Ok(d)
 }
 
+/// A `JsonFileSchemaLoader`'s schema, from the files packed with the manifest: its path
+/// (`./source_x/schemas/NAME.json` by default) from its last `schemas/` on.
+fn schema_file(
+    stream: &str,
+    file_path: Option<&str>,
+    parameters: &model::Parameters,
+    config: &Value,
+) -> Result<Value> {
+    let path = match file_path {
+        Some(p) => {
+            let ctx = interp::Context::new(config, parameters);
+            interp::text(p, &ctx)?.unwrap_or_default()
+        }
+        None => format!("schemas/{stream}.json"),
+    };
+    let name = match path.rfind("schemas/") {
+        Some(i) => path[i..].to_string(),
+        None => format!("schemas/{}", path.rsplit('/').next().unwrap_or_default()),
+    };
+    let bytes = sluice_sdk::bundle::read(&name).ok_or_else(|| {
+        Error::config(format!(
+            "stream `{stream}`'s schema file `{path}` was not packed with the manifest (looked for `{name}`)"
+        ))
+    })?;
+    let schema: Value = serde_json::from_slice(&bytes).map_err(|e| {
+        Error::config(format!(
+            "stream `{stream}`'s schema `{name}` is not JSON: {e}"
+        ))
+    })?;
+    if !schema.is_object() {
+        return Err(Error::config(format!(
+            "stream `{stream}`'s schema `{name}` is not a JSON object"
+        )));
+    }
+    Ok(schema)
+}
+
 impl Source for DeclarativeSourceConnector {
     type Config = Config;
     type Reader = ManifestReader<HostHttp>;
 
     fn spec() -> Spec {
+        if let Ok(Some(manifest)) = bundled_manifest() {
+            return Spec::new(config_schema(manifest));
+        }
         Spec::new(json!({
             "type": "object",
             "required": ["manifest"],
@@ -249,3 +368,40 @@ impl<T: Transport> Reader for ManifestReader<T> {
 }
 
 sluice_sdk::export_source!(DeclarativeSourceConnector);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_spec_becomes_the_config_schema_with_secrets_marked() {
+        let manifest = json!({"spec": {"type": "Spec", "connection_specification": {
+            "type": "object",
+            "required": ["api_key"],
+            "properties": {
+                "api_key": {"type": "string", "airbyte_secret": true},
+                "nested": {"oneOf": [{"properties": {"password": {"type": "string", "airbyte_secret": true}}}]},
+                "site": {"type": "string", "airbyte_secret": false}
+            }
+        }}});
+        let s = config_schema(&manifest);
+        assert_eq!(s["properties"]["api_key"]["secret"], true);
+        assert_eq!(
+            s["properties"]["nested"]["oneOf"][0]["properties"]["password"]["secret"],
+            true
+        );
+        assert!(s["properties"]["site"].get("secret").is_none());
+        assert_eq!(s["required"], json!(["api_key"]));
+        assert_eq!(config_schema(&json!({})), json!({"type": "object"}));
+    }
+
+    #[test]
+    fn without_a_packed_manifest_the_config_names_both() {
+        let c: Config =
+            serde_json::from_value(json!({"manifest": {"a": 1}, "config": {"b": 2}})).unwrap();
+        assert_eq!(c.manifest, json!({"a": 1}));
+        assert_eq!(c.config, json!({"b": 2}));
+        let e = serde_json::from_value::<Config>(json!({"manifest": {}, "extra": 1})).unwrap_err();
+        assert!(e.to_string().contains("extra"), "{e}");
+    }
+}

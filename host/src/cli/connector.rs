@@ -167,7 +167,7 @@ fn sandbox(
 }
 
 /// Paths (`a.b`) of the fields a JSON schema marks `"secret": true`.
-fn secret_fields(schema: &serde_json::Value, prefix: &str, out: &mut Vec<String>) {
+pub(super) fn secret_fields(schema: &serde_json::Value, prefix: &str, out: &mut Vec<String>) {
     let Some(props) = schema.get("properties").and_then(|p| p.as_object()) else {
         return;
     };
@@ -211,6 +211,7 @@ pub async fn inspect(ctx: &super::Ctx, args: InspectArgs) -> anyhow::Result<Exit
         let out = serde_json::json!({
             "manifest": m,
             "digest": c.digest(),
+            "packed": c.bundle().names(),
             "config_schema": spec.config_schema,
             "secret_fields": secrets,
         });
@@ -242,6 +243,13 @@ pub async fn inspect(ctx: &super::Ctx, args: InspectArgs) -> anyhow::Result<Exit
             "  secret     `{}` held inside the sandbox: {}",
             s.name, s.why
         );
+    }
+    let packed = c.bundle().names();
+    if !packed.is_empty() {
+        println!("\npacked with it (read-only, covered by its digest):");
+        for n in &packed {
+            println!("  {n}");
+        }
     }
     println!(
         "\nconfig fields marked secret (put a `{{{{secret:NAME}}}}` placeholder there, not the value):"

@@ -1,7 +1,9 @@
 //! The marketplace: signed connector packages ([`package`]), the publisher keys that sign them
 //! and that an operator trusts ([`publisher`]), the static index that lists them ([`index`]),
-//! and installing from it with capability review ([`install`]). See `docs/packages.md`.
+//! and installing from it with capability review ([`install`]); Airbyte declarative manifests
+//! imported as packages ([`airbyte`]). See `docs/packages.md` and `docs/airbyte.md`.
 
+pub mod airbyte;
 pub mod fetch;
 pub mod index;
 pub mod install;
