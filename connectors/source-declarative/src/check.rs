@@ -89,13 +89,21 @@ pub fn components(manifest: &Value) -> Result<(), ManifestError> {
 fn walk(node: &Value, path: &mut Vec<String>) -> Result<(), ManifestError> {
     match node {
         Value::Object(map) => {
-            let kind = map.get("type").and_then(Value::as_str);
-            if let Some(kind) = kind {
-                if is_json_schema_type(kind) {
-                    return Ok(());
+            // Schemas are skipped by their place only (below): a component's `type` decides
+            // nothing but which component it is, so `type: object` hides nothing under it.
+            let kind = match map.get("type") {
+                None => None,
+                Some(Value::String(kind)) => {
+                    refuse_unsupported(kind, map, path)?;
+                    Some(kind.as_str())
                 }
-                refuse_unsupported(kind, map, path)?;
-            }
+                Some(other) => {
+                    return Err(ManifestError::at(
+                        path,
+                        format!("`type` must name a component, not `{other}`"),
+                    ));
+                }
+            };
             for (k, v) in map {
                 // Schemas and config specifications are JSON schemas, not components.
                 let schema = matches!(
@@ -122,14 +130,6 @@ fn walk(node: &Value, path: &mut Vec<String>) -> Result<(), ManifestError> {
         }
         _ => Ok(()),
     }
-}
-
-/// JSON schema's own `type` values (lower case), which are not components.
-fn is_json_schema_type(kind: &str) -> bool {
-    matches!(
-        kind,
-        "object" | "array" | "string" | "integer" | "number" | "boolean" | "null"
-    )
 }
 
 fn refuse_unsupported(
@@ -188,6 +188,28 @@ mod tests {
     #[test]
     fn supported_components_pass_and_schemas_and_definitions_are_not_components() {
         components(&source(json!({"type": "NoPagination"}))).unwrap();
+    }
+
+    #[test]
+    fn a_schema_type_or_a_type_that_is_not_text_hides_nothing() {
+        // Found by an outside attack: `type: object` on a stream made the walk skip it whole.
+        let mut m = source(json!({"type": "NoPagination"}));
+        m["streams"][0]["type"] = json!("object");
+        m["streams"][0]["retriever"]["requester"]["type"] = json!("CustomRequester");
+        let e = components(&m).unwrap_err();
+        assert_eq!(e.path, "streams[0]");
+        assert!(e.message.contains("`object`"), "{e}");
+        for bad in [
+            json!(["CustomRetriever"]),
+            json!({"CustomRequester": 1}),
+            json!(7),
+        ] {
+            let mut m = source(json!({"type": "NoPagination"}));
+            m["streams"][0]["retriever"]["type"] = bad.clone();
+            let e = components(&m).unwrap_err();
+            assert_eq!(e.path, "streams[0].retriever", "{bad}");
+            assert!(e.message.contains("must name a component"), "{e}");
+        }
     }
 
     #[test]

@@ -78,6 +78,11 @@ fn env() -> &'static Environment<'static> {
         env.set_undefined_behavior(UndefinedBehavior::Lenient);
         // A template is a few lookups and filters: a loop that runs away is stopped.
         env.set_fuel(Some(TEMPLATE_FUEL));
+        // `debug()` would print the whole context; `indent` and `replace` could build gigabytes
+        // from a few bytes in one instruction (`replace('', s)`): a bounded `replace` instead.
+        env.remove_global("debug");
+        env.remove_filter("indent");
+        env.add_filter("replace", bounded_replace);
         env.set_formatter(|out, _state, value| {
             out.write_str(&py_str(value))
                 .map_err(|_| Error::new(ErrorKind::WriteFailure, "cannot write"))
@@ -406,10 +411,50 @@ fn py_max(args: Rest<minijinja::Value>) -> Result<minijinja::Value, Error> {
         .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, "max() of nothing"))
 }
 
+/// The longest text `replace` may make.
+pub const MAX_REPLACED: usize = 1 << 20;
+
+/// Jinja's `replace(old, new, count=None)`, refusing to make more than [`MAX_REPLACED`] bytes.
+fn bounded_replace(
+    s: String,
+    old: String,
+    new: String,
+    count: Option<usize>,
+) -> Result<String, Error> {
+    let found = if old.is_empty() {
+        s.chars().count() + 1
+    } else {
+        s.matches(old.as_str()).count()
+    };
+    let n = count.map_or(found, |c| c.min(found));
+    let len = s
+        .len()
+        .saturating_add(n.saturating_mul(new.len()))
+        .saturating_sub(n.saturating_mul(old.len()));
+    if len > MAX_REPLACED {
+        return Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!("replace() would make {len} bytes; at most {MAX_REPLACED}"),
+        ));
+    }
+    Ok(s.replacen(old.as_str(), &new, n))
+}
+
 /// `day_delta(days, format='%Y-%m-%dT%H:%M:%S.%f%z')`: now plus `days`, written in `format`.
-fn day_delta(days: f64, format: Option<String>) -> String {
-    let t = time::now() + chrono::Duration::microseconds((days * 86_400e6) as i64);
-    time::strftime(&t, format.as_deref().unwrap_or("%Y-%m-%dT%H:%M:%S.%f%z"))
+fn day_delta(days: f64, format: Option<String>) -> Result<String, Error> {
+    let t = (days.abs() * 86_400.0 <= time::MAX_DURATION_SECS)
+        .then(|| chrono::Duration::microseconds((days * 86_400e6) as i64))
+        .and_then(|d| time::now().checked_add_signed(d))
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidOperation,
+                format!("day_delta({days}) is past the calendar"),
+            )
+        })?;
+    Ok(time::strftime(
+        &t,
+        format.as_deref().unwrap_or("%Y-%m-%dT%H:%M:%S.%f%z"),
+    ))
 }
 
 /// `format_datetime(dt, format, input_format=None)`.

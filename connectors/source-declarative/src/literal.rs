@@ -9,15 +9,21 @@ pub fn eval(text: &str) -> Option<Value> {
     let mut p = Parser {
         s: text.trim_start_matches([' ', '\t']).as_bytes(),
         i: 0,
+        depth: 0,
     };
     let v = p.value()?;
     p.ws();
     (p.i == p.s.len()).then_some(v)
 }
 
+/// Literals nested deeper than this (brackets, signs) stay text, as Python's parser gives up on
+/// them too: the parser recurses, and response data must not choose the stack depth.
+pub const MAX_DEPTH: usize = 100;
+
 struct Parser<'a> {
     s: &'a [u8],
     i: usize,
+    depth: usize,
 }
 
 impl Parser<'_> {
@@ -42,6 +48,16 @@ impl Parser<'_> {
     }
 
     fn value(&mut self) -> Option<Value> {
+        if self.depth >= MAX_DEPTH {
+            return None;
+        }
+        self.depth += 1;
+        let v = self.value_at_depth();
+        self.depth -= 1;
+        v
+    }
+
+    fn value_at_depth(&mut self) -> Option<Value> {
         self.ws();
         match self.peek()? {
             b'[' => {

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::model::DeclarativeSource;
+use crate::model::{DeclarativeSource, DeclarativeStream, PartitionRouter};
 use crate::{ManifestError, check, resolve};
 
 /// The largest manifest accepted, in bytes of JSON.
@@ -19,7 +19,7 @@ pub fn manifest(manifest: &Value) -> Result<DeclarativeSource, ManifestError> {
         ));
     }
     let resolved = resolve::references(manifest)?;
-    let propagated = resolve::parameters(resolved);
+    let propagated = resolve::parameters(resolved)?;
     check::components(&propagated)?;
     let source: DeclarativeSource = serde_path_to_error::deserialize(&propagated).map_err(|e| {
         let path = e.path().to_string();
@@ -32,6 +32,7 @@ pub fn manifest(manifest: &Value) -> Result<DeclarativeSource, ManifestError> {
         return Err(ManifestError::at(&["streams".into()], "it has no streams"));
     }
     for (i, s) in source.streams.iter().enumerate() {
+        routers(s, &format!("streams[{i}]"))?;
         if s.name.is_empty() {
             return Err(ManifestError::at(
                 &["streams".into(), i.to_string(), "name".into()],
@@ -40,6 +41,49 @@ pub fn manifest(manifest: &Value) -> Result<DeclarativeSource, ManifestError> {
         }
     }
     Ok(source)
+}
+
+/// A stream's partition routers (kept as JSON in the model, read when the stream is) decoded
+/// now, parents' too, so a bad one is refused before anything is sent.
+fn routers(s: &DeclarativeStream, at: &str) -> Result<(), ManifestError> {
+    let Some(written) = &s.retriever.partition_router else {
+        return Ok(());
+    };
+    let list: Vec<(String, &Value)> = match written {
+        Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .map(|(j, r)| (format!("{at}.retriever.partition_router[{j}]"), r))
+            .collect(),
+        Value::Null => vec![],
+        one => vec![(format!("{at}.retriever.partition_router"), one)],
+    };
+    for (path, r) in list {
+        let router: PartitionRouter = serde_path_to_error::deserialize(r).map_err(|e| {
+            let inner = e.path().to_string();
+            ManifestError {
+                path: if inner == "." {
+                    path.clone()
+                } else {
+                    format!("{path}.{inner}")
+                },
+                message: e.into_inner().to_string(),
+            }
+        })?;
+        if let PartitionRouter::SubstreamPartitionRouter {
+            parent_stream_configs,
+        } = &router
+        {
+            for (k, p) in parent_stream_configs.iter().enumerate() {
+                // Nesting is bounded by the resolved manifest's.
+                routers(
+                    &p.stream,
+                    &format!("{path}.parent_stream_configs[{k}].stream"),
+                )?;
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

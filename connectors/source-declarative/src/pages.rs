@@ -125,7 +125,8 @@ impl Pages {
                         .as_ref()
                         .and_then(Value::as_i64)
                         .unwrap_or(*start_from_page);
-                    Some(Value::from(current + 1))
+                    // The last page number there is ends the pages.
+                    current.checked_add(1).map(Value::from)
                 }
             }
             PaginationStrategy::OffsetIncrement { .. } => {

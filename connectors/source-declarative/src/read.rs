@@ -407,6 +407,10 @@ fn default_action(status: u16) -> Action {
     }
 }
 
+/// The most retries of one request, whatever `max_retries` says (each waits at most the
+/// longest backoff): a manifest cannot make a request loop forever.
+pub const MAX_RETRIES: u32 = 50;
+
 type Verdict<'a> = (Action, Option<&'a HttpResponseFilter>, Vec<Backoff>, u32);
 
 fn judge<'a>(
@@ -417,7 +421,7 @@ fn judge<'a>(
     match handler {
         None => Ok((default_action(resp.status), None, vec![], 5)),
         Some(ErrorHandler::DefaultErrorHandler(h)) => {
-            let retries = h.max_retries.unwrap_or(5);
+            let retries = h.max_retries.unwrap_or(5).min(MAX_RETRIES);
             for f in &h.response_filters {
                 if matches(f, resp, ctx)? {
                     let action = match f.action.as_deref().map(str::to_ascii_uppercase).as_deref() {

@@ -18,17 +18,69 @@ use crate::ManifestError;
 const MAX_REF_DEPTH: usize = 64;
 /// Most values the resolved manifest may hold (references can multiply a small manifest).
 pub const MAX_RESOLVED_NODES: usize = 500_000;
+/// Most bytes of text the resolved manifest may hold, parameters copied down included: a few
+/// values can each be a long string.
+pub const MAX_RESOLVED_BYTES: usize = 32 << 20;
+/// Deepest nesting of maps and lists in the resolved manifest (every later step walks it
+/// recursively, on the sandbox's stack).
+pub const MAX_NESTING: usize = 100;
+
+/// What resolving has spent so far.
+#[derive(Default)]
+struct Budget {
+    nodes: usize,
+    bytes: usize,
+}
+
+impl Budget {
+    fn spend(&mut self, nodes: usize, bytes: usize, path: &[String]) -> Result<(), ManifestError> {
+        self.nodes += nodes;
+        self.bytes += bytes;
+        if self.nodes > MAX_RESOLVED_NODES {
+            return Err(ManifestError::at(
+                path,
+                format!("its references expand to more than {MAX_RESOLVED_NODES} values"),
+            ));
+        }
+        if self.bytes > MAX_RESOLVED_BYTES {
+            return Err(ManifestError::at(
+                path,
+                format!(
+                    "its references and parameters expand to more than {} MiB",
+                    MAX_RESOLVED_BYTES >> 20
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Values and bytes of text in `v` (its nesting is already bounded).
+fn weight(v: &Value) -> (usize, usize) {
+    match v {
+        Value::String(s) => (1, s.len()),
+        Value::Array(a) => a.iter().fold((1, 0), |(n, b), v| {
+            let (vn, vb) = weight(v);
+            (n + vn, b + vb)
+        }),
+        Value::Object(m) => m.iter().fold((1, 0), |(n, b), (k, v)| {
+            let (vn, vb) = weight(v);
+            (n + vn, b + vb + k.len())
+        }),
+        _ => (1, 8),
+    }
+}
 
 /// Resolve every reference in `manifest`.
 pub fn references(manifest: &Value) -> Result<Value, ManifestError> {
     let mut visiting = BTreeSet::new();
-    let mut nodes = 0;
+    let mut budget = Budget::default();
     evaluate(
         manifest,
         manifest,
         &mut visiting,
         &mut Vec::new(),
-        &mut nodes,
+        &mut budget,
     )
 }
 
@@ -37,13 +89,18 @@ fn evaluate(
     root: &Value,
     visiting: &mut BTreeSet<String>,
     path: &mut Vec<String>,
-    nodes: &mut usize,
+    nodes: &mut Budget,
 ) -> Result<Value, ManifestError> {
-    *nodes += 1;
-    if *nodes > MAX_RESOLVED_NODES {
+    let text = match node {
+        Value::String(s) => s.len(),
+        Value::Object(m) => m.keys().map(String::len).sum(),
+        _ => 8,
+    };
+    nodes.spend(1, text, path)?;
+    if path.len() > MAX_NESTING {
         return Err(ManifestError::at(
             path,
-            format!("its references expand to more than {MAX_RESOLVED_NODES} values"),
+            format!("it nests deeper than {MAX_NESTING} levels (with its references followed)"),
         ));
     }
     match node {
@@ -161,19 +218,29 @@ fn is_json_schema(map: &Map<String, Value>) -> bool {
     }
 }
 
-/// Give every component its default type and push `$parameters` down the tree.
-pub fn parameters(manifest: Value) -> Value {
+/// Give every component its default type and push `$parameters` down the tree (each copy
+/// counted against [`MAX_RESOLVED_BYTES`]: one long parameter over many components multiplies).
+pub fn parameters(manifest: Value) -> Result<Value, ManifestError> {
     let mut root = manifest;
     if let Value::Object(m) = &mut root {
         m.entry("type")
             .or_insert_with(|| Value::String("DeclarativeSource".into()));
     }
-    propagate("", root, &Map::new())
+    let (nodes, bytes) = weight(&root);
+    let mut budget = Budget::default();
+    budget.spend(nodes, bytes, &[])?;
+    propagate("", root, &Map::new(), &mut budget, &mut Vec::new())
 }
 
-fn propagate(parent_field: &str, node: Value, parent_params: &Map<String, Value>) -> Value {
+fn propagate(
+    parent_field: &str,
+    node: Value,
+    parent_params: &Map<String, Value>,
+    budget: &mut Budget,
+    path: &mut Vec<String>,
+) -> Result<Value, ManifestError> {
     let Value::Object(mut component) = node else {
-        return node;
+        return Ok(node);
     };
     if !component.contains_key("type")
         && let Some(t) = default_type(parent_field)
@@ -181,7 +248,7 @@ fn propagate(parent_field: &str, node: Value, parent_params: &Map<String, Value>
         component.insert("type".into(), Value::String(t.into()));
     }
     if !component.contains_key("type") || is_json_schema(&component) {
-        return Value::Object(component);
+        return Ok(Value::Object(component));
     }
     let kind = component
         .get("type")
@@ -199,6 +266,8 @@ fn propagate(parent_field: &str, node: Value, parent_params: &Map<String, Value>
     for (k, v) in &current {
         let empty = component.get(k).is_none_or(is_falsy);
         if empty {
+            let (n, b) = weight(v);
+            budget.spend(n, b, path)?;
             component.insert(k.clone(), v.clone());
         }
     }
@@ -215,30 +284,38 @@ fn propagate(parent_field: &str, node: Value, parent_params: &Map<String, Value>
         let excluded = current.remove(&key);
         let child_field = format!("{kind}.{key}");
         let value = component.remove(&key).unwrap_or(Value::Null);
+        path.push(key.clone());
         let value = match value {
             Value::Array(items) => Value::Array(
                 items
                     .into_iter()
-                    .map(|item| {
+                    .enumerate()
+                    .map(|(i, item)| {
                         if item.is_object() {
-                            propagate(&child_field, item, &current)
+                            path.push(i.to_string());
+                            let r = propagate(&child_field, item, &current, budget, path);
+                            path.pop();
+                            r
                         } else {
-                            item
+                            Ok(item)
                         }
                     })
-                    .collect(),
+                    .collect::<Result<_, _>>()?,
             ),
-            other => propagate(&child_field, other, &current),
+            other => propagate(&child_field, other, &current, budget, path)?,
         };
+        path.pop();
         component.insert(key.clone(), value);
         if let Some(v) = excluded {
             current.insert(key, v);
         }
     }
     if !current.is_empty() {
+        let (n, b) = weight(&Value::Object(current.clone()));
+        budget.spend(n, b, path)?;
         component.insert("$parameters".into(), Value::Object(current));
     }
-    Value::Object(component)
+    Ok(Value::Object(component))
 }
 
 /// Python's truthiness of a JSON value.
@@ -312,7 +389,7 @@ mod tests {
                 "schema_loader": {"type": "InlineSchemaLoader", "schema": {"type": "object", "properties": {"id": {"type": "integer"}}}}
             }]
         });
-        let p = parameters(m);
+        let p = parameters(m).unwrap();
         let s = &p["streams"][0];
         assert_eq!(s["type"], "DeclarativeStream");
         assert_eq!(s["name"], "users");

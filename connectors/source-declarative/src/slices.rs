@@ -38,6 +38,13 @@ impl Slice {
 pub fn product(groups: Vec<Vec<Slice>>) -> Result<Vec<Slice>> {
     let mut out = vec![Slice::default()];
     for g in groups {
+        if out.len().saturating_mul(g.len()) > MAX_SLICES {
+            return Err(Error::fatal(format!(
+                "the stream has more than {MAX_SLICES} partitions ({} × {})",
+                out.len(),
+                g.len()
+            )));
+        }
         let mut next = Vec::with_capacity(out.len() * g.len());
         for a in &out {
             for b in &g {
@@ -168,7 +175,7 @@ impl Windows {
             .and_then(|s| s.get(&self.field))
             .and_then(|v| self.parse(v))
         {
-            from = from.max(saved - lookback);
+            from = from.max(saved.checked_sub_signed(lookback).unwrap_or(from));
         }
         let mut out = Vec::new();
         let within = |a: Time, b: Time| if granularity.is_some() { a < b } else { a <= b };
@@ -183,13 +190,23 @@ impl Windows {
             }
             Some(step) => {
                 while within(from, end) {
-                    let next = from + step;
-                    let window_end = (next - granularity.unwrap_or_else(Duration::zero)).min(end);
+                    // A step past the calendar's end makes the last window.
+                    let (next, last) = match from.checked_add_signed(step) {
+                        Some(next) => (next, false),
+                        None => (end, true),
+                    };
+                    let window_end = next
+                        .checked_sub_signed(granularity.unwrap_or_else(Duration::zero))
+                        .unwrap_or(next)
+                        .min(end);
                     out.push(self.window(c, from, window_end));
                     if out.len() > MAX_SLICES {
                         return Err(Error::config(format!(
                             "the date range makes more than {MAX_SLICES} windows; use a longer `step` or a later start"
                         )));
+                    }
+                    if last {
+                        break;
                     }
                     from = next;
                 }

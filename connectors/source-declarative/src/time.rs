@@ -250,6 +250,19 @@ pub fn parse_iso(text: &str) -> Option<Time> {
 
 /// An ISO 8601 duration (`P1D`, `PT1H30M`, `P1W`, `P1M`), months as 30 days and years as 365
 /// (the CDK's `isodate` keeps calendar months; windows of months are rare and documented).
+/// The longest duration read (about 10,000 years): longer ones are no duration, so that time
+/// arithmetic on them stays inside the calendar.
+pub const MAX_DURATION_SECS: f64 = 10_000.0 * 365.0 * 86_400.0;
+
+/// `secs` as a duration added to `total`, within [`MAX_DURATION_SECS`] altogether.
+fn add_secs(total: Duration, secs: f64) -> Option<Duration> {
+    if !secs.is_finite() || secs.abs() > MAX_DURATION_SECS {
+        return None;
+    }
+    let sum = total.checked_add(&Duration::microseconds((secs * 1e6) as i64))?;
+    (sum.num_seconds().unsigned_abs() as f64 <= MAX_DURATION_SECS).then_some(sum)
+}
+
 pub fn duration(text: &str) -> Option<Duration> {
     let t = text.trim();
     let (neg, t) = match t.strip_prefix('-') {
@@ -279,7 +292,7 @@ pub fn duration(text: &str) -> Option<Duration> {
             'D' => n * 86400.0,
             _ => return None,
         };
-        total += Duration::microseconds((secs * 1e6) as i64);
+        total = add_secs(total, secs)?;
     }
     if !num.is_empty() {
         return None;
@@ -299,7 +312,7 @@ pub fn duration(text: &str) -> Option<Duration> {
                 'S' => n,
                 _ => return None,
             };
-            total += Duration::microseconds((secs * 1e6) as i64);
+            total = add_secs(total, secs)?;
         }
         if !num.is_empty() {
             return None;
