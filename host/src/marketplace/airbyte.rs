@@ -224,10 +224,16 @@ pub fn from_yaml(text: &str, what: &str) -> Result<Value, ImportError> {
             ),
         ));
     }
-    if value.get("type").and_then(Value::as_str) != Some("DeclarativeSource") {
+    // Older manifests leave the root's type out; the CDK gives it.
+    let declarative = match value.get("type") {
+        None => value.get("streams").is_some_and(Value::is_array),
+        Some(t) => t.as_str() == Some("DeclarativeSource"),
+    };
+    if !declarative {
         return Err(not_a_manifest(
             what,
-            "it is not an Airbyte declarative manifest (`type: DeclarativeSource` at its top)"
+            "it is not an Airbyte declarative manifest (`type: DeclarativeSource` and `streams` \
+             at its top)"
                 .into(),
         ));
     }
@@ -377,9 +383,17 @@ pub fn network(manifest: &Value) -> Result<Vec<AllowRule>, ImportError> {
     let mut urls = BTreeSet::new();
     collect_urls(manifest, &mut urls, 0);
     let mut rules = BTreeSet::new();
-    for url in &urls {
-        for r in url_rules(url)? {
-            rules.insert(r);
+    for url in urls.iter().filter(|u| !u.trim().is_empty()) {
+        let templated = url.contains("{{") || url.contains("{%");
+        match url_rules(url) {
+            Ok(found) => rules.extend(found),
+            // A URL chosen by template logic (`{{ 'https://a' if … else 'https://b' }}`):
+            // any host; the grant names the one it uses.
+            Err(_) if templated => {
+                rules.insert("https://*:*".to_string());
+                rules.insert("http://*:*".to_string());
+            }
+            Err(e) => return Err(e),
         }
     }
     rules
@@ -643,6 +657,10 @@ mod tests {
                 "https://c.example.com"
             ]
         );
+        // Template logic choosing the URL asks for any host; an empty url_base asks nothing.
+        let m = serde_json::json!({"a": {"url_base": "{{ 'https://x.example.com' if config.live else 'https://y.example.com' }}"}, "b": {"url_base": ""}});
+        let n: Vec<String> = network(&m).unwrap().iter().map(|r| r.to_string()).collect();
+        assert_eq!(n, ["http://*:*", "https://*:*"]);
     }
 
     #[test]
@@ -668,6 +686,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(v["version"], "6.0.0");
+        let v = from_yaml("version: 0.29.0\nstreams: []\n", "m").unwrap();
+        assert!(
+            v.get("type").is_none(),
+            "an older manifest without the root's type"
+        );
         let e = from_yaml("type: Other\n", "m.yaml")
             .unwrap_err()
             .to_string();
