@@ -1,7 +1,7 @@
 //! `sluice spec|check|discover|runs` and the summary of `sluice run`, as an operator sees them.
 
 use sluice_tests::sluice_cli as sluice;
-use sluice_tests::{Scratch, connector, faker_to_file, test_connector};
+use sluice_tests::{Scratch, connector, faker_to_file, read_jsonl, test_connector};
 
 fn p(path: std::path::PathBuf) -> String {
     path.display().to_string()
@@ -183,5 +183,72 @@ fn check_refuses_a_grant_the_connector_did_not_ask_for() {
     assert!(
         err.contains("outside what `source-faker` requests"),
         "{err}"
+    );
+}
+
+#[test]
+fn state_show_prints_airbytes_format_and_state_import_moves_a_connection_back() {
+    let s = Scratch::new();
+    let streams = "[[streams]]\nname = \"users\"\nsync_mode = \"incremental\"\n";
+    let conn = s.write(
+        "c.toml",
+        &faker_to_file("{ count = 50, seed = 4 }", "jsonl", streams),
+    );
+    let (code, _, err) = sluice(&s, &["run", &p(conn.clone())]);
+    assert_eq!(code, 0, "{err}");
+
+    let (code, out, err) = sluice(&s, &["state", "show", &p(conn.clone())]);
+    assert_eq!(code, 0, "{err}");
+    let shown: serde_json::Value = serde_json::from_str(&out).expect("the state is JSON");
+    let users = shown
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["stream"]["stream_descriptor"]["name"] == "users")
+        .unwrap_or_else(|| panic!("no users state in {out}"));
+    assert_eq!(users["type"], "STREAM");
+    let last = users["stream"]["stream_state"]["updated_at"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Move users back to the cursor of user 40, written as Airbyte writes its output.
+    // (user `id` is updated at 2024-06-01T00:00:00Z plus `id` seconds: see source-faker)
+    let at_40 = "2024-06-01T00:00:40+00:00".to_string();
+    let state_file = s.write(
+        "state.jsonl",
+        &format!(
+            "{}\n{}\n",
+            serde_json::json!({"type": "LOG", "log": {"level": "INFO", "message": "x"}}),
+            serde_json::json!({"type": "STATE", "state": {"type": "STREAM", "stream": {
+                "stream_descriptor": {"name": "users"},
+                "stream_state": {"updated_at": at_40}}}}),
+        ),
+    );
+    let (code, out, err) = sluice(&s, &["state", "import", &p(conn.clone()), &p(state_file)]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("set the state of 1 streams"), "{out}");
+    let (_, out, _) = sluice(&s, &["state", "show", &p(conn.clone())]);
+    assert!(out.contains(&at_40) && !out.contains(&last), "{out}");
+
+    // The next run reads from there: users 41..=50 again.
+    let (code, _, err) = sluice(&s, &["run", &p(conn.clone())]);
+    assert_eq!(code, 0, "{err}");
+    let ids: Vec<u64> = read_jsonl(&s.path("out/users.jsonl"))
+        .iter()
+        .map(|u| u["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 60, "{ids:?}");
+    assert_eq!(&ids[50..], &(41..=50).collect::<Vec<_>>()[..]);
+
+    // A state sluice cannot take is refused by name and changes nothing.
+    let legacy = s.write("legacy.json", r#"[{"type":"LEGACY","data":{}}]"#);
+    let (code, _, err) = sluice(&s, &["state", "import", &p(conn.clone()), &p(legacy)]);
+    assert_ne!(code, 0);
+    assert!(err.contains("LEGACY state"), "{err}");
+    let (_, out, _) = sluice(&s, &["state", "show", &p(conn)]);
+    assert!(
+        out.contains(&last),
+        "the state moved on to the last user: {out}"
     );
 }

@@ -13,6 +13,7 @@ mod samples;
 mod secrets;
 mod serve;
 mod sql;
+mod state;
 mod trust;
 mod worker;
 
@@ -76,6 +77,10 @@ enum Command {
     Runs(history::RunsArgs),
     /// Forget a connection's committed state: its next run reads everything again.
     Reset(history::ResetArgs),
+    /// A connection's committed stream states in Airbyte's format: show them, or import a
+    /// state moved over from Airbyte.
+    #[command(subcommand)]
+    State(state::StateCommand),
     /// The audit log: verify its chain and signatures, or list entries.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -224,6 +229,7 @@ pub fn main() -> ExitCode {
             Command::Discover(a) => connector::discover(&ctx, a).await,
             Command::Runs(a) => history::runs(&ctx, a).await,
             Command::Reset(a) => history::reset(&ctx, a).await,
+            Command::State(a) => state::run(&ctx, a).await,
             Command::Audit(a) => audit::run(&ctx, a).await,
             Command::Keys(a) => keys::run(&ctx, a).await,
             Command::Secrets(a) => secrets::run(&ctx, a).await,

@@ -36,6 +36,29 @@ impl Store {
             .collect()
     }
 
+    /// Set the committed checkpoints of `connection` from outside a run (a state moved over from
+    /// another system), atomically; they are recorded as committed by run 0. Streams not named
+    /// keep theirs.
+    pub async fn import_states(
+        &self,
+        connection: &str,
+        states: &[StreamState],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await.map_err(db("begin state import"))?;
+        let at = now();
+        for s in states {
+            sqlx::query("INSERT INTO stream_state (connection, stream, state, run_id, updated_at) VALUES ($1, $2, $3, 0, $4) ON CONFLICT (connection, stream) DO UPDATE SET state = excluded.state, run_id = excluded.run_id, updated_at = excluded.updated_at")
+                .bind(connection)
+                .bind(&s.stream)
+                .bind(self.seal_text(&state_identity(connection, &s.stream), &s.state))
+                .bind(&at)
+                .execute(&mut *tx)
+                .await
+                .map_err(db("import state"))?;
+        }
+        tx.commit().await.map_err(db("commit state import"))
+    }
+
     /// Forget the committed checkpoints of `connection`: the next run reads from the start.
     pub async fn reset_state(&self, connection: &str) -> Result<u64, StoreError> {
         let done = sqlx::query("DELETE FROM stream_state WHERE connection = $1")

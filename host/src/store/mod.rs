@@ -698,4 +698,38 @@ mod tests {
         assert!(s.states("c").await.unwrap().is_empty());
         assert_eq!(s.states("other").await.unwrap().len(), 1);
     }
+
+    #[tokio::test]
+    async fn imported_states_replace_the_named_streams_and_are_sealed() {
+        let (_d, s) = store().await;
+        let c = s.lock("c").unwrap();
+        let run = s.begin_run(&c, "c", true).await.unwrap();
+        s.commit_checkpoint(run.run_id, 1, "c", &[st("a", "1"), st("b", "1")], &[])
+            .await
+            .unwrap();
+        s.import_states("c", &[st("b", "{\"date\":\"2025-01-02\"}"), st("z", "7")])
+            .await
+            .unwrap();
+        let states: Vec<(String, String, i64)> = s
+            .states("c")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.state.stream, c.state.state, c.run_id))
+            .collect();
+        assert_eq!(
+            states,
+            [
+                ("a".into(), "1".into(), run.run_id),
+                ("b".into(), "{\"date\":\"2025-01-02\"}".into(), 0),
+                ("z".into(), "7".into(), 0),
+            ]
+        );
+        let raw: String = sqlx::query("SELECT state FROM stream_state WHERE stream = 'b'")
+            .fetch_one(&s.pool)
+            .await
+            .unwrap()
+            .get("state");
+        assert!(!raw.contains("2025-01-02"), "sealed at rest: {raw}");
+    }
 }
