@@ -10,6 +10,7 @@
 //! State per incremental stream is the CDK's `{cursor_field: largest cursor value}`, committed
 //! after each date window.
 
+pub mod cache;
 pub mod check;
 pub mod error;
 pub mod interp;
@@ -238,7 +239,7 @@ fn schema_file(
 
 impl Source for DeclarativeSourceConnector {
     type Config = Config;
-    type Reader = ManifestReader<HostHttp>;
+    type Reader = ManifestReader<cache::Cached<HostHttp>>;
 
     fn spec() -> Spec {
         if let Ok(Some(manifest)) = bundled_manifest() {
@@ -270,7 +271,7 @@ impl Source for DeclarativeSourceConnector {
     }
 
     fn read(config: Config, catalog: ConfiguredCatalog, state: State) -> Result<Self::Reader> {
-        ManifestReader::new(config, catalog, state, HostHttp)
+        ManifestReader::new(config, catalog, state, cache::Cached::new(HostHttp))
     }
 }
 

@@ -19,7 +19,8 @@ pub fn manifest(manifest: &Value) -> Result<DeclarativeSource, ManifestError> {
         ));
     }
     let resolved = resolve::references(manifest)?;
-    let propagated = resolve::parameters(resolved)?;
+    let mut propagated = resolve::parameters(resolved)?;
+    crate::cache::mark_parents(&mut propagated);
     check::components(&propagated)?;
     let source: DeclarativeSource = serde_path_to_error::deserialize(&propagated).map_err(|e| {
         let path = e.path().to_string();

@@ -136,6 +136,9 @@ pub struct HttpRequester {
     /// What to do with error responses.
     #[serde(default)]
     pub error_handler: Option<ErrorHandler>,
+    /// Whether its responses are cached for the run (parent streams' are unless `false`).
+    #[serde(default)]
+    pub use_cache: Option<bool>,
     /// Its parameters.
     #[serde(default, rename = "$parameters")]
     pub parameters: Parameters,

@@ -22,6 +22,8 @@ pub struct HttpRequest {
     pub headers: Vec<(String, String)>,
     /// The body, when there is one.
     pub body: Option<Vec<u8>>,
+    /// Its requester caches responses (a parent stream's: see [`crate::cache`]).
+    pub cacheable: bool,
 }
 
 /// A response, read whole.
@@ -311,6 +313,7 @@ pub fn build(requester: &HttpRequester, options: &Options, ctx: &Context) -> Res
         url,
         headers,
         body,
+        cacheable: requester.use_cache == Some(true),
     })
 }
 

@@ -255,13 +255,12 @@ fn propagate(
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
-    // The parent's parameters override the component's own.
-    let mut current = match component.remove("$parameters") {
-        Some(Value::Object(own)) => own,
-        _ => Map::new(),
-    };
-    for (k, v) in parent_params {
-        current.insert(k.clone(), v.clone());
+    // The component's own parameters override its parent's (the CDK's rule for the streams
+    // of a manifest: `{**parent, **own}`), so a parent stream nested in a substream keeps its
+    // own `name` and `path`.
+    let mut current = parent_params.clone();
+    if let Some(Value::Object(own)) = component.remove("$parameters") {
+        current.extend(own);
     }
     for (k, v) in &current {
         let empty = component.get(k).is_none_or(is_falsy);
@@ -396,8 +395,9 @@ mod tests {
         let req = &s["retriever"]["requester"];
         assert_eq!(req["type"], "HttpRequester");
         assert_eq!(req["path"], "/own", "a field the component sets wins");
-        // The parent's parameters override the component's own.
-        assert_eq!(req["$parameters"]["path"], "/users");
+        // The component's own parameters override its parent's, as in the CDK.
+        assert_eq!(req["$parameters"]["path"], "/mine");
+        assert_eq!(req["$parameters"]["name"], "users");
         assert_eq!(req["$parameters"]["extra"], 1);
         assert_eq!(
             s["retriever"]["record_selector"]["extractor"]["type"],

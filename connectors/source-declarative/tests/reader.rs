@@ -398,3 +398,36 @@ fn server_errors_are_retried_as_the_manifest_says_and_limits_are_not_retried_aga
     let e = driver.next(10).unwrap_err();
     assert!(matches!(e, sluice_sdk::Error::RateLimited { .. }), "{e}");
 }
+
+/// Airbyte's runtime caches a parent stream's responses for the run: the projects a substream
+/// partitions on are requested once, however many streams read them.
+#[test]
+fn a_parent_streams_pages_are_requested_once_for_itself_and_its_substreams() {
+    use source_declarative::cache::Cached;
+    let c = config();
+    let cat = catalog(
+        &c,
+        &[
+            ("projects", SyncMode::FullRefresh),
+            ("tasks", SyncMode::Incremental),
+        ],
+    );
+    let mut api = scripted();
+    let reader = ManifestReader::new(c, cat, State::default(), Cached::new(&mut api)).unwrap();
+    let mut driver = ReaderDriver::new(reader);
+    let mut records = 0;
+    while let Some(m) = driver.next(1000).unwrap() {
+        if let Message::Batch { records: lines, .. } = m {
+            records += String::from_utf8(lines).unwrap().lines().count();
+        }
+    }
+    drop(driver);
+    assert_eq!(records, 3 + 2, "every record, as without the cache");
+    let projects: Vec<&str> = api
+        .seen
+        .iter()
+        .map(|r| r.url.as_str())
+        .filter(|u| u.contains("/projects?"))
+        .collect();
+    assert_eq!(projects.len(), 2, "two pages, once: {projects:?}");
+}
