@@ -389,13 +389,16 @@ fn to_time(v: &minijinja::Value) -> Result<Time, Error> {
     ))
 }
 
-/// `timestamp(dt)`: seconds since the epoch, as an integer.
+/// `timestamp(dt)`: seconds since the epoch — a number's as an integer, a date's as a float.
 fn timestamp(v: minijinja::Value) -> Result<minijinja::Value, Error> {
     if v.is_number() {
         let f = f64::try_from(v).unwrap_or(0.0);
         return Ok(minijinja::Value::from(f.trunc() as i64));
     }
-    Ok(minijinja::Value::from(to_time(&v)?.timestamp()))
+    // A date's timestamp is a float in the CDK (`datetime.timestamp()`): `1735689600.0`.
+    Ok(minijinja::Value::from(
+        to_time(&v)?.timestamp_micros() as f64 / 1e6,
+    ))
 }
 
 /// `max(a, b, …)`, Python's.
@@ -551,7 +554,17 @@ mod tests {
         assert_eq!(e("{{ max(1, 3, 2) }}"), Some(json!(3)));
         assert_eq!(
             e("{{ timestamp('2024-01-01T00:00:00Z') }}"),
-            Some(json!(1704067200))
+            Some(json!(1704067200.0)),
+            "a date's timestamp is a float, as in the CDK"
+        );
+        assert_eq!(
+            e("{{ timestamp('2024-01-01T00:00:00Z') * 1000 }}"),
+            Some(json!(1704067200000.0))
+        );
+        assert_eq!(
+            e("{{ timestamp(1.7) }}"),
+            Some(json!(1)),
+            "a number's is an int"
         );
         assert_eq!(
             e("{{ format_datetime('2024-01-01T00:00:00Z', '%Y/%m/%d') }}"),
