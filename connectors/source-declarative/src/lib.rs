@@ -346,8 +346,9 @@ impl<T: Transport> Reader for ManifestReader<T> {
             let mut window_done = false;
             match s.next_page(&mut self.transport, &mut window_done)? {
                 Some(page) => {
-                    for r in &page.records {
-                        out.record(&s.stream.name, r)?;
+                    for mut r in page.records {
+                        records::drop_top_level_nulls(&mut r);
+                        out.record(&s.stream.name, &r)?;
                     }
                     if window_done
                         && *incremental

@@ -96,6 +96,15 @@ pub fn keep(selector: &RecordSelector, record: &Value, ctx: &Context) -> Result<
     Ok(interp::boolean(&f.condition, &ctx)?)
 }
 
+/// Drop a record's top-level fields that are null, as Airbyte's message serializer does
+/// (`omit_none`): a destination fed by the CDK never sees them, so neither does sluice's.
+/// Nulls deeper in the record stay, as they do there.
+pub fn drop_top_level_nulls(record: &mut Value) {
+    if let Value::Object(m) = record {
+        m.retain(|_, v| !v.is_null());
+    }
+}
+
 /// Apply the stream's transformations to `record`, in order.
 pub fn transform(ts: &[Transformation], record: &mut Value, ctx: &Context) -> Result<()> {
     for t in ts {
@@ -186,6 +195,13 @@ fn remove(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn top_level_nulls_are_dropped_and_deeper_ones_kept() {
+        let mut r = json!({"a": null, "b": {"c": null}, "d": [null], "e": 0});
+        drop_top_level_nulls(&mut r);
+        assert_eq!(r, json!({"b": {"c": null}, "d": [null], "e": 0}));
+    }
 
     fn selector(v: Value) -> RecordSelector {
         serde_json::from_value(v).unwrap()
