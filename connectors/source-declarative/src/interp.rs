@@ -83,6 +83,9 @@ fn env() -> &'static Environment<'static> {
         env.remove_global("debug");
         env.remove_filter("indent");
         env.add_filter("replace", bounded_replace);
+        // Python's methods on dicts, lists and strings (`config.get('x', [])`, `s.split(',')`),
+        // as manifests call them: minijinja-contrib's, with `str.replace` bounded like the filter.
+        env.set_unknown_method_callback(python_method);
         env.set_formatter(|out, _state, value| {
             out.write_str(&py_str(value))
                 .map_err(|_| Error::new(ErrorKind::WriteFailure, "cannot write"))
@@ -414,6 +417,23 @@ fn py_max(args: Rest<minijinja::Value>) -> Result<minijinja::Value, Error> {
         .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, "max() of nothing"))
 }
 
+/// A method minijinja does not have, as Python has it.
+fn python_method(
+    state: &State,
+    value: &minijinja::Value,
+    method: &str,
+    args: &[minijinja::Value],
+) -> Result<minijinja::Value, Error> {
+    if method == "replace"
+        && let Some(s) = value.as_str()
+    {
+        let (old, new, count): (String, String, Option<i64>) = minijinja::value::from_args(args)?;
+        let count = count.and_then(|c| usize::try_from(c).ok());
+        return bounded_replace(s.to_string(), old, new, count).map(minijinja::Value::from);
+    }
+    minijinja_contrib::pycompat::unknown_method_callback(state, value, method, args)
+}
+
 /// The longest text `replace` may make.
 pub const MAX_REPLACED: usize = 1 << 20;
 
@@ -609,6 +629,11 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.0.contains("fuel"), "{e}");
+        let e = eval("{{ ('x' * 1000).replace('x', 'y' * 2000) }}", &c).unwrap_err();
+        assert!(
+            e.0.contains("replace"),
+            "str.replace is bounded like the filter: {e}"
+        );
         let e = eval("{{ now_utc().astimezone() }}", &c).unwrap_err();
         assert!(e.0.contains("astimezone"), "{e}");
     }
