@@ -304,6 +304,18 @@ pub fn build(requester: &HttpRequester, options: &Options, ctx: &Context) -> Res
         }
     }
 
+    // A parameter the URL already carries with the same value (a next-page URL that repeats
+    // them) is not sent twice: the CDK's `_dedupe_query_params`.
+    if let Some((_, query)) = url.split_once('?') {
+        let mut first: Vec<(String, String)> = Vec::new();
+        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+            // (`parse_qs` leaves blank values out)
+            if !v.is_empty() && !first.iter().any(|(f, _)| *f == k) {
+                first.push((k.into_owned(), v.into_owned()));
+            }
+        }
+        params.retain(|(k, v)| !first.iter().any(|(f, fv)| f == k && fv == v));
+    }
     if !params.is_empty() {
         url.push(if url.contains('?') { '&' } else { '?' });
         url.push_str(&encode_pairs(&params));
@@ -459,6 +471,28 @@ mod tests {
             vec![("Accept".to_string(), "application/json".to_string())]
         );
         assert_eq!(req.body, None);
+    }
+
+    #[test]
+    fn a_next_page_url_that_repeats_the_parameters_does_not_get_them_twice() {
+        let r = requester(json!({
+            "url_base": "https://x.example.com",
+            "request_parameters": {"per_page": "100", "since": "2024-01-01 00:00", "other": "1"}
+        }));
+        let ctx = Context::new(&json!({}), &Map::new());
+        let o = Options {
+            path: Some(
+                "https://x.example.com/people?per_page=100&since=2024-01-01+00%3A00&other=2&page=2"
+                    .into(),
+            ),
+            ..Options::default()
+        };
+        let req = build(&r, &o, &ctx).unwrap();
+        assert_eq!(
+            req.url,
+            "https://x.example.com/people?per_page=100&since=2024-01-01+00%3A00&other=2&page=2&other=1",
+            "same key and value: dropped; another value: sent, as the CDK does"
+        );
     }
 
     #[test]
