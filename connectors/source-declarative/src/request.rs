@@ -140,7 +140,15 @@ impl Options {
 
 /// Evaluate a request's mapping (`request_parameters`, `request_headers`): a map of templates,
 /// or one template of a map. Values that render empty or to None are left out.
-fn mapping(value: &Option<Value>, ctx: &Context, what: &str) -> Result<Vec<(String, Value)>> {
+/// With `as_text` (query parameters and form bodies), a rendered value is read as a Python
+/// literal only when that gives a string or a list, else the rendered text is kept — the CDK's
+/// `valid_value_types=(str, list)`: `{{ config.get('lang') }}` sends `None`, `"1.50"` stays.
+fn mapping(
+    value: &Option<Value>,
+    ctx: &Context,
+    what: &str,
+    as_text: bool,
+) -> Result<Vec<(String, Value)>> {
     let Some(value) = value else {
         return Ok(Vec::new());
     };
@@ -167,6 +175,12 @@ fn mapping(value: &Option<Value>, ctx: &Context, what: &str) -> Result<Vec<(Stri
             continue;
         };
         let value = match v {
+            Value::String(t) if as_text => {
+                interp::text(&t, ctx)?.map(|text| match crate::literal::eval(&text) {
+                    Some(v @ (Value::String(_) | Value::Array(_))) => v,
+                    _ => Value::String(text),
+                })
+            }
             Value::String(t) => interp::eval(&t, ctx)?,
             other => Some(other),
         };
@@ -231,20 +245,24 @@ pub fn build(requester: &HttpRequester, options: &Options, ctx: &Context) -> Res
     };
     let mut url = join_url(&base, &path);
 
-    let mut params: Vec<(String, String)> =
-        mapping(&requester.request_parameters, &ctx, "request_parameters")?
-            .into_iter()
-            .flat_map(|(k, v)| match v {
-                // `requests` sends each item of a list as the same parameter.
-                Value::Array(items) => items
-                    .iter()
-                    .map(|i| (k.clone(), interp::json_str(i)))
-                    .collect::<Vec<_>>(),
-                v => vec![(k, interp::json_str(&v))],
-            })
-            .collect();
+    let mut params: Vec<(String, String)> = mapping(
+        &requester.request_parameters,
+        &ctx,
+        "request_parameters",
+        true,
+    )?
+    .into_iter()
+    .flat_map(|(k, v)| match v {
+        // `requests` sends each item of a list as the same parameter.
+        Value::Array(items) => items
+            .iter()
+            .map(|i| (k.clone(), interp::json_str(i)))
+            .collect::<Vec<_>>(),
+        v => vec![(k, interp::json_str(&v))],
+    })
+    .collect();
     let mut headers: Vec<(String, String)> =
-        mapping(&requester.request_headers, &ctx, "request_headers")?
+        mapping(&requester.request_headers, &ctx, "request_headers", false)?
             .into_iter()
             .map(|(k, v)| (k, interp::json_str(&v)))
             .collect();
@@ -284,7 +302,7 @@ pub fn build(requester: &HttpRequester, options: &Options, ctx: &Context) -> Res
                 }
                 Vec::new()
             }
-            other => mapping(other, &ctx, "request_body_data")?
+            other => mapping(other, &ctx, "request_body_data", true)?
                 .into_iter()
                 .map(|(k, v)| (k, interp::json_str(&v)))
                 .collect(),
@@ -471,6 +489,25 @@ mod tests {
             vec![("Accept".to_string(), "application/json".to_string())]
         );
         assert_eq!(req.body, None);
+    }
+
+    #[test]
+    fn query_values_are_the_rendered_text_unless_it_is_a_string_or_list_literal() {
+        let r = requester(json!({
+            "url_base": "https://x.example.com",
+            "request_parameters": {"price": "1.50", "lang": "{{ config.get('lang') }}",
+                "ids": "{{ [1, 2] }}", "quoted": "'a b'", "gone": "{{ config.nope }}"}
+        }));
+        let req = build(
+            &r,
+            &Options::default(),
+            &Context::new(&json!({}), &Map::new()),
+        )
+        .unwrap();
+        assert_eq!(
+            req.url, "https://x.example.com?price=1.50&lang=None&ids=1&ids=2&quoted=a%20b",
+            "as the CDK sends them"
+        );
     }
 
     #[test]
